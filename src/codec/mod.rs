@@ -1,0 +1,459 @@
+//! Compression and decompression of whole streams, block by block.
+//!
+//! Input is read in blocks of `schedule.block_size` bytes, so memory stays bounded whatever the
+//! input size. Each block is tokenized, split into segments, and coded by stepping the model over
+//! all segments in lockstep ([`lockstep::run`]); one range-coder stream per block carries the
+//! symbols in step-major, row-minor order. A block whose coded form would not be smaller than the
+//! original is stored verbatim, so incompressible data grows only by a few header bytes.
+
+mod lockstep;
+mod schedule;
+
+use std::io::{Read, Write};
+
+use crate::coder::{BlockDecoder, BlockEncoder};
+use crate::format::{self, BlockHeader, Header, Trailer};
+use crate::models::LanguageModel;
+use crate::stats::{Profile, Stage};
+use crate::{Error, Result};
+
+pub use schedule::{segment_lengths, Schedule};
+
+/// Hooks for progress display, cancellation and side measurements. All methods have no-op
+/// defaults.
+pub trait Observer {
+    /// `bytes` of the original data have been processed so far (approximate within a block).
+    fn progress(&mut self, _bytes: u64) {}
+    /// Returning `true` stops the run with [`Error::Interrupted`] at the next step.
+    fn cancelled(&self) -> bool {
+        false
+    }
+    /// Sees every block of original data (e.g. to run a baseline compressor on the same bytes).
+    fn original_block(&mut self, _data: &[u8]) {}
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// What a compression or decompression did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub original_len: u64,
+    pub archive_len: u64,
+    /// Tokens coded through the model (blocks stored verbatim included: they were modelled too).
+    pub tokens: u64,
+    /// The model's ideal code length for those tokens, Σ -log2 p, in bits (compression only).
+    pub ideal_bits: f64,
+    pub coded_blocks: u64,
+    pub stored_blocks: u64,
+    pub profile: Profile,
+}
+
+/// Compresses `input` into `output` as one `.llmz` archive.
+pub fn compress(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    model: &mut dyn LanguageModel,
+    schedule: &Schedule,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
+    schedule.validate()?;
+    let mut out = CountingWriter::new(output);
+    let mut summary = Summary::default();
+    let info = model.info().clone();
+    let header = Header {
+        model_name: info.name.clone(),
+        fingerprint: info.fingerprint,
+        tokenizer: model.tokenizer().id().to_string(),
+        backend: info.backend.clone(),
+        schedule: *schedule,
+    };
+    summary
+        .profile
+        .time(Stage::Write, || header.write(&mut out))?;
+
+    let mut block = Vec::new();
+    let mut crc_all = crc32fast::Hasher::new();
+    loop {
+        let got = summary.profile.time(Stage::Read, || {
+            read_block(input, schedule.block_size as usize, &mut block)
+        })?;
+        if got == 0 {
+            break;
+        }
+        observer.original_block(&block);
+        crc_all.update(&block);
+        let crc = crc32fast::hash(&block);
+        let start = summary.original_len;
+
+        let tokens = summary.profile.time(Stage::Tokenize, || -> Result<_> {
+            let tokens = model.tokenizer().encode(&block)?;
+            let mut check = Vec::with_capacity(block.len());
+            model.tokenizer().decode(&tokens, &mut check)?;
+            Ok((check == block).then_some(tokens))
+        })?;
+
+        let coded = match tokens {
+            Some(tokens) if !tokens.is_empty() => {
+                let segments = schedule.segments_for(tokens.len());
+                let lengths = segment_lengths(tokens.len(), segments);
+                let offsets = offsets(&lengths);
+                let mut encoder = BlockEncoder::new();
+                let block_len = block.len() as u64;
+                let total = tokens.len() as u64;
+                lockstep::run(
+                    model,
+                    &lengths,
+                    &mut summary.profile,
+                    |done| {
+                        check_cancel(observer)?;
+                        observer.progress(start + block_len * done as u64 / total);
+                        Ok(())
+                    },
+                    |row, t, probs| {
+                        let token = tokens[offsets[row] + t];
+                        encoder.encode(probs, token)?;
+                        Ok(token)
+                    },
+                )?;
+                summary.tokens += total;
+                summary.ideal_bits += encoder.ideal_bits();
+                let payload = summary.profile.time(Stage::ArithCode, || encoder.finish());
+                (payload.len() < block.len()).then_some((total, segments, payload))
+            }
+            _ => None,
+        };
+
+        summary.profile.time(Stage::Write, || -> Result<()> {
+            match coded {
+                Some((tokens, segments, payload)) => {
+                    BlockHeader::Coded {
+                        len: block.len() as u64,
+                        tokens,
+                        segments: segments as u64,
+                        payload_len: payload.len() as u64,
+                        crc,
+                    }
+                    .write(&mut out)?;
+                    out.write_all(&payload)?;
+                    summary.coded_blocks += 1;
+                }
+                None => {
+                    BlockHeader::Stored {
+                        len: block.len() as u64,
+                        crc,
+                    }
+                    .write(&mut out)?;
+                    out.write_all(&block)?;
+                    summary.stored_blocks += 1;
+                }
+            }
+            Ok(())
+        })?;
+        summary.original_len += got as u64;
+        observer.progress(summary.original_len);
+    }
+
+    summary.profile.time(Stage::Write, || -> Result<()> {
+        BlockHeader::End.write(&mut out)?;
+        Trailer {
+            original_len: summary.original_len,
+            crc: crc_all.finalize(),
+        }
+        .write(&mut out)?;
+        out.flush()?;
+        Ok(())
+    })?;
+    summary.archive_len = out.count;
+    Ok(summary)
+}
+
+/// Reads an archive: first the header (so the caller can pick the model it names), then the data.
+pub struct Decompressor<R> {
+    input: CountingReader<R>,
+    header: Header,
+}
+
+impl<R: Read> Decompressor<R> {
+    /// Reads and validates the header.
+    pub fn new(input: R) -> Result<Self> {
+        let mut input = CountingReader::new(input);
+        let header = Header::read(&mut input)?;
+        Ok(Decompressor { input, header })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Refuses a model or backend that cannot reproduce the archive's probabilities.
+    pub fn check_model(&self, model: &dyn LanguageModel) -> Result<()> {
+        let info = model.info();
+        let h = &self.header;
+        if info.fingerprint != h.fingerprint {
+            return Err(Error::ModelMismatch {
+                needed_name: h.model_name.clone(),
+                needed_fingerprint: h.fingerprint,
+                given_name: info.name.clone(),
+                given_fingerprint: info.fingerprint,
+            });
+        }
+        if model.tokenizer().id() != h.tokenizer {
+            return Err(Error::Corrupt(format!(
+                "archive was tokenized with '{}', the model uses '{}'",
+                h.tokenizer,
+                model.tokenizer().id()
+            )));
+        }
+        if info.backend.device != h.backend.device || info.backend.dtype != h.backend.dtype {
+            return Err(Error::BackendMismatch {
+                needed: h.backend.to_string(),
+                given: info.backend.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes every block into `output`. A block reaches `output` only after its checksum has
+    /// been verified, so a corrupt archive never yields unverified bytes.
+    pub fn run(
+        mut self,
+        output: &mut dyn Write,
+        model: &mut dyn LanguageModel,
+        observer: &mut dyn Observer,
+    ) -> Result<Summary> {
+        self.check_model(model)?;
+        let schedule = self.header.schedule;
+        let mut summary = Summary::default();
+        let mut payload = Vec::new();
+        let mut block = Vec::new();
+        let mut crc_all = crc32fast::Hasher::new();
+        loop {
+            let header = summary.profile.time(Stage::Read, || {
+                BlockHeader::read(&mut self.input, &schedule)
+            })?;
+            let (len, crc) = match header {
+                BlockHeader::End => break,
+                BlockHeader::Stored { len, crc } => {
+                    summary.profile.time(Stage::Read, || {
+                        format::read_payload(&mut self.input, len, &mut block)
+                    })?;
+                    summary.stored_blocks += 1;
+                    (len, crc)
+                }
+                BlockHeader::Coded {
+                    len,
+                    tokens,
+                    segments,
+                    payload_len,
+                    crc,
+                } => {
+                    summary.profile.time(Stage::Read, || {
+                        format::read_payload(&mut self.input, payload_len, &mut payload)
+                    })?;
+                    let lengths = segment_lengths(tokens as usize, segments as usize);
+                    let mut rows: Vec<Vec<u32>> =
+                        lengths.iter().map(|&l| Vec::with_capacity(l)).collect();
+                    let mut decoder = BlockDecoder::new(&payload)?;
+                    let start = summary.original_len;
+                    let vocab = model.info().vocab_size as u32;
+                    lockstep::run(
+                        model,
+                        &lengths,
+                        &mut summary.profile,
+                        |done| {
+                            check_cancel(observer)?;
+                            observer.progress(start + len * done as u64 / tokens);
+                            Ok(())
+                        },
+                        |row, _t, probs| {
+                            let token = decoder.decode(probs)?;
+                            debug_assert!(token < vocab);
+                            rows[row].push(token);
+                            Ok(token)
+                        },
+                    )?;
+                    summary.tokens += tokens;
+                    block.clear();
+                    summary.profile.time(Stage::Tokenize, || -> Result<()> {
+                        let tokenizer = model.tokenizer();
+                        for row in &rows {
+                            tokenizer.decode(row, &mut block)?;
+                        }
+                        Ok(())
+                    })?;
+                    summary.coded_blocks += 1;
+                    (len, crc)
+                }
+            };
+            if block.len() as u64 != len || crc32fast::hash(&block) != crc {
+                return Err(self.corruption("a block's checksum does not match"));
+            }
+            observer.original_block(&block);
+            crc_all.update(&block);
+            summary
+                .profile
+                .time(Stage::Write, || output.write_all(&block))?;
+            summary.original_len += len;
+            observer.progress(summary.original_len);
+        }
+        let trailer = Trailer::read(&mut self.input)?;
+        format::expect_end(&mut self.input)?;
+        if trailer.original_len != summary.original_len || trailer.crc != crc_all.finalize() {
+            return Err(self.corruption("the length or checksum of the whole file does not match"));
+        }
+        summary.profile.time(Stage::Write, || output.flush())?;
+        summary.archive_len = self.input.count;
+        Ok(summary)
+    }
+
+    /// A corruption error that also points at a platform difference, the one innocent cause.
+    fn corruption(&self, what: &str) -> Error {
+        let here = crate::models::Backend::of(&candle_core::Device::Cpu, "").platform;
+        let mut msg = what.to_string();
+        if self.header.backend.platform != here {
+            msg.push_str(&format!(
+                " (the archive was made on {}, this machine is {here}: floating-point kernels can \
+                 differ between CPU families, so decompress it on a {} machine)",
+                self.header.backend.platform, self.header.backend.platform
+            ));
+        }
+        Error::Corrupt(msg)
+    }
+}
+
+/// Facts about an archive gathered without a model.
+#[derive(Debug, Clone)]
+pub struct ArchiveInfo {
+    pub header: Header,
+    pub archive_len: u64,
+    pub original_len: u64,
+    pub coded_blocks: u64,
+    pub stored_blocks: u64,
+    pub tokens: u64,
+    /// Bytes of range-coder payload (coded blocks) plus stored bytes.
+    pub payload_bytes: u64,
+    pub crc: u32,
+}
+
+/// Walks an archive's structure (header, block headers, trailer) without decoding.
+pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
+    let mut input = CountingReader::new(input);
+    let header = Header::read(&mut input)?;
+    let mut info = ArchiveInfo {
+        header: header.clone(),
+        archive_len: 0,
+        original_len: 0,
+        coded_blocks: 0,
+        stored_blocks: 0,
+        tokens: 0,
+        payload_bytes: 0,
+        crc: 0,
+    };
+    loop {
+        let (len, skip) = match BlockHeader::read(&mut input, &header.schedule)? {
+            BlockHeader::End => break,
+            BlockHeader::Stored { len, .. } => {
+                info.stored_blocks += 1;
+                (len, len)
+            }
+            BlockHeader::Coded {
+                len,
+                tokens,
+                payload_len,
+                ..
+            } => {
+                info.coded_blocks += 1;
+                info.tokens += tokens;
+                (len, payload_len)
+            }
+        };
+        let skipped = std::io::copy(&mut (&mut input).take(skip), &mut std::io::sink())?;
+        if skipped < skip {
+            return Err(Error::Truncated("the file ends inside a block payload".into()));
+        }
+        info.original_len += len;
+        info.payload_bytes += skip;
+    }
+    let trailer = Trailer::read(&mut input)?;
+    format::expect_end(&mut input)?;
+    if trailer.original_len != info.original_len {
+        return Err(Error::Corrupt(
+            "the trailer's length does not match the blocks".into(),
+        ));
+    }
+    info.crc = trailer.crc;
+    info.archive_len = input.count;
+    Ok(info)
+}
+
+fn check_cancel(observer: &dyn Observer) -> Result<()> {
+    if observer.cancelled() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+fn offsets(lengths: &[usize]) -> Vec<usize> {
+    lengths
+        .iter()
+        .scan(0, |acc, &l| {
+            let o = *acc;
+            *acc += l;
+            Some(o)
+        })
+        .collect()
+}
+
+/// Fills `buf` with up to `size` bytes, reading until the block is full or the input ends.
+fn read_block(input: &mut dyn Read, size: usize, buf: &mut Vec<u8>) -> Result<usize> {
+    buf.clear();
+    Read::take(&mut *input, size as u64).read_to_end(buf)?;
+    Ok(buf.len())
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> CountingWriter<W> {
+    fn new(inner: W) -> Self {
+        CountingWriter { inner, count: 0 }
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> CountingReader<R> {
+    fn new(inner: R) -> Self {
+        CountingReader { inner, count: 0 }
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

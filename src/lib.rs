@@ -1,0 +1,26 @@
+//! llmzip: lossless compression driven by neural language models.
+//!
+//! The pipeline is deliberately split into small parts with one job each:
+//!
+//! * [`tokenization`] turns bytes into the symbols a model predicts, and back, losslessly.
+//! * [`models`] holds the [`models::LanguageModel`] trait and the models behind it. The codec only
+//!   ever sees that trait.
+//! * [`coder`] turns a model's probabilities into integer distributions and drives the range coder.
+//! * [`codec`] owns the *schedule*: how the input is cut into blocks and segments and in which order
+//!   the model is stepped. Compressor and decompressor share one implementation of it, which is what
+//!   makes decoding reproduce the encoder's probabilities bit for bit.
+//! * [`format`] reads and writes the `.llmz` container, validating every field before use.
+//!
+//! The command-line tool in `src/main.rs` is a thin layer over this crate.
+
+pub mod baseline;
+pub mod codec;
+pub mod coder;
+pub mod error;
+pub mod format;
+pub mod models;
+pub mod runtime;
+pub mod stats;
+pub mod tokenization;
+
+pub use error::{Error, Result};

@@ -1,0 +1,346 @@
+//! The byte-level GRU: llmzip's small, fast, embedded default model.
+//!
+//! Architecture: token embedding → `num_layers` stacked GRU layers (PyTorch gate order r, z, n)
+//! → linear head over 256 byte values. Input ids are the 256 bytes plus one BOS id (256) that
+//! starts every segment.
+//!
+//! Inference is written with plain candle ops rather than `candle_nn::rnn`, for speed: the first
+//! layer's input projection `embedding · W_ih + b_ih` is folded into a 257-row lookup table once at
+//! load time, so a step costs one gather plus the recurrent matmuls.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::rng::SplitMix64;
+use super::{Backend, Fingerprint, LanguageModel, ModelInfo};
+use crate::tokenization::{ByteTokenizer, Tokenizer};
+use crate::{Error, Result};
+
+/// File names inside a model directory.
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Shape of a GRU model, stored as `config.json` next to the weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GruConfig {
+    /// Always `"gru"`; lets a directory say what it holds.
+    pub arch: String,
+    pub embed_dim: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+}
+
+impl GruConfig {
+    pub fn new(embed_dim: usize, hidden_size: usize, num_layers: usize) -> Self {
+        GruConfig {
+            arch: "gru".into(),
+            embed_dim,
+            hidden_size,
+            num_layers,
+        }
+    }
+
+    /// Number of input ids: 256 bytes plus BOS.
+    pub const INPUTS: usize = 257;
+    /// Number of predicted symbols.
+    pub const VOCAB: usize = 256;
+    /// The id that starts every segment.
+    pub const BOS: u32 = 256;
+
+    /// Expected tensor names and shapes, in a fixed order.
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (e, h) = (self.embed_dim, self.hidden_size);
+        let mut shapes = vec![("embedding.weight".to_string(), vec![Self::INPUTS, e])];
+        for l in 0..self.num_layers {
+            let input = if l == 0 { e } else { h };
+            shapes.push((format!("rnn.{l}.weight_ih"), vec![3 * h, input]));
+            shapes.push((format!("rnn.{l}.weight_hh"), vec![3 * h, h]));
+            shapes.push((format!("rnn.{l}.bias_ih"), vec![3 * h]));
+            shapes.push((format!("rnn.{l}.bias_hh"), vec![3 * h]));
+        }
+        shapes.push(("head.weight".into(), vec![Self::VOCAB, h]));
+        shapes.push(("head.bias".into(), vec![Self::VOCAB]));
+        shapes
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = self.arch == "gru"
+            && (1..=4096).contains(&self.embed_dim)
+            && (1..=8192).contains(&self.hidden_size)
+            && (1..=16).contains(&self.num_layers);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Model(format!("unsupported GRU configuration {self:?}")))
+        }
+    }
+
+    /// Freshly initialised weights (PyTorch's default uniform ±1/√fan-in), reproducible from `seed`.
+    pub fn init_weights(&self, seed: u64, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let mut rng = SplitMix64::new(seed);
+        let mut tensors = HashMap::new();
+        for (name, shape) in self.tensor_shapes() {
+            let bound = if name.starts_with("embedding") {
+                1.0
+            } else {
+                1.0 / (self.hidden_size as f32).sqrt()
+            };
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|_| rng.uniform(bound)).collect();
+            tensors.insert(name, Tensor::from_vec(data, shape, device)?);
+        }
+        Ok(tensors)
+    }
+}
+
+/// Writes a model directory (`config.json` + `model.safetensors`).
+pub fn save_dir(dir: &Path, config: &GruConfig, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(config).expect("config serialises");
+    std::fs::write(dir.join(CONFIG_FILE), json + "\n")?;
+    candle_core::safetensors::save(tensors, dir.join(WEIGHTS_FILE))?;
+    Ok(())
+}
+
+struct Layer {
+    /// `W_ihᵀ` (input × 3H); unused for layer 0, whose projection is the lookup table.
+    w_ih_t: Tensor,
+    b_ih: Tensor,
+    /// `W_hhᵀ` (H × 3H).
+    w_hh_t: Tensor,
+    b_hh: Tensor,
+}
+
+/// A loaded GRU, ready for lockstep inference.
+pub struct Gru {
+    info: ModelInfo,
+    config: GruConfig,
+    device: Device,
+    /// `embedding · W_ih(0)ᵀ + b_ih(0)`, one row per input id (257 × 3H).
+    input_table: Tensor,
+    layers: Vec<Layer>,
+    head_w_t: Tensor,
+    head_b: Tensor,
+    /// Hidden state per layer, `rows × H`.
+    state: Vec<Tensor>,
+}
+
+const EMBEDDED_CONFIG: &[u8] = include_bytes!("../../models/gru/config.json");
+const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../models/gru/model.safetensors");
+
+impl Gru {
+    /// The default model compiled into the binary.
+    pub fn embedded(device: &Device) -> Result<Gru> {
+        Gru::from_bytes("gru", EMBEDDED_CONFIG, EMBEDDED_WEIGHTS, device)
+    }
+
+    /// Loads `config.json` + `model.safetensors` from a directory (or the directory of a given
+    /// `.safetensors` file).
+    pub fn from_dir(path: &Path, device: &Device) -> Result<Gru> {
+        let dir = if path.is_file() {
+            path.parent().unwrap_or(Path::new("."))
+        } else {
+            path
+        };
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| {
+                Error::Model(format!(
+                    "cannot read {}: {e} (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})",
+                    dir.join(name).display()
+                ))
+            })
+        };
+        let config = read(CONFIG_FILE)?;
+        let weights = read(WEIGHTS_FILE)?;
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let name = canonical
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "gru".into());
+        Gru::from_bytes(&name, &config, &weights, device)
+    }
+
+    /// Builds a model from the bytes of its config and safetensors file.
+    pub fn from_bytes(name: &str, config: &[u8], weights: &[u8], device: &Device) -> Result<Gru> {
+        let config: GruConfig = serde_json::from_slice(config)
+            .map_err(|e| Error::Model(format!("{CONFIG_FILE} is not a GRU configuration: {e}")))?;
+        config.validate()?;
+        let tensors = candle_core::safetensors::load_buffer(weights, device)
+            .map_err(|e| Error::Model(format!("{WEIGHTS_FILE} cannot be read: {e}")))?;
+        let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| Error::Model(format!("weights lack tensor '{name}'")))?;
+            if t.dims() != shape {
+                return Err(Error::Model(format!(
+                    "tensor '{name}' has shape {:?}, the configuration needs {shape:?}",
+                    t.dims()
+                )));
+            }
+            Ok(t.to_dtype(DType::F32)?)
+        };
+        let shapes = config.tensor_shapes();
+        let mut by_name = HashMap::new();
+        for (n, s) in &shapes {
+            by_name.insert(n.clone(), get(n, s)?);
+        }
+        let take = |n: &str| by_name[n].clone();
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            layers.push(Layer {
+                w_ih_t: take(&format!("rnn.{l}.weight_ih")).t()?.contiguous()?,
+                b_ih: take(&format!("rnn.{l}.bias_ih")),
+                w_hh_t: take(&format!("rnn.{l}.weight_hh")).t()?.contiguous()?,
+                b_hh: take(&format!("rnn.{l}.bias_hh")),
+            });
+        }
+        let input_table = take("embedding.weight")
+            .matmul(&layers[0].w_ih_t)?
+            .broadcast_add(&layers[0].b_ih)?;
+        let config_json = serde_json::to_vec(&config).expect("config serialises");
+        let info = ModelInfo {
+            name: name.to_string(),
+            fingerprint: Fingerprint::of(&[b"llmzip-gru", &config_json, weights]),
+            vocab_size: GruConfig::VOCAB,
+            bos: GruConfig::BOS,
+            backend: Backend::of(device, "f32"),
+        };
+        Ok(Gru {
+            info,
+            head_w_t: take("head.weight").t()?.contiguous()?,
+            head_b: take("head.bias"),
+            input_table,
+            layers,
+            config,
+            device: device.clone(),
+            state: Vec::new(),
+        })
+    }
+
+    pub fn config(&self) -> &GruConfig {
+        &self.config
+    }
+
+    /// Number of parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.config
+            .tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+}
+
+/// One GRU cell update given the input projection `gi` and the state `h` (PyTorch semantics).
+fn gru_cell(gi: &Tensor, h: &Tensor, layer: &Layer, hidden: usize) -> Result<Tensor> {
+    let gh = h.matmul(&layer.w_hh_t)?.broadcast_add(&layer.b_hh)?;
+    let r = candle_nn::ops::sigmoid(&(gi.narrow(1, 0, hidden)? + gh.narrow(1, 0, hidden)?)?)?;
+    let z = candle_nn::ops::sigmoid(
+        &(gi.narrow(1, hidden, hidden)? + gh.narrow(1, hidden, hidden)?)?,
+    )?;
+    let n = (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?
+        .tanh()?;
+    // h' = (1 - z) ⊙ n + z ⊙ h = n + z ⊙ (h - n)
+    Ok((&n + (z * (h - &n)?)?)?)
+}
+
+impl LanguageModel for Gru {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenizer(&self) -> &dyn Tokenizer {
+        &ByteTokenizer
+    }
+
+    fn reset(&mut self, rows: usize) -> Result<()> {
+        let zeros = Tensor::zeros((rows, self.config.hidden_size), DType::F32, &self.device)?;
+        self.state = vec![zeros; self.config.num_layers];
+        Ok(())
+    }
+
+    fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
+        let rows = inputs.len();
+        if self.state.first().map(|s| s.dim(0)).transpose()? != Some(rows) {
+            return Err(Error::InvalidSetting(format!(
+                "step with {rows} inputs on a batch that was reset for a different size"
+            )));
+        }
+        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= GruConfig::INPUTS) {
+            return Err(Error::InvalidSetting(format!("input id {bad} out of range")));
+        }
+        let hidden = self.config.hidden_size;
+        let ids = Tensor::from_slice(inputs, rows, &self.device)?;
+        let mut x = self.input_table.index_select(&ids, 0)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let gi = if l == 0 {
+                x
+            } else {
+                x.matmul(&layer.w_ih_t)?.broadcast_add(&layer.b_ih)?
+            };
+            let h = gru_cell(&gi, &self.state[l], layer, hidden)?;
+            self.state[l] = h.clone();
+            x = h;
+        }
+        let logits = x.matmul(&self.head_w_t)?.broadcast_add(&self.head_b)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+        Ok(probs.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tiny_model(dir: &Path) -> Gru {
+        let cfg = GruConfig::new(8, 16, 2);
+        let w = cfg.init_weights(1, &Device::Cpu).unwrap();
+        save_dir(dir, &cfg, &w).unwrap();
+        Gru::from_dir(dir, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn probabilities_are_normalised_and_batch_shaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = tiny_model(dir.path());
+        m.reset(3).unwrap();
+        let p = m.step(&[GruConfig::BOS, 65, 0]).unwrap();
+        assert_eq!(p.len(), 3 * 256);
+        for row in p.chunks(256) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-4);
+        }
+        assert!(m.step(&[1, 2]).is_err(), "wrong batch size must be refused");
+    }
+
+    #[test]
+    fn fingerprint_changes_with_weights_and_shape_errors_are_clear() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let cfg = GruConfig::new(8, 16, 1);
+        save_dir(a.path(), &cfg, &cfg.init_weights(1, &Device::Cpu).unwrap()).unwrap();
+        save_dir(b.path(), &cfg, &cfg.init_weights(2, &Device::Cpu).unwrap()).unwrap();
+        let fa = Gru::from_dir(a.path(), &Device::Cpu).unwrap().info().fingerprint;
+        let fb = Gru::from_dir(b.path(), &Device::Cpu).unwrap().info().fingerprint;
+        assert_ne!(fa, fb);
+        // A config that does not match the weights is refused with the tensor's name.
+        let wrong = GruConfig::new(8, 32, 1);
+        std::fs::write(
+            a.path().join(CONFIG_FILE),
+            serde_json::to_string(&wrong).unwrap(),
+        )
+        .unwrap();
+        let err = Gru::from_dir(a.path(), &Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("rnn.0.weight_ih"), "{err}");
+    }
+
+    #[test]
+    fn embedded_model_loads() {
+        let m = Gru::embedded(&Device::Cpu).unwrap();
+        assert_eq!(m.info().vocab_size, 256);
+        assert!(m.parameter_count() > 0);
+    }
+}

@@ -1,0 +1,187 @@
+//! Language models behind one trait, so the codec never knows which model it drives.
+//!
+//! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
+
+mod gru;
+mod rng;
+
+use std::fmt;
+use std::path::Path;
+
+use candle_core::Device;
+use sha2::{Digest, Sha256};
+
+pub use gru::{save_dir, Gru, GruConfig, CONFIG_FILE, WEIGHTS_FILE};
+
+use crate::tokenization::Tokenizer;
+use crate::{Error, Result};
+
+/// Hash of a model's configuration and weights (first 16 bytes of a SHA-256).
+///
+/// Recorded in every archive: decoding with any other model would silently produce garbage, so a
+/// mismatch is refused before decoding starts.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 16]);
+
+impl Fingerprint {
+    /// Hashes the given parts, each prefixed by its length so that boundaries count.
+    pub fn of(parts: &[&[u8]]) -> Fingerprint {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        let digest = h.finalize();
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&digest[..16]);
+        Fingerprint(fp)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// Where and how a model computes: the parts of the environment that change its floating-point
+/// results, and therefore must match between compression and decompression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// `cpu`, `cuda` or `metal`.
+    pub device: String,
+    /// Compute dtype of the model (`f32`, …).
+    pub dtype: String,
+    /// CPU architecture and the SIMD level the matrix kernels dispatch on.
+    pub platform: String,
+}
+
+impl Backend {
+    /// Describes the backend of `device` computing in `dtype` on this machine.
+    pub fn of(device: &Device, dtype: &str) -> Backend {
+        let device = match device {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+            Device::Metal(_) => "metal",
+        };
+        Backend {
+            device: device.into(),
+            dtype: dtype.into(),
+            platform: platform(),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} ({})", self.device, self.dtype, self.platform)
+    }
+}
+
+/// The CPU family as candle's matrix kernels see it: they pick AVX-512, AVX2+FMA or plain SIMD
+/// code at run time, and those can round differently.
+fn platform() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = if std::arch::is_x86_feature_detected!("avx512f") {
+            "avx512"
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            "avx2+fma"
+        } else {
+            "sse"
+        };
+        format!("x86_64+{level}")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}
+
+/// What a model is, for headers and messages.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Name users pass to `-m` (`gru`), or the directory name of a model loaded from a path.
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    /// Number of symbols the model predicts.
+    pub vocab_size: usize,
+    /// Token fed at the first step of every segment, before any real symbol.
+    pub bos: u32,
+    pub backend: Backend,
+}
+
+/// A next-symbol predictor shaped for lockstep batches.
+///
+/// The codec holds `rows` independent streams and asks for all of their next-symbol distributions
+/// at once, one step at a time. Implementations must be deterministic: the same sequence of
+/// `reset`/`step` calls must give bit-identical probabilities, whatever the thread count.
+pub trait LanguageModel {
+    fn info(&self) -> &ModelInfo;
+
+    /// The tokenizer whose ids this model predicts.
+    fn tokenizer(&self) -> &dyn Tokenizer;
+
+    /// Starts a new batch of `rows` empty streams, discarding all state.
+    fn reset(&mut self, rows: usize) -> Result<()>;
+
+    /// Feeds one token per row and returns the next-token probabilities, `rows × vocab_size`,
+    /// row-major.
+    fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>>;
+}
+
+/// Names accepted by `-m` besides paths.
+pub const BUILTIN_MODELS: &[&str] = &["gru"];
+
+/// The model used when none is given.
+pub const DEFAULT_MODEL: &str = "gru";
+
+/// Loads a model by built-in name or from a directory.
+pub fn load(spec: &str, device: &Device) -> Result<Box<dyn LanguageModel>> {
+    match spec {
+        "gru" => Ok(Box::new(Gru::embedded(device)?)),
+        _ => {
+            let path = Path::new(spec);
+            if path.exists() {
+                Ok(Box::new(Gru::from_dir(path, device)?))
+            } else {
+                Err(Error::Model(format!(
+                    "'{spec}' is neither a built-in model ({}) nor an existing path",
+                    BUILTIN_MODELS.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+/// Parses a `--device` value into a candle device.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0).map_err(|e| {
+            Error::InvalidSetting(format!(
+                "cannot use CUDA ({e}); llmzip must be built with `--features cuda` on a machine \
+                 with the CUDA toolkit"
+            ))
+        }),
+        "metal" => Device::new_metal(0).map_err(|e| {
+            Error::InvalidSetting(format!(
+                "cannot use Metal ({e}); llmzip must be built with `--features metal` on macOS"
+            ))
+        }),
+        other => Err(Error::InvalidSetting(format!(
+            "unknown device '{other}' (use cpu, cuda or metal)"
+        ))),
+    }
+}

@@ -1,0 +1,61 @@
+//! Per-stage time profile, as the prototype printed it.
+
+use std::time::{Duration, Instant};
+
+/// The stages a run's time is split into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Read,
+    Tokenize,
+    ModelInfer,
+    /// Range coding (encode or decode) including probability quantization.
+    ArithCode,
+    Write,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Read,
+        Stage::Tokenize,
+        Stage::ModelInfer,
+        Stage::ArithCode,
+        Stage::Write,
+    ];
+
+    /// Name as printed; `decoding` picks the decode name for the coder stage.
+    pub fn name(self, decoding: bool) -> &'static str {
+        match self {
+            Stage::Read => "read",
+            Stage::Tokenize => "tokenize",
+            Stage::ModelInfer => "model_infer",
+            Stage::ArithCode if decoding => "arith_decode",
+            Stage::ArithCode => "arith_encode",
+            Stage::Write => "write",
+        }
+    }
+}
+
+/// Accumulated time per stage.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    totals: [Duration; 5],
+}
+
+impl Profile {
+    /// Runs `f`, charging its time to `stage`.
+    pub fn time<T>(&mut self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.totals[stage as usize] += start.elapsed();
+        out
+    }
+
+    pub fn get(&self, stage: Stage) -> Duration {
+        self.totals[stage as usize]
+    }
+
+    /// Sum over all stages.
+    pub fn total(&self) -> Duration {
+        self.totals.iter().sum()
+    }
+}

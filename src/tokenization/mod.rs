@@ -1,0 +1,20 @@
+//! Tokenizers: reversible maps from bytes to the symbols a model predicts.
+//!
+//! The codec checks `decode(encode(x)) == x` on every block it codes, so a tokenizer that cannot
+//! reproduce some input never costs losslessness: that block is stored instead.
+
+mod bytes;
+
+pub use bytes::ByteTokenizer;
+
+use crate::Result;
+
+/// A reversible mapping between bytes and token ids.
+pub trait Tokenizer: Send + Sync {
+    /// Identity recorded in archive headers (e.g. `bytes`).
+    fn id(&self) -> &str;
+    /// Splits `bytes` into token ids.
+    fn encode(&self, bytes: &[u8]) -> Result<Vec<u32>>;
+    /// Appends the bytes of `tokens` to `out`.
+    fn decode(&self, tokens: &[u32], out: &mut Vec<u8>) -> Result<()>;
+}
