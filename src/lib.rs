@@ -22,5 +22,6 @@ pub mod models;
 pub mod runtime;
 pub mod stats;
 pub mod tokenization;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -20,6 +20,8 @@ pub fn configure_threads(threads: Option<usize>) -> Result<usize> {
     // before spawning anything.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     // Ignore the error if the pool already exists (e.g. in tests that call this twice).
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     Ok(n)
 }

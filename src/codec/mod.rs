@@ -88,6 +88,9 @@ pub fn compress(
         let start = summary.original_len;
 
         let tokens = summary.profile.time(Stage::Tokenize, || -> Result<_> {
+            if looks_incompressible(&block) {
+                return Ok(None);
+            }
             let tokens = model.tokenizer().encode(&block)?;
             let mut check = Vec::with_capacity(block.len());
             model.tokenizer().decode(&tokens, &mut check)?;
@@ -371,7 +374,9 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
         };
         let skipped = std::io::copy(&mut (&mut input).take(skip), &mut std::io::sink())?;
         if skipped < skip {
-            return Err(Error::Truncated("the file ends inside a block payload".into()));
+            return Err(Error::Truncated(
+                "the file ends inside a block payload".into(),
+            ));
         }
         info.original_len += len;
         info.payload_bytes += skip;
@@ -386,6 +391,29 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
     info.crc = trailer.crc;
     info.archive_len = input.count;
     Ok(info)
+}
+
+/// True for blocks whose byte histogram is nearly flat (random, encrypted or already compressed
+/// data). Such blocks are stored without running the model: no model does better on them, and a
+/// stored block needs no model to decode, so this shortcut costs the decoder nothing to replay.
+fn looks_incompressible(block: &[u8]) -> bool {
+    if block.len() < 4096 {
+        return false;
+    }
+    let mut counts = [0u64; 256];
+    for &b in block {
+        counts[b as usize] += 1;
+    }
+    let n = block.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    entropy > 7.9
 }
 
 fn check_cancel(observer: &dyn Observer) -> Result<()> {

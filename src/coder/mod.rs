@@ -33,7 +33,13 @@ pub fn quantize(probs: &[f32], weights: &mut Vec<u32>) -> Result<()> {
             "a distribution over {n} symbols cannot be coded at {PRECISION}-bit precision"
         )));
     }
-    let clean = |p: f32| if p.is_finite() && p > 0.0 { p as f64 } else { 0.0 };
+    let clean = |p: f32| {
+        if p.is_finite() && p > 0.0 {
+            p as f64
+        } else {
+            0.0
+        }
+    };
     let sum: f64 = probs.iter().map(|&p| clean(p)).sum();
     let free = (TOTAL - n) as f64;
     weights.clear();

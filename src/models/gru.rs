@@ -74,7 +74,9 @@ impl GruConfig {
         if ok {
             Ok(())
         } else {
-            Err(Error::Model(format!("unsupported GRU configuration {self:?}")))
+            Err(Error::Model(format!(
+                "unsupported GRU configuration {self:?}"
+            )))
         }
     }
 
@@ -105,13 +107,15 @@ pub fn save_dir(dir: &Path, config: &GruConfig, tensors: &HashMap<String, Tensor
     Ok(())
 }
 
-struct Layer {
-    /// `W_ihᵀ` (input × 3H); unused for layer 0, whose projection is the lookup table.
-    w_ih_t: Tensor,
-    b_ih: Tensor,
+/// One GRU layer's weights, transposed for `x · Wᵀ` products. Shared with the trainer, which
+/// builds it from trainable variables, so training and inference run the same cell code.
+pub(crate) struct GruLayer {
+    /// `W_ihᵀ` (input × 3H); at inference, layer 0 uses the lookup table instead.
+    pub w_ih_t: Tensor,
+    pub b_ih: Tensor,
     /// `W_hhᵀ` (H × 3H).
-    w_hh_t: Tensor,
-    b_hh: Tensor,
+    pub w_hh_t: Tensor,
+    pub b_hh: Tensor,
 }
 
 /// A loaded GRU, ready for lockstep inference.
@@ -121,7 +125,7 @@ pub struct Gru {
     device: Device,
     /// `embedding · W_ih(0)ᵀ + b_ih(0)`, one row per input id (257 × 3H).
     input_table: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<GruLayer>,
     head_w_t: Tensor,
     head_b: Tensor,
     /// Hidden state per layer, `rows × H`.
@@ -190,7 +194,7 @@ impl Gru {
         let take = |n: &str| by_name[n].clone();
         let mut layers = Vec::with_capacity(config.num_layers);
         for l in 0..config.num_layers {
-            layers.push(Layer {
+            layers.push(GruLayer {
                 w_ih_t: take(&format!("rnn.{l}.weight_ih")).t()?.contiguous()?,
                 b_ih: take(&format!("rnn.{l}.bias_ih")),
                 w_hh_t: take(&format!("rnn.{l}.weight_hh")).t()?.contiguous()?,
@@ -235,14 +239,13 @@ impl Gru {
 }
 
 /// One GRU cell update given the input projection `gi` and the state `h` (PyTorch semantics).
-fn gru_cell(gi: &Tensor, h: &Tensor, layer: &Layer, hidden: usize) -> Result<Tensor> {
+pub(crate) fn gru_cell(gi: &Tensor, h: &Tensor, layer: &GruLayer, hidden: usize) -> Result<Tensor> {
     let gh = h.matmul(&layer.w_hh_t)?.broadcast_add(&layer.b_hh)?;
     let r = candle_nn::ops::sigmoid(&(gi.narrow(1, 0, hidden)? + gh.narrow(1, 0, hidden)?)?)?;
-    let z = candle_nn::ops::sigmoid(
-        &(gi.narrow(1, hidden, hidden)? + gh.narrow(1, hidden, hidden)?)?,
-    )?;
-    let n = (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?
-        .tanh()?;
+    let z =
+        candle_nn::ops::sigmoid(&(gi.narrow(1, hidden, hidden)? + gh.narrow(1, hidden, hidden)?)?)?;
+    let n =
+        (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
     // h' = (1 - z) ⊙ n + z ⊙ h = n + z ⊙ (h - n)
     Ok((&n + (z * (h - &n)?)?)?)
 }
@@ -270,7 +273,9 @@ impl LanguageModel for Gru {
             )));
         }
         if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= GruConfig::INPUTS) {
-            return Err(Error::InvalidSetting(format!("input id {bad} out of range")));
+            return Err(Error::InvalidSetting(format!(
+                "input id {bad} out of range"
+            )));
         }
         let hidden = self.config.hidden_size;
         let ids = Tensor::from_slice(inputs, rows, &self.device)?;
@@ -323,8 +328,14 @@ mod tests {
         let cfg = GruConfig::new(8, 16, 1);
         save_dir(a.path(), &cfg, &cfg.init_weights(1, &Device::Cpu).unwrap()).unwrap();
         save_dir(b.path(), &cfg, &cfg.init_weights(2, &Device::Cpu).unwrap()).unwrap();
-        let fa = Gru::from_dir(a.path(), &Device::Cpu).unwrap().info().fingerprint;
-        let fb = Gru::from_dir(b.path(), &Device::Cpu).unwrap().info().fingerprint;
+        let fa = Gru::from_dir(a.path(), &Device::Cpu)
+            .unwrap()
+            .info()
+            .fingerprint;
+        let fb = Gru::from_dir(b.path(), &Device::Cpu)
+            .unwrap()
+            .info()
+            .fingerprint;
         assert_ne!(fa, fb);
         // A config that does not match the weights is refused with the tensor's name.
         let wrong = GruConfig::new(8, 32, 1);
@@ -333,7 +344,10 @@ mod tests {
             serde_json::to_string(&wrong).unwrap(),
         )
         .unwrap();
-        let err = Gru::from_dir(a.path(), &Device::Cpu).err().unwrap().to_string();
+        let err = Gru::from_dir(a.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("rnn.0.weight_ih"), "{err}");
     }
 

@@ -3,7 +3,7 @@
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
 mod gru;
-mod rng;
+pub(crate) mod rng;
 
 use std::fmt;
 use std::path::Path;
@@ -11,6 +11,7 @@ use std::path::Path;
 use candle_core::Device;
 use sha2::{Digest, Sha256};
 
+pub(crate) use gru::{gru_cell, GruLayer};
 pub use gru::{save_dir, Gru, GruConfig, CONFIG_FILE, WEIGHTS_FILE};
 
 use crate::tokenization::Tokenizer;

@@ -19,8 +19,8 @@ impl Tokenizer for ByteTokenizer {
     fn decode(&self, tokens: &[u32], out: &mut Vec<u8>) -> Result<()> {
         out.reserve(tokens.len());
         for &t in tokens {
-            let b = u8::try_from(t)
-                .map_err(|_| Error::Corrupt(format!("token {t} is not a byte")))?;
+            let b =
+                u8::try_from(t).map_err(|_| Error::Corrupt(format!("token {t} is not a byte")))?;
             out.push(b);
         }
         Ok(())

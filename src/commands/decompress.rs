@@ -1,0 +1,65 @@
+//! `llmzip decompress`.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use llmzip::codec::Decompressor;
+use llmzip::format::Trailer;
+use llmzip::models::BUILTIN_MODELS;
+
+use super::files::{decompressed_name, Input};
+use super::models::ModelCache;
+use super::pipeline::{self, FileArgs};
+
+/// Options of `llmzip decompress`.
+#[derive(Debug, Args)]
+pub struct DecompressArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Model to decode with [default: the built-in model the archive names].
+    #[arg(short, long)]
+    pub model: Option<String>,
+}
+
+pub fn run(args: DecompressArgs, models: &mut ModelCache, quiet: bool) -> Result<()> {
+    let jobs = pipeline::plan(&args.files, decompressed_name)?;
+    pipeline::run_all(
+        &args.files,
+        jobs,
+        quiet,
+        true,
+        false,
+        |job, _| match &job.input {
+            Input::File(p) => original_len_hint(p),
+            Input::Stdin => None,
+        },
+        |_, cx| {
+            let decompressor = Decompressor::new(cx.reader)?;
+            let header = decompressor.header();
+            let spec = match &args.model {
+                Some(m) => m.clone(),
+                None if BUILTIN_MODELS.contains(&header.model_name.as_str()) => {
+                    header.model_name.clone()
+                }
+                None => bail!(
+                    "the archive was made with model '{}' (fingerprint {}), which is not built in; \
+                     pass its directory with -m",
+                    header.model_name,
+                    header.fingerprint
+                ),
+            };
+            let model = models.get(&spec)?;
+            Ok(decompressor.run(cx.writer, model, cx.observer)?)
+        },
+    )
+}
+
+/// The original length from the archive's trailer, for the progress bar only (never trusted
+/// for anything else).
+fn original_len_hint(path: &std::path::Path) -> Option<u64> {
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::End(-12)).ok()?;
+    Trailer::read(&mut f).ok().map(|t| t.original_len)
+}

@@ -1,0 +1,168 @@
+//! Inputs and outputs of the file commands, gzip/zstd style: `FILE` → `FILE.llmz` and back,
+//! `-` for stdin/stdout, outputs written to a temporary file and renamed into place only on
+//! success, existing files never overwritten without `-f`, inputs kept unless `--rm`.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tempfile::NamedTempFile;
+
+/// Suffix of llmzip archives.
+pub const SUFFIX: &str = "llmz";
+
+/// Where data comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    pub fn from_arg(p: &Path) -> Input {
+        if p.as_os_str() == "-" {
+            Input::Stdin
+        } else {
+            Input::File(p.to_path_buf())
+        }
+    }
+
+    /// Name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "<stdin>".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Opens the input; files must be regular files.
+    pub fn open(&self) -> Result<(Box<dyn Read>, Option<u64>)> {
+        match self {
+            Input::Stdin => Ok((Box::new(io::stdin().lock()), None)),
+            Input::File(p) => {
+                let meta =
+                    std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+                if meta.is_dir() {
+                    bail!("{} is a directory", p.display());
+                }
+                let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+                Ok((
+                    Box::new(BufReader::with_capacity(1 << 16, f)),
+                    Some(meta.len()),
+                ))
+            }
+        }
+    }
+}
+
+/// Where data goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Output {
+    pub fn name(&self) -> String {
+        match self {
+            Output::Stdout => "<stdout>".into(),
+            Output::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// The output path for compressing `input`: `FILE.llmz`.
+pub fn compressed_name(input: &Path) -> PathBuf {
+    let mut s = input.as_os_str().to_owned();
+    s.push(".");
+    s.push(SUFFIX);
+    PathBuf::from(s)
+}
+
+/// The output path for decompressing `input`: the name without `.llmz`.
+pub fn decompressed_name(input: &Path) -> Result<PathBuf> {
+    match input.extension() {
+        Some(ext) if ext == SUFFIX && input.file_stem().is_some_and(|s| !s.is_empty()) => {
+            Ok(input.with_extension(""))
+        }
+        _ => bail!(
+            "{} does not end in .{SUFFIX}; name the output with -o or use -c",
+            input.display()
+        ),
+    }
+}
+
+/// An output being written: a temporary file next to the destination, or stdout.
+pub enum Sink {
+    Stdout(io::StdoutLock<'static>),
+    Temp {
+        file: BufWriter<NamedTempFile>,
+        dest: PathBuf,
+        force: bool,
+    },
+}
+
+impl Sink {
+    /// Prepares writing to `output`. Refuses early if the destination exists and `force` is off,
+    /// before any work is done.
+    pub fn create(output: &Output, force: bool) -> Result<Sink> {
+        match output {
+            Output::Stdout => Ok(Sink::Stdout(io::stdout().lock())),
+            Output::File(dest) => {
+                if !force && dest.exists() {
+                    bail!("{} already exists; use -f to overwrite it", dest.display());
+                }
+                let dir = match dest.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                let tmp = tempfile::Builder::new()
+                    .prefix(".llmzip-")
+                    .suffix(".tmp")
+                    .tempfile_in(dir)
+                    .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+                Ok(Sink::Temp {
+                    file: BufWriter::with_capacity(1 << 16, tmp),
+                    dest: dest.clone(),
+                    force,
+                })
+            }
+        }
+    }
+
+    pub fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Stdout(s) => s,
+            Sink::Temp { file, .. } => file,
+        }
+    }
+
+    /// Makes the output visible: flushes, syncs and renames the temporary file into place.
+    /// Dropping a `Sink` without calling this deletes the temporary file.
+    pub fn commit(self, permissions_from: Option<&Path>) -> Result<()> {
+        match self {
+            Sink::Stdout(mut s) => Ok(s.flush()?),
+            Sink::Temp { file, dest, force } => {
+                let tmp = file.into_inner().map_err(|e| e.into_error())?;
+                tmp.as_file().sync_all()?;
+                if let Some(src) = permissions_from {
+                    if let Ok(meta) = std::fs::metadata(src) {
+                        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+                    }
+                }
+                let result = if force {
+                    tmp.persist(&dest).map(|_| ())
+                } else {
+                    tmp.persist_noclobber(&dest).map(|_| ())
+                };
+                result.map_err(|e| anyhow::anyhow!("cannot write {}: {}", dest.display(), e.error))
+            }
+        }
+    }
+}
+
+/// True when writing binary data to `output` would spray it over a terminal.
+pub fn is_terminal_stdout(output: &Output) -> bool {
+    matches!(output, Output::Stdout) && io::stdout().is_terminal()
+}

@@ -1,0 +1,60 @@
+//! `llmzip info`: what an archive holds, without decoding it.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::HumanBytes;
+use llmzip::codec;
+
+use super::report::bits_per_byte;
+
+/// Options of `llmzip info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Archives to describe.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(args: InfoArgs) -> Result<()> {
+    for path in &args.files {
+        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let info = codec::inspect(BufReader::new(f))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let h = &info.header;
+        let s = &h.schedule;
+        let window = if s.window == 0 {
+            "unbounded".to_string()
+        } else {
+            format!("{} tokens", s.window)
+        };
+        println!("{}", path.display());
+        println!(
+            "  model          {} (fingerprint {})",
+            h.model_name, h.fingerprint
+        );
+        println!("  tokenizer      {}", h.tokenizer);
+        println!("  backend        {}", h.backend);
+        println!(
+            "  schedule       blocks of {}, up to {} segments of at least {} tokens, context {window}",
+            HumanBytes(s.block_size),
+            s.max_segments,
+            s.min_segment_tokens
+        );
+        println!("  original size  {} bytes", info.original_len);
+        println!(
+            "  archive size   {} bytes ({:.3} bits per byte)",
+            info.archive_len,
+            bits_per_byte(info.archive_len, info.original_len)
+        );
+        println!(
+            "  blocks         {} coded ({} tokens), {} stored",
+            info.coded_blocks, info.tokens, info.stored_blocks
+        );
+        println!("  crc32          {:08x}", info.crc);
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own module; shared pieces
+//! (progress, output files, reports) have one home each.
+
+mod compress;
+mod decompress;
+mod files;
+mod info;
+mod models;
+mod pipeline;
+mod progress;
+mod report;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Lossless compression with neural language models.
+#[derive(Debug, Parser)]
+#[command(name = "llmzip", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Compute threads (default: all cores). Results never depend on it, only speed does.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Device to run the model on: cpu, cuda or metal (the latter two need a build with
+    /// `--features cuda` / `--features metal`).
+    #[arg(long, global = true, default_value = "cpu")]
+    pub device: String,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compress files (FILE -> FILE.llmz; stdin -> stdout).
+    #[command(visible_alias = "c")]
+    Compress(compress::CompressArgs),
+    /// Decompress archives (FILE.llmz -> FILE; stdin -> stdout).
+    #[command(visible_alias = "d")]
+    Decompress(decompress::DecompressArgs),
+    /// Describe archives: model, schedule, sizes (no decoding, no model needed).
+    Info(info::InfoArgs),
+    /// Train the byte-level GRU on your own text.
+    Train(train::TrainArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    llmzip::runtime::configure_threads(cli.threads)?;
+    progress::install_interrupt_handler();
+    let device = || llmzip::models::device(&cli.device);
+    match cli.command {
+        Command::Compress(args) => {
+            compress::run(args, &mut models::ModelCache::new(device()?), cli.quiet)
+        }
+        Command::Decompress(args) => {
+            decompress::run(args, &mut models::ModelCache::new(device()?), cli.quiet)
+        }
+        Command::Info(args) => info::run(args),
+        Command::Train(args) => train::run(args, &device()?, cli.quiet),
+    }
+}
+
+/// One line for the user: the error and its causes, without repeating identical messages.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Parses sizes like `4096`, `64K`, `20M`, `1G` (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 4096, 64K, 20M, 1G)"))
+}

@@ -1,0 +1,32 @@
+//! Loads models on demand and keeps them for the rest of the run, so that compressing many files
+//! loads each model once.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use llmzip::models::{self, LanguageModel};
+
+pub struct ModelCache {
+    device: Device,
+    loaded: HashMap<String, Box<dyn LanguageModel>>,
+}
+
+impl ModelCache {
+    pub fn new(device: Device) -> Self {
+        ModelCache {
+            device,
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// The model for `spec` (a built-in name or a path), loading it the first time.
+    pub fn get(&mut self, spec: &str) -> Result<&mut dyn LanguageModel> {
+        if !self.loaded.contains_key(spec) {
+            let model = models::load(spec, &self.device)
+                .with_context(|| format!("cannot load model '{spec}'"))?;
+            self.loaded.insert(spec.to_string(), model);
+        }
+        Ok(self.loaded.get_mut(spec).expect("just inserted").as_mut())
+    }
+}

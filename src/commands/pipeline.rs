@@ -1,0 +1,218 @@
+//! The per-file loop shared by `compress` and `decompress`: resolve inputs and outputs, open,
+//! run the codec, commit the output atomically, remove the input on `--rm`, report.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use llmzip::baseline::{BaselineResult, DeflateBaseline};
+use llmzip::codec::{Observer, Summary};
+
+use super::files::{is_terminal_stdout, Input, Output, Sink};
+use super::{progress, report};
+
+/// Arguments shared by `compress` and `decompress`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// Input files; `-` or none reads stdin and writes stdout.
+    pub files: Vec<PathBuf>,
+    /// Write to this path (only with a single input).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Write to standard output; keep the input.
+    #[arg(short = 'c', long)]
+    pub stdout: bool,
+    /// Overwrite existing outputs (and allow binary output to a terminal).
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove each input after its output has been written successfully.
+    #[arg(long)]
+    pub rm: bool,
+    /// Print the per-stage time profile, sizes, bits per byte and a zip -9 baseline.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// One input and where its output goes.
+pub struct Job {
+    pub input: Input,
+    pub output: Output,
+}
+
+/// Resolves inputs and outputs; `rename` maps an input path to its default output path.
+pub fn plan(args: &FileArgs, rename: fn(&Path) -> Result<PathBuf>) -> Result<Vec<Job>> {
+    let inputs: Vec<Input> = if args.files.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.files.iter().map(|p| Input::from_arg(p)).collect()
+    };
+    if args.output.is_some() && inputs.len() > 1 {
+        bail!("-o/--output takes a single input file");
+    }
+    if args.output.is_some() && args.stdout {
+        bail!("-o and -c cannot be used together");
+    }
+    inputs
+        .into_iter()
+        .map(|input| {
+            let output = match (&args.output, args.stdout, &input) {
+                (Some(p), _, _) if p.as_os_str() == "-" => Output::Stdout,
+                (Some(p), _, _) => Output::File(p.clone()),
+                (None, true, _) | (None, _, Input::Stdin) => Output::Stdout,
+                (None, false, Input::File(p)) => Output::File(rename(p)?),
+            };
+            Ok(Job { input, output })
+        })
+        .collect()
+}
+
+/// Feeds the codec's progress to a bar, Ctrl-C to cancellation, and blocks to the baseline.
+pub struct CliObserver {
+    pub bar: ProgressBar,
+    pub baseline: Option<DeflateBaseline>,
+}
+
+impl Observer for CliObserver {
+    fn progress(&mut self, bytes: u64) {
+        self.bar.set_position(bytes);
+    }
+    fn cancelled(&self) -> bool {
+        progress::interrupted()
+    }
+    fn original_block(&mut self, data: &[u8]) {
+        if let Some(b) = &mut self.baseline {
+            b.update(data);
+        }
+    }
+}
+
+/// What a codec run on one job needs.
+pub struct Context_<'a> {
+    pub reader: &'a mut dyn Read,
+    pub writer: &'a mut dyn Write,
+    pub observer: &'a mut CliObserver,
+}
+
+/// Runs `op` on every job. Errors are reported per file and the loop goes on (as gzip does);
+/// the result fails if any file failed. `binary_output` refuses to write binary data to a
+/// terminal without `-f`.
+pub fn run_all(
+    args: &FileArgs,
+    jobs: Vec<Job>,
+    quiet: bool,
+    decoding: bool,
+    binary_output: bool,
+    progress_total: impl Fn(&Job, Option<u64>) -> Option<u64>,
+    mut op: impl FnMut(&Job, Context_<'_>) -> Result<Summary>,
+) -> Result<()> {
+    let count = jobs.len();
+    let mut failures = 0;
+    let mut last_error = None;
+    for job in &jobs {
+        let result = (|| -> Result<()> {
+            if binary_output && !args.force && is_terminal_stdout(&job.output) {
+                bail!("refusing to write compressed data to a terminal; use -c with a redirect, -o, or -f");
+            }
+            if let (Input::File(i), Output::File(o)) = (&job.input, &job.output) {
+                if same_file(i, o) {
+                    bail!("input and output are the same file");
+                }
+            }
+            let (mut reader, len) = job.input.open()?;
+            let mut sink = Sink::create(&job.output, args.force)?;
+            let bar = progress::bar(progress_total(job, len), &job.input.name(), quiet);
+            let mut observer = CliObserver {
+                bar,
+                baseline: args.stats.then(DeflateBaseline::new),
+            };
+            let start = Instant::now();
+            let summary = op(
+                job,
+                Context_ {
+                    reader: &mut reader,
+                    writer: sink.writer(),
+                    observer: &mut observer,
+                },
+            )?;
+            let source = match &job.input {
+                Input::File(p) if !decoding => Some(p.as_path()),
+                _ => None,
+            };
+            sink.commit(source)
+                .with_context(|| format!("cannot finish {}", job.output.name()))?;
+            let elapsed = start.elapsed();
+            observer.bar.finish_and_clear();
+            if args.rm {
+                if let Input::File(p) = &job.input {
+                    std::fs::remove_file(p)
+                        .with_context(|| format!("cannot remove {}", p.display()))?;
+                }
+            }
+            report_file(
+                args,
+                job,
+                quiet,
+                decoding,
+                &summary,
+                elapsed,
+                observer.baseline.map(DeflateBaseline::finish),
+            );
+            Ok(())
+        })();
+        if let Err(e) = result {
+            failures += 1;
+            if progress::interrupted() {
+                return Err(e);
+            }
+            if count > 1 {
+                eprintln!(
+                    "llmzip: error: {}: {}",
+                    job.input.name(),
+                    super::describe(&e)
+                );
+            }
+            last_error = Some(e.context(job.input.name()));
+        }
+    }
+    match (failures, last_error) {
+        (0, _) => Ok(()),
+        (1, Some(e)) if count == 1 => Err(e),
+        (n, _) => bail!("{n} of {count} files failed"),
+    }
+}
+
+fn report_file(
+    args: &FileArgs,
+    job: &Job,
+    quiet: bool,
+    decoding: bool,
+    summary: &Summary,
+    elapsed: Duration,
+    baseline: Option<BaselineResult>,
+) {
+    if !quiet {
+        eprintln!(
+            "{}",
+            report::summary_line(
+                decoding,
+                &job.input.name(),
+                &job.output.name(),
+                summary,
+                elapsed
+            )
+        );
+    }
+    if args.stats {
+        report::stats(decoding, summary, elapsed, baseline);
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}

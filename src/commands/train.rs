@@ -1,0 +1,134 @@
+//! `llmzip train`: fit the byte-level GRU on your own text.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use llmzip::models::GruConfig;
+use llmzip::train::{self, Corpus, CurvePoint, TrainObserver, TrainOptions, TrainState};
+
+use super::progress;
+
+/// Options of `llmzip train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training text: files or directories (walked recursively).
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Validation files; by default every tenth data file (at least one) is held out.
+    #[arg(long, num_args = 1..)]
+    pub valid: Vec<PathBuf>,
+    /// Output model directory (config.json + model.safetensors + curve.csv/svg + checkpoints).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Recurrent architecture.
+    #[arg(long, default_value = "gru", value_parser = ["gru"])]
+    pub arch: String,
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 384)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 32)]
+    pub embed: usize,
+    /// Streams per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Truncated-BPTT length in bytes.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Training budget in bytes (suffixes K, M, G allowed).
+    #[arg(long, default_value = "20M", value_parser = super::parse_size)]
+    pub bytes: u64,
+    /// Peak learning rate (AdamW; warm-up then cosine decay).
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Gradient-norm clip.
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    /// Evaluate validation bits per byte every this many training bytes.
+    #[arg(long, default_value = "2M", value_parser = super::parse_size)]
+    pub eval_every: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+struct Observer {
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl TrainObserver for Observer {
+    fn step(&mut self, state: &TrainState, loss_bpc: f64) {
+        self.bar.set_position(state.bytes_seen);
+        self.bar.set_message(format!("loss {loss_bpc:.3} bpc"));
+    }
+    fn evaluated(&mut self, p: &CurvePoint) {
+        if !self.quiet {
+            self.bar.suspend(|| {
+                eprintln!(
+                    "{:>9.2} MB  {:>7.0} s  validation {:.4} bpc  training {}",
+                    p.bytes_seen as f64 / 1e6,
+                    p.seconds,
+                    p.valid_bpc,
+                    p.train_bpc
+                        .map_or("-".to_string(), |t| format!("{t:.4} bpc"))
+                )
+            });
+        }
+    }
+    fn cancelled(&self) -> bool {
+        progress::interrupted()
+    }
+}
+
+pub fn run(args: TrainArgs, device: &candle_core::Device, quiet: bool) -> Result<()> {
+    let corpus = Corpus::load(&args.data, &args.valid).context("cannot load the corpus")?;
+    if !quiet {
+        eprintln!(
+            "training on {} bytes from {} files, validating on {} bytes from {} files",
+            corpus.train().len(),
+            corpus.train_files.len(),
+            corpus.valid().len(),
+            corpus.valid_files.len()
+        );
+    }
+    let opts = TrainOptions {
+        model: GruConfig::new(args.embed, args.hidden, args.layers),
+        batch: args.batch,
+        seq_len: args.seq_len,
+        train_bytes: args.bytes,
+        lr: args.lr,
+        clip: args.clip,
+        eval_every: args.eval_every,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let bar = progress::bar(Some(args.bytes), "training", quiet);
+    let mut observer = Observer { bar, quiet };
+    let state = train::train(
+        &corpus,
+        &opts,
+        &args.out,
+        args.resume,
+        device,
+        &mut observer,
+    )
+    .with_context(|| format!("training into {} failed", args.out.display()))?;
+    observer.bar.finish_and_clear();
+    if !quiet {
+        let last = state.curve.last().map_or(f64::NAN, |p| p.valid_bpc);
+        eprintln!(
+            "trained {} bytes in {:.0} s ({:.0} B/s); validation {:.4} bpc; model in {}",
+            state.bytes_seen,
+            state.seconds,
+            state.bytes_seen as f64 / state.seconds.max(1e-9),
+            last,
+            args.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,463 @@
+//! `llmzip train`: fits the byte-level GRU to a corpus with truncated BPTT and AdamW.
+//!
+//! Training runs the *same* GRU cell code as inference ([`crate::models::gru_cell`]), but over
+//! whole chunks: each layer's input projection for all time steps is one matmul, and only the
+//! recurrent product runs step by step. Streams carry their hidden state from chunk to chunk
+//! (detached) and restart from BOS and a zero state at random points, matching how the codec runs
+//! the model on segments.
+
+mod corpus;
+mod curve;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
+
+use crate::models::rng::SplitMix64;
+use crate::models::{gru_cell, save_dir, GruConfig, GruLayer, CONFIG_FILE, WEIGHTS_FILE};
+use crate::{Error, Result};
+
+pub use corpus::Corpus;
+pub use curve::{write_csv, write_svg, CurvePoint};
+
+/// Everything a training run is configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub model: GruConfig,
+    /// Parallel streams per batch.
+    pub batch: usize,
+    /// Time steps per chunk (truncated BPTT length).
+    pub seq_len: usize,
+    /// Total training bytes to consume.
+    pub train_bytes: u64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    pub clip: f64,
+    /// Mean number of chunks a stream runs before restarting at a random place.
+    pub mean_stream_chunks: usize,
+    /// Evaluate validation BPC every this many bytes.
+    pub eval_every: u64,
+    /// At most this many validation bytes per evaluation.
+    pub eval_bytes: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            model: GruConfig::new(32, 384, 2),
+            batch: 32,
+            seq_len: 128,
+            train_bytes: 20 << 20,
+            lr: 3e-3,
+            weight_decay: 0.01,
+            clip: 1.0,
+            mean_stream_chunks: 32,
+            eval_every: 2 << 20,
+            eval_bytes: 256 << 10,
+            seed: 1,
+        }
+    }
+}
+
+/// Progress of a run, saved with checkpoints so that `--resume` continues where it stopped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    pub bytes_seen: u64,
+    pub steps: u64,
+    pub seconds: f64,
+    pub curve: Vec<CurvePoint>,
+}
+
+/// Called after every step (`bytes_seen`, last loss in bits/byte) and every evaluation.
+pub trait TrainObserver {
+    fn step(&mut self, _state: &TrainState, _loss_bpc: f64) {}
+    fn evaluated(&mut self, _point: &CurvePoint) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+const STATE_FILE: &str = "train_state.json";
+const OPTIONS_FILE: &str = "train_options.json";
+
+struct Params {
+    vars: Vec<(String, Var)>,
+}
+
+impl Params {
+    fn get(&self, name: &str) -> &Tensor {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_tensor())
+            .expect("parameter exists")
+    }
+
+    fn tensors(&self) -> HashMap<String, Tensor> {
+        self.vars
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+}
+
+/// Runs the GRU over `ids` (`B × T`) from `state` (one `B × H` per layer) and returns the logits
+/// (`B·T × 256`, row-major by stream then time) and the final states.
+///
+/// The loop is time-major with one input projection per step: slicing a precomputed `(B, T, 3H)`
+/// projection per step would be cheaper forwards, but each slice's backward pass pads a full
+/// `(B, T, 3H)` gradient, which made training quadratic in `T`.
+fn forward(
+    p: &Params,
+    cfg: &GruConfig,
+    ids: &Tensor,
+    state: &[Tensor],
+) -> Result<(Tensor, Vec<Tensor>)> {
+    let (b, t) = ids.dims2()?;
+    let h = cfg.hidden_size;
+    let layers: Vec<GruLayer> = (0..cfg.num_layers)
+        .map(|l| -> Result<GruLayer> {
+            Ok(GruLayer {
+                w_ih_t: p.get(&format!("rnn.{l}.weight_ih")).t()?,
+                b_ih: p.get(&format!("rnn.{l}.bias_ih")).clone(),
+                w_hh_t: p.get(&format!("rnn.{l}.weight_hh")).t()?,
+                b_hh: p.get(&format!("rnn.{l}.bias_hh")).clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    // Time-major ids so that step `k` is one contiguous slice of B ids.
+    let ids_tm = ids.t()?.contiguous()?;
+    let embedding = p.get("embedding.weight");
+    let mut hs: Vec<Tensor> = state.to_vec();
+    let mut outs = Vec::with_capacity(t);
+    for step in 0..t {
+        let mut x = embedding.index_select(&ids_tm.get(step)?, 0)?; // (B, E)
+        for (l, layer) in layers.iter().enumerate() {
+            let gi = x.matmul(&layer.w_ih_t)?.broadcast_add(&layer.b_ih)?;
+            hs[l] = gru_cell(&gi, &hs[l], layer, h)?;
+            x = hs[l].clone();
+        }
+        outs.push(x);
+    }
+    // (T, B, H) -> (B, T, H) so logits line up with targets laid out stream by stream.
+    let top = Tensor::stack(&outs, 1)?.reshape((b * t, h))?;
+    let logits = top
+        .matmul(&p.get("head.weight").t()?)?
+        .broadcast_add(p.get("head.bias"))?;
+    Ok((logits, hs))
+}
+
+/// Mean cross-entropy of `logits` against `targets`, in nats.
+fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
+    Ok(picked.mean_all()?.neg()?)
+}
+
+/// Validation bits per byte over the first `max_bytes` of each validation file, run as segments
+/// from BOS with a zero state, as the codec does.
+fn evaluate(p: &Params, opts: &TrainOptions, corpus: &Corpus, device: &Device) -> Result<f64> {
+    let cfg = &opts.model;
+    let text = corpus.validation_sample(opts.eval_bytes);
+    let rows = opts.batch.min(text.len() / (opts.seq_len + 1)).max(1);
+    let seg = text.len() / rows;
+    if seg < 2 {
+        return Err(Error::InvalidSetting("validation data is too small".into()));
+    }
+    let mut state = zero_state(cfg, rows, device)?;
+    let mut bits = 0.0;
+    let mut count = 0usize;
+    let mut pos = 0;
+    while pos < seg {
+        let t = opts.seq_len.min(seg - pos);
+        let mut ids = Vec::with_capacity(rows * t);
+        let mut targets = Vec::with_capacity(rows * t);
+        for r in 0..rows {
+            let base = r * seg;
+            for k in 0..t {
+                let i = pos + k;
+                ids.push(if i == 0 {
+                    GruConfig::BOS
+                } else {
+                    u32::from(text[base + i - 1])
+                });
+                targets.push(u32::from(text[base + i]));
+            }
+        }
+        let ids = Tensor::from_vec(ids, (rows, t), device)?;
+        let targets = Tensor::from_vec(targets, rows * t, device)?;
+        let (logits, next) = forward(p, cfg, &ids, &state)?;
+        // Detached, or the graph would chain across every chunk of the validation text.
+        state = next.iter().map(Tensor::detach).collect();
+        bits += loss(&logits, &targets)?.to_scalar::<f32>()? as f64 * (rows * t) as f64
+            / std::f64::consts::LN_2;
+        count += rows * t;
+        pos += t;
+    }
+    Ok(bits / count as f64)
+}
+
+fn zero_state(cfg: &GruConfig, rows: usize, device: &Device) -> Result<Vec<Tensor>> {
+    let z = Tensor::zeros((rows, cfg.hidden_size), DType::F32, device)?;
+    Ok(vec![z; cfg.num_layers])
+}
+
+/// Scales gradients so that their global L2 norm is at most `max_norm`; returns the norm.
+fn clip_gradients(
+    grads: &mut candle_core::backprop::GradStore,
+    p: &Params,
+    max_norm: f64,
+) -> Result<f64> {
+    let mut sq = 0.0f64;
+    for (_, v) in &p.vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = sq.sqrt();
+    if norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for (_, v) in &p.vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * scale)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Learning rate at `progress` ∈ [0, 1]: linear warm-up over the first 2%, then cosine to 10%.
+fn learning_rate(base: f64, progress: f64) -> f64 {
+    let warm = 0.02;
+    if progress < warm {
+        base * (0.1 + 0.9 * progress / warm)
+    } else {
+        let x = ((progress - warm) / (1.0 - warm)).min(1.0);
+        base * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * x).cos()))
+    }
+}
+
+/// Trains a model into `out_dir`, checkpointing there as it goes. With `resume`, continues from
+/// the weights and progress saved in `out_dir` (the optimizer's moments restart from zero).
+pub fn train(
+    corpus: &Corpus,
+    opts: &TrainOptions,
+    out_dir: &Path,
+    resume: bool,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainState> {
+    let cfg = &opts.model;
+    let (tensors, mut state) = if resume {
+        let weights = candle_core::safetensors::load(out_dir.join(WEIGHTS_FILE), device)?;
+        let st: TrainState = read_json(&out_dir.join(STATE_FILE))?;
+        let saved: GruConfig = read_json(&out_dir.join(CONFIG_FILE))?;
+        if &saved != cfg {
+            return Err(Error::InvalidSetting(format!(
+                "the checkpoint in {} has a different model shape ({saved:?})",
+                out_dir.display()
+            )));
+        }
+        (weights, st)
+    } else {
+        (cfg.init_weights(opts.seed, device)?, TrainState::default())
+    };
+    let mut names: Vec<String> = cfg.tensor_shapes().into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    let params = Params {
+        vars: names
+            .iter()
+            .map(|n| -> Result<_> {
+                let t = tensors
+                    .get(n)
+                    .ok_or_else(|| Error::Model(format!("checkpoint lacks '{n}'")))?;
+                Ok((n.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let mut opt = AdamW::new(
+        params.vars.iter().map(|(_, v)| v.clone()).collect(),
+        ParamsAdamW {
+            lr: opts.lr,
+            weight_decay: opts.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    std::fs::create_dir_all(out_dir)?;
+    write_json(&out_dir.join(OPTIONS_FILE), opts)?;
+
+    let b = opts.batch;
+    let t = opts.seq_len;
+    let mut rng = SplitMix64::new(opts.seed ^ state.steps.wrapping_mul(0x9e37));
+    let train_len = corpus.train().len();
+    if train_len < 4 * (t + 1) {
+        return Err(Error::InvalidSetting("training data is too small".into()));
+    }
+    // Per stream: position of the next target byte, and whether it starts fresh from BOS.
+    let mut pos: Vec<usize> = (0..b)
+        .map(|_| random_start(&mut rng, train_len, t))
+        .collect();
+    let mut fresh = vec![true; b];
+    let mut hidden = zero_state(cfg, b, device)?;
+    let started = Instant::now();
+    let seconds_before = state.seconds;
+    let mut next_eval = (state.bytes_seen / opts.eval_every + 1) * opts.eval_every;
+    if state.curve.is_empty() {
+        let bpc = evaluate(&params, opts, corpus, device)?;
+        let point = CurvePoint {
+            bytes_seen: 0,
+            seconds: 0.0,
+            valid_bpc: bpc,
+            train_bpc: None,
+        };
+        observer.evaluated(&point);
+        state.curve.push(point);
+    }
+    let data = corpus.train();
+    let mut recent = Vec::new();
+    while state.bytes_seen < opts.train_bytes {
+        if observer.cancelled() {
+            return Err(Error::Interrupted);
+        }
+        // Streams that restart get BOS and a zero state; others continue where they were.
+        let mut ids = Vec::with_capacity(b * t);
+        let mut targets = Vec::with_capacity(b * t);
+        let mut keep = Vec::with_capacity(b);
+        for r in 0..b {
+            if pos[r] + t > train_len {
+                pos[r] = random_start(&mut rng, train_len, t);
+                fresh[r] = true;
+            }
+            keep.push(if fresh[r] { 0f32 } else { 1f32 });
+            for k in 0..t {
+                let i = pos[r] + k;
+                ids.push(if fresh[r] && k == 0 {
+                    GruConfig::BOS
+                } else {
+                    u32::from(data[i - 1])
+                });
+                targets.push(u32::from(data[i]));
+            }
+            pos[r] += t;
+            fresh[r] = rng.next_u64().is_multiple_of(opts.mean_stream_chunks as u64);
+            if fresh[r] {
+                pos[r] = random_start(&mut rng, train_len, t);
+            }
+        }
+        let keep = Tensor::from_vec(keep, (b, 1), device)?;
+        let h0: Vec<Tensor> = hidden
+            .iter()
+            .map(|h| h.broadcast_mul(&keep))
+            .collect::<candle_core::Result<_>>()?;
+        let ids = Tensor::from_vec(ids, (b, t), device)?;
+        let targets = Tensor::from_vec(targets, b * t, device)?;
+        let (logits, next) = forward(&params, cfg, &ids, &h0)?;
+        hidden = next.iter().map(|h| h.detach()).collect();
+        let l = loss(&logits, &targets)?;
+        let mut grads = l.backward()?;
+        clip_gradients(&mut grads, &params, opts.clip)?;
+        let progress = state.bytes_seen as f64 / opts.train_bytes as f64;
+        opt.set_learning_rate(learning_rate(opts.lr, progress));
+        opt.step(&grads)?;
+        let bpc = l.to_scalar::<f32>()? as f64 / std::f64::consts::LN_2;
+        recent.push(bpc);
+        state.steps += 1;
+        state.bytes_seen += (b * t) as u64;
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        observer.step(&state, bpc);
+        if state.bytes_seen >= next_eval || state.bytes_seen >= opts.train_bytes {
+            next_eval += opts.eval_every;
+            let valid_bpc = evaluate(&params, opts, corpus, device)?;
+            let train_bpc = Some(recent.iter().sum::<f64>() / recent.len().max(1) as f64);
+            recent.clear();
+            let point = CurvePoint {
+                bytes_seen: state.bytes_seen,
+                seconds: state.seconds,
+                valid_bpc,
+                train_bpc,
+            };
+            observer.evaluated(&point);
+            state.curve.push(point);
+            save_checkpoint(out_dir, cfg, &params, &state)?;
+        }
+    }
+    save_checkpoint(out_dir, cfg, &params, &state)?;
+    Ok(state)
+}
+
+fn random_start(rng: &mut SplitMix64, len: usize, t: usize) -> usize {
+    1 + (rng.next_u64() as usize) % (len - t - 1)
+}
+
+/// Writes weights, config, progress and the curve; the weights go through a temporary file so a
+/// crash mid-write never destroys the previous checkpoint.
+fn save_checkpoint(dir: &Path, cfg: &GruConfig, p: &Params, state: &TrainState) -> Result<()> {
+    let tmp = dir.join(".checkpoint.tmp");
+    save_dir(&tmp, cfg, &p.tensors())?;
+    std::fs::rename(tmp.join(WEIGHTS_FILE), dir.join(WEIGHTS_FILE))?;
+    std::fs::rename(tmp.join(CONFIG_FILE), dir.join(CONFIG_FILE))?;
+    std::fs::remove_dir_all(&tmp)?;
+    write_json(&dir.join(STATE_FILE), state)?;
+    write_csv(&dir.join("curve.csv"), &state.curve)?;
+    write_svg(&dir.join("curve.svg"), &state.curve)?;
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).expect("serialisable");
+    std::fs::write(path, json + "\n")?;
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> Result<T> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::InvalidSetting(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::InvalidSetting(format!("{} is not valid: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_and_decays() {
+        assert!(learning_rate(1.0, 0.0) < learning_rate(1.0, 0.02));
+        assert!((learning_rate(1.0, 0.02) - 1.0).abs() < 1e-9);
+        assert!((learning_rate(1.0, 1.0) - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_few_steps_lower_the_loss_and_checkpoint_loads_as_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: Vec<u8> = b"abcabcabd ".iter().cycle().take(40_000).copied().collect();
+        let corpus = Corpus::from_parts(text.clone(), text[..5000].to_vec());
+        let opts = TrainOptions {
+            model: GruConfig::new(8, 24, 1),
+            batch: 8,
+            seq_len: 16,
+            train_bytes: 8 * 16 * 60,
+            lr: 1e-2,
+            eval_every: 1 << 30,
+            eval_bytes: 2000,
+            ..Default::default()
+        };
+        struct Quiet;
+        impl TrainObserver for Quiet {}
+        let state = train(&corpus, &opts, dir.path(), false, &Device::Cpu, &mut Quiet).unwrap();
+        let first = state.curve.first().unwrap().valid_bpc;
+        let last = state.curve.last().unwrap().valid_bpc;
+        assert!(last < first * 0.6, "validation bpc {first} -> {last}");
+        // The checkpoint is a model directory the codec can load.
+        crate::models::Gru::from_dir(dir.path(), &Device::Cpu).unwrap();
+        // Resuming with an already reached budget keeps the progress.
+        let resumed = train(&corpus, &opts, dir.path(), true, &Device::Cpu, &mut Quiet).unwrap();
+        assert_eq!(resumed.steps, state.steps);
+    }
+}

@@ -1,0 +1,266 @@
+//! Command-line behaviour: zstd-style flags, reports, and clean failures on bad input.
+
+mod common;
+
+use common::*;
+
+fn compressed(dir: &std::path::Path, name: &str, data: &[u8]) -> Vec<u8> {
+    std::fs::write(dir.join(name), data).unwrap();
+    ok(&run(&["compress", "-q", name], dir));
+    std::fs::read(dir.join(format!("{name}.llmz"))).unwrap()
+}
+
+/// Decompressing `archive` must fail cleanly and leave no output or temporary file behind.
+fn fails_cleanly(archive: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.llmz"), archive).unwrap();
+    let o = run(&["decompress", "bad.llmz"], dir.path());
+    let err = clean_failure(&o);
+    assert_eq!(listing(dir.path()), vec!["bad.llmz"], "output left behind");
+    err
+}
+
+#[test]
+fn keeps_input_refuses_overwrite_and_honours_force_and_rm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = text(3000);
+    compressed(d, "a.txt", &data);
+    assert!(d.join("a.txt").exists());
+    // Existing output: refused, untouched.
+    std::fs::write(d.join("a.txt.llmz"), b"precious").unwrap();
+    let err = clean_failure(&run(&["compress", "a.txt"], d));
+    assert!(
+        err.contains("already exists") && err.contains("-f"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(d.join("a.txt.llmz")).unwrap(), b"precious");
+    // -f overwrites; --rm removes the input after success.
+    ok(&run(&["compress", "-q", "-f", "--rm", "a.txt"], d));
+    assert!(!d.join("a.txt").exists());
+    ok(&run(&["decompress", "-q", "--rm", "a.txt.llmz"], d));
+    assert_eq!(std::fs::read(d.join("a.txt")).unwrap(), data);
+    assert!(!d.join("a.txt.llmz").exists());
+}
+
+#[test]
+fn output_and_stdout_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = text(2000);
+    std::fs::write(d.join("x"), &data).unwrap();
+    ok(&run(&["compress", "-q", "x", "-o", "custom.bin"], d));
+    let c = run(&["decompress", "-c", "custom.bin"], d);
+    ok(&c);
+    assert_eq!(c.stdout, data);
+    // Without .llmz and without -o/-c there is no output name to derive.
+    let err = clean_failure(&run(&["decompress", "custom.bin"], d));
+    assert!(err.contains("-o"), "{err}");
+    // -o with several inputs is refused.
+    clean_failure(&run(&["compress", "x", "custom.bin", "-o", "y"], d));
+}
+
+#[test]
+fn several_files_and_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a"), text(1000)).unwrap();
+    std::fs::write(d.join("b"), text(1500)).unwrap();
+    let o = run(&["compress", "a", "b"], d);
+    ok(&o);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 2, "one summary line per file: {err}");
+    assert!(err.contains("bpb"), "{err}");
+    let q = run(&["decompress", "-q", "-f", "a.llmz", "b.llmz"], d);
+    ok(&q);
+    assert!(q.stderr.is_empty());
+    // A missing file fails, the other is still processed, exit is non-zero.
+    let o = run(&["compress", "-f", "missing", "a"], d);
+    let err = clean_failure(&o);
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn stats_report_has_profile_and_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("s.txt"), text(5000)).unwrap();
+    let o = run(&["compress", "--stats", "s.txt"], d);
+    ok(&o);
+    let err = stderr(&o);
+    for needle in [
+        "read",
+        "tokenize",
+        "model_infer",
+        "arith_encode",
+        "write",
+        "other",
+        "ratio",
+        "bits per byte",
+        "model ideal",
+        "zip -9 baseline",
+    ] {
+        assert!(err.contains(needle), "missing '{needle}' in:\n{err}");
+    }
+    let o = run(&["decompress", "--stats", "-c", "s.txt.llmz"], d);
+    ok(&o);
+    assert!(stderr(&o).contains("arith_decode"));
+}
+
+#[test]
+fn info_describes_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    compressed(dir.path(), "i.txt", &text(4000));
+    let o = run(&["info", "i.txt.llmz"], dir.path());
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "model          gru",
+        "fingerprint",
+        "tokenizer      bytes",
+        "original size  4000",
+    ] {
+        assert!(out.contains(needle), "missing '{needle}' in:\n{out}");
+    }
+}
+
+#[test]
+fn refuses_compressed_data_to_a_terminal_only() {
+    // Not a terminal here: stdout is a pipe, so output is allowed.
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_stdin(&["compress", "-c"], dir.path(), b"abc");
+    ok(&o);
+}
+
+#[test]
+fn truncated_archives_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = compressed(dir.path(), "t.txt", &text(3000));
+    for cut in [
+        0,
+        3,
+        10,
+        40,
+        archive.len() / 2,
+        archive.len() - 13,
+        archive.len() - 1,
+    ] {
+        let err = fails_cleanly(&archive[..cut]);
+        assert!(
+            err.contains("truncated") || err.contains("not an llmzip archive"),
+            "cut {cut}: {err}"
+        );
+    }
+}
+
+#[test]
+fn flipped_bytes_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = compressed(dir.path(), "f.txt", &text(3000));
+    let header_len = 60; // well inside the header
+    for pos in [
+        5,
+        12,
+        30,
+        header_len,
+        archive.len() / 2,
+        archive.len() - 20,
+        archive.len() - 2,
+    ] {
+        let mut bad = archive.clone();
+        bad[pos] ^= 0x21;
+        let err = fails_cleanly(&bad);
+        assert!(
+            err.contains("corrupt") || err.contains("truncated") || err.contains("version"),
+            "flip at {pos}: {err}"
+        );
+    }
+}
+
+#[test]
+fn wrong_magic_and_future_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = compressed(dir.path(), "v.txt", &text(1000));
+    let mut magic = archive.clone();
+    magic[0] = b'X';
+    assert!(fails_cleanly(&magic).contains("not an llmzip archive"));
+    let mut future = archive.clone();
+    future[4] = 99;
+    let err = fails_cleanly(&future);
+    assert!(
+        err.contains("version 99") && err.contains("upgrade"),
+        "{err}"
+    );
+    assert!(fails_cleanly(b"").contains("not an llmzip archive"));
+}
+
+#[test]
+fn archive_from_another_model_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model_a = tiny_model(d, "model-a", 1);
+    let model_b = tiny_model(d, "model-b", 2);
+    std::fs::write(d.join("m.txt"), text(2000)).unwrap();
+    let a = model_a.to_str().unwrap();
+    let b = model_b.to_str().unwrap();
+    ok(&run(&["compress", "-q", "-m", a, "m.txt"], d));
+    // With the wrong model: refused, naming the model the archive needs.
+    let err = clean_failure(&run(&["decompress", "-m", b, "m.txt.llmz", "-o", "out"], d));
+    assert!(err.contains("model-a") && err.contains("-m"), "{err}");
+    assert!(!d.join("out").exists());
+    // Without -m: the archive's model is not built in, and the message says what to do.
+    let err = clean_failure(&run(&["decompress", "m.txt.llmz", "-o", "out"], d));
+    assert!(err.contains("model-a") && err.contains("-m"), "{err}");
+    // With the built-in default: also refused.
+    let err = clean_failure(&run(
+        &["decompress", "-m", "gru", "m.txt.llmz", "-o", "out"],
+        d,
+    ));
+    assert!(err.contains("model-a"), "{err}");
+    // With the right one: exact.
+    ok(&run(
+        &["decompress", "-q", "-m", a, "m.txt.llmz", "-o", "out"],
+        d,
+    ));
+    assert_eq!(std::fs::read(d.join("out")).unwrap(), text(2000));
+}
+
+#[test]
+fn bad_options_fail_with_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), b"abc").unwrap();
+    let o = run(&["compress", "--threads", "0", "a"], dir.path());
+    clean_failure(&o);
+    let o = run(&["compress", "-m", "no-such-model", "a"], dir.path());
+    let err = clean_failure(&o);
+    assert!(
+        err.contains("no-such-model") && err.contains("gru"),
+        "{err}"
+    );
+    let o = run(&["compress", "--device", "tpu", "a"], dir.path());
+    clean_failure(&o);
+    assert!(!dir.path().join("a.llmz").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_leaves_no_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("long.txt"), text(3 << 20)).unwrap();
+    let child = llmzip()
+        .args(["compress", "-q", "--threads", "1", "long.txt"])
+        .current_dir(d)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(listing(d), vec!["long.txt"], "partial output left behind");
+}

@@ -1,0 +1,111 @@
+//! Helpers for tests that run the real `llmzip` binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+pub fn llmzip() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llmzip"));
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Runs with `args`, returning the output (never panics on failure of the command itself).
+pub fn run(args: &[&str], dir: &Path) -> Output {
+    llmzip().args(args).current_dir(dir).output().expect("runs")
+}
+
+/// Runs with `input` on stdin.
+pub fn run_stdin(args: &[&str], dir: &Path, input: &[u8]) -> Output {
+    let mut child = llmzip()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("waits");
+    writer.join().unwrap();
+    out
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success, showing stderr otherwise.
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "llmzip failed: {}", stderr(o));
+}
+
+/// Asserts a clean failure: non-zero exit, one `llmzip: error:` line, no panic.
+pub fn clean_failure(o: &Output) -> String {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(err.contains("llmzip: error:"), "no error line: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    err
+}
+
+/// Files in `dir` (names), sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// English-like text of `n` bytes (deterministic).
+pub fn text(n: usize) -> Vec<u8> {
+    let base = "Alice was beginning to get very tired of sitting by her sister on the bank, \
+and of having nothing to do: once or twice she had peeped into the book her sister was reading, \
+but it had no pictures or conversations in it, \"and what is the use of a book,\" thought Alice \
+\"without pictures or conversations?\"\n";
+    base.as_bytes().iter().cycle().take(n).copied().collect()
+}
+
+/// Pseudo-random bytes (deterministic).
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Trains a tiny model into `dir/name` (a few seconds) and returns its path.
+pub fn tiny_model(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    let corpus = dir.join(format!("{name}-corpus"));
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(corpus.join("a.txt"), text(30_000)).unwrap();
+    std::fs::write(corpus.join("b.txt"), text(5_000)).unwrap();
+    let out = dir.join(name);
+    let o = llmzip()
+        .args(["train", "-q", "--threads", "1", "--data"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--hidden", "16", "--embed", "8", "--layers", "1", "--batch", "4",
+        ])
+        .args(["--seq-len", "16", "--bytes", "2K", "--eval-every", "1G"])
+        .args(["--seed", &seed.to_string()])
+        .output()
+        .unwrap();
+    ok(&o);
+    out
+}
