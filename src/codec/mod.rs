@@ -256,8 +256,8 @@ impl<R: Read> Decompressor<R> {
                         format::read_payload(&mut self.input, payload_len, &mut payload)
                     })?;
                     let lengths = segment_lengths(tokens as usize, segments as usize);
-                    let mut rows: Vec<Vec<u32>> =
-                        lengths.iter().map(|&l| Vec::with_capacity(l)).collect();
+                    // Grown as tokens are decoded, not preallocated from header counts.
+                    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); lengths.len()];
                     let mut decoder = BlockDecoder::new(&payload)?;
                     let start = summary.original_len;
                     let vocab = model.info().vocab_size as u32;
@@ -313,7 +313,7 @@ impl<R: Read> Decompressor<R> {
 
     /// A corruption error that also points at a platform difference, the one innocent cause.
     fn corruption(&self, what: &str) -> Error {
-        let here = crate::models::Backend::of(&candle_core::Device::Cpu, "").platform;
+        let here = crate::models::platform();
         let mut msg = what.to_string();
         if self.header.backend.platform != here {
             msg.push_str(&format!(

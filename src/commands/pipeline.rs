@@ -1,7 +1,7 @@
 //! The per-file loop shared by `compress` and `decompress`: resolve inputs and outputs, open,
 //! run the codec, commit the output atomically, remove the input on `--rm`, report.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,9 @@ pub fn run_all(
         let result = (|| -> Result<()> {
             if binary_output && !args.force && is_terminal_stdout(&job.output) {
                 bail!("refusing to write compressed data to a terminal; use -c with a redirect, -o, or -f");
+            }
+            if decoding && matches!(job.input, Input::Stdin) && std::io::stdin().is_terminal() {
+                bail!("refusing to read compressed data from a terminal; give a file or a pipe");
             }
             if let (Input::File(i), Output::File(o)) = (&job.input, &job.output) {
                 if same_file(i, o) {

@@ -165,7 +165,8 @@ impl Header {
 }
 
 impl BlockHeader {
-    /// Serialises the block header (not the payload).
+    /// Serialises the block header (not the payload). Every header but the end marker ends with
+    /// a 16-bit check of its fields, so a damaged count is refused before the model runs.
     pub fn write(&self, out: &mut impl Write) -> Result<()> {
         let mut buf = Vec::with_capacity(32);
         match *self {
@@ -190,12 +191,18 @@ impl BlockHeader {
                 buf.extend_from_slice(&crc.to_le_bytes());
             }
         }
+        if *self != BlockHeader::End {
+            let check = crc32fast::hash(&buf) as u16;
+            buf.extend_from_slice(&check.to_le_bytes());
+        }
         out.write_all(&buf)?;
         Ok(())
     }
 
     /// Reads a block header and checks it against the archive's schedule.
     pub fn read(input: &mut impl Read, schedule: &Schedule) -> Result<BlockHeader> {
+        let mut input = CrcReader::new(input);
+        let input = &mut input;
         let len = read_bounded(input, "block length", schedule.block_size)?;
         if len == 0 {
             return Ok(BlockHeader::End);
@@ -232,6 +239,17 @@ impl BlockHeader {
                 return Err(Error::Corrupt(format!("unknown block kind {other}")));
             }
         };
+        let computed = input.hasher.clone().finalize() as u16;
+        let mut check = [0u8; 2];
+        input
+            .inner
+            .read_exact(&mut check)
+            .map_err(|e| Error::from_read(e, "block header"))?;
+        if u16::from_le_bytes(check) != computed {
+            return Err(Error::Corrupt(
+                "a block header's check does not match".into(),
+            ));
+        }
         Ok(header)
     }
 }
@@ -429,6 +447,31 @@ mod tests {
         .write(&mut too_big)
         .unwrap();
         assert!(BlockHeader::read(&mut too_big.as_slice(), &s).is_err());
+    }
+
+    #[test]
+    fn block_header_flips_are_caught_before_decoding() {
+        let s = Schedule::default();
+        let mut buf = Vec::new();
+        BlockHeader::Coded {
+            len: 60_000,
+            tokens: 50_000,
+            segments: 7,
+            payload_len: 9_000,
+            crc: 0xdead_beef,
+        }
+        .write(&mut buf)
+        .unwrap();
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut bad = buf.clone();
+                bad[i] ^= 1 << bit;
+                assert!(
+                    BlockHeader::read(&mut bad.as_slice(), &s).is_err(),
+                    "flip of bit {bit} at {i} accepted"
+                );
+            }
+        }
     }
 
     #[test]

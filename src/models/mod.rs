@@ -90,7 +90,7 @@ impl fmt::Display for Backend {
 
 /// The CPU family as candle's matrix kernels see it: they pick AVX-512, AVX2+FMA or plain SIMD
 /// code at run time, and those can round differently.
-fn platform() -> String {
+pub fn platform() -> String {
     #[cfg(target_arch = "x86_64")]
     {
         let level = if std::arch::is_x86_feature_detected!("avx512f") {

@@ -345,7 +345,9 @@ pub fn train(
                 targets.push(u32::from(data[i]));
             }
             pos[r] += t;
-            fresh[r] = rng.next_u64().is_multiple_of(opts.mean_stream_chunks as u64);
+            fresh[r] = rng
+                .next_u64()
+                .is_multiple_of(opts.mean_stream_chunks as u64);
             if fresh[r] {
                 pos[r] = random_start(&mut rng, train_len, t);
             }
