@@ -56,8 +56,29 @@ fn output_and_stdout_flags() {
     // Without .llmz and without -o/-c there is no output name to derive.
     let err = clean_failure(&run(&["decompress", "custom.bin"], d));
     assert!(err.contains("-o"), "{err}");
-    // -o with several inputs is refused.
+    // -o with several inputs is refused, and so is --rm with -c.
     clean_failure(&run(&["compress", "x", "custom.bin", "-o", "y"], d));
+    clean_failure(&run(&["compress", "--rm", "-c", "x"], d));
+    assert!(d.join("x").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn permissions_travel_through_the_archive() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("script.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(d.join("script.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    ok(&run(&["compress", "-q", "--rm", "script.sh"], d));
+    ok(&run(&["decompress", "-q", "script.sh.llmz"], d));
+    let mode = std::fs::metadata(d.join("script.sh")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o750);
+    // From stdin: ordinary permissions, not the temporary file's 0600.
+    let o = run_stdin(&["compress", "-o", "piped.llmz"], d, b"data");
+    ok(&o);
+    let mode = std::fs::metadata(d.join("piped.llmz")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
 }
 
 #[test]

@@ -139,16 +139,27 @@ impl Sink {
     }
 
     /// Makes the output visible: flushes, syncs and renames the temporary file into place.
-    /// Dropping a `Sink` without calling this deletes the temporary file.
+    /// The output takes the permissions of `permissions_from` (the input file; an archive carries
+    /// its original's mode that way), or ordinary 0644 for data from stdin rather than the
+    /// temporary file's private 0600. Dropping a `Sink` without calling this deletes the
+    /// temporary file.
     pub fn commit(self, permissions_from: Option<&Path>) -> Result<()> {
         match self {
             Sink::Stdout(mut s) => Ok(s.flush()?),
             Sink::Temp { file, dest, force } => {
                 let tmp = file.into_inner().map_err(|e| e.into_error())?;
                 tmp.as_file().sync_all()?;
-                if let Some(src) = permissions_from {
-                    if let Ok(meta) = std::fs::metadata(src) {
+                match permissions_from.and_then(|src| std::fs::metadata(src).ok()) {
+                    Some(meta) => {
                         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+                    }
+                    None => {
+                        #[cfg(unix)]
+                        {
+                            use std::os::unix::fs::PermissionsExt;
+                            let mode = std::fs::Permissions::from_mode(0o644);
+                            let _ = std::fs::set_permissions(tmp.path(), mode);
+                        }
                     }
                 }
                 let result = if force {

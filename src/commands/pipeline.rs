@@ -55,6 +55,9 @@ pub fn plan(args: &FileArgs, rename: fn(&Path) -> Result<PathBuf>) -> Result<Vec
     if args.output.is_some() && args.stdout {
         bail!("-o and -c cannot be used together");
     }
+    if args.rm && args.stdout {
+        bail!("--rm cannot be combined with -c: the input is kept when writing to stdout");
+    }
     inputs
         .into_iter()
         .map(|input| {
@@ -141,8 +144,8 @@ pub fn run_all(
                 },
             )?;
             let source = match &job.input {
-                Input::File(p) if !decoding => Some(p.as_path()),
-                _ => None,
+                Input::File(p) => Some(p.as_path()),
+                Input::Stdin => None,
             };
             sink.commit(source)
                 .with_context(|| format!("cannot finish {}", job.output.name()))?;
