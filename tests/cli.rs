@@ -64,6 +64,28 @@ fn output_and_stdout_flags() {
 
 #[cfg(unix)]
 #[test]
+fn devices_are_written_in_place_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("n.txt"), text(500)).unwrap();
+    for extra in [&[][..], &["-f"][..]] {
+        let mut args = vec!["compress", "-q", "n.txt", "-o", "/dev/null"];
+        args.extend_from_slice(extra);
+        ok(&run(&args, d));
+        let meta = std::fs::metadata("/dev/null").unwrap();
+        assert!(meta.file_type().is_char_device(), "/dev/null was replaced");
+    }
+    // --rm into a device would lose the input: refused, input kept.
+    clean_failure(&run(&["compress", "--rm", "n.txt", "-o", "/dev/null"], d));
+    assert!(d.join("n.txt").exists());
+    // A directory as output is refused.
+    std::fs::create_dir(d.join("sub")).unwrap();
+    clean_failure(&run(&["compress", "n.txt", "-o", "sub"], d));
+}
+
+#[cfg(unix)]
+#[test]
 fn permissions_travel_through_the_archive() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -72,12 +94,18 @@ fn permissions_travel_through_the_archive() {
     std::fs::set_permissions(d.join("script.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
     ok(&run(&["compress", "-q", "--rm", "script.sh"], d));
     ok(&run(&["decompress", "-q", "script.sh.llmz"], d));
-    let mode = std::fs::metadata(d.join("script.sh")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(d.join("script.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o750);
     // From stdin: ordinary permissions, not the temporary file's 0600.
     let o = run_stdin(&["compress", "-o", "piped.llmz"], d, b"data");
     ok(&o);
-    let mode = std::fs::metadata(d.join("piped.llmz")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(d.join("piped.llmz"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o644);
 }
 

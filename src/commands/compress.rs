@@ -6,7 +6,7 @@ use llmzip::codec::{self, Schedule};
 
 use super::files::compressed_name;
 use super::models::ModelCache;
-use super::pipeline::{self, FileArgs};
+use super::pipeline::{self, Direction, FileArgs};
 
 /// Options of `llmzip compress`.
 #[derive(Debug, Args)]
@@ -49,8 +49,7 @@ pub fn run(args: CompressArgs, models: &mut ModelCache, quiet: bool) -> Result<(
         &args.files,
         jobs,
         quiet,
-        false,
-        true,
+        Direction::Compress,
         |_, len| len,
         |job, cx| {
             let model = models.get(&args.model)?;

@@ -11,7 +11,7 @@ use llmzip::models::BUILTIN_MODELS;
 
 use super::files::{decompressed_name, Input};
 use super::models::ModelCache;
-use super::pipeline::{self, FileArgs};
+use super::pipeline::{self, Direction, FileArgs};
 
 /// Options of `llmzip decompress`.
 #[derive(Debug, Args)]
@@ -29,8 +29,7 @@ pub fn run(args: DecompressArgs, models: &mut ModelCache, quiet: bool) -> Result
         &args.files,
         jobs,
         quiet,
-        true,
-        false,
+        Direction::Decompress,
         |job, _| match &job.input {
             Input::File(p) => original_len_hint(p),
             Input::Stdin => None,

@@ -93,9 +93,12 @@ pub fn decompressed_name(input: &Path) -> Result<PathBuf> {
     }
 }
 
-/// An output being written: a temporary file next to the destination, or stdout.
+/// An output being written: a temporary file next to the destination, stdout, or an existing
+/// special file (a device such as `/dev/null`, a FIFO) that is written in place, because
+/// renaming over it would replace the device with a regular file.
 pub enum Sink {
     Stdout(io::StdoutLock<'static>),
+    Special(BufWriter<File>),
     Temp {
         file: BufWriter<NamedTempFile>,
         dest: PathBuf,
@@ -110,6 +113,18 @@ impl Sink {
         match output {
             Output::Stdout => Ok(Sink::Stdout(io::stdout().lock())),
             Output::File(dest) => {
+                if let Ok(meta) = std::fs::metadata(dest) {
+                    if !meta.is_file() && !meta.is_dir() {
+                        let f = std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(dest)
+                            .with_context(|| format!("cannot open {}", dest.display()))?;
+                        return Ok(Sink::Special(BufWriter::new(f)));
+                    }
+                    if meta.is_dir() {
+                        bail!("{} is a directory", dest.display());
+                    }
+                }
                 if !force && dest.exists() {
                     bail!("{} already exists; use -f to overwrite it", dest.display());
                 }
@@ -134,6 +149,7 @@ impl Sink {
     pub fn writer(&mut self) -> &mut dyn Write {
         match self {
             Sink::Stdout(s) => s,
+            Sink::Special(f) => f,
             Sink::Temp { file, .. } => file,
         }
     }
@@ -146,6 +162,7 @@ impl Sink {
     pub fn commit(self, permissions_from: Option<&Path>) -> Result<()> {
         match self {
             Sink::Stdout(mut s) => Ok(s.flush()?),
+            Sink::Special(mut f) => Ok(f.flush()?),
             Sink::Temp { file, dest, force } => {
                 let tmp = file.into_inner().map_err(|e| e.into_error())?;
                 tmp.as_file().sync_all()?;

@@ -92,31 +92,38 @@ impl Observer for CliObserver {
     }
 }
 
-/// What a codec run on one job needs.
-pub struct Context_<'a> {
+/// Which way a command converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Compress,
+    Decompress,
+}
+
+/// The open streams of one job, handed to the codec.
+pub struct Streams<'a> {
     pub reader: &'a mut dyn Read,
     pub writer: &'a mut dyn Write,
     pub observer: &'a mut CliObserver,
 }
 
 /// Runs `op` on every job. Errors are reported per file and the loop goes on (as gzip does);
-/// the result fails if any file failed. `binary_output` refuses to write binary data to a
-/// terminal without `-f`.
+/// the result fails if any file failed. Compressed data is never written to, nor read from, a
+/// terminal. `progress_total` gives the progress bar's length from the job and its input size.
 pub fn run_all(
     args: &FileArgs,
     jobs: Vec<Job>,
     quiet: bool,
-    decoding: bool,
-    binary_output: bool,
+    direction: Direction,
     progress_total: impl Fn(&Job, Option<u64>) -> Option<u64>,
-    mut op: impl FnMut(&Job, Context_<'_>) -> Result<Summary>,
+    mut op: impl FnMut(&Job, Streams<'_>) -> Result<Summary>,
 ) -> Result<()> {
+    let decoding = direction == Direction::Decompress;
     let count = jobs.len();
     let mut failures = 0;
     let mut last_error = None;
     for job in &jobs {
         let result = (|| -> Result<()> {
-            if binary_output && !args.force && is_terminal_stdout(&job.output) {
+            if !decoding && !args.force && is_terminal_stdout(&job.output) {
                 bail!("refusing to write compressed data to a terminal; use -c with a redirect, -o, or -f");
             }
             if decoding && matches!(job.input, Input::Stdin) && std::io::stdin().is_terminal() {
@@ -129,6 +136,12 @@ pub fn run_all(
             }
             let (mut reader, len) = job.input.open()?;
             let mut sink = Sink::create(&job.output, args.force)?;
+            if args.rm && matches!(sink, Sink::Special(_)) {
+                bail!(
+                    "--rm with {} as output would lose the input",
+                    job.output.name()
+                );
+            }
             let bar = progress::bar(progress_total(job, len), &job.input.name(), quiet);
             let mut observer = CliObserver {
                 bar,
@@ -137,7 +150,7 @@ pub fn run_all(
             let start = Instant::now();
             let summary = op(
                 job,
-                Context_ {
+                Streams {
                     reader: &mut reader,
                     writer: sink.writer(),
                     observer: &mut observer,
