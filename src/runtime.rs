@@ -7,21 +7,34 @@
 
 use crate::{Error, Result};
 
-/// Sets the number of compute threads for this process. `None` means all available cores.
+/// The thread count to use: `requested`, or all available cores for `None`.
+pub fn resolve_threads(requested: Option<usize>) -> Result<usize> {
+    match requested {
+        Some(0) => Err(Error::InvalidSetting("--threads must be at least 1".into())),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// Makes candle's kernels use `threads` threads.
 ///
-/// Call this before any model is loaded; later calls cannot resize pools that already exist.
-pub fn configure_threads(threads: Option<usize>) -> Result<usize> {
-    let n = match threads {
-        Some(0) => return Err(Error::InvalidSetting("--threads must be at least 1".into())),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    // SAFETY-free in edition 2021, but still only sound while single-threaded: the CLI calls this
-    // before spawning anything.
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+/// Call this before any model is loaded and while the process is single-threaded; later calls
+/// cannot resize pools that already exist.
+pub fn configure_threads(threads: usize) {
+    configure(threads, threads);
+}
+
+/// For data-parallel work (training): `workers` threads each run their own kernels. Matrix
+/// products then run single-threaded inside each worker, while rayon's pool, which candle also
+/// uses for some element-wise ops, keeps one thread per worker so they do not queue on it.
+pub fn configure_workers(workers: usize) {
+    configure(1, workers);
+}
+
+fn configure(matmul_threads: usize, pool_threads: usize) {
+    std::env::set_var("RAYON_NUM_THREADS", matmul_threads.max(1).to_string());
     // Ignore the error if the pool already exists (e.g. in tests that call this twice).
     let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
+        .num_threads(pool_threads.max(1))
         .build_global();
-    Ok(n)
 }

@@ -48,7 +48,14 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    llmzip::runtime::configure_threads(cli.threads)?;
+    // Training splits each batch across `threads` workers whose kernels run single-threaded
+    // (data parallelism beats candle's intra-op threads on these small matrices); everything
+    // else gives candle all threads.
+    let threads = llmzip::runtime::resolve_threads(cli.threads)?;
+    match cli.command {
+        Command::Train(_) => llmzip::runtime::configure_workers(threads),
+        _ => llmzip::runtime::configure_threads(threads),
+    }
     progress::install_interrupt_handler();
     let device = || llmzip::models::device(&cli.device);
     match cli.command {
@@ -59,7 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
             decompress::run(args, &mut models::ModelCache::new(device()?), cli.quiet)
         }
         Command::Info(args) => info::run(args),
-        Command::Train(args) => train::run(args, &device()?, cli.quiet),
+        Command::Train(args) => train::run(args, &device()?, threads, cli.quiet),
     }
 }
 

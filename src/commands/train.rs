@@ -34,11 +34,11 @@ pub struct TrainArgs {
     pub hidden: usize,
     #[arg(long, default_value_t = 32)]
     pub embed: usize,
-    /// Streams per batch.
-    #[arg(long, default_value_t = 32)]
+    /// Streams per batch (split across --threads workers).
+    #[arg(long, default_value_t = 128)]
     pub batch: usize,
     /// Truncated-BPTT length in bytes.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     pub seq_len: usize,
     /// Training budget in bytes (suffixes K, M, G allowed).
     #[arg(long, default_value = "20M", value_parser = super::parse_size)]
@@ -85,7 +85,13 @@ impl TrainObserver for Observer {
     }
 }
 
-pub fn run(args: TrainArgs, device: &candle_core::Device, quiet: bool) -> Result<()> {
+/// `workers` is the `--threads` count: each batch is split across that many threads.
+pub fn run(
+    args: TrainArgs,
+    device: &candle_core::Device,
+    workers: usize,
+    quiet: bool,
+) -> Result<()> {
     let corpus = Corpus::load(&args.data, &args.valid).context("cannot load the corpus")?;
     if !quiet {
         eprintln!(
@@ -105,6 +111,7 @@ pub fn run(args: TrainArgs, device: &candle_core::Device, quiet: bool) -> Result
         clip: args.clip,
         eval_every: args.eval_every,
         seed: args.seed,
+        workers,
         ..Default::default()
     };
     let bar = progress::bar(Some(args.bytes), "training", quiet);

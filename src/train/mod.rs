@@ -45,6 +45,14 @@ pub struct TrainOptions {
     /// At most this many validation bytes per evaluation.
     pub eval_bytes: usize,
     pub seed: u64,
+    /// Worker threads; each batch is split across them (data parallel). Each worker's kernels
+    /// should run single-threaded: the matrices are too small for candle to split well.
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for TrainOptions {
@@ -61,6 +69,7 @@ impl Default for TrainOptions {
             eval_every: 2 << 20,
             eval_bytes: 256 << 10,
             seed: 1,
+            workers: 1,
         }
     }
 }
@@ -206,6 +215,83 @@ fn evaluate(p: &Params, opts: &TrainOptions, corpus: &Corpus, device: &Device) -
 fn zero_state(cfg: &GruConfig, rows: usize, device: &Device) -> Result<Vec<Tensor>> {
     let z = Tensor::zeros((rows, cfg.hidden_size), DType::F32, device)?;
     Ok(vec![z; cfg.num_layers])
+}
+
+/// Forward and backward over one batch, split row-wise across `workers` threads. Returns the
+/// mean loss in bits per byte, the gradients of the mean loss, and the detached final states.
+/// Gradients are summed in worker order, so a given worker count is reproducible.
+fn parallel_step(
+    p: &Params,
+    cfg: &GruConfig,
+    ids: &Tensor,
+    targets: &Tensor,
+    h0: &[Tensor],
+    workers: usize,
+) -> Result<(f64, candle_core::backprop::GradStore, Vec<Tensor>)> {
+    let b = ids.dim(0)?;
+    let workers = workers.clamp(1, b);
+    let chunks: Vec<(usize, usize)> = (0..workers)
+        .map(|w| (w * b / workers, (w + 1) * b / workers - w * b / workers))
+        .collect();
+    let run = |&(start, len): &(usize, usize)| -> Result<_> {
+        let ids = ids.narrow(0, start, len)?;
+        let targets = targets.narrow(0, start, len)?.flatten_all()?;
+        let h: Vec<Tensor> = h0
+            .iter()
+            .map(|h| h.narrow(0, start, len))
+            .collect::<candle_core::Result<_>>()?;
+        let (logits, next) = forward(p, cfg, &ids, &h)?;
+        // Weighted so that the summed gradients are those of the mean over the whole batch.
+        let l = (loss(&logits, &targets)? * (len as f64 / b as f64))?;
+        let grads = l.backward()?;
+        let next: Vec<Tensor> = next.iter().map(Tensor::detach).collect();
+        Ok((l.to_scalar::<f32>()? as f64, grads, next))
+    };
+    let results: Vec<Result<_>> = if workers == 1 {
+        vec![run(&chunks[0])]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks.iter().map(|c| scope.spawn(move || run(c))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("training worker panicked"))
+                .collect()
+        })
+    };
+    let mut total_loss = 0.0;
+    let mut merged: Option<candle_core::backprop::GradStore> = None;
+    let mut states: Vec<Vec<Tensor>> = Vec::with_capacity(workers);
+    for r in results {
+        let (l, grads, next) = r?;
+        total_loss += l;
+        states.push(next);
+        merged = Some(match merged {
+            None => grads,
+            Some(mut acc) => {
+                for (_, v) in &p.vars {
+                    if let Some(g) = grads.get(v.as_tensor()) {
+                        let sum = match acc.remove(v.as_tensor()) {
+                            Some(a) => (a + g)?,
+                            None => g.clone(),
+                        };
+                        acc.insert(v.as_tensor(), sum);
+                    }
+                }
+                acc
+            }
+        });
+    }
+    let hidden = (0..cfg.num_layers)
+        .map(|l| {
+            let parts: Vec<&Tensor> = states.iter().map(|s| &s[l]).collect();
+            Tensor::cat(&parts, 0)
+        })
+        .collect::<candle_core::Result<_>>()?;
+    Ok((
+        total_loss / std::f64::consts::LN_2,
+        merged.expect("at least one worker"),
+        hidden,
+    ))
 }
 
 /// Scales gradients so that their global L2 norm is at most `max_norm`; returns the norm.
@@ -358,16 +444,14 @@ pub fn train(
             .map(|h| h.broadcast_mul(&keep))
             .collect::<candle_core::Result<_>>()?;
         let ids = Tensor::from_vec(ids, (b, t), device)?;
-        let targets = Tensor::from_vec(targets, b * t, device)?;
-        let (logits, next) = forward(&params, cfg, &ids, &h0)?;
-        hidden = next.iter().map(|h| h.detach()).collect();
-        let l = loss(&logits, &targets)?;
-        let mut grads = l.backward()?;
+        let targets = Tensor::from_vec(targets, (b, t), device)?;
+        let (bpc, mut grads, next) =
+            parallel_step(&params, cfg, &ids, &targets, &h0, opts.workers)?;
+        hidden = next;
         clip_gradients(&mut grads, &params, opts.clip)?;
         let progress = state.bytes_seen as f64 / opts.train_bytes as f64;
         opt.set_learning_rate(learning_rate(opts.lr, progress));
         opt.step(&grads)?;
-        let bpc = l.to_scalar::<f32>()? as f64 / std::f64::consts::LN_2;
         recent.push(bpc);
         state.steps += 1;
         state.bytes_seen += (b * t) as u64;
@@ -461,5 +545,14 @@ mod tests {
         // Resuming with an already reached budget keeps the progress.
         let resumed = train(&corpus, &opts, dir.path(), true, &Device::Cpu, &mut Quiet).unwrap();
         assert_eq!(resumed.steps, state.steps);
+        // The data-parallel path (batch split across workers) learns the same way.
+        let two = tempfile::tempdir().unwrap();
+        let opts2 = TrainOptions { workers: 2, ..opts };
+        let state2 = train(&corpus, &opts2, two.path(), false, &Device::Cpu, &mut Quiet).unwrap();
+        let last2 = state2.curve.last().unwrap().valid_bpc;
+        assert!(
+            (last2 - last).abs() < 0.05 * last,
+            "1 worker {last}, 2 workers {last2}"
+        );
     }
 }
