@@ -1,11 +1,11 @@
-//! `llmzip train`: fit the byte-level GRU on your own text.
+//! `llmzip train`: fit a byte-level GRU or LSTM on your own text.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
-use llmzip::models::GruConfig;
+use llmzip::models::{Cell, RnnConfig};
 use llmzip::train::{self, Corpus, CurvePoint, TrainObserver, TrainOptions, TrainState};
 
 use super::progress;
@@ -25,12 +25,12 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Recurrent architecture.
-    #[arg(long, default_value = "gru", value_parser = ["gru"])]
+    /// Recurrent cell: gru (the default model's) or lstm (the Python prototype's).
+    #[arg(long, default_value = "gru", value_parser = ["gru", "lstm"])]
     pub arch: String,
     #[arg(long, default_value_t = 2)]
     pub layers: usize,
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 256)]
     pub hidden: usize,
     #[arg(long, default_value_t = 32)]
     pub embed: usize,
@@ -103,7 +103,12 @@ pub fn run(
         );
     }
     let opts = TrainOptions {
-        model: GruConfig::new(args.embed, args.hidden, args.layers),
+        model: RnnConfig::new(
+            Cell::from_arch(&args.arch).expect("clap allows only known cells"),
+            args.embed,
+            args.hidden,
+            args.layers,
+        ),
         batch: args.batch,
         seq_len: args.seq_len,
         train_bytes: args.bytes,

@@ -2,8 +2,8 @@
 //!
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
-mod gru;
 pub(crate) mod rng;
+mod rnn;
 
 use std::fmt;
 use std::path::Path;
@@ -11,8 +11,8 @@ use std::path::Path;
 use candle_core::Device;
 use sha2::{Digest, Sha256};
 
-pub(crate) use gru::{gru_cell, GruLayer};
-pub use gru::{save_dir, Gru, GruConfig, CONFIG_FILE, WEIGHTS_FILE};
+pub(crate) use rnn::RnnLayer;
+pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
 
 use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
@@ -151,11 +151,11 @@ pub const DEFAULT_MODEL: &str = "gru";
 /// Loads a model by built-in name or from a directory.
 pub fn load(spec: &str, device: &Device) -> Result<Box<dyn LanguageModel>> {
     match spec {
-        "gru" => Ok(Box::new(Gru::embedded(device)?)),
+        "gru" => Ok(Box::new(Rnn::embedded(device)?)),
         _ => {
             let path = Path::new(spec);
             if path.exists() {
-                Ok(Box::new(Gru::from_dir(path, device)?))
+                Ok(Box::new(Rnn::from_dir(path, device)?))
             } else {
                 Err(Error::Model(format!(
                     "'{spec}' is neither a built-in model ({}) nor an existing path",

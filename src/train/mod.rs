@@ -1,6 +1,6 @@
-//! `llmzip train`: fits the byte-level GRU to a corpus with truncated BPTT and AdamW.
+//! `llmzip train`: fits a byte-level GRU or LSTM to a corpus with truncated BPTT and AdamW.
 //!
-//! Training runs the *same* GRU cell code as inference ([`crate::models::gru_cell`]), but over
+//! Training runs the *same* cell code as inference ([`crate::models::Cell`]), but over
 //! whole chunks: each layer's input projection for all time steps is one matmul, and only the
 //! recurrent product runs step by step. Streams carry their hidden state from chunk to chunk
 //! (detached) and restart from BOS and a zero state at random points, matching how the codec runs
@@ -18,7 +18,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use crate::models::rng::SplitMix64;
-use crate::models::{gru_cell, save_dir, GruConfig, GruLayer, CONFIG_FILE, WEIGHTS_FILE};
+use crate::models::{save_dir, Cell, RnnConfig, RnnLayer, CONFIG_FILE, WEIGHTS_FILE};
 use crate::{Error, Result};
 
 pub use corpus::Corpus;
@@ -27,7 +27,7 @@ pub use curve::{write_csv, write_svg, CurvePoint};
 /// Everything a training run is configured with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainOptions {
-    pub model: GruConfig,
+    pub model: RnnConfig,
     /// Parallel streams per batch.
     pub batch: usize,
     /// Time steps per chunk (truncated BPTT length).
@@ -58,7 +58,7 @@ fn one() -> usize {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
-            model: GruConfig::new(32, 384, 2),
+            model: RnnConfig::new(Cell::Gru, 32, 256, 2),
             batch: 32,
             seq_len: 128,
             train_bytes: 20 << 20,
@@ -124,15 +124,17 @@ impl Params {
 /// `(B, T, 3H)` gradient, which made training quadratic in `T`.
 fn forward(
     p: &Params,
-    cfg: &GruConfig,
+    cfg: &RnnConfig,
     ids: &Tensor,
     state: &[Tensor],
 ) -> Result<(Tensor, Vec<Tensor>)> {
     let (b, t) = ids.dims2()?;
     let h = cfg.hidden_size;
-    let layers: Vec<GruLayer> = (0..cfg.num_layers)
-        .map(|l| -> Result<GruLayer> {
-            Ok(GruLayer {
+    let cell = cfg.cell();
+    let k = cell.state_tensors();
+    let layers: Vec<RnnLayer> = (0..cfg.num_layers)
+        .map(|l| -> Result<RnnLayer> {
+            Ok(RnnLayer {
                 w_ih_t: p.get(&format!("rnn.{l}.weight_ih")).t()?,
                 b_ih: p.get(&format!("rnn.{l}.bias_ih")).clone(),
                 w_hh_t: p.get(&format!("rnn.{l}.weight_hh")).t()?,
@@ -149,8 +151,11 @@ fn forward(
         let mut x = embedding.index_select(&ids_tm.get(step)?, 0)?; // (B, E)
         for (l, layer) in layers.iter().enumerate() {
             let gi = x.matmul(&layer.w_ih_t)?.broadcast_add(&layer.b_ih)?;
-            hs[l] = gru_cell(&gi, &hs[l], layer, h)?;
-            x = hs[l].clone();
+            let next = cell.update(&gi, &hs[l * k..(l + 1) * k], layer, h)?;
+            x = next[0].clone();
+            for (slot, t) in hs[l * k..(l + 1) * k].iter_mut().zip(next) {
+                *slot = t;
+            }
         }
         outs.push(x);
     }
@@ -179,7 +184,7 @@ fn evaluate(p: &Params, opts: &TrainOptions, corpus: &Corpus, device: &Device) -
     if seg < 2 {
         return Err(Error::InvalidSetting("validation data is too small".into()));
     }
-    let mut state = zero_state(cfg, rows, device)?;
+    let mut state = cfg.zero_state(rows, device)?;
     let mut bits = 0.0;
     let mut count = 0usize;
     let mut pos = 0;
@@ -192,7 +197,7 @@ fn evaluate(p: &Params, opts: &TrainOptions, corpus: &Corpus, device: &Device) -
             for k in 0..t {
                 let i = pos + k;
                 ids.push(if i == 0 {
-                    GruConfig::BOS
+                    RnnConfig::BOS
                 } else {
                     u32::from(text[base + i - 1])
                 });
@@ -212,17 +217,12 @@ fn evaluate(p: &Params, opts: &TrainOptions, corpus: &Corpus, device: &Device) -
     Ok(bits / count as f64)
 }
 
-fn zero_state(cfg: &GruConfig, rows: usize, device: &Device) -> Result<Vec<Tensor>> {
-    let z = Tensor::zeros((rows, cfg.hidden_size), DType::F32, device)?;
-    Ok(vec![z; cfg.num_layers])
-}
-
 /// Forward and backward over one batch, split row-wise across `workers` threads. Returns the
 /// mean loss in bits per byte, the gradients of the mean loss, and the detached final states.
 /// Gradients are summed in worker order, so a given worker count is reproducible.
 fn parallel_step(
     p: &Params,
-    cfg: &GruConfig,
+    cfg: &RnnConfig,
     ids: &Tensor,
     targets: &Tensor,
     h0: &[Tensor],
@@ -281,7 +281,7 @@ fn parallel_step(
             }
         });
     }
-    let hidden = (0..cfg.num_layers)
+    let hidden = (0..h0.len())
         .map(|l| {
             let parts: Vec<&Tensor> = states.iter().map(|s| &s[l]).collect();
             Tensor::cat(&parts, 0)
@@ -343,7 +343,7 @@ pub fn train(
     let (tensors, mut state) = if resume {
         let weights = candle_core::safetensors::load(out_dir.join(WEIGHTS_FILE), device)?;
         let st: TrainState = read_json(&out_dir.join(STATE_FILE))?;
-        let saved: GruConfig = read_json(&out_dir.join(CONFIG_FILE))?;
+        let saved: RnnConfig = read_json(&out_dir.join(CONFIG_FILE))?;
         if &saved != cfg {
             return Err(Error::InvalidSetting(format!(
                 "the checkpoint in {} has a different model shape ({saved:?})",
@@ -390,7 +390,7 @@ pub fn train(
         .map(|_| random_start(&mut rng, train_len, t))
         .collect();
     let mut fresh = vec![true; b];
-    let mut hidden = zero_state(cfg, b, device)?;
+    let mut hidden = cfg.zero_state(b, device)?;
     let started = Instant::now();
     let seconds_before = state.seconds;
     let mut next_eval = (state.bytes_seen / opts.eval_every + 1) * opts.eval_every;
@@ -424,7 +424,7 @@ pub fn train(
             for k in 0..t {
                 let i = pos[r] + k;
                 ids.push(if fresh[r] && k == 0 {
-                    GruConfig::BOS
+                    RnnConfig::BOS
                 } else {
                     u32::from(data[i - 1])
                 });
@@ -483,7 +483,7 @@ fn random_start(rng: &mut SplitMix64, len: usize, t: usize) -> usize {
 
 /// Writes weights, config, progress and the curve; the weights go through a temporary file so a
 /// crash mid-write never destroys the previous checkpoint.
-fn save_checkpoint(dir: &Path, cfg: &GruConfig, p: &Params, state: &TrainState) -> Result<()> {
+fn save_checkpoint(dir: &Path, cfg: &RnnConfig, p: &Params, state: &TrainState) -> Result<()> {
     let tmp = dir.join(".checkpoint.tmp");
     save_dir(&tmp, cfg, &p.tensors())?;
     std::fs::rename(tmp.join(WEIGHTS_FILE), dir.join(WEIGHTS_FILE))?;
@@ -525,7 +525,7 @@ mod tests {
         let text: Vec<u8> = b"abcabcabd ".iter().cycle().take(40_000).copied().collect();
         let corpus = Corpus::from_parts(text.clone(), text[..5000].to_vec());
         let opts = TrainOptions {
-            model: GruConfig::new(8, 24, 1),
+            model: RnnConfig::new(Cell::Gru, 8, 24, 1),
             batch: 8,
             seq_len: 16,
             train_bytes: 8 * 16 * 60,
@@ -541,7 +541,7 @@ mod tests {
         let last = state.curve.last().unwrap().valid_bpc;
         assert!(last < first * 0.6, "validation bpc {first} -> {last}");
         // The checkpoint is a model directory the codec can load.
-        crate::models::Gru::from_dir(dir.path(), &Device::Cpu).unwrap();
+        crate::models::Rnn::from_dir(dir.path(), &Device::Cpu).unwrap();
         // Resuming with an already reached budget keeps the progress.
         let resumed = train(&corpus, &opts, dir.path(), true, &Device::Cpu, &mut Quiet).unwrap();
         assert_eq!(resumed.steps, state.steps);

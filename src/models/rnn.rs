@@ -1,12 +1,16 @@
-//! The byte-level GRU: llmzip's small, fast, embedded default model.
+//! Byte-level recurrent models: the GRU that is llmzip's small, fast, embedded default, and the
+//! LSTM of the Python prototype. They differ only in the cell update ([`Cell`]).
 //!
-//! Architecture: token embedding → `num_layers` stacked GRU layers (PyTorch gate order r, z, n)
-//! → linear head over 256 byte values. Input ids are the 256 bytes plus one BOS id (256) that
-//! starts every segment.
+//! Architecture: token embedding → `num_layers` stacked recurrent layers (PyTorch weight layout
+//! and gate order: GRU r, z, n; LSTM i, f, g, o) → linear head over 256 byte values. Input ids are
+//! the 256 bytes plus one BOS id (256) that starts every segment.
 //!
 //! Inference is written with plain candle ops rather than `candle_nn::rnn`, for speed: the first
 //! layer's input projection `embedding · W_ih + b_ih` is folded into a 257-row lookup table once at
 //! load time, so a step costs one gather plus the recurrent matmuls.
+//!
+//! The recurrent state is a flat list of `rows × H` tensors, [`Cell::state_tensors`] per layer
+//! (GRU: h; LSTM: h, c), so that code which resets, masks or splits states needs no case analysis.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,24 +27,101 @@ use crate::{Error, Result};
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
-/// Shape of a GRU model, stored as `config.json` next to the weights.
+/// The recurrent cell of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Gru,
+    Lstm,
+}
+
+impl Cell {
+    /// Parses the `arch` field of a configuration.
+    pub fn from_arch(arch: &str) -> Option<Cell> {
+        match arch {
+            "gru" => Some(Cell::Gru),
+            "lstm" => Some(Cell::Lstm),
+            _ => None,
+        }
+    }
+
+    /// Gate blocks in the weight matrices (rows = gates · H).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Gru => 3,
+            Cell::Lstm => 4,
+        }
+    }
+
+    /// State tensors per layer.
+    pub fn state_tensors(self) -> usize {
+        match self {
+            Cell::Gru => 1,
+            Cell::Lstm => 2,
+        }
+    }
+
+    /// One update of a layer's state given the input projection `gi` (`rows × gates·H`).
+    /// `state` holds this layer's [`Cell::state_tensors`]; the new state is returned in the same
+    /// layout, its first tensor being the layer's output `h`.
+    pub(crate) fn update(
+        self,
+        gi: &Tensor,
+        state: &[Tensor],
+        layer: &RnnLayer,
+        hidden: usize,
+    ) -> Result<Vec<Tensor>> {
+        let h = &state[0];
+        let gh = h.matmul(&layer.w_hh_t)?.broadcast_add(&layer.b_hh)?;
+        let gate = |t: &Tensor, k: usize| t.narrow(1, k * hidden, hidden);
+        match self {
+            Cell::Gru => {
+                let r = candle_nn::ops::sigmoid(&(gate(gi, 0)? + gate(&gh, 0)?)?)?;
+                let z = candle_nn::ops::sigmoid(&(gate(gi, 1)? + gate(&gh, 1)?)?)?;
+                let n = (gate(gi, 2)? + (r * gate(&gh, 2)?)?)?.tanh()?;
+                // h' = (1 - z) ⊙ n + z ⊙ h = n + z ⊙ (h - n)
+                Ok(vec![(&n + (z * (h - &n)?)?)?])
+            }
+            Cell::Lstm => {
+                let g = (gi + gh)?;
+                let i = candle_nn::ops::sigmoid(&gate(&g, 0)?)?;
+                let f = candle_nn::ops::sigmoid(&gate(&g, 1)?)?;
+                let c_new = gate(&g, 2)?.tanh()?;
+                let o = candle_nn::ops::sigmoid(&gate(&g, 3)?)?;
+                let c = ((f * &state[1])? + (i * c_new)?)?;
+                let h = (o * c.tanh()?)?;
+                Ok(vec![h, c])
+            }
+        }
+    }
+}
+
+/// Shape of a recurrent model, stored as `config.json` next to the weights.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GruConfig {
-    /// Always `"gru"`; lets a directory say what it holds.
+pub struct RnnConfig {
+    /// `"gru"` or `"lstm"`.
     pub arch: String,
     pub embed_dim: usize,
     pub hidden_size: usize,
     pub num_layers: usize,
 }
 
-impl GruConfig {
-    pub fn new(embed_dim: usize, hidden_size: usize, num_layers: usize) -> Self {
-        GruConfig {
-            arch: "gru".into(),
+impl RnnConfig {
+    pub fn new(cell: Cell, embed_dim: usize, hidden_size: usize, num_layers: usize) -> Self {
+        RnnConfig {
+            arch: match cell {
+                Cell::Gru => "gru",
+                Cell::Lstm => "lstm",
+            }
+            .into(),
             embed_dim,
             hidden_size,
             num_layers,
         }
+    }
+
+    /// The cell named by `arch` (validated configurations always have one).
+    pub fn cell(&self) -> Cell {
+        Cell::from_arch(&self.arch).unwrap_or(Cell::Gru)
     }
 
     /// Number of input ids: 256 bytes plus BOS.
@@ -53,13 +134,14 @@ impl GruConfig {
     /// Expected tensor names and shapes, in a fixed order.
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (e, h) = (self.embed_dim, self.hidden_size);
+        let g = self.cell().gates();
         let mut shapes = vec![("embedding.weight".to_string(), vec![Self::INPUTS, e])];
         for l in 0..self.num_layers {
             let input = if l == 0 { e } else { h };
-            shapes.push((format!("rnn.{l}.weight_ih"), vec![3 * h, input]));
-            shapes.push((format!("rnn.{l}.weight_hh"), vec![3 * h, h]));
-            shapes.push((format!("rnn.{l}.bias_ih"), vec![3 * h]));
-            shapes.push((format!("rnn.{l}.bias_hh"), vec![3 * h]));
+            shapes.push((format!("rnn.{l}.weight_ih"), vec![g * h, input]));
+            shapes.push((format!("rnn.{l}.weight_hh"), vec![g * h, h]));
+            shapes.push((format!("rnn.{l}.bias_ih"), vec![g * h]));
+            shapes.push((format!("rnn.{l}.bias_hh"), vec![g * h]));
         }
         shapes.push(("head.weight".into(), vec![Self::VOCAB, h]));
         shapes.push(("head.bias".into(), vec![Self::VOCAB]));
@@ -67,7 +149,7 @@ impl GruConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        let ok = self.arch == "gru"
+        let ok = Cell::from_arch(&self.arch).is_some()
             && (1..=4096).contains(&self.embed_dim)
             && (1..=8192).contains(&self.hidden_size)
             && (1..=16).contains(&self.num_layers);
@@ -78,6 +160,12 @@ impl GruConfig {
                 "unsupported GRU configuration {self:?}"
             )))
         }
+    }
+
+    /// The all-zero recurrent state for `rows` streams.
+    pub fn zero_state(&self, rows: usize, device: &Device) -> Result<Vec<Tensor>> {
+        let zeros = Tensor::zeros((rows, self.hidden_size), DType::F32, device)?;
+        Ok(vec![zeros; self.num_layers * self.cell().state_tensors()])
     }
 
     /// Freshly initialised weights (PyTorch's default uniform ±1/√fan-in), reproducible from `seed`.
@@ -99,7 +187,7 @@ impl GruConfig {
 }
 
 /// Writes a model directory (`config.json` + `model.safetensors`).
-pub fn save_dir(dir: &Path, config: &GruConfig, tensors: &HashMap<String, Tensor>) -> Result<()> {
+pub fn save_dir(dir: &Path, config: &RnnConfig, tensors: &HashMap<String, Tensor>) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::to_string_pretty(config).expect("config serialises");
     std::fs::write(dir.join(CONFIG_FILE), json + "\n")?;
@@ -107,43 +195,44 @@ pub fn save_dir(dir: &Path, config: &GruConfig, tensors: &HashMap<String, Tensor
     Ok(())
 }
 
-/// One GRU layer's weights, transposed for `x · Wᵀ` products. Shared with the trainer, which
+/// One layer's weights, transposed for `x · Wᵀ` products. Shared with the trainer, which
 /// builds it from trainable variables, so training and inference run the same cell code.
-pub(crate) struct GruLayer {
-    /// `W_ihᵀ` (input × 3H); at inference, layer 0 uses the lookup table instead.
+pub(crate) struct RnnLayer {
+    /// `W_ihᵀ` (input × gates·H); at inference, layer 0 uses the lookup table instead.
     pub w_ih_t: Tensor,
     pub b_ih: Tensor,
-    /// `W_hhᵀ` (H × 3H).
+    /// `W_hhᵀ` (H × gates·H).
     pub w_hh_t: Tensor,
     pub b_hh: Tensor,
 }
 
-/// A loaded GRU, ready for lockstep inference.
-pub struct Gru {
+/// A loaded recurrent model, ready for lockstep inference.
+pub struct Rnn {
     info: ModelInfo,
-    config: GruConfig,
+    config: RnnConfig,
+    cell: Cell,
     device: Device,
     /// `embedding · W_ih(0)ᵀ + b_ih(0)`, one row per input id (257 × 3H).
     input_table: Tensor,
-    layers: Vec<GruLayer>,
+    layers: Vec<RnnLayer>,
     head_w_t: Tensor,
     head_b: Tensor,
-    /// Hidden state per layer, `rows × H`.
+    /// Recurrent state: `cell.state_tensors()` tensors of `rows × H` per layer.
     state: Vec<Tensor>,
 }
 
 const EMBEDDED_CONFIG: &[u8] = include_bytes!("../../models/gru/config.json");
 const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../models/gru/model.safetensors");
 
-impl Gru {
+impl Rnn {
     /// The default model compiled into the binary.
-    pub fn embedded(device: &Device) -> Result<Gru> {
-        Gru::from_bytes("gru", EMBEDDED_CONFIG, EMBEDDED_WEIGHTS, device)
+    pub fn embedded(device: &Device) -> Result<Rnn> {
+        Rnn::from_bytes("gru", EMBEDDED_CONFIG, EMBEDDED_WEIGHTS, device)
     }
 
     /// Loads `config.json` + `model.safetensors` from a directory (or the directory of a given
     /// `.safetensors` file).
-    pub fn from_dir(path: &Path, device: &Device) -> Result<Gru> {
+    pub fn from_dir(path: &Path, device: &Device) -> Result<Rnn> {
         let dir = if path.is_file() {
             path.parent().unwrap_or(Path::new("."))
         } else {
@@ -163,14 +252,17 @@ impl Gru {
         let name = canonical
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "gru".into());
-        Gru::from_bytes(&name, &config, &weights, device)
+            .unwrap_or_else(|| "rnn".into());
+        Rnn::from_bytes(&name, &config, &weights, device)
     }
 
     /// Builds a model from the bytes of its config and safetensors file.
-    pub fn from_bytes(name: &str, config: &[u8], weights: &[u8], device: &Device) -> Result<Gru> {
-        let config: GruConfig = serde_json::from_slice(config)
-            .map_err(|e| Error::Model(format!("{CONFIG_FILE} is not a GRU configuration: {e}")))?;
+    pub fn from_bytes(name: &str, config: &[u8], weights: &[u8], device: &Device) -> Result<Rnn> {
+        let config: RnnConfig = serde_json::from_slice(config).map_err(|e| {
+            Error::Model(format!(
+                "{CONFIG_FILE} is not a recurrent model configuration: {e}"
+            ))
+        })?;
         config.validate()?;
         let tensors = candle_core::safetensors::load_buffer(weights, device)
             .map_err(|e| Error::Model(format!("{WEIGHTS_FILE} cannot be read: {e}")))?;
@@ -194,7 +286,7 @@ impl Gru {
         let take = |n: &str| by_name[n].clone();
         let mut layers = Vec::with_capacity(config.num_layers);
         for l in 0..config.num_layers {
-            layers.push(GruLayer {
+            layers.push(RnnLayer {
                 w_ih_t: take(&format!("rnn.{l}.weight_ih")).t()?.contiguous()?,
                 b_ih: take(&format!("rnn.{l}.bias_ih")),
                 w_hh_t: take(&format!("rnn.{l}.weight_hh")).t()?.contiguous()?,
@@ -208,12 +300,13 @@ impl Gru {
         let info = ModelInfo {
             name: name.to_string(),
             fingerprint: Fingerprint::of(&[b"llmzip-gru", &config_json, weights]),
-            vocab_size: GruConfig::VOCAB,
-            bos: GruConfig::BOS,
+            vocab_size: RnnConfig::VOCAB,
+            bos: RnnConfig::BOS,
             backend: Backend::of(device, "f32"),
         };
-        Ok(Gru {
+        Ok(Rnn {
             info,
+            cell: config.cell(),
             head_w_t: take("head.weight").t()?.contiguous()?,
             head_b: take("head.bias"),
             input_table,
@@ -224,7 +317,7 @@ impl Gru {
         })
     }
 
-    pub fn config(&self) -> &GruConfig {
+    pub fn config(&self) -> &RnnConfig {
         &self.config
     }
 
@@ -238,19 +331,7 @@ impl Gru {
     }
 }
 
-/// One GRU cell update given the input projection `gi` and the state `h` (PyTorch semantics).
-pub(crate) fn gru_cell(gi: &Tensor, h: &Tensor, layer: &GruLayer, hidden: usize) -> Result<Tensor> {
-    let gh = h.matmul(&layer.w_hh_t)?.broadcast_add(&layer.b_hh)?;
-    let r = candle_nn::ops::sigmoid(&(gi.narrow(1, 0, hidden)? + gh.narrow(1, 0, hidden)?)?)?;
-    let z =
-        candle_nn::ops::sigmoid(&(gi.narrow(1, hidden, hidden)? + gh.narrow(1, hidden, hidden)?)?)?;
-    let n =
-        (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
-    // h' = (1 - z) ⊙ n + z ⊙ h = n + z ⊙ (h - n)
-    Ok((&n + (z * (h - &n)?)?)?)
-}
-
-impl LanguageModel for Gru {
+impl LanguageModel for Rnn {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -260,8 +341,7 @@ impl LanguageModel for Gru {
     }
 
     fn reset(&mut self, rows: usize) -> Result<()> {
-        let zeros = Tensor::zeros((rows, self.config.hidden_size), DType::F32, &self.device)?;
-        self.state = vec![zeros; self.config.num_layers];
+        self.state = self.config.zero_state(rows, &self.device)?;
         Ok(())
     }
 
@@ -272,12 +352,13 @@ impl LanguageModel for Gru {
                 "step with {rows} inputs on a batch that was reset for a different size"
             )));
         }
-        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= GruConfig::INPUTS) {
+        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= RnnConfig::INPUTS) {
             return Err(Error::InvalidSetting(format!(
                 "input id {bad} out of range"
             )));
         }
         let hidden = self.config.hidden_size;
+        let k = self.cell.state_tensors();
         let ids = Tensor::from_slice(inputs, rows, &self.device)?;
         let mut x = self.input_table.index_select(&ids, 0)?;
         for (l, layer) in self.layers.iter().enumerate() {
@@ -286,9 +367,13 @@ impl LanguageModel for Gru {
             } else {
                 x.matmul(&layer.w_ih_t)?.broadcast_add(&layer.b_ih)?
             };
-            let h = gru_cell(&gi, &self.state[l], layer, hidden)?;
-            self.state[l] = h.clone();
-            x = h;
+            let next = self
+                .cell
+                .update(&gi, &self.state[l * k..(l + 1) * k], layer, hidden)?;
+            x = next[0].clone();
+            for (slot, t) in self.state[l * k..(l + 1) * k].iter_mut().zip(next) {
+                *slot = t;
+            }
         }
         let logits = x.matmul(&self.head_w_t)?.broadcast_add(&self.head_b)?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?;
@@ -300,51 +385,56 @@ impl LanguageModel for Gru {
 mod tests {
     use super::*;
 
-    pub(crate) fn tiny_model(dir: &Path) -> Gru {
-        let cfg = GruConfig::new(8, 16, 2);
+    fn tiny_model(dir: &Path, cell: Cell) -> Rnn {
+        let cfg = RnnConfig::new(cell, 8, 16, 2);
         let w = cfg.init_weights(1, &Device::Cpu).unwrap();
         save_dir(dir, &cfg, &w).unwrap();
-        Gru::from_dir(dir, &Device::Cpu).unwrap()
+        Rnn::from_dir(dir, &Device::Cpu).unwrap()
     }
 
     #[test]
     fn probabilities_are_normalised_and_batch_shaped() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut m = tiny_model(dir.path());
-        m.reset(3).unwrap();
-        let p = m.step(&[GruConfig::BOS, 65, 0]).unwrap();
-        assert_eq!(p.len(), 3 * 256);
-        for row in p.chunks(256) {
-            let s: f32 = row.iter().sum();
-            assert!((s - 1.0).abs() < 1e-4);
+        for cell in [Cell::Gru, Cell::Lstm] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut m = tiny_model(dir.path(), cell);
+            m.reset(3).unwrap();
+            let p = m.step(&[RnnConfig::BOS, 65, 0]).unwrap();
+            assert_eq!(p.len(), 3 * 256);
+            for row in p.chunks(256) {
+                let s: f32 = row.iter().sum();
+                assert!((s - 1.0).abs() < 1e-4);
+            }
+            // State carries over: the same input gives a different prediction next step.
+            let q = m.step(&[RnnConfig::BOS, 65, 0]).unwrap();
+            assert_ne!(p, q, "{cell:?} ignores its state");
+            assert!(m.step(&[1, 2]).is_err(), "wrong batch size must be refused");
         }
-        assert!(m.step(&[1, 2]).is_err(), "wrong batch size must be refused");
     }
 
     #[test]
     fn fingerprint_changes_with_weights_and_shape_errors_are_clear() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let cfg = GruConfig::new(8, 16, 1);
+        let cfg = RnnConfig::new(Cell::Gru, 8, 16, 1);
         save_dir(a.path(), &cfg, &cfg.init_weights(1, &Device::Cpu).unwrap()).unwrap();
         save_dir(b.path(), &cfg, &cfg.init_weights(2, &Device::Cpu).unwrap()).unwrap();
-        let fa = Gru::from_dir(a.path(), &Device::Cpu)
+        let fa = Rnn::from_dir(a.path(), &Device::Cpu)
             .unwrap()
             .info()
             .fingerprint;
-        let fb = Gru::from_dir(b.path(), &Device::Cpu)
+        let fb = Rnn::from_dir(b.path(), &Device::Cpu)
             .unwrap()
             .info()
             .fingerprint;
         assert_ne!(fa, fb);
         // A config that does not match the weights is refused with the tensor's name.
-        let wrong = GruConfig::new(8, 32, 1);
+        let wrong = RnnConfig::new(Cell::Gru, 8, 32, 1);
         std::fs::write(
             a.path().join(CONFIG_FILE),
             serde_json::to_string(&wrong).unwrap(),
         )
         .unwrap();
-        let err = Gru::from_dir(a.path(), &Device::Cpu)
+        let err = Rnn::from_dir(a.path(), &Device::Cpu)
             .err()
             .unwrap()
             .to_string();
@@ -353,7 +443,7 @@ mod tests {
 
     #[test]
     fn embedded_model_loads() {
-        let m = Gru::embedded(&Device::Cpu).unwrap();
+        let m = Rnn::embedded(&Device::Cpu).unwrap();
         assert_eq!(m.info().vocab_size, 256);
         assert!(m.parameter_count() > 0);
     }
