@@ -14,6 +14,7 @@
 //! The command-line tool in `src/main.rs` is a thin layer over this crate.
 
 pub mod baseline;
+pub mod bench;
 pub mod codec;
 pub mod coder;
 pub mod error;

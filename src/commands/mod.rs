@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module; shared pieces
 //! (progress, output files, reports) have one home each.
 
+mod bench;
 mod compress;
 mod decompress;
 mod files;
@@ -42,8 +43,10 @@ pub enum Command {
     Decompress(decompress::DecompressArgs),
     /// Describe archives: model, schedule, sizes (no decoding, no model needed).
     Info(info::InfoArgs),
-    /// Train the byte-level GRU on your own text.
+    /// Train a byte-level GRU or LSTM on your own text.
     Train(train::TrainArgs),
+    /// Compare bits per byte and speed of models, devices and classic compressors.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
             decompress::run(args, &mut models::ModelCache::new(device()?), cli.quiet)
         }
         Command::Info(args) => info::run(args),
+        Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Train(args) => train::run(args, &device()?, threads, cli.quiet),
     }
 }

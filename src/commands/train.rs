@@ -134,10 +134,12 @@ pub fn run(
     if !quiet {
         let last = state.curve.last().map_or(f64::NAN, |p| p.valid_bpc);
         eprintln!(
-            "trained {} bytes in {:.0} s ({:.0} B/s); validation {:.4} bpc; model in {}",
+            "trained {} bytes in {:.0} s ({:.0} s of it validating); {:.0} B/s of training; \
+             validation {:.4} bpc; model in {}",
             state.bytes_seen,
             state.seconds,
-            state.bytes_seen as f64 / state.seconds.max(1e-9),
+            state.eval_seconds,
+            state.bytes_per_second(),
             last,
             args.out.display()
         );

@@ -79,8 +79,19 @@ impl Default for TrainOptions {
 pub struct TrainState {
     pub bytes_seen: u64,
     pub steps: u64,
+    /// Wall time of the run so far, evaluations included.
     pub seconds: f64,
+    /// Part of `seconds` spent on validation passes; training throughput excludes it.
+    #[serde(default)]
+    pub eval_seconds: f64,
     pub curve: Vec<CurvePoint>,
+}
+
+impl TrainState {
+    /// Training throughput in bytes of text per second, validation passes excluded.
+    pub fn bytes_per_second(&self) -> f64 {
+        self.bytes_seen as f64 / (self.seconds - self.eval_seconds).max(1e-9)
+    }
 }
 
 /// Called after every step (`bytes_seen`, last loss in bits/byte) and every evaluation.
@@ -395,7 +406,9 @@ pub fn train(
     let seconds_before = state.seconds;
     let mut next_eval = (state.bytes_seen / opts.eval_every + 1) * opts.eval_every;
     if state.curve.is_empty() {
+        let eval_start = Instant::now();
         let bpc = evaluate(&params, opts, corpus, device)?;
+        state.eval_seconds += eval_start.elapsed().as_secs_f64();
         let point = CurvePoint {
             bytes_seen: 0,
             seconds: 0.0,
@@ -459,7 +472,10 @@ pub fn train(
         observer.step(&state, bpc);
         if state.bytes_seen >= next_eval || state.bytes_seen >= opts.train_bytes {
             next_eval += opts.eval_every;
+            let eval_start = Instant::now();
             let valid_bpc = evaluate(&params, opts, corpus, device)?;
+            state.eval_seconds += eval_start.elapsed().as_secs_f64();
+            state.seconds = seconds_before + started.elapsed().as_secs_f64();
             let train_bpc = Some(recent.iter().sum::<f64>() / recent.len().max(1) as f64);
             recent.clear();
             let point = CurvePoint {

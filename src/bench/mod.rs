@@ -1,0 +1,300 @@
+//! `llmzip bench`: every file × model × device through compress, decompress and a bit-exact
+//! check, next to classic compressors on the same bytes in the same run.
+
+pub mod baselines;
+mod plots;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::codec::{self, Decompressor, Observer, Schedule};
+use crate::models;
+use crate::stats::Stage;
+use crate::{Error, Result};
+
+pub use plots::{write_pareto_svg, write_profile_svg};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub files: Vec<PathBuf>,
+    /// Model specs as for `-m` (built-in names or directories).
+    pub models: Vec<String>,
+    /// Device names (`cpu`, `cuda`, `metal`).
+    pub devices: Vec<String>,
+    /// Only the first this many bytes of each file (`--quick`).
+    pub prefix: Option<usize>,
+    pub schedule: Schedule,
+}
+
+/// One measured combination (or one that could not run, with the reason in `status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub file: String,
+    pub original_bytes: u64,
+    /// `model` or `baseline`.
+    pub kind: &'static str,
+    /// Model spec or compressor name.
+    pub method: String,
+    pub device: String,
+    /// `ok`, or why this combination has no figures.
+    pub status: String,
+    pub archive_bytes: u64,
+    pub bits_per_byte: f64,
+    pub compress_seconds: f64,
+    pub decompress_seconds: f64,
+    /// Decompressed output equal to the input, byte for byte.
+    pub verified: bool,
+    /// Peak resident memory of the process during this combination, in MiB (Linux only).
+    pub peak_rss_mib: Option<f64>,
+    /// Seconds per stage of compression: read, tokenize, model_infer, arith_encode, write, other.
+    pub compress_profile: Vec<(String, f64)>,
+}
+
+impl Row {
+    fn empty(file: &str, bytes: u64, kind: &'static str, method: &str, device: &str) -> Row {
+        Row {
+            file: file.into(),
+            original_bytes: bytes,
+            kind,
+            method: method.into(),
+            device: device.into(),
+            status: "ok".into(),
+            archive_bytes: 0,
+            bits_per_byte: f64::NAN,
+            compress_seconds: f64::NAN,
+            decompress_seconds: f64::NAN,
+            verified: false,
+            peak_rss_mib: None,
+            compress_profile: Vec::new(),
+        }
+    }
+
+    fn finish(&mut self, archive: u64, c: f64, d: f64, verified: bool) {
+        self.archive_bytes = archive;
+        self.bits_per_byte = 8.0 * archive as f64 / self.original_bytes.max(1) as f64;
+        self.compress_seconds = c;
+        self.decompress_seconds = d;
+        self.verified = verified;
+    }
+
+    /// Compression speed in bytes per second.
+    pub fn compress_speed(&self) -> f64 {
+        self.original_bytes as f64 / self.compress_seconds
+    }
+
+    /// Decompression speed in bytes per second.
+    pub fn decompress_speed(&self) -> f64 {
+        self.original_bytes as f64 / self.decompress_seconds
+    }
+}
+
+/// Progress and cancellation for a whole benchmark.
+pub trait BenchObserver {
+    /// Total work units (bytes through a model, both directions) before the run starts.
+    fn start(&mut self, _total: u64) {}
+    /// Work done so far and what is running.
+    fn progress(&mut self, _done: u64, _what: &str) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+struct Forward<'a> {
+    inner: &'a mut dyn BenchObserver,
+    base: u64,
+    what: String,
+}
+
+impl Observer for Forward<'_> {
+    fn progress(&mut self, bytes: u64) {
+        self.inner.progress(self.base + bytes, &self.what);
+    }
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+}
+
+/// Runs the whole matrix. A device that is not compiled in or not present, or a model that
+/// cannot load, gives rows whose `status` says why; it does not stop the benchmark.
+pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<Row>> {
+    let mut inputs = Vec::new();
+    for path in &opts.files {
+        let mut data = std::fs::read(path)
+            .map_err(|e| Error::InvalidSetting(format!("cannot read {}: {e}", path.display())))?;
+        if let Some(n) = opts.prefix {
+            data.truncate(n);
+        }
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        inputs.push((name, data));
+    }
+    let per_pass: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
+    let total = 2 * per_pass * (opts.models.len() * opts.devices.len()) as u64;
+    observer.start(total);
+    let mut done = 0u64;
+    let mut rows = Vec::new();
+
+    for device_name in &opts.devices {
+        let device = models::device(device_name).map_err(|e| e.to_string());
+        for spec in &opts.models {
+            let model = match &device {
+                Ok(d) => models::load(spec, d).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            let mut model = match model {
+                Ok(m) => m,
+                Err(e) => {
+                    for (name, data) in &inputs {
+                        let mut row =
+                            Row::empty(name, data.len() as u64, "model", spec, device_name);
+                        row.status = format!("unavailable: {e}");
+                        rows.push(row);
+                    }
+                    done += 2 * per_pass;
+                    continue;
+                }
+            };
+            for (name, data) in &inputs {
+                let mut row = Row::empty(name, data.len() as u64, "model", spec, device_name);
+                reset_peak_memory();
+                let what = format!("{spec} on {device_name}: {name}");
+                let mut fwd = Forward {
+                    inner: observer,
+                    base: done,
+                    what: what.clone(),
+                };
+                let mut archive = Vec::new();
+                let start = Instant::now();
+                let summary = codec::compress(
+                    &mut data.as_slice(),
+                    &mut archive,
+                    model.as_mut(),
+                    &opts.schedule,
+                    &mut fwd,
+                )?;
+                let c = start.elapsed().as_secs_f64();
+                fwd.base = done + data.len() as u64;
+                let mut back = Vec::with_capacity(data.len());
+                let start = Instant::now();
+                Decompressor::new(archive.as_slice())?.run(&mut back, model.as_mut(), &mut fwd)?;
+                let d = start.elapsed().as_secs_f64();
+                row.finish(archive.len() as u64, c, d, back == *data);
+                row.peak_rss_mib = peak_memory_mib();
+                let mut accounted = 0.0;
+                for stage in Stage::ALL {
+                    let t = summary.profile.get(stage).as_secs_f64();
+                    accounted += t;
+                    row.compress_profile.push((stage.name(false).into(), t));
+                }
+                row.compress_profile
+                    .push(("other".into(), (c - accounted).max(0.0)));
+                rows.push(row);
+                done += 2 * data.len() as u64;
+                observer.progress(done, &what);
+            }
+        }
+    }
+
+    for (name, data) in &inputs {
+        for b in baselines::all() {
+            if observer.cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let mut row = Row::empty(name, data.len() as u64, "baseline", b.name, "cpu");
+            reset_peak_memory();
+            let start = Instant::now();
+            let packed = (b.compress)(data)?;
+            let c = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            let back = (b.decompress)(&packed)?;
+            let d = start.elapsed().as_secs_f64();
+            row.finish(packed.len() as u64, c, d, back == *data);
+            row.peak_rss_mib = peak_memory_mib();
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Resets the kernel's peak-RSS mark for this process (Linux ≥ 4.0), so each combination's peak
+/// is its own.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The results as a markdown table.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| file | bytes | method | device | archive bytes | bpb | compress KiB/s | decompress KiB/s | peak MiB | exact |\n\
+         |---|---:|---|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        if r.status != "ok" {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | | | | | |\n",
+                r.file, r.original_bytes, r.method, r.device, r.status
+            ));
+            continue;
+        }
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {} | {} |\n",
+            r.file,
+            r.original_bytes,
+            r.method,
+            r.device,
+            r.archive_bytes,
+            r.bits_per_byte,
+            r.compress_speed() / 1024.0,
+            r.decompress_speed() / 1024.0,
+            r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+            if r.verified { "yes" } else { "NO" }
+        ));
+    }
+    s
+}
+
+/// The results as CSV (profile stages as extra columns).
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "file,original_bytes,kind,method,device,status,archive_bytes,bits_per_byte,compress_seconds,decompress_seconds,verified,peak_rss_mib,read,tokenize,model_infer,arith_encode,write,other\n",
+    );
+    for r in rows {
+        let prof: Vec<String> = if r.compress_profile.is_empty() {
+            vec![String::new(); 6]
+        } else {
+            r.compress_profile
+                .iter()
+                .map(|(_, t)| format!("{t:.4}"))
+                .collect()
+        };
+        s.push_str(&format!(
+            "{},{},{},\"{}\",{},\"{}\",{},{:.4},{:.4},{:.4},{},{},{}\n",
+            r.file,
+            r.original_bytes,
+            r.kind,
+            r.method,
+            r.device,
+            r.status.replace('"', "'"),
+            r.archive_bytes,
+            r.bits_per_byte,
+            r.compress_seconds,
+            r.decompress_seconds,
+            r.verified,
+            r.peak_rss_mib.map_or(String::new(), |m| format!("{m:.1}")),
+            prof.join(",")
+        ));
+    }
+    s
+}

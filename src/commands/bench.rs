@@ -1,0 +1,100 @@
+//! `llmzip bench`: compare bits per byte and speed across models, devices and classic compressors.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use llmzip::bench::{self, BenchObserver, BenchOptions};
+use llmzip::codec::Schedule;
+
+use super::progress;
+
+/// Options of `llmzip bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Files to measure [default: the Canterbury texts in data/test/ from scripts/fetch-data.sh].
+    pub files: Vec<PathBuf>,
+    /// Comma-separated models: built-in names or model directories.
+    #[arg(long, value_delimiter = ',', default_value = llmzip::models::DEFAULT_MODEL)]
+    pub models: Vec<String>,
+    /// Comma-separated devices: cpu, cuda, metal. Devices not compiled in or not present are
+    /// reported as such in the results.
+    #[arg(long, value_delimiter = ',', default_value = "cpu")]
+    pub devices: Vec<String>,
+    /// Use only the first 16 KiB of each file, for a fast look.
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for results.csv, results.json, pareto.svg and profile.svg.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+}
+
+const DEFAULT_FILES: [&str; 4] = [
+    "data/test/alice29.txt",
+    "data/test/asyoulik.txt",
+    "data/test/lcet10.txt",
+    "data/test/plrabn12.txt",
+];
+
+struct Observer {
+    bar: ProgressBar,
+}
+
+impl BenchObserver for Observer {
+    fn start(&mut self, total: u64) {
+        self.bar.set_length(total);
+    }
+    fn progress(&mut self, done: u64, what: &str) {
+        self.bar.set_position(done);
+        self.bar.set_message(what.to_string());
+    }
+    fn cancelled(&self) -> bool {
+        progress::interrupted()
+    }
+}
+
+pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
+    let files: Vec<PathBuf> = if args.files.is_empty() {
+        let defaults: Vec<PathBuf> = DEFAULT_FILES.iter().map(PathBuf::from).collect();
+        if let Some(missing) = defaults.iter().find(|p| !p.exists()) {
+            bail!(
+                "{} is missing: run scripts/fetch-data.sh for the default files, or name files",
+                missing.display()
+            );
+        }
+        defaults
+    } else {
+        args.files.clone()
+    };
+    let opts = BenchOptions {
+        files,
+        models: args.models.clone(),
+        devices: args.devices.clone(),
+        prefix: args.quick.then_some(16 << 10),
+        schedule: Schedule::default(),
+    };
+    let mut observer = Observer {
+        bar: progress::bar(None, "bench", quiet),
+    };
+    let rows = bench::run(&opts, &mut observer).context("benchmark failed")?;
+    observer.bar.finish_and_clear();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::write(args.out.join("results.csv"), bench::csv(&rows))?;
+    let json = serde_json::to_string_pretty(&rows).expect("rows serialise");
+    std::fs::write(args.out.join("results.json"), json + "\n")?;
+    bench::write_pareto_svg(&args.out.join("pareto.svg"), &rows)?;
+    bench::write_profile_svg(&args.out.join("profile.svg"), &rows)?;
+    print!("{}", bench::markdown(&rows));
+    if !quiet {
+        eprintln!(
+            "results in {}: results.csv, results.json, pareto.svg, profile.svg",
+            args.out.display()
+        );
+    }
+    if rows.iter().any(|r| r.status == "ok" && !r.verified) {
+        bail!("a round trip was not exact (see the 'exact' column)");
+    }
+    Ok(())
+}
