@@ -16,6 +16,13 @@ fn io(e: std::io::Error) -> Error {
     Error::Io(e)
 }
 
+/// Reads a decoder to its end.
+fn drain(mut decoder: impl Read) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decoder.read_to_end(&mut out).map_err(io)?;
+    Ok(out)
+}
+
 fn deflate(data: &[u8]) -> Result<Vec<u8>> {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(data).map_err(io)?;
@@ -23,11 +30,7 @@ fn deflate(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn inflate(data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(io)?;
-    Ok(out)
+    drain(flate2::read::DeflateDecoder::new(data))
 }
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {
@@ -37,11 +40,7 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(io)?;
-    Ok(out)
+    drain(flate2::read::GzDecoder::new(data))
 }
 
 fn bzip2(data: &[u8]) -> Result<Vec<u8>> {
@@ -51,11 +50,7 @@ fn bzip2(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn bunzip2(data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    bzip2::read::BzDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(io)?;
-    Ok(out)
+    drain(bzip2::read::BzDecoder::new(data))
 }
 
 fn xz(data: &[u8]) -> Result<Vec<u8>> {
@@ -65,11 +60,7 @@ fn xz(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn unxz(data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    liblzma::read::XzDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(io)?;
-    Ok(out)
+    drain(liblzma::read::XzDecoder::new(data))
 }
 
 fn zstd19(data: &[u8]) -> Result<Vec<u8>> {
@@ -90,11 +81,7 @@ fn brotli11(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn unbrotli(data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    brotli::Decompressor::new(data, 1 << 16)
-        .read_to_end(&mut out)
-        .map_err(io)?;
-    Ok(out)
+    drain(brotli::Decompressor::new(data, 1 << 16))
 }
 
 /// All baselines, in the order they are reported.
