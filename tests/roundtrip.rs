@@ -56,6 +56,11 @@ fn ascii_text_compresses() {
 }
 
 #[test]
+fn plain_gru_without_context_blending() {
+    round_trip_file("plain.txt", &text(12_000), &["-m", "gru"]);
+}
+
+#[test]
 fn utf8_text() {
     let data = "Żółć gęślą jaźń — naïve café, 日本語のテキスト, emoji 🦀🚀\n".repeat(200);
     round_trip_file("utf8.txt", data.as_bytes(), &[]);

@@ -2,6 +2,7 @@
 //!
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
+mod context_mix;
 pub(crate) mod rng;
 mod rnn;
 
@@ -11,6 +12,7 @@ use std::path::Path;
 use candle_core::Device;
 use sha2::{Digest, Sha256};
 
+pub use context_mix::ContextMixed;
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
 
@@ -142,14 +144,20 @@ pub trait LanguageModel {
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>>;
 }
 
-/// Names accepted by `-m` besides paths.
-pub const BUILTIN_MODELS: &[&str] = &["gru"];
+/// Names accepted by `-m` besides paths. `NAME-mix` adds adaptive context blending
+/// ([`ContextMixed`]) to a byte-level model; a directory path followed by `-mix` works too.
+pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-mix"];
 
-/// The model used when none is given.
-pub const DEFAULT_MODEL: &str = "gru";
+/// The model used when none is given: the embedded GRU with adaptive context blending.
+pub const DEFAULT_MODEL: &str = "gru-mix";
 
 /// Loads a model by built-in name or from a directory.
 pub fn load(spec: &str, device: &Device) -> Result<Box<dyn LanguageModel>> {
+    if let Some(base) = spec.strip_suffix("-mix") {
+        if !Path::new(spec).exists() {
+            return Ok(Box::new(ContextMixed::new(load(base, device)?)?));
+        }
+    }
     match spec {
         "gru" => Ok(Box::new(Rnn::embedded(device)?)),
         _ => {
