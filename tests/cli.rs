@@ -288,7 +288,18 @@ fn bad_options_fail_with_usage_errors() {
     );
     let o = run(&["compress", "--device", "tpu", "a"], dir.path());
     clean_failure(&o);
-    assert!(!dir.path().join("a.llmz").exists());
+    let err = clean_failure(&run(&["compress", "-m", "nosuch-mix", "a"], dir.path()));
+    assert!(err.contains("nosuch"), "{err}");
+    let err = clean_failure(&run(
+        &["train", "--data", "missing", "--out", "m"],
+        dir.path(),
+    ));
+    assert!(err.contains("missing"), "{err}");
+    assert_eq!(
+        listing(dir.path()),
+        vec!["a"],
+        "failed commands left files behind"
+    );
 }
 
 #[cfg(unix)]
