@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::codec::{self, Decompressor, Observer, Schedule};
+use crate::codec::{self, Decompressor, Observer, Schedule, ScheduleOptions};
 use crate::models;
 use crate::stats::Stage;
 use crate::{Error, Result};
@@ -26,7 +26,10 @@ pub struct BenchOptions {
     pub devices: Vec<String>,
     /// Only the first this many bytes of each file (`--quick`).
     pub prefix: Option<usize>,
-    pub schedule: Schedule,
+    /// Schedule settings; unset ones take each model's defaults.
+    pub schedule: ScheduleOptions,
+    /// Weight format for models that offer several (GGUF).
+    pub weights: Option<String>,
 }
 
 /// One measured combination (or one that could not run, with the reason in `status`).
@@ -143,7 +146,7 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
         let device = models::device(device_name).map_err(|e| e.to_string());
         for spec in &opts.models {
             let model = match &device {
-                Ok(d) => models::load(spec, d).map_err(|e| e.to_string()),
+                Ok(d) => models::load(spec, d, opts.weights.as_deref()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
             let mut model = match model {
@@ -159,6 +162,7 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
                     continue;
                 }
             };
+            let schedule = Schedule::for_model(&opts.schedule, model.info())?;
             for (name, data) in &inputs {
                 let mut row = Row::empty(name, data.len() as u64, "model", spec, device_name);
                 reset_peak_memory();
@@ -174,7 +178,7 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
                     &mut data.as_slice(),
                     &mut archive,
                     model.as_mut(),
-                    &opts.schedule,
+                    &schedule,
                     &mut fwd,
                 )?;
                 let c = start.elapsed().as_secs_f64();

@@ -17,7 +17,7 @@ use crate::models::LanguageModel;
 use crate::stats::{Profile, Stage};
 use crate::{Error, Result};
 
-pub use schedule::{segment_lengths, Schedule};
+pub use schedule::{segment_lengths, Schedule, ScheduleOptions, MIN_WINDOW};
 
 /// Hooks for progress display, cancellation and side measurements. All methods have no-op
 /// defaults.
@@ -59,6 +59,7 @@ pub fn compress(
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
     schedule.validate()?;
+    schedule.check_model(model.info())?;
     let mut out = CountingWriter::new(output);
     let mut summary = Summary::default();
     let info = model.info().clone();
@@ -91,10 +92,13 @@ pub fn compress(
             if looks_incompressible(&block) {
                 return Ok(None);
             }
-            let tokens = model.tokenizer().encode(&block)?;
+            // A tokenizer that cannot represent this block (or not exactly) gets it stored.
+            let Ok(tokens) = model.tokenizer().encode(&block) else {
+                return Ok(None);
+            };
             let mut check = Vec::with_capacity(block.len());
-            model.tokenizer().decode(&tokens, &mut check)?;
-            Ok((check == block).then_some(tokens))
+            let exact = model.tokenizer().decode(&tokens, &mut check).is_ok() && check == block;
+            Ok(exact.then_some(tokens))
         })?;
 
         let coded = match tokens {
@@ -108,6 +112,7 @@ pub fn compress(
                 lockstep::run(
                     model,
                     &lengths,
+                    schedule.window as usize,
                     &mut summary.profile,
                     |done| {
                         check_cancel(observer)?;
@@ -215,7 +220,7 @@ impl<R: Read> Decompressor<R> {
                 given: info.backend.to_string(),
             });
         }
-        Ok(())
+        h.schedule.check_model(info)
     }
 
     /// Decodes every block into `output`. A block reaches `output` only after its checksum has
@@ -264,6 +269,7 @@ impl<R: Read> Decompressor<R> {
                     lockstep::run(
                         model,
                         &lengths,
+                        schedule.window as usize,
                         &mut summary.profile,
                         |done| {
                             check_cancel(observer)?;
@@ -279,12 +285,9 @@ impl<R: Read> Decompressor<R> {
                     )?;
                     summary.tokens += tokens;
                     block.clear();
-                    summary.profile.time(Stage::Tokenize, || -> Result<()> {
-                        let tokenizer = model.tokenizer();
-                        for row in &rows {
-                            tokenizer.decode(row, &mut block)?;
-                        }
-                        Ok(())
+                    // One sequence, not row by row: a multi-token escape may straddle rows.
+                    summary.profile.time(Stage::Tokenize, || {
+                        model.tokenizer().decode(&rows.concat(), &mut block)
                     })?;
                     summary.coded_blocks += 1;
                     (len, crc)

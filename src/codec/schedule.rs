@@ -4,7 +4,17 @@
 //! and from the block header with the same functions the encoder used.
 
 use crate::format::{MAX_BLOCK_SIZE, MAX_SEGMENTS, MAX_WINDOW};
+use crate::models::ModelInfo;
 use crate::{Error, Result};
+
+/// Schedule settings a user may give; `None` takes the model's or the global default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScheduleOptions {
+    pub block_size: Option<u64>,
+    pub max_segments: Option<u64>,
+    pub min_segment_tokens: Option<u64>,
+    pub window: Option<u64>,
+}
 
 /// Parameters of the computation schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +41,37 @@ impl Default for Schedule {
 }
 
 impl Schedule {
+    /// The schedule for `model`: explicit options first, then the model's defaults, then the
+    /// global ones.
+    pub fn for_model(options: &ScheduleOptions, model: &ModelInfo) -> Result<Schedule> {
+        let d = Schedule::default();
+        let schedule = Schedule {
+            block_size: options.block_size.unwrap_or(d.block_size),
+            max_segments: options.max_segments.unwrap_or(d.max_segments),
+            min_segment_tokens: options
+                .min_segment_tokens
+                .unwrap_or(model.default_segment_tokens),
+            window: options.window.unwrap_or(model.default_window),
+        };
+        schedule.validate()?;
+        schedule.check_model(model)?;
+        Ok(schedule)
+    }
+
+    /// Refuses a window the model cannot attend over.
+    pub fn check_model(&self, model: &ModelInfo) -> Result<()> {
+        match model.max_context {
+            Some(max) if self.window == 0 || self.window > max => {
+                Err(Error::InvalidSetting(format!(
+                    "model '{}' attends to at most {max} tokens, so it needs a context window \
+                     between {MIN_WINDOW} and {max} (got {})",
+                    model.name, self.window
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the limits the format imposes.
     pub fn validate(&self) -> Result<()> {
         let problem = if !(1..=MAX_BLOCK_SIZE).contains(&self.block_size) {
@@ -39,8 +80,8 @@ impl Schedule {
             format!("segment count must be between 1 and {MAX_SEGMENTS}")
         } else if !(1..=MAX_BLOCK_SIZE).contains(&self.min_segment_tokens) {
             "minimum segment length must be at least 1".into()
-        } else if self.window > MAX_WINDOW {
-            format!("context window must be at most {MAX_WINDOW}")
+        } else if self.window > MAX_WINDOW || (self.window != 0 && self.window < MIN_WINDOW) {
+            format!("context window must be 0 (none) or between {MIN_WINDOW} and {MAX_WINDOW}")
         } else {
             return Ok(());
         };
@@ -54,6 +95,9 @@ impl Schedule {
         wanted.clamp(1, self.max_segments).min(tokens.max(1)) as usize
     }
 }
+
+/// Smallest non-zero context window: a slide keeps half of it, BOS plus at least one token.
+pub const MIN_WINDOW: u64 = 4;
 
 /// Lengths of `segments` balanced, contiguous segments covering `tokens` tokens (never empty when
 /// `segments <= tokens`).

@@ -11,6 +11,7 @@ struct BigramModel {
     counts: Vec<Vec<u32>>,
     last: Vec<u32>,
     steps: usize,
+    resets: usize,
 }
 
 impl BigramModel {
@@ -22,10 +23,14 @@ impl BigramModel {
                 vocab_size: 256,
                 bos: 256,
                 backend: Backend::of(&candle_core::Device::Cpu, "f32"),
+                max_context: None,
+                default_window: 0,
+                default_segment_tokens: 300,
             },
             counts: Vec::new(),
             last: Vec::new(),
             steps: 0,
+            resets: 0,
         }
     }
 }
@@ -38,6 +43,7 @@ impl LanguageModel for BigramModel {
         &ByteTokenizer
     }
     fn reset(&mut self, rows: usize) -> Result<()> {
+        self.resets += 1;
         self.counts = vec![vec![0; 257 * 256]; rows];
         self.last = vec![256; rows];
         Ok(())
@@ -172,6 +178,34 @@ fn segments_ending_at_different_steps_round_trip() {
         window: 0,
     };
     round_trip(&text(1001 * 3 + 17), &s);
+}
+
+/// With a window, the model is reset and re-fed the recent half whenever it is full; the
+/// bigram model forgets its counts at each reset, so a decoder that slid at other steps (or fed
+/// other tokens) would decode garbage.
+#[test]
+fn context_window_slides_identically_on_both_sides() {
+    let s = Schedule {
+        block_size: 1001,
+        max_segments: 4,
+        min_segment_tokens: 1,
+        window: 16,
+    };
+    let data = text(1001 * 2 + 17);
+    let (_, plain) = round_trip(&data, &Schedule { window: 0, ..s });
+    let (_, slid) = round_trip(&data, &s);
+    assert!(
+        slid.ideal_bits > plain.ideal_bits,
+        "forgetting must cost bits"
+    );
+
+    let mut model = BigramModel::new(1);
+    let mut archive = Vec::new();
+    compress(&mut &data[..], &mut archive, &mut model, &s, &mut Silent).unwrap();
+    // Blocks of 1001, 1001 and 17 tokens, stepped 251, 251 and 5 times. Each block resets once;
+    // a full window (16) slides to 8 tokens, refills in 8 steps and slides on the 9th: at steps
+    // 16, 25, ..., 250, 27 slides per long block.
+    assert_eq!(model.resets, 1 + 27 + 1 + 27 + 1);
 }
 
 #[test]

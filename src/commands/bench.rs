@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 use llmzip::bench::{self, BenchObserver, BenchOptions};
-use llmzip::codec::Schedule;
 
 use super::progress;
 
@@ -25,6 +24,11 @@ pub struct BenchArgs {
     /// Use only the first 16 KiB of each file, for a fast look.
     #[arg(long)]
     pub quick: bool,
+    /// Weight format of GGUF models (as for compress).
+    #[arg(long)]
+    pub dtype: Option<String>,
+    #[command(flatten)]
+    pub schedule: super::compress::ScheduleArgs,
     /// Directory for results.csv, results.json, pareto.svg and profile.svg.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
@@ -72,7 +76,8 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         models: args.models.clone(),
         devices: args.devices.clone(),
         prefix: args.quick.then_some(16 << 10),
-        schedule: Schedule::default(),
+        schedule: args.schedule.options(),
+        weights: args.dtype.clone(),
     };
     let mut observer = Observer {
         bar: progress::bar(None, "bench", quiet),

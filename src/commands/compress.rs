@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llmzip::codec::{self, Schedule};
+use llmzip::codec::{self, Schedule, ScheduleOptions};
 
 use super::files::compressed_name;
 use super::models::ModelCache;
@@ -13,38 +13,54 @@ use super::pipeline::{self, Direction, FileArgs};
 pub struct CompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model: a built-in name (gru) or a model directory (config.json + model.safetensors).
+    /// Model: a built-in name (gru, gru-mix, smollm2, gpt2, distilgpt2), a GGUF file, or a
+    /// model directory (GPT-2 in Hugging Face layout, or one written by `llmzip train`).
     #[arg(short, long, default_value = llmzip::models::DEFAULT_MODEL)]
     pub model: String,
+    /// Weight format of GGUF models: f32 (dequantized; fastest on CPU), q8_0, or the file's own
+    /// (e.g. q4_1). Recorded in the archive; decompression picks it up by itself.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+}
+
+/// The computation schedule, recorded in the archive header (`llmzip info` shows it).
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
     /// Bytes per independently coded block [default: 1M].
     #[arg(long, value_parser = super::parse_size, help_heading = "Schedule")]
     pub block_size: Option<u64>,
     /// Most segments coded side by side per block (lockstep batch rows) [default: 64].
     #[arg(long, help_heading = "Schedule")]
     pub segments: Option<u64>,
-    /// Split a block further only while each segment keeps this many tokens [default: 8K].
+    /// Split a block further only while each segment keeps this many tokens
+    /// [default: 8K for the GRU, 1K for transformers].
     #[arg(long, value_parser = super::parse_size, help_heading = "Schedule")]
     pub min_segment: Option<u64>,
+    /// Context window of transformer models in tokens; when full, the model restarts from the
+    /// most recent half [default: 2048 for SmolLM2, 1024 for GPT-2].
+    #[arg(long, value_parser = super::parse_size, help_heading = "Schedule")]
+    pub window: Option<u64>,
 }
 
-impl CompressArgs {
-    fn schedule(&self) -> Schedule {
-        let d = Schedule::default();
-        Schedule {
-            block_size: self.block_size.unwrap_or(d.block_size),
-            max_segments: self.segments.unwrap_or(d.max_segments),
-            min_segment_tokens: self.min_segment.unwrap_or(d.min_segment_tokens),
-            window: d.window,
+impl ScheduleArgs {
+    pub fn options(&self) -> ScheduleOptions {
+        ScheduleOptions {
+            block_size: self.block_size,
+            max_segments: self.segments,
+            min_segment_tokens: self.min_segment,
+            window: self.window,
         }
     }
 }
 
 pub fn run(args: CompressArgs, models: &mut ModelCache, quiet: bool) -> Result<()> {
-    let schedule = args.schedule();
-    schedule.validate()?;
+    let weights = args.dtype.as_deref();
+    // Load before touching any file so that a bad -m or schedule fails fast.
+    let info = models.get(&args.model, weights)?.info().clone();
+    let schedule = Schedule::for_model(&args.schedule.options(), &info)?;
     let jobs = pipeline::plan(&args.files, |p| Ok(compressed_name(p)))?;
-    // Load before touching any file so that a bad -m fails fast.
-    models.get(&args.model)?;
     pipeline::run_all(
         &args.files,
         jobs,
@@ -52,7 +68,7 @@ pub fn run(args: CompressArgs, models: &mut ModelCache, quiet: bool) -> Result<(
         Direction::Compress,
         |_, len| len,
         |job, cx| {
-            let model = models.get(&args.model)?;
+            let model = models.get(&args.model, weights)?;
             codec::compress(cx.reader, cx.writer, model, &schedule, cx.observer)
                 .with_context(|| format!("cannot compress {}", job.input.name()))
         },

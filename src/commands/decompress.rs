@@ -49,7 +49,9 @@ pub fn run(args: DecompressArgs, models: &mut ModelCache, quiet: bool) -> Result
                     header.fingerprint
                 ),
             };
-            let model = models.get(&spec)?;
+            // The weight format is part of the computation: take the archive's.
+            let weights = header.backend.dtype.clone();
+            let model = models.get(&spec, Some(&weights))?;
             Ok(decompressor.run(cx.writer, model, cx.observer)?)
         },
     )

@@ -9,7 +9,7 @@ use llmzip::models::{self, LanguageModel};
 
 pub struct ModelCache {
     device: Device,
-    loaded: HashMap<String, Box<dyn LanguageModel>>,
+    loaded: HashMap<(String, Option<String>), Box<dyn LanguageModel>>,
 }
 
 impl ModelCache {
@@ -20,13 +20,15 @@ impl ModelCache {
         }
     }
 
-    /// The model for `spec` (a built-in name or a path), loading it the first time.
-    pub fn get(&mut self, spec: &str) -> Result<&mut dyn LanguageModel> {
-        if !self.loaded.contains_key(spec) {
-            let model = models::load(spec, &self.device)
+    /// The model for `spec` (a built-in name or a path) with weight format `weights`, loading
+    /// it the first time.
+    pub fn get(&mut self, spec: &str, weights: Option<&str>) -> Result<&mut dyn LanguageModel> {
+        let key = (spec.to_string(), weights.map(str::to_string));
+        if !self.loaded.contains_key(&key) {
+            let model = models::load(spec, &self.device, weights)
                 .with_context(|| format!("cannot load model '{spec}'"))?;
-            self.loaded.insert(spec.to_string(), model);
+            self.loaded.insert(key.clone(), model);
         }
-        Ok(self.loaded.get_mut(spec).expect("just inserted").as_mut())
+        Ok(self.loaded.get_mut(&key).expect("just inserted").as_mut())
     }
 }

