@@ -99,6 +99,15 @@ fn smollm2_codes_any_bytes_and_replays_the_weight_format() {
     let info = run(&["info", "a.llmz"], dir.path());
     assert!(String::from_utf8_lossy(&info.stdout).contains("cpu/q8_0"));
 
+    // Every byte escaped (3 tokens each, more tokens than bytes) still round-trips.
+    let escaped = vec![0xffu8; 2000];
+    round_trip(
+        dir.path(),
+        "ff.bin",
+        &escaped,
+        &["-m", "smollm2", "--min-segment", "200"],
+    );
+
     // Different weights give different probabilities: a mismatch must be refused by name.
     let err = clean_failure(&run(
         &[

@@ -98,7 +98,8 @@ pub fn compress(
             };
             let mut check = Vec::with_capacity(block.len());
             let exact = model.tokenizer().decode(&tokens, &mut check).is_ok() && check == block;
-            Ok(exact.then_some(tokens))
+            let bounded = tokens.len() as u64 <= format::MAX_TOKENS_PER_BYTE * block.len() as u64;
+            Ok((exact && bounded).then_some(tokens))
         })?;
 
         let coded = match tokens {

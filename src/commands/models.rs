@@ -26,7 +26,7 @@ impl ModelCache {
         let key = (spec.to_string(), weights.map(str::to_string));
         if !self.loaded.contains_key(&key) {
             let model = models::load(spec, &self.device, weights)
-                .with_context(|| format!("cannot load model '{spec}'"))?;
+                .with_context(|| format!("model '{spec}'"))?;
             self.loaded.insert(key.clone(), model);
         }
         Ok(self.loaded.get_mut(&key).expect("just inserted").as_mut())

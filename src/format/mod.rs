@@ -25,6 +25,9 @@ pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
 pub const MAX_SEGMENTS: u64 = 4096;
 /// Largest context window a header may ask for, in tokens.
 pub const MAX_WINDOW: u64 = 1 << 20;
+/// Most tokens a single original byte may take: an escaped byte is spelled as an escape token
+/// plus two hex digits (see `tokenization::bpe`).
+pub const MAX_TOKENS_PER_BYTE: u64 = 3;
 /// Longest string field (model name, tokenizer id, backend parts).
 const MAX_STR: usize = 255;
 
@@ -217,9 +220,9 @@ impl BlockHeader {
                 crc: read_crc(input)?,
             },
             KIND_CODED => {
-                // A token always stands for at least one byte, and a coded payload is only kept
-                // when it is smaller than the bytes it replaces.
-                let tokens = read_bounded(input, "token count", len)?;
+                // A byte takes at most MAX_TOKENS_PER_BYTE tokens, and a coded payload is only
+                // kept when it is smaller than the bytes it replaces.
+                let tokens = read_bounded(input, "token count", MAX_TOKENS_PER_BYTE * len)?;
                 let segments = read_bounded(input, "segment count", schedule.max_segments)?;
                 if tokens == 0 || segments == 0 || segments > tokens {
                     return Err(Error::Corrupt(format!(

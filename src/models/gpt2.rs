@@ -79,7 +79,7 @@ pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Transformer<Gpt2>
     let config_bytes = read("config.json")?;
     let config: Gpt2Config = serde_json::from_slice(&config_bytes)
         .map_err(|e| fail(format!("config.json is not a GPT-2 config: {e}")))?;
-    if config.n_head == 0 || config.n_embd % config.n_head != 0 {
+    if config.n_head == 0 || !config.n_embd.is_multiple_of(config.n_head) {
         return Err(fail(format!(
             "n_embd {} is not a multiple of n_head {}",
             config.n_embd, config.n_head
