@@ -77,6 +77,61 @@ fn smollm2_round_trips_text_and_predicts_well() {
     );
 }
 
+/// One process compressing two files (the model object, its KV buffers included, reused), the
+/// other decompressing each alone, with different thread counts: the archives must not depend
+/// on any of that.
+#[test]
+fn smollm2_archives_do_not_depend_on_threads_or_earlier_files() {
+    models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (text(1200), text(900));
+    std::fs::write(dir.path().join("a.txt"), &a).unwrap();
+    std::fs::write(dir.path().join("b.txt"), &b).unwrap();
+    let args = ["-m", "smollm2", "--min-segment", "100", "--window", "64"];
+    let mut both = vec!["-q", "--threads", "2", "compress", "a.txt", "b.txt"];
+    both.extend_from_slice(&args);
+    ok(&run(&both, dir.path()));
+    let mut alone = vec!["-q", "--threads", "1", "compress", "b.txt", "-o", "b1.llmz"];
+    alone.extend_from_slice(&args);
+    ok(&run(&alone, dir.path()));
+    let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+    assert_eq!(
+        read("b.txt.llmz"),
+        read("b1.llmz"),
+        "archive depends on threads or history"
+    );
+    for (name, data) in [("a.txt", &a), ("b.txt", &b)] {
+        ok(&run(
+            &[
+                "-q",
+                "--threads",
+                "1",
+                "decompress",
+                &format!("{name}.llmz"),
+                "-o",
+                "x",
+                "-f",
+            ],
+            dir.path(),
+        ));
+        assert_eq!(&read("x"), data);
+    }
+}
+
+/// A file that is not a GGUF model is refused with its path, before any output is written.
+#[test]
+fn a_file_that_is_not_a_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.txt"), text(100)).unwrap();
+    std::fs::write(dir.path().join("fake.gguf"), b"GGUF but not really").unwrap();
+    let err = clean_failure(&run(
+        &["-q", "compress", "t.txt", "-m", "fake.gguf"],
+        dir.path(),
+    ));
+    assert!(err.contains("fake.gguf") && err.contains("GGUF"), "{err}");
+    assert_eq!(listing(dir.path()), ["fake.gguf", "t.txt"]);
+}
+
 /// Bytes that are not UTF-8, and bytes SmolLM2's vocabulary has no token for, are coded with
 /// the model (spelled or escaped), and other weight formats are replayed from the header.
 #[test]

@@ -146,11 +146,16 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
         let device = models::device(device_name).map_err(|e| e.to_string());
         for spec in &opts.models {
             let model = match &device {
-                Ok(d) => models::load(spec, d, opts.weights.as_deref()).map_err(|e| e.to_string()),
+                Ok(d) => models::load(spec, d, opts.weights.as_deref())
+                    .and_then(|m| {
+                        let schedule = Schedule::for_model(&opts.schedule, m.info())?;
+                        Ok((m, schedule))
+                    })
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
-            let mut model = match model {
-                Ok(m) => m,
+            let (mut model, schedule) = match model {
+                Ok(loaded) => loaded,
                 Err(e) => {
                     for (name, data) in &inputs {
                         let mut row =
@@ -162,7 +167,6 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
                     continue;
                 }
             };
-            let schedule = Schedule::for_model(&opts.schedule, model.info())?;
             for (name, data) in &inputs {
                 let mut row = Row::empty(name, data.len() as u64, "model", spec, device_name);
                 reset_peak_memory();

@@ -28,7 +28,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub dtype: Option<String>,
     #[command(flatten)]
-    pub schedule: super::compress::ScheduleArgs,
+    pub schedule: super::ScheduleArgs,
     /// Directory for results.csv, results.json, pareto.svg and profile.svg.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,

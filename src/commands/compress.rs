@@ -2,11 +2,12 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llmzip::codec::{self, Schedule, ScheduleOptions};
+use llmzip::codec::{self, Schedule};
 
 use super::files::compressed_name;
 use super::models::ModelCache;
 use super::pipeline::{self, Direction, FileArgs};
+use super::ScheduleArgs;
 
 /// Options of `llmzip compress`.
 #[derive(Debug, Args)]
@@ -23,36 +24,6 @@ pub struct CompressArgs {
     pub dtype: Option<String>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-}
-
-/// The computation schedule, recorded in the archive header (`llmzip info` shows it).
-#[derive(Debug, Args)]
-pub struct ScheduleArgs {
-    /// Bytes per independently coded block [default: 1M].
-    #[arg(long, value_parser = super::parse_size, help_heading = "Schedule")]
-    pub block_size: Option<u64>,
-    /// Most segments coded side by side per block (lockstep batch rows) [default: 64].
-    #[arg(long, help_heading = "Schedule")]
-    pub segments: Option<u64>,
-    /// Split a block further only while each segment keeps this many tokens
-    /// [default: 8K for the GRU, 1K for transformers].
-    #[arg(long, value_parser = super::parse_size, help_heading = "Schedule")]
-    pub min_segment: Option<u64>,
-    /// Context window of transformer models in tokens; when full, the model restarts from the
-    /// most recent half [default: 2048 for SmolLM2, 1024 for GPT-2].
-    #[arg(long, value_parser = super::parse_size, help_heading = "Schedule")]
-    pub window: Option<u64>,
-}
-
-impl ScheduleArgs {
-    pub fn options(&self) -> ScheduleOptions {
-        ScheduleOptions {
-            block_size: self.block_size,
-            max_segments: self.segments,
-            min_segment_tokens: self.min_segment,
-            window: self.window,
-        }
-    }
 }
 
 pub fn run(args: CompressArgs, models: &mut ModelCache, quiet: bool) -> Result<()> {

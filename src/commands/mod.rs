@@ -13,7 +13,8 @@ mod report;
 mod train;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use llmzip::codec::ScheduleOptions;
 
 /// Lossless compression with neural language models.
 #[derive(Debug, Parser)]
@@ -100,4 +101,34 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("'{s}' is not a size (e.g. 4096, 64K, 20M, 1G)"))
+}
+
+/// The computation schedule, recorded in the archive header (`llmzip info` shows it).
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Bytes per independently coded block [default: 1M].
+    #[arg(long, value_parser = parse_size, help_heading = "Schedule")]
+    pub block_size: Option<u64>,
+    /// Most segments coded side by side per block (lockstep batch rows) [default: 64].
+    #[arg(long, help_heading = "Schedule")]
+    pub segments: Option<u64>,
+    /// Split a block further only while each segment keeps this many tokens
+    /// [default: 8K for the GRU, 1K for transformers].
+    #[arg(long, value_parser = parse_size, help_heading = "Schedule")]
+    pub min_segment: Option<u64>,
+    /// Context window of transformer models in tokens; when full, the model restarts from the
+    /// most recent half [default: 2048 for SmolLM2, 1024 for GPT-2].
+    #[arg(long, value_parser = parse_size, help_heading = "Schedule")]
+    pub window: Option<u64>,
+}
+
+impl ScheduleArgs {
+    pub fn options(&self) -> ScheduleOptions {
+        ScheduleOptions {
+            block_size: self.block_size,
+            max_segments: self.segments,
+            min_segment_tokens: self.min_segment,
+            window: self.window,
+        }
+    }
 }

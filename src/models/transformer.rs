@@ -16,7 +16,7 @@ pub trait TransformerNet {
     /// Runs `ids` (`rows × len`) at positions `pos..pos + len` of every row, appending to the
     /// cache, and returns the logits after the last position, `rows × vocab`.
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
-    /// Empties the KV cache (keeping its memory for the next batch of the same shape).
+    /// Empties the KV cache.
     fn clear_cache(&mut self);
     fn device(&self) -> &Device;
 }
@@ -89,9 +89,13 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
     }
 }
 
-/// Keys and values of one layer for all rows. The buffers grow (by doubling, up to `limit`) to
-/// the longest context seen and are then reused, so a step writes one slot instead of copying
-/// the cache.
+/// Keys and values of one layer for all rows, in buffers that grow by doubling (up to `limit`)
+/// so that a step writes one slot instead of copying the cache.
+///
+/// `clear` drops the buffers: the memory layout the attention kernels see (buffer capacity, hence
+/// strides) must depend only on the steps since the last reset, which both sides replay, and not
+/// on what the same model object computed before (an earlier file or a compression in the same
+/// process).
 #[derive(Debug, Clone)]
 pub struct KvCache {
     k: Option<Tensor>,
@@ -111,6 +115,8 @@ impl KvCache {
     }
 
     pub fn clear(&mut self) {
+        self.k = None;
+        self.v = None;
         self.len = 0;
     }
 
@@ -127,10 +133,12 @@ impl KvCache {
         }
         let capacity = match &self.k {
             Some(t) if t.dims()[..2] == [rows, heads] && t.dims()[3] == dim => t.dim(2)?,
-            _ => {
-                self.len = 0;
-                0
+            Some(_) => {
+                return Err(Error::Model(
+                    "KV cache fed a different batch shape without a reset".into(),
+                ))
             }
+            None => 0,
         };
         if needed > capacity {
             let grown = needed.max(2 * capacity).max(64).min(self.limit);
