@@ -20,9 +20,9 @@
 
 use std::collections::HashMap;
 
-use super::{Fingerprint, LanguageModel, ModelInfo};
+use super::{byte_wrapper_info, check_step, LanguageModel, ModelInfo};
 use crate::tokenization::Tokenizer;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Context orders blended above the inner model.
 const ORDERS: [usize; 4] = [2, 3, 4, 6];
@@ -50,23 +50,8 @@ pub struct ContextMixed {
 impl ContextMixed {
     /// Wraps a byte-level model (vocabulary of 256).
     pub fn new(inner: Box<dyn LanguageModel>) -> Result<ContextMixed> {
-        let base = inner.info().clone();
-        if base.vocab_size != 256 {
-            return Err(Error::Model(format!(
-                "context blending needs a byte-level model, '{}' has {} symbols",
-                base.name, base.vocab_size
-            )));
-        }
         let params = format!("orders={ORDERS:?} beta={BETA}");
-        let info = ModelInfo {
-            name: format!("{}-mix", base.name),
-            fingerprint: Fingerprint::of(&[
-                b"llmzip-context-mix",
-                &base.fingerprint.0,
-                params.as_bytes(),
-            ]),
-            ..base
-        };
+        let info = byte_wrapper_info(inner.as_ref(), "mix", "llmzip-context-mix", &params)?;
         Ok(ContextMixed {
             inner,
             info,
@@ -105,13 +90,7 @@ impl LanguageModel for ContextMixed {
     }
 
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
-        if inputs.len() != self.history.len() {
-            return Err(Error::InvalidSetting(format!(
-                "step with {} inputs on a batch of {}",
-                inputs.len(),
-                self.history.len()
-            )));
-        }
+        check_step(inputs, self.history.len())?;
         // Learn from the symbols just fed: each real byte extends its row's history.
         for (row, &tok) in inputs.iter().enumerate() {
             if !self.started[row] {
@@ -171,50 +150,9 @@ impl LanguageModel for ContextMixed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{compress, Decompressor, Schedule, Silent};
-    use crate::models::{Backend, Fingerprint};
-    use crate::tokenization::ByteTokenizer;
-
-    /// Predicts uniformly: everything the mix gains comes from its counts.
-    struct Uniform {
-        info: ModelInfo,
-        rows: usize,
-    }
-
-    impl Uniform {
-        fn boxed() -> Box<dyn LanguageModel> {
-            Box::new(Uniform {
-                info: ModelInfo {
-                    name: "uniform".into(),
-                    fingerprint: Fingerprint([3; 16]),
-                    vocab_size: 256,
-                    bos: 256,
-                    backend: Backend::of(&candle_core::Device::Cpu, "f32"),
-                    max_context: None,
-                    default_window: 0,
-                    default_segment_tokens: 8192,
-                },
-                rows: 0,
-            })
-        }
-    }
-
-    impl LanguageModel for Uniform {
-        fn info(&self) -> &ModelInfo {
-            &self.info
-        }
-        fn tokenizer(&self) -> &dyn Tokenizer {
-            &ByteTokenizer
-        }
-        fn reset(&mut self, rows: usize) -> Result<()> {
-            self.rows = rows;
-            Ok(())
-        }
-        fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
-            assert_eq!(inputs.len(), self.rows);
-            Ok(vec![1.0 / 256.0; inputs.len() * 256])
-        }
-    }
+    use crate::codec::Schedule;
+    use crate::models::testing::{round_trip, Uniform, Wide};
+    use crate::models::Fingerprint;
 
     #[test]
     fn learns_repetition_and_round_trips_with_uneven_segments() {
@@ -227,28 +165,10 @@ mod tests {
             window: 0,
         };
         let mut model = ContextMixed::new(Uniform::boxed()).unwrap();
-        let mut archive = Vec::new();
-        let summary = compress(
-            &mut data.as_slice(),
-            &mut archive,
-            &mut model,
-            &schedule,
-            &mut Silent,
-        )
-        .unwrap();
-        // Uniform alone costs 8 bits per byte; the counts must take most of that away.
-        assert!(
-            summary.ideal_bits / (data.len() as f64) < 1.0,
-            "{}",
-            summary.ideal_bits
-        );
-        let mut back = Vec::new();
         let mut decoder_model = ContextMixed::new(Uniform::boxed()).unwrap();
-        Decompressor::new(archive.as_slice())
-            .unwrap()
-            .run(&mut back, &mut decoder_model, &mut Silent)
-            .unwrap();
-        assert_eq!(back, data);
+        let (_, bits_per_byte) = round_trip(&mut model, &mut decoder_model, &data, &schedule);
+        // Uniform alone costs 8 bits per byte; the counts must take most of that away.
+        assert!(bits_per_byte < 1.0, "{bits_per_byte}");
     }
 
     #[test]
@@ -256,25 +176,7 @@ mod tests {
         let m = ContextMixed::new(Uniform::boxed()).unwrap();
         assert_eq!(m.info().name, "uniform-mix");
         assert_ne!(m.info().fingerprint, Fingerprint([3; 16]));
-        let big = Uniform::boxed();
         // A model over more than 256 symbols is refused.
-        struct Wide(Box<dyn LanguageModel>, ModelInfo);
-        impl LanguageModel for Wide {
-            fn info(&self) -> &ModelInfo {
-                &self.1
-            }
-            fn tokenizer(&self) -> &dyn Tokenizer {
-                self.0.tokenizer()
-            }
-            fn reset(&mut self, rows: usize) -> Result<()> {
-                self.0.reset(rows)
-            }
-            fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
-                self.0.step(inputs)
-            }
-        }
-        let mut info = big.info().clone();
-        info.vocab_size = 50_000;
-        assert!(ContextMixed::new(Box::new(Wide(big, info))).is_err());
+        assert!(ContextMixed::new(Wide::boxed()).is_err());
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
+mod bit_mix;
 mod context_mix;
 pub mod gpt2;
 mod hub;
 pub mod llama;
 pub(crate) mod rng;
 mod rnn;
+#[cfg(test)]
+mod testing;
 mod transformer;
 
 use std::fmt;
@@ -16,6 +19,7 @@ use std::path::Path;
 use candle_core::Device;
 use sha2::{Digest, Sha256};
 
+pub use bit_mix::BitMixed;
 pub use context_mix::ContextMixed;
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
@@ -177,12 +181,49 @@ pub trait LanguageModel {
     }
 }
 
-/// Names accepted by `-m` besides paths. `NAME-mix` adds adaptive context blending
-/// ([`ContextMixed`]) to a byte-level model; a directory path followed by `-mix` works too.
-pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-mix", "smollm2", "gpt2", "distilgpt2"];
+/// The identity of a model that wraps a byte-level `inner` model with adaptive statistics:
+/// named `<inner>-<suffix>`, fingerprinted by the inner fingerprint, a tag and the parameters
+/// that change predictions. Models over more than bytes are refused.
+pub(crate) fn byte_wrapper_info(
+    inner: &dyn LanguageModel,
+    suffix: &str,
+    tag: &str,
+    params: &str,
+) -> Result<ModelInfo> {
+    let base = inner.info().clone();
+    if base.vocab_size != 256 {
+        return Err(Error::Model(format!(
+            "'-{suffix}' needs a byte-level model, '{}' has {} symbols",
+            base.name, base.vocab_size
+        )));
+    }
+    Ok(ModelInfo {
+        name: format!("{}-{suffix}", base.name),
+        fingerprint: Fingerprint::of(&[tag.as_bytes(), &base.fingerprint.0, params.as_bytes()]),
+        ..base
+    })
+}
 
-/// The model used when none is given: the embedded GRU with adaptive context blending.
-pub const DEFAULT_MODEL: &str = "gru-mix";
+/// Refuses a step whose input count is not the batch's row count.
+pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
+    if inputs.len() == rows {
+        Ok(())
+    } else {
+        Err(Error::InvalidSetting(format!(
+            "step with {} inputs on a batch of {rows}",
+            inputs.len()
+        )))
+    }
+}
+
+/// Names accepted by `-m` besides paths. `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to
+/// a byte-level model, `NAME-mix` the simpler PPM-style blending ([`ContextMixed`]) of earlier
+/// versions (kept so their archives still decode); a directory path followed by `-cm` or `-mix`
+/// works too.
+pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-cm", "gru-mix", "smollm2", "gpt2", "distilgpt2"];
+
+/// The model used when none is given: the embedded GRU with bitwise context mixing.
+pub const DEFAULT_MODEL: &str = "gru-cm";
 
 /// Loads a model by built-in name or path.
 ///
@@ -190,15 +231,14 @@ pub const DEFAULT_MODEL: &str = "gru-mix";
 /// file's own); `None` takes the model's default. Paths may be a GGUF file, a GPT-2 directory
 /// (Hugging Face layout) or a directory written by `llmzip train`.
 pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dyn LanguageModel>> {
+    if let Some(base) = spec.strip_suffix("-cm") {
+        if !Path::new(spec).exists() {
+            return Ok(Box::new(BitMixed::new(load(base, device, weights)?)?));
+        }
+    }
     if let Some(base) = spec.strip_suffix("-mix") {
         if !Path::new(spec).exists() {
-            let base = load(base, device, weights)?;
-            if base.info().vocab_size != 256 {
-                return Err(Error::Model(format!(
-                    "'{spec}': context blending needs a byte-level model"
-                )));
-            }
-            return Ok(Box::new(ContextMixed::new(base)?));
+            return Ok(Box::new(ContextMixed::new(load(base, device, weights)?)?));
         }
     }
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {

@@ -1,0 +1,721 @@
+//! Bitwise context mixing (PAQ-style) on top of a byte-level model.
+//!
+//! A small recurrent model forgets quickly and knows nothing of the file at hand; counting
+//! contexts learns the file's own repetitions (names, phrases, spelling). [`ContextMixed`]
+//! blends the two PPM-style with fixed rules. This model instead *learns* how much to trust each
+//! source, the way lpaq and zpaq do:
+//!
+//! - Each byte is seen as 8 binary decisions, most significant bit first; the 255 inner nodes of
+//!   that binary tree are where predictions are made and mixed.
+//! - Inputs at a node: the inner model's probability of the bit (its distribution summed over
+//!   the two subtrees); for each context (bytes of order 1–6 and 8, the current word, the current
+//!   and previous word) the counts of the bytes seen after it in the two subtrees, turned into a
+//!   probability by an adaptive table indexed by the quantized count pair (a "state map": it
+//!   learns, for example, how often a context that has only ever seen one byte is right); and a
+//!   match model that follows the last occurrence of the preceding 7 bytes and predicts the byte
+//!   that came next there, trusted according to how long the match has held.
+//! - Three linear mixers in the logistic domain, their weights chosen by the node, by the
+//!   highest order with counts, and by the previous byte, trained online to minimize coding cost
+//!   and averaged; then an adaptive probability map (APM, secondary estimation) indexed by the
+//!   previous byte and the node.
+//! - All choices were made on the validation split (`data/valid/`), never on test files
+//!   (docs/training.md lists them with their effect).
+//!
+//! The codec needs a whole distribution per step, not one bit at a time, so every step evaluates
+//! the tree top down (the probability of a byte is the product along its path) and keeps what it
+//! needs to learn from the 8 nodes on the path of the byte that actually comes. Nodes reached
+//! with probability below 2^-12 take the inner model's split unmixed: they hold few of the bytes
+//! that come, and skipping them makes the mix several times cheaper.
+//!
+//! Determinism: all tables, weights and probabilities are integers (12-bit probabilities, 16-bit
+//! fixed-point weights), with lpaq's integer squash and its exact inverse; only the final product
+//! along each path is `f32`, computed in a fixed order. Counts and learned tables are shared by
+//! all rows of a block and updated in row order at every step, so the decoder, which sees the
+//! same symbols in the same order, learns the same things. Every step first predicts all rows
+//! from the state left by the previous step (rows are independent then, so they are predicted in
+//! parallel), then learns from the new symbols row by row. Everything resets with each block, so
+//! memory is bounded by the block size.
+//!
+//! [`ContextMixed`]: super::ContextMixed
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use rayon::prelude::*;
+
+use super::{byte_wrapper_info, check_step, LanguageModel, ModelInfo};
+use crate::tokenization::Tokenizer;
+use crate::Result;
+
+/// Byte-context orders with successor counts.
+const ORDERS: [usize; 7] = [1, 2, 3, 4, 5, 6, 8];
+/// Contexts per row: the byte orders, then the current word (letters only) and the current word
+/// with the previous one.
+const CONTEXTS: usize = ORDERS.len() + 2;
+/// Models with a state map: the contexts, then the match model.
+const MODELS: usize = CONTEXTS + 1;
+/// The match model predicts after a repeat of this many bytes.
+const MATCH_MIN: usize = 7;
+/// Mixer inputs from the inner model: its probability of the bit.
+const INNER_INPUTS: usize = 1;
+/// Mixer inputs: the inner model, one per context, the match model, and a constant bias.
+const INPUTS: usize = INNER_INPUTS + MODELS + 1;
+/// Parameters that change predictions; hashed into the fingerprint.
+const VERSION: &str =
+    "bitmix-1 orders=1,2,3,4,5,6,8 words=2 match=7 mixers=node,order,byte apm=byte min_mass=2^-12";
+
+/// Segment length the codec aims for. Counts are shared by all rows, so shorter segments cost
+/// only the inner model's context at each segment start, while more rows make its batched steps
+/// cheaper per byte: on the first 150 KB of the validation file, 4 K instead of 8 K tokens cost
+/// 0.003 bits per byte and gave 28 % more speed (docs/training.md).
+pub const SEGMENT_TOKENS: u64 = 4 << 10;
+
+/// Marks a node left to the inner model (its reach was below the threshold).
+const NOT_MIXED: i32 = i32::MIN;
+
+/// Nodes reached with less probability than this are left to the inner model: mixing them
+/// would cost time and hardly change the cost of coding (measured on the validation split: no
+/// change in the fourth decimal of bits per byte).
+const MIN_MASS: f32 = 1.0 / 4096.0;
+/// Mixer learning rate: weights move by `input · error >> MIX_SHIFT`.
+const MIX_SHIFT: i32 = 12;
+/// Mixer weights stay within ±MAX_WEIGHT (16.16 fixed point), so sums cannot overflow.
+const MAX_WEIGHT: i32 = 1 << 24;
+/// Share of the APM in the final probability, in quarters.
+const APM_WEIGHT: i32 = 3;
+/// State maps adapt at rate 1/(n + 1.5), n capped here.
+const STATE_LIMIT: u32 = 255;
+/// APM adaptation rate (shift).
+const APM_RATE: i32 = 7;
+
+/// Logistic function on lpaq's fixed-point scales: `d` is ln(p/(1-p)) · 256 in [-2047, 2047],
+/// the result p · 4096 in [1, 4095]. Integer interpolation, so identical everywhere.
+fn squash(d: i32) -> i32 {
+    const T: [i32; 33] = [
+        1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994,
+        3348, 3607, 3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094,
+    ];
+    if d > 2047 {
+        return 4095;
+    }
+    if d < -2047 {
+        return 1;
+    }
+    let w = d & 127;
+    let i = ((d >> 7) + 16) as usize;
+    ((T[i] * (128 - w) + T[i + 1] * w + 64) >> 7).clamp(1, 4095)
+}
+
+/// Inverse of [`squash`] as a table over 12-bit probabilities.
+fn stretch_table() -> Vec<i16> {
+    let mut t = vec![0i16; 4096];
+    let mut next = 0usize;
+    for x in -2047..=2047 {
+        let v = squash(x) as usize;
+        for slot in t.iter_mut().take(v + 1).skip(next) {
+            *slot = x as i16;
+        }
+        next = next.max(v + 1);
+    }
+    for slot in t.iter_mut().skip(next) {
+        *slot = 2047;
+    }
+    t
+}
+
+/// Quantizes a count into 16 levels, exact up to 7, then roughly logarithmic.
+fn count_level(n: u32) -> usize {
+    match n {
+        0..=7 => n as usize,
+        8..=11 => 8,
+        12..=15 => 9,
+        16..=23 => 10,
+        24..=31 => 11,
+        32..=47 => 12,
+        48..=63 => 13,
+        64..=95 => 14,
+        _ => 15,
+    }
+}
+
+/// Count states per context: 16 × 16 count levels, times "has only one successor byte".
+const STATES: usize = 2 * 16 * 16;
+
+/// An adaptive map from a count state to a probability (16-bit), learning at rate 1/(n + 1.5).
+#[derive(Clone)]
+struct StateMap {
+    p: Vec<u16>,
+    n: Vec<u16>,
+}
+
+impl StateMap {
+    fn new() -> StateMap {
+        let mut p = vec![0u16; STATES];
+        for (s, slot) in p.iter_mut().enumerate() {
+            // Start from the count ratio of the state's levels (their lower ends).
+            let (n0, n1) = ((s >> 4) & 15, s & 15);
+            *slot = (((n1 as u32 * 2 + 1) << 16) / (2 * (n0 + n1) as u32 + 2)).min(65535) as u16;
+        }
+        StateMap {
+            p,
+            n: vec![0; STATES],
+        }
+    }
+
+    fn update(&mut self, state: usize, bit: u32, recip: &[u32]) {
+        let n = u32::from(self.n[state]);
+        let p = i64::from(self.p[state]);
+        let target = if bit == 1 { 65535 } else { 0 };
+        let p = p + (((target - p) * i64::from(recip[n as usize])) >> 16);
+        self.p[state] = p.clamp(0, 65535) as u16;
+        if n < STATE_LIMIT {
+            self.n[state] = (n + 1) as u16;
+        }
+    }
+}
+
+/// Secondary estimation: refines a probability given a context, by interpolating between 33
+/// learned points along the stretched probability.
+struct Apm {
+    t: Vec<u16>,
+}
+
+impl Apm {
+    fn new(contexts: usize) -> Apm {
+        let mut t = vec![0u16; contexts * 33];
+        for (i, slot) in t.iter_mut().enumerate() {
+            *slot = (squash(((i % 33) as i32 - 16) * 128) * 16) as u16;
+        }
+        Apm { t }
+    }
+
+    /// Returns the refined 12-bit probability and the table slot to update.
+    fn predict(&self, st: i32, context: usize) -> (i32, u32) {
+        let pos = (st.clamp(-2047, 2047) + 2048) as usize; // 1..=4095
+        let lo = context * 33 + (pos >> 7);
+        let w = (pos & 127) as u32;
+        let p = (u32::from(self.t[lo]) * (128 - w) + u32::from(self.t[lo + 1]) * w) >> 11;
+        let nearest = if w < 64 { lo } else { lo + 1 };
+        ((p as i32).clamp(1, 4095), nearest as u32)
+    }
+
+    fn update(&mut self, slot: u32, bit: u32) {
+        let target: i32 = if bit == 1 { 65535 } else { 0 };
+        let v = &mut self.t[slot as usize];
+        let cur = i32::from(*v);
+        *v = (cur + ((target - cur) >> APM_RATE)).clamp(0, 65535) as u16;
+    }
+}
+
+/// One step of online gradient descent on coding cost for a mixer whose output was `st`.
+fn train(weights: &mut [i32; INPUTS], inputs: &[i16; INPUTS], st: i32, bit: u32) {
+    let err = ((bit as i32) << 12) - squash(st);
+    for (w, &x) in weights.iter_mut().zip(inputs) {
+        *w = (*w + ((i32::from(x) * err) >> MIX_SHIFT)).clamp(-MAX_WEIGHT, MAX_WEIGHT);
+    }
+}
+
+/// Successor counts of one context: (byte, count) pairs, few per context.
+#[derive(Default, Clone)]
+struct Successors {
+    entries: Vec<(u8, u32)>,
+}
+
+/// Context keys are already well-mixed hashes; hashing them again would only cost time.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = k;
+    }
+}
+
+type Table = HashMap<u64, Successors, BuildHasherDefault<KeyHasher>>;
+
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^ (x >> 32)
+}
+
+/// What one row remembers between predicting a byte and learning from it.
+#[derive(Clone)]
+struct RowState {
+    /// Last up to 8 bytes, newest in the low byte, and how many are valid.
+    history: u64,
+    len: usize,
+    /// Hash of the current word (letters, lowercased) and of the previous word.
+    word: u64,
+    prev_word: u64,
+    /// Context keys predicted with; `None` where the history is too short.
+    keys: [Option<u64>; CONTEXTS],
+    /// Per node (1..256): mixer inputs, state-map slots (u16::MAX: none), mixer output, APM slot.
+    inputs: Vec<[i16; INPUTS]>,
+    states: Vec<[u16; MODELS]>,
+    mixed: Vec<i32>,
+    /// Per node: the two mixers' outputs and the second mixer's weight set.
+    mixer_out: Vec<[i32; 3]>,
+    select: Vec<u16>,
+    apm_slot: Vec<u32>,
+    predicted: bool,
+    started: bool,
+    /// Match model: where the current context occurred before (row, position of the byte that
+    /// followed it) and for how many bytes the match has held since.
+    match_at: Option<(u32, u32)>,
+    match_len: u32,
+}
+
+impl RowState {
+    fn new() -> RowState {
+        RowState {
+            history: 0,
+            len: 0,
+            word: 0,
+            prev_word: 0,
+            keys: [None; CONTEXTS],
+            inputs: vec![[0; INPUTS]; 256],
+            states: vec![[u16::MAX; MODELS]; 256],
+            mixed: vec![0; 256],
+            mixer_out: vec![[0; 3]; 256],
+            select: vec![0; 256],
+            apm_slot: vec![0; 256],
+            predicted: false,
+            started: false,
+            match_at: None,
+            match_len: 0,
+        }
+    }
+
+    fn context_keys(&self) -> [Option<u64>; CONTEXTS] {
+        let mut keys = [None; CONTEXTS];
+        for (k, &order) in ORDERS.iter().enumerate() {
+            if self.len >= order {
+                let mask = if order >= 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * order)) - 1
+                };
+                keys[k] = Some(mix64((self.history & mask) ^ ((k as u64 + 1) << 58)));
+            }
+        }
+        keys[ORDERS.len()] = Some(mix64(self.word ^ (0xA1 << 56)));
+        keys[ORDERS.len() + 1] = Some(mix64(
+            self.word
+                .wrapping_add(self.prev_word.wrapping_mul(0x2545_F491_4F6C_DD1D))
+                ^ (0xB2 << 56),
+        ));
+        keys
+    }
+
+    /// Extends the histories with a byte.
+    fn push(&mut self, byte: u8) {
+        self.history = (self.history << 8) | u64::from(byte);
+        self.len = (self.len + 1).min(8);
+        if byte.is_ascii_alphabetic() {
+            let c = u64::from(byte.to_ascii_lowercase());
+            self.word = mix64(self.word.wrapping_add(c).wrapping_mul(0x100_0000_01B3));
+        } else if self.word != 0 {
+            self.prev_word = self.word;
+            self.word = 0;
+        }
+    }
+}
+
+/// The tables shared by all rows, read while predicting and written while learning.
+struct Shared {
+    tables: Vec<Table>,
+    maps: Vec<StateMap>,
+    /// Every row's bytes so far, and where each context of MATCH_MIN bytes was last seen.
+    texts: Vec<Vec<u8>>,
+    match_index: HashMap<u64, (u32, u32), BuildHasherDefault<KeyHasher>>,
+    /// Mixer weights (16.16 fixed point), one set per node.
+    weights: Vec<[i32; INPUTS]>,
+    /// Second mixer: one set per (highest order with counts at the node, bit depth).
+    weights2: Vec<[i32; INPUTS]>,
+    /// Third mixer: one set per previous byte.
+    weights3: Vec<[i32; INPUTS]>,
+    apm: Apm,
+    stretch: Vec<i16>,
+    /// 65536 / (n + 1.5) for state-map updates.
+    recip: Vec<u32>,
+}
+
+impl Shared {
+    fn new(rows: usize) -> Shared {
+        let mut w = [1 << 14; INPUTS];
+        w[0] = 1 << 16;
+        Shared {
+            tables: vec![Table::default(); CONTEXTS],
+            maps: {
+                let mut maps = vec![StateMap::new(); MODELS];
+                for s in 0..32 {
+                    maps[CONTEXTS].p[s] = if s & 1 == 1 { 58982 } else { 6554 };
+                }
+                maps
+            },
+            texts: vec![Vec::new(); rows],
+            match_index: HashMap::default(),
+            weights: vec![w; 256],
+            weights2: vec![w; 8 * (CONTEXTS + 1) * 2],
+            weights3: vec![w; 256],
+
+            apm: Apm::new(256 * 256),
+            stretch: stretch_table(),
+            recip: (0..=STATE_LIMIT)
+                .map(|n| (65536.0 * 2.0 / (2.0 * f64::from(n) + 3.0)) as u32)
+                .collect(),
+        }
+    }
+
+    /// Predicts all 255 nodes of one row and writes the byte distribution into `out`.
+    fn predict(&self, row: &mut RowState, inner: &[f32], out: &mut [f32]) {
+        row.keys = row.context_keys();
+        // Subtree sums of the inner distribution: node n covers leaves below it (leaves 256..511).
+        let mut tree = [0f32; 512];
+        for (b, &p) in inner.iter().enumerate() {
+            tree[256 + b] = p.max(0.0);
+        }
+        for n in (1..256).rev() {
+            tree[n] = tree[2 * n] + tree[2 * n + 1];
+        }
+        // Successor counts of each context, summed per subtree.
+        let mut counts = [[0u32; 512]; CONTEXTS];
+        let mut single = [false; CONTEXTS];
+        for (k, key) in row.keys.iter().enumerate() {
+            let Some(s) = key.and_then(|key| self.tables[k].get(&key)) else {
+                continue;
+            };
+            single[k] = s.entries.len() == 1;
+            for &(b, c) in &s.entries {
+                let mut n = 256 + b as usize;
+                while n > 1 {
+                    counts[k][n] = counts[k][n].saturating_add(c);
+                    n >>= 1;
+                }
+            }
+        }
+        let prev = (row.history & 0xFF) as usize;
+        // The match model's next byte, as a leaf index.
+        let expected = row.match_at.and_then(|(r, p)| {
+            self.texts[r as usize]
+                .get(p as usize)
+                .map(|&b| 256 + b as usize)
+        });
+        // Nodes top down (a parent before its children), so each node knows the probability of
+        // reaching it. Nodes the mix would hardly change the cost of are left to the inner model.
+        let mut prob = [0f32; 512];
+        prob[1] = 1.0;
+        for n in 1..256 {
+            let (s0, s1) = (tree[2 * n], tree[2 * n + 1]);
+            let q = if s0 + s1 > 0.0 {
+                ((s1 / (s0 + s1)) * 4096.0) as i32
+            } else {
+                2048
+            };
+            let q = q.clamp(1, 4095);
+            let p1 = if prob[n] < MIN_MASS {
+                row.mixed[n] = NOT_MIXED;
+                q
+            } else {
+                let inputs = &mut row.inputs[n];
+                let states = &mut row.states[n];
+                inputs[0] = self.stretch[q as usize];
+                let depth = 7 - (n.leading_zeros() as usize - (usize::BITS as usize - 8));
+                let mut top = 0usize;
+                let mut top_det = 0usize;
+                for k in 0..CONTEXTS {
+                    let (n0, n1) = (counts[k][2 * n], counts[k][2 * n + 1]);
+                    if n0 + n1 == 0 {
+                        inputs[INNER_INPUTS + k] = 0;
+                        states[k] = u16::MAX;
+                    } else {
+                        if k < ORDERS.len() {
+                            top = k + 1;
+                            top_det = usize::from(n0 == 0 || n1 == 0);
+                        }
+                        let s = (usize::from(single[k]) << 8)
+                            | (count_level(n0) << 4)
+                            | count_level(n1);
+                        states[k] = s as u16;
+                        inputs[INNER_INPUTS + k] = self.stretch[(self.maps[k].p[s] >> 4) as usize];
+                    }
+                }
+                let m = CONTEXTS;
+                inputs[INNER_INPUTS + m] = 0;
+                states[m] = u16::MAX;
+                if let Some(e) = expected {
+                    if e >> (8 - depth) == n {
+                        let bit = (e >> (7 - depth)) & 1;
+                        let st = (row.match_len.min(15) as usize) * 2 + bit;
+                        states[m] = st as u16;
+                        inputs[INNER_INPUTS + m] = self.stretch[(self.maps[m].p[st] >> 4) as usize];
+                    }
+                }
+                inputs[INPUTS - 1] = 256;
+                let sel = (top * 2 + top_det) * 8 + depth;
+                row.select[n] = sel as u16;
+                let dot = |w: &[i32; INPUTS]| -> i32 {
+                    let d: i64 = inputs
+                        .iter()
+                        .zip(w.iter())
+                        .map(|(&x, &w)| i64::from(x) * i64::from(w))
+                        .sum();
+                    (d >> 16).clamp(-2047, 2047) as i32
+                };
+                let st1 = dot(&self.weights[n]);
+                let st2 = dot(&self.weights2[sel]);
+                let st3 = dot(&self.weights3[prev]);
+                row.mixer_out[n] = [st1, st2, st3];
+                let st = (st1 + st2 + st3) / 3;
+                row.mixed[n] = st;
+                let pm = squash(st);
+                let (pa, slot) = self.apm.predict(st, prev * 256 + n);
+                row.apm_slot[n] = slot;
+                ((pm * (4 - APM_WEIGHT) + pa * APM_WEIGHT) >> 2).clamp(1, 4095)
+            };
+            let p = p1 as f32 / 4096.0;
+            prob[2 * n + 1] = prob[n] * p;
+            prob[2 * n] = prob[n] * (1.0 - p);
+        }
+        out.copy_from_slice(&prob[256..512]);
+        row.predicted = true;
+    }
+
+    /// Learns from the byte that followed a row's last prediction.
+    fn learn(&mut self, index: usize, row: &mut RowState, byte: u8) {
+        if row.predicted {
+            let mut n = 1usize;
+            for i in (0..8).rev() {
+                if row.mixed[n] == NOT_MIXED {
+                    break;
+                }
+                let bit = u32::from((byte >> i) & 1);
+                let inputs = &row.inputs[n];
+                let [st1, st2, st3] = row.mixer_out[n];
+                let prev = (row.history & 0xFF) as usize;
+                train(&mut self.weights[n], inputs, st1, bit);
+                train(
+                    &mut self.weights2[usize::from(row.select[n])],
+                    inputs,
+                    st2,
+                    bit,
+                );
+                train(&mut self.weights3[prev], inputs, st3, bit);
+                for (k, &s) in row.states[n].iter().enumerate() {
+                    if s != u16::MAX {
+                        self.maps[k].update(s as usize, bit, &self.recip);
+                    }
+                }
+                self.apm.update(row.apm_slot[n], bit);
+                n = 2 * n + bit as usize;
+            }
+        }
+        for (k, key) in row.keys_for_learning().iter().enumerate() {
+            let Some(key) = *key else { continue };
+            let s = self.tables[k].entry(key).or_default();
+            match s.entries.iter_mut().find(|(b, _)| *b == byte) {
+                Some(e) => e.1 = e.1.saturating_add(1),
+                None => s.entries.push((byte, 1)),
+            }
+        }
+        // Match model: follow or drop the match, then index the context ending here.
+        if let Some((r, p)) = row.match_at {
+            if self.texts[r as usize].get(p as usize) == Some(&byte) {
+                row.match_at = Some((r, p + 1));
+                row.match_len += 1;
+            } else {
+                row.match_at = None;
+                row.match_len = 0;
+            }
+        }
+        self.texts[index].push(byte);
+        if row.len + 1 >= MATCH_MIN {
+            let h = (row.history << 8) | u64::from(byte);
+            let key = mix64((h & ((1u64 << (8 * MATCH_MIN)) - 1)) ^ (0xC3 << 56));
+            let here = (index as u32, self.texts[index].len() as u32);
+            if row.match_at.is_none() {
+                if let Some(&found) = self.match_index.get(&key) {
+                    row.match_at = Some(found);
+                    row.match_len = 0;
+                }
+            }
+            self.match_index.insert(key, here);
+        }
+    }
+}
+
+impl RowState {
+    /// The context keys the next byte is counted under: those it was predicted with, or, if the
+    /// row has not predicted yet, the ones its history gives now.
+    fn keys_for_learning(&self) -> [Option<u64>; CONTEXTS] {
+        if self.predicted {
+            self.keys
+        } else {
+            self.context_keys()
+        }
+    }
+}
+
+/// A byte-level model with bitwise context mixing on top.
+pub struct BitMixed {
+    inner: Box<dyn LanguageModel>,
+    info: ModelInfo,
+    shared: Shared,
+    rows: Vec<RowState>,
+}
+
+impl BitMixed {
+    /// Wraps a byte-level model (vocabulary of 256).
+    pub fn new(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
+        let info = ModelInfo {
+            default_segment_tokens: SEGMENT_TOKENS,
+            ..byte_wrapper_info(inner.as_ref(), "cm", "llmzip-bit-mix", VERSION)?
+        };
+        Ok(BitMixed {
+            inner,
+            info,
+            shared: Shared::new(0),
+            rows: Vec::new(),
+        })
+    }
+}
+
+impl LanguageModel for BitMixed {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenizer(&self) -> &dyn Tokenizer {
+        self.inner.tokenizer()
+    }
+
+    fn reset(&mut self, rows: usize) -> Result<()> {
+        self.shared = Shared::new(rows);
+        self.rows = vec![RowState::new(); rows];
+        self.inner.reset(rows)
+    }
+
+    fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
+        check_step(inputs, self.rows.len())?;
+        // Learn from the symbols just fed, in row order. The first input of a row is BOS.
+        // (A row whose segment has ended re-feeds its last token; the decoder feeds the same
+        // tokens, so both sides learn identically.)
+        for (index, (row, &tok)) in self.rows.iter_mut().zip(inputs).enumerate() {
+            if !row.started {
+                row.started = true;
+                continue;
+            }
+            if let Ok(byte) = u8::try_from(tok) {
+                self.shared.learn(index, row, byte);
+                row.push(byte);
+            }
+        }
+        let mut probs = self.inner.step(inputs)?;
+        let shared = &self.shared;
+        self.rows
+            .par_iter_mut()
+            .zip(probs.par_chunks_mut(256))
+            .for_each(|(row, out)| {
+                let inner: [f32; 256] = out.try_into().expect("256 probabilities per row");
+                shared.predict(row, &inner, out);
+            });
+        Ok(probs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Schedule;
+    use crate::models::testing::{round_trip, Uniform, Wide};
+    use crate::models::Fingerprint;
+
+    #[test]
+    fn stretch_inverts_squash() {
+        let t = stretch_table();
+        for (p, &st) in t.iter().enumerate().take(4095).skip(1) {
+            let back = squash(i32::from(st));
+            assert!(
+                (back - p as i32).abs() <= 1 + p as i32 / 64,
+                "{p} -> {st} -> {back}"
+            );
+        }
+        assert!(t[1] < -1500 && t[4095] > 1500 && t[2048].abs() < 8);
+    }
+
+    /// Text with local repetition, a long repeat and some noise, as several uneven segments.
+    fn sample() -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut x = 12345u32;
+        for i in 0..400 {
+            data.extend_from_slice(b"the rain in spain stays mainly in the plain; ");
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            data.extend_from_slice(format!("{} ", x >> 20).as_bytes());
+            if i % 50 == 7 {
+                data.extend_from_slice(&[0, 0xFF, 0x80, b'\r', b'\n']);
+            }
+        }
+        data
+    }
+
+    fn schedule() -> Schedule {
+        Schedule {
+            block_size: 9_000,
+            max_segments: 5,
+            min_segment_tokens: 500,
+            window: 0,
+        }
+    }
+
+    fn compress_with(model: &mut BitMixed, data: &[u8]) -> (Vec<u8>, f64) {
+        let mut decoder = BitMixed::new(Uniform::boxed()).unwrap();
+        round_trip(model, &mut decoder, data, &schedule())
+    }
+
+    #[test]
+    fn learns_and_round_trips_any_bytes() {
+        let data = sample();
+        let mut model = BitMixed::new(Uniform::boxed()).unwrap();
+        let (_, bits_per_byte) = compress_with(&mut model, &data);
+        // Uniform alone costs 8 bits per byte; counts, match model and mixing take most of it.
+        assert!(bits_per_byte < 2.0, "{bits_per_byte}");
+    }
+
+    #[test]
+    fn archives_depend_on_neither_threads_nor_earlier_work() {
+        let data = sample();
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let fresh = || BitMixed::new(Uniform::boxed()).unwrap();
+        let (one, _) = pool(1).install(|| compress_with(&mut fresh(), &data));
+        // Three threads, and a model object that has coded other data before.
+        let (three, _) = pool(3).install(|| {
+            let mut model = fresh();
+            compress_with(&mut model, &data[..5000]);
+            compress_with(&mut model, &data)
+        });
+        assert_eq!(one, three);
+    }
+
+    #[test]
+    fn identity_differs_from_the_inner_model_and_needs_bytes() {
+        let m = BitMixed::new(Uniform::boxed()).unwrap();
+        assert_eq!(m.info().name, "uniform-cm");
+        assert_ne!(m.info().fingerprint, Fingerprint([3; 16]));
+        assert_eq!(m.info().default_segment_tokens, SEGMENT_TOKENS);
+        assert!(BitMixed::new(Wide::boxed()).is_err());
+    }
+}
