@@ -29,7 +29,7 @@ fn bench_writes_table_csv_json_and_plots() {
     for needle in [
         "| sample.txt | 6000 | gru | cpu |",
         "gzip -9",
-        "xz -9",
+        "xz -9e",
         "zstd -19",
         "bzip2 -9",
         "brotli -q11",

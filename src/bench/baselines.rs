@@ -1,5 +1,5 @@
 //! Classic compressors measured next to the models, all as crates so `llmzip bench` needs no
-//! external tools: deflate/zip -9, gzip -9, bzip2 -9, xz -9, zstd -19, brotli -q11.
+//! external tools: deflate/zip -9, gzip -9, bzip2 -9, xz -9e, zstd -19, brotli -q11.
 
 use std::io::{Read, Write};
 
@@ -53,8 +53,10 @@ fn bunzip2(data: &[u8]) -> Result<Vec<u8>> {
     drain(bzip2::read::BzDecoder::new(data))
 }
 
+/// `xz -9e`: preset 9 with liblzma's "extreme" flag, the strongest xz setting.
 fn xz(data: &[u8]) -> Result<Vec<u8>> {
-    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 9);
+    const EXTREME: u32 = 1 << 31;
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 9 | EXTREME);
     e.write_all(data).map_err(io)?;
     e.finish().map_err(io)
 }
@@ -103,7 +105,7 @@ pub fn all() -> Vec<Baseline> {
             decompress: bunzip2,
         },
         Baseline {
-            name: "xz -9",
+            name: "xz -9e",
             compress: xz,
             decompress: unxz,
         },
