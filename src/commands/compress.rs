@@ -14,8 +14,9 @@ use super::ScheduleArgs;
 pub struct CompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model: a built-in name (gru, gru-mix, smollm2, gpt2, distilgpt2), a GGUF file, or a
-    /// model directory (GPT-2 in Hugging Face layout, or one written by `llmzip train`).
+    /// Model: a built-in name (gru-cm, gru, gru-mix, smollm2, gpt2, distilgpt2), a GGUF file, or
+    /// a model directory (GPT-2 in Hugging Face layout, or one written by `llmzip train`; add
+    /// `-cm` to mix it with the file's own statistics like the default).
     #[arg(short, long, default_value = llmzip::models::DEFAULT_MODEL)]
     pub model: String,
     /// Weight format of GGUF models: f32 (dequantized; fastest on CPU), q8_0, or the file's own
