@@ -61,6 +61,17 @@ fn plain_gru_without_context_blending() {
 }
 
 #[test]
+fn default_model_with_a_sliding_window() {
+    // A window on a recurrent model resets it (and the mixing statistics) and replays the kept
+    // tokens at the same steps on both sides.
+    round_trip_file(
+        "window.txt",
+        &text(5_000),
+        &["--window", "64", "--min-segment", "1000"],
+    );
+}
+
+#[test]
 fn earlier_default_with_ppm_style_blending() {
     // gru-mix was the default before gru-cm; its archives must keep decoding.
     let mut data = text(9_000);

@@ -73,6 +73,9 @@ const VERSION: &str =
 /// 0.003 bits per byte and gave 28 % more speed (docs/training.md).
 pub const SEGMENT_TOKENS: u64 = 4 << 10;
 
+/// Weight sets of the second mixer: (highest order with counts, or none) × deterministic × depth.
+const SECOND_MIXER_SETS: usize = (ORDERS.len() + 1) * 2 * 8;
+
 /// Marks a node left to the inner model (its reach was below the threshold).
 const NOT_MIXED: i32 = i32::MIN;
 
@@ -271,6 +274,7 @@ impl Hasher for KeyHasher {
 
 type Table = HashMap<u64, Successors, BuildHasherDefault<KeyHasher>>;
 
+/// Scrambles a context into a well-spread 64-bit key (a splitmix-style finalizer).
 fn mix64(mut x: u64) -> u64 {
     x ^= x >> 31;
     x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -288,13 +292,15 @@ struct RowState {
     /// Hash of the current word (letters, lowercased) and of the previous word.
     word: u64,
     prev_word: u64,
-    /// Context keys predicted with; `None` where the history is too short.
+    /// Context keys of the last prediction, under which the next byte is counted; `None` where
+    /// the history is too short.
     keys: [Option<u64>; CONTEXTS],
-    /// Per node (1..256): mixer inputs, state-map slots (u16::MAX: none), mixer output, APM slot.
+    /// Per node (index 1..256) of the last prediction: mixer inputs, state-map slots (u16::MAX:
+    /// none), the averaged mixer output (NOT_MIXED: left to the inner model), the three mixers'
+    /// outputs, the second mixer's weight set, and the APM slot.
     inputs: Vec<[i16; INPUTS]>,
     states: Vec<[u16; MODELS]>,
     mixed: Vec<i32>,
-    /// Per node: the two mixers' outputs and the second mixer's weight set.
     mixer_out: Vec<[i32; 3]>,
     select: Vec<u16>,
     apm_slot: Vec<u32>,
@@ -371,7 +377,8 @@ struct Shared {
     match_index: HashMap<u64, (u32, u32), BuildHasherDefault<KeyHasher>>,
     /// Mixer weights (16.16 fixed point), one set per node.
     weights: Vec<[i32; INPUTS]>,
-    /// Second mixer: one set per (highest order with counts at the node, bit depth).
+    /// Second mixer: one set per (highest order with counts at the node, whether that order
+    /// saw only one side, bit depth).
     weights2: Vec<[i32; INPUTS]>,
     /// Third mixer: one set per previous byte.
     weights3: Vec<[i32; INPUTS]>,
@@ -388,6 +395,8 @@ impl Shared {
         Shared {
             tables: vec![Table::default(); CONTEXTS],
             maps: {
+                // The match model's states are (length, expected bit): start by trusting the
+                // expected bit 9 times in 10.
                 let mut maps = vec![StateMap::new(); MODELS];
                 for s in 0..32 {
                     maps[CONTEXTS].p[s] = if s & 1 == 1 { 58982 } else { 6554 };
@@ -397,9 +406,8 @@ impl Shared {
             texts: vec![Vec::new(); rows],
             match_index: HashMap::default(),
             weights: vec![w; 256],
-            weights2: vec![w; 8 * (CONTEXTS + 1) * 2],
+            weights2: vec![w; SECOND_MIXER_SETS],
             weights3: vec![w; 256],
-
             apm: Apm::new(256 * 256),
             stretch: stretch_table(),
             recip: (0..=STATE_LIMIT)
@@ -408,7 +416,8 @@ impl Shared {
         }
     }
 
-    /// Predicts all 255 nodes of one row and writes the byte distribution into `out`.
+    /// Predicts one row's next byte from the inner model's distribution `inner`, writes the
+    /// byte distribution into `out`, and keeps in `row` what learning from the byte will need.
     fn predict(&self, row: &mut RowState, inner: &[f32], out: &mut [f32]) {
         row.keys = row.context_keys();
         // Subtree sums of the inner distribution: node n covers leaves below it (leaves 256..511).
@@ -461,7 +470,7 @@ impl Shared {
                 let inputs = &mut row.inputs[n];
                 let states = &mut row.states[n];
                 inputs[0] = self.stretch[q as usize];
-                let depth = 7 - (n.leading_zeros() as usize - (usize::BITS as usize - 8));
+                let depth = n.ilog2() as usize;
                 let mut top = 0usize;
                 let mut top_det = 0usize;
                 for k in 0..CONTEXTS {
@@ -525,6 +534,7 @@ impl Shared {
     /// Learns from the byte that followed a row's last prediction.
     fn learn(&mut self, index: usize, row: &mut RowState, byte: u8) {
         if row.predicted {
+            let prev = (row.history & 0xFF) as usize;
             let mut n = 1usize;
             for i in (0..8).rev() {
                 if row.mixed[n] == NOT_MIXED {
@@ -533,7 +543,6 @@ impl Shared {
                 let bit = u32::from((byte >> i) & 1);
                 let inputs = &row.inputs[n];
                 let [st1, st2, st3] = row.mixer_out[n];
-                let prev = (row.history & 0xFF) as usize;
                 train(&mut self.weights[n], inputs, st1, bit);
                 train(
                     &mut self.weights2[usize::from(row.select[n])],
@@ -551,7 +560,7 @@ impl Shared {
                 n = 2 * n + bit as usize;
             }
         }
-        for (k, key) in row.keys_for_learning().iter().enumerate() {
+        for (k, key) in row.keys.iter().enumerate() {
             let Some(key) = *key else { continue };
             self.tables[k]
                 .entry(key)
@@ -580,18 +589,6 @@ impl Shared {
                 }
             }
             self.match_index.insert(key, here);
-        }
-    }
-}
-
-impl RowState {
-    /// The context keys the next byte is counted under: those it was predicted with, or, if the
-    /// row has not predicted yet, the ones its history gives now.
-    fn keys_for_learning(&self) -> [Option<u64>; CONTEXTS] {
-        if self.predicted {
-            self.keys
-        } else {
-            self.context_keys()
         }
     }
 }

@@ -193,7 +193,7 @@ pub(crate) fn byte_wrapper_info(
     let base = inner.info().clone();
     if base.vocab_size != 256 {
         return Err(Error::Model(format!(
-            "'-{suffix}' needs a byte-level model, '{}' has {} symbols",
+            "'-{suffix}' works only on byte-level models such as gru; '{}' predicts {} tokens",
             base.name, base.vocab_size
         )));
     }
@@ -231,13 +231,12 @@ pub const DEFAULT_MODEL: &str = "gru-cm";
 /// file's own); `None` takes the model's default. Paths may be a GGUF file, a GPT-2 directory
 /// (Hugging Face layout) or a directory written by `llmzip train`.
 pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dyn LanguageModel>> {
-    if let Some(base) = spec.strip_suffix("-cm") {
-        if !Path::new(spec).exists() {
+    // A wrapper suffix, unless the whole spec names an existing file or directory.
+    if !Path::new(spec).exists() {
+        if let Some(base) = spec.strip_suffix("-cm") {
             return Ok(Box::new(BitMixed::new(load(base, device, weights)?)?));
         }
-    }
-    if let Some(base) = spec.strip_suffix("-mix") {
-        if !Path::new(spec).exists() {
+        if let Some(base) = spec.strip_suffix("-mix") {
             return Ok(Box::new(ContextMixed::new(load(base, device, weights)?)?));
         }
     }
