@@ -82,7 +82,7 @@ latin2)
     iconv -c -f UTF-8 -t ISO-8859-2 "$tmp/cs-utf8.txt" > "$tmp/cs-latin2.txt"
     echo "| model | encoding | bytes | archive | bpb | compress B/s |"
     echo "|---|---|---|---|---|---|"
-    for m in smollm2 gru-mix; do
+    for m in smollm2 gru-cm; do
         for e in utf8 latin2; do
             f="$tmp/cs-$e.txt"
             echo "| $m | $e | $(stat -c %s "$f") | $(compress_only "$f" "$threads" -m "$m") |"

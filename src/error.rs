@@ -14,10 +14,7 @@ pub enum Error {
     #[error("not an llmzip archive (the file does not start with the llmzip magic bytes)")]
     NotAnArchive,
 
-    #[error(
-        "archive format version {found} is newer than this llmzip understands (up to {supported}); \
-         upgrade llmzip to decompress it"
-    )]
+    #[error("{}", version_message(*found, *supported))]
     UnsupportedVersion { found: u8, supported: u8 },
 
     #[error("archive is truncated: {0}")]
@@ -44,6 +41,19 @@ pub enum Error {
     )]
     BackendMismatch { needed: String, given: String },
 
+    #[error(
+        "{during} needs about {} MiB of working memory for the model and schedule, more than the \
+         {} MiB allowed; {hint}", needed.div_ceil(1 << 20), limit >> 20
+    )]
+    MemoryLimit {
+        /// `compressing` or `decoding this archive`.
+        during: &'static str,
+        needed: u64,
+        limit: u64,
+        /// What the user can do.
+        hint: String,
+    },
+
     #[error("cannot load model: {0}")]
     Model(String),
 
@@ -65,5 +75,25 @@ impl Error {
         } else {
             Error::Io(err)
         }
+    }
+}
+
+/// Which releases write which format versions, for the refusal of another version.
+fn version_message(found: u8, supported: u8) -> String {
+    let this = crate::format::WRITER;
+    if found > supported {
+        format!(
+            "archive format version {found} is newer than this llmzip understands ({this} reads \
+             version {supported}); upgrade llmzip to decompress it"
+        )
+    } else {
+        let made_by = match found {
+            1 => "llmzip 0.1.0 before 2026-11-25 (git commit 2914652 or earlier)",
+            _ => "an unknown llmzip release",
+        };
+        format!(
+            "archive format version {found} was made by {made_by}; {this} reads only version \
+             {supported}: decompress it with the release that made it"
+        )
     }
 }

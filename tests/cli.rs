@@ -173,12 +173,51 @@ fn info_describes_the_archive() {
     }
 }
 
+/// Runs llmzip with a pseudo-terminal as stdin and stdout, through util-linux `script`.
+#[cfg(unix)]
+fn on_terminal(args: &str, dir: &std::path::Path) -> std::process::Output {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_llmzip"));
+    std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script` runs (it provides the terminal for this test)")
+}
+
+#[cfg(unix)]
 #[test]
-fn refuses_compressed_data_to_a_terminal_only() {
-    // Not a terminal here: stdout is a pipe, so output is allowed.
+fn refuses_compressed_data_to_and_from_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run_stdin(&["compress", "-c"], dir.path(), b"abc");
-    ok(&o);
+    let d = dir.path();
+    std::fs::write(d.join("t.txt"), text(500)).unwrap();
+    // Compressed output to a terminal: refused, nothing written.
+    let o = on_terminal("compress -c t.txt", d);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("refusing to write compressed data to a terminal"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("LLMZ"),
+        "archive bytes reached the terminal: {out}"
+    );
+    // Compressed input from a terminal: refused.
+    let o = on_terminal("decompress", d);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("refusing to read compressed data from a terminal"),
+        "{out}"
+    );
+    // -f allows it, and a pipe is not a terminal.
+    assert_eq!(
+        on_terminal("compress -c -f t.txt", d).status.code(),
+        Some(0)
+    );
+    ok(&run_stdin(&["compress", "-c"], d, b"abc"));
+    assert_eq!(listing(d), vec!["t.txt"]);
 }
 
 #[test]
@@ -278,17 +317,30 @@ fn archive_from_another_model_is_refused_by_name() {
 fn bad_options_fail_with_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a"), b"abc").unwrap();
-    let o = run(&["compress", "--threads", "0", "a"], dir.path());
-    clean_failure(&o);
+    // Malformed options are usage errors: exit 2, naming the option.
+    for (args, needle) in [
+        (&["compress", "--threads", "0", "a"][..], "--threads"),
+        (&["compress", "--device", "tpu", "a"][..], "tpu"),
+        (&["compress", "--memory", "lots", "a"][..], "--memory"),
+        (
+            &["compress", "--block-size", "12Q", "a"][..],
+            "--block-size",
+        ),
+        (&["compress", "--no-such-flag", "a"][..], "--no-such-flag"),
+    ] {
+        let o = run(args, dir.path());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // Valid options that do not work out are errors: exit 1.
     let o = run(&["compress", "-m", "no-such-model", "a"], dir.path());
     let err = clean_failure(&o);
     assert!(
         err.contains("no-such-model") && err.contains("gru"),
         "{err}"
     );
-    let o = run(&["compress", "--device", "tpu", "a"], dir.path());
-    clean_failure(&o);
-    let err = clean_failure(&run(&["compress", "-m", "nosuch-mix", "a"], dir.path()));
+    let err = clean_failure(&run(&["compress", "-m", "nosuch-cm", "a"], dir.path()));
     assert!(err.contains("nosuch"), "{err}");
     let err = clean_failure(&run(
         &["train", "--data", "missing", "--out", "m"],
@@ -323,4 +375,72 @@ fn interrupt_leaves_no_partial_output() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert_eq!(listing(d), vec!["long.txt"], "partial output left behind");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn full_disk_fails_cleanly_and_keeps_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Random bytes: stored, so the archive is as large as the input.
+    let data = random_bytes(200_000, 7);
+    std::fs::write(d.join("big.txt"), &data).unwrap();
+    // To stdout on a full device.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = llmzip()
+        .args(["compress", "-c", "big.txt"])
+        .current_dir(d)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = clean_failure(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("No space left on device"), "{err}");
+    // To a file on a filesystem that fills up: the file-size limit makes writes past 8 KiB fail
+    // like a full disk would (SIGXFSZ ignored, so the write returns an error instead).
+    for command in ["compress big.txt", "compress big.txt -o out.llmz"] {
+        let o = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "trap '' XFSZ; ulimit -f 16; exec {} {command}",
+                    env!("CARGO_BIN_EXE_llmzip")
+                ),
+            ])
+            .current_dir(d)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = clean_failure(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("File too large"), "{err}");
+        assert_eq!(listing(d), vec!["big.txt"], "partial output left behind");
+    }
+    assert_eq!(std::fs::read(d.join("big.txt")).unwrap(), data);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn unreadable_input_and_bad_output_paths_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.txt"), text(2000)).unwrap();
+    // A file that opens but cannot be read (even by root): reading fails part-way.
+    let err = clean_failure(&run(&["compress", "/proc/self/mem", "-o", "mem.llmz"], d));
+    assert!(err.contains("/proc/self/mem"), "{err}");
+    // A directory as input.
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let err = clean_failure(&run(&["compress", "sub"], d));
+    assert!(err.contains("sub"), "{err}");
+    // Output into a directory that does not exist.
+    let err = clean_failure(&run(&["compress", "a.txt", "-o", "missing/x.llmz"], d));
+    assert!(err.contains("missing"), "{err}");
+    // Output path that is a directory.
+    let err = clean_failure(&run(&["compress", "a.txt", "-o", "sub"], d));
+    assert!(err.contains("sub"), "{err}");
+    assert_eq!(listing(d), vec!["a.txt", "sub"]);
+    assert_eq!(listing(&d.join("sub")), Vec::<String>::new());
 }

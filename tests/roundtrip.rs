@@ -72,14 +72,6 @@ fn default_model_with_a_sliding_window() {
 }
 
 #[test]
-fn earlier_default_with_ppm_style_blending() {
-    // gru-mix was the default before gru-cm; its archives must keep decoding.
-    let mut data = text(9_000);
-    data.extend_from_slice(&[0, 0xFF, 0xC3, b'\r', b'\n']);
-    round_trip_file("mix.txt", &data, &["-m", "gru-mix"]);
-}
-
-#[test]
 fn utf8_text() {
     let data = "Żółć gęślą jaźń — naïve café, 日本語のテキスト, emoji 🦀🚀\n".repeat(200);
     round_trip_file("utf8.txt", data.as_bytes(), &[]);

@@ -30,6 +30,8 @@ pub struct BenchOptions {
     pub schedule: ScheduleOptions,
     /// Weight format for models that offer several (GGUF).
     pub weights: Option<String>,
+    /// Working-memory limits for compression and decompression.
+    pub limits: codec::Limits,
 }
 
 /// One measured combination (or one that could not run, with the reason in `status`).
@@ -183,13 +185,19 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
                     &mut archive,
                     model.as_mut(),
                     &schedule,
+                    &opts.limits,
                     &mut fwd,
                 )?;
                 let c = start.elapsed().as_secs_f64();
                 fwd.base = done + data.len() as u64;
                 let mut back = Vec::with_capacity(data.len());
                 let start = Instant::now();
-                Decompressor::new(archive.as_slice())?.run(&mut back, model.as_mut(), &mut fwd)?;
+                Decompressor::new(archive.as_slice())?.run(
+                    &mut back,
+                    model.as_mut(),
+                    &opts.limits,
+                    &mut fwd,
+                )?;
                 let d = start.elapsed().as_secs_f64();
                 row.finish(archive.len() as u64, c, d, back == *data);
                 row.peak_rss_mib = peak_memory_mib();

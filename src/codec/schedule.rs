@@ -4,7 +4,7 @@
 //! and from the block header with the same functions the encoder used.
 
 use crate::format::{MAX_BLOCK_SIZE, MAX_SEGMENTS, MAX_WINDOW};
-use crate::models::ModelInfo;
+use crate::models::{BatchShape, ModelInfo};
 use crate::{Error, Result};
 
 /// Schedule settings a user may give; `None` takes the model's or the global default.
@@ -86,6 +86,24 @@ impl Schedule {
             return Ok(());
         };
         Err(Error::InvalidSetting(problem))
+    }
+
+    /// The batch a block of `block_len` bytes and `tokens` tokens in `rows` rows makes: the
+    /// longest row holds `ceil(tokens / rows)` steps, bounded by the window, and rows that
+    /// outgrow the window are prefilled with half of it at each slide.
+    pub fn batch_shape(&self, rows: u64, tokens: u64, block_len: u64) -> BatchShape {
+        let longest = tokens.div_ceil(rows.max(1));
+        let slides = self.window > 0 && longest > self.window;
+        BatchShape {
+            rows,
+            positions: if self.window > 0 {
+                longest.min(self.window)
+            } else {
+                longest
+            },
+            prefill: if slides { self.window / 2 } else { 0 },
+            block_len,
+        }
     }
 
     /// How many segments a block of `tokens` tokens is split into.

@@ -35,12 +35,18 @@ impl BigramModel {
     }
 }
 
+/// What one row of [`BigramModel`] holds: a 257 × 256 table of u32 counts.
+const BIGRAM_ROW_BYTES: u64 = 257 * 256 * 4;
+
 impl LanguageModel for BigramModel {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
     fn tokenizer(&self) -> &dyn Tokenizer {
         &ByteTokenizer
+    }
+    fn working_memory(&self, shape: &crate::models::BatchShape) -> u64 {
+        shape.rows * BIGRAM_ROW_BYTES
     }
     fn reset(&mut self, rows: usize) -> Result<()> {
         self.resets += 1;
@@ -82,14 +88,20 @@ fn round_trip(data: &[u8], schedule: &Schedule) -> (Vec<u8>, Summary) {
         &mut archive,
         &mut model,
         schedule,
+        &Limits::default(),
         &mut Silent,
     )
     .unwrap();
     assert_eq!(summary.archive_len, archive.len() as u64);
     let mut back = Vec::new();
     let d = Decompressor::new(archive.as_slice()).unwrap();
-    d.run(&mut back, &mut BigramModel::new(1), &mut Silent)
-        .unwrap();
+    d.run(
+        &mut back,
+        &mut BigramModel::new(1),
+        &Limits::default(),
+        &mut Silent,
+    )
+    .unwrap();
     assert_eq!(back, data);
     (archive, summary)
 }
@@ -164,8 +176,10 @@ fn incompressible_data_is_stored_with_tiny_overhead() {
     assert!(summary.stored_blocks > 0);
     // Full random blocks are stored without running the model; only the short tail is modelled.
     assert!(summary.tokens < 4096, "{} tokens modelled", summary.tokens);
+    // The archive header (~100 bytes) and at most 10 bytes per block header.
+    let blocks = data.len().div_ceil(4096);
     let overhead = archive.len() - data.len();
-    assert!(overhead < 200, "overhead {overhead}");
+    assert!(overhead < 100 + 10 * blocks, "overhead {overhead}");
 }
 
 #[test]
@@ -201,7 +215,15 @@ fn context_window_slides_identically_on_both_sides() {
 
     let mut model = BigramModel::new(1);
     let mut archive = Vec::new();
-    compress(&mut &data[..], &mut archive, &mut model, &s, &mut Silent).unwrap();
+    compress(
+        &mut &data[..],
+        &mut archive,
+        &mut model,
+        &s,
+        &Limits::default(),
+        &mut Silent,
+    )
+    .unwrap();
     // Blocks of 1001, 1001 and 17 tokens, stepped 251, 251 and 5 times. Each block resets once;
     // a full window (16) slides to 8 tokens, refills in 8 steps and slides on the 9th: at steps
     // 16, 25, ..., 250, 27 slides per long block.
@@ -217,13 +239,16 @@ fn wrong_model_is_refused_before_decoding() {
         &mut archive,
         &mut BigramModel::new(1),
         &small_schedule(),
+        &Limits::default(),
         &mut Silent,
     )
     .unwrap();
     let mut other = BigramModel::new(2);
     let d = Decompressor::new(archive.as_slice()).unwrap();
     let mut out = Vec::new();
-    let err = d.run(&mut out, &mut other, &mut Silent).unwrap_err();
+    let err = d
+        .run(&mut out, &mut other, &Limits::default(), &mut Silent)
+        .unwrap_err();
     assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
     assert_eq!(
         other.steps, 0,
@@ -241,6 +266,7 @@ fn corruption_is_detected_everywhere_and_never_panics() {
         &mut archive,
         &mut BigramModel::new(1),
         &small_schedule(),
+        &Limits::default(),
         &mut Silent,
     )
     .unwrap();
@@ -249,19 +275,29 @@ fn corruption_is_detected_everywhere_and_never_panics() {
             let mut bad = archive.clone();
             bad[i] ^= flip;
             let mut out = Vec::new();
-            let result = Decompressor::new(bad.as_slice())
-                .and_then(|d| d.run(&mut out, &mut BigramModel::new(1), &mut Silent));
-            // A flip may only pass if it decodes to the very same data (cannot happen with CRCs
-            // on everything, but the property we need is: never wrong output).
-            if result.is_ok() {
-                assert_eq!(out, data, "flip {flip:#x} at {i} produced wrong output");
-            }
+            let result = Decompressor::new(bad.as_slice()).and_then(|d| {
+                d.run(
+                    &mut out,
+                    &mut BigramModel::new(1),
+                    &Limits::default(),
+                    &mut Silent,
+                )
+            });
+            // Header CRC, block-header checks, payload CRC, block CRC and trailer: every
+            // flip is refused, and nothing unverified reaches the output.
+            assert!(result.is_err(), "flip {flip:#x} at {i} accepted");
         }
     }
     for cut in 0..archive.len() {
         let mut out = Vec::new();
-        let result = Decompressor::new(&archive[..cut])
-            .and_then(|d| d.run(&mut out, &mut BigramModel::new(1), &mut Silent));
+        let result = Decompressor::new(&archive[..cut]).and_then(|d| {
+            d.run(
+                &mut out,
+                &mut BigramModel::new(1),
+                &Limits::default(),
+                &mut Silent,
+            )
+        });
         assert!(result.is_err(), "truncation at {cut} accepted");
     }
 }
@@ -290,8 +326,140 @@ fn cancellation_stops_with_interrupted() {
         &mut Vec::new(),
         &mut BigramModel::new(1),
         &small_schedule(),
+        &Limits::default(),
         &mut Cancel,
     )
     .unwrap_err();
     assert!(matches!(err, Error::Interrupted));
+}
+
+#[test]
+fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
+    let data = text(4000);
+    let s = small_schedule();
+    let two_rows = Limits {
+        memory: 2 * BIGRAM_ROW_BYTES,
+    };
+    let mut archive = Vec::new();
+    compress(
+        &mut data.as_slice(),
+        &mut archive,
+        &mut BigramModel::new(1),
+        &s,
+        &two_rows,
+        &mut Silent,
+    )
+    .unwrap();
+    // 4000 tokens would take 5 rows of 300+; the limit allows 2.
+    let mut input = archive.as_slice();
+    let header = Header::read(&mut input).unwrap();
+    match BlockHeader::read(&mut input, &header.schedule).unwrap() {
+        BlockHeader::Coded { segments, .. } => assert_eq!(segments, 2),
+        other => panic!("{other:?}"),
+    }
+    let mut back = Vec::new();
+    Decompressor::new(archive.as_slice())
+        .unwrap()
+        .run(&mut back, &mut BigramModel::new(1), &two_rows, &mut Silent)
+        .unwrap();
+    assert_eq!(back, data);
+    // A decoder allowing one row refuses before the model runs, and says how to allow it.
+    let mut model = BigramModel::new(1);
+    let one_row = Limits {
+        memory: BIGRAM_ROW_BYTES,
+    };
+    let err = Decompressor::new(archive.as_slice())
+        .unwrap()
+        .run(&mut Vec::new(), &mut model, &one_row, &mut Silent)
+        .unwrap_err();
+    assert!(matches!(err, Error::MemoryLimit { .. }), "{err}");
+    assert!(err.to_string().contains("--memory"), "{err}");
+    assert_eq!(model.steps, 0);
+    // An encoder that cannot fit even one row refuses.
+    let err = compress(
+        &mut data.as_slice(),
+        &mut Vec::new(),
+        &mut BigramModel::new(1),
+        &s,
+        &Limits { memory: 1000 },
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::MemoryLimit { .. }), "{err}");
+}
+
+/// An archive with valid checksums that claims a block of `len` bytes and `tokens` tokens with
+/// the given payload: what a hostile writer can make.
+fn crafted(schedule: Schedule, len: u64, tokens: u64, rows: u64, payload: &[u8]) -> Vec<u8> {
+    let model = BigramModel::new(1);
+    let mut out = Vec::new();
+    Header {
+        writer: format::WRITER.into(),
+        model_name: "bigram".into(),
+        fingerprint: model.info.fingerprint,
+        tokenizer: "bytes".into(),
+        backend: model.info.backend.clone(),
+        schedule,
+    }
+    .write(&mut out)
+    .unwrap();
+    BlockHeader::Coded {
+        len,
+        tokens,
+        segments: rows,
+        payload_len: payload.len() as u64,
+        payload_crc: crc32fast::hash(payload),
+        crc: 0,
+    }
+    .write(&mut out)
+    .unwrap();
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn crafted_claims_fail_early() {
+    let big = Schedule {
+        block_size: format::MAX_BLOCK_SIZE,
+        max_segments: 1,
+        min_segment_tokens: 1,
+        window: 0,
+    };
+    for payload in [&[][..], &[0u8; 64][..]] {
+        let archive = crafted(
+            big,
+            format::MAX_BLOCK_SIZE,
+            format::MAX_BLOCK_SIZE,
+            1,
+            payload,
+        );
+        let mut model = BigramModel::new(1);
+        let err = Decompressor::new(archive.as_slice())
+            .unwrap()
+            .run(&mut Vec::new(), &mut model, &Limits::default(), &mut Silent)
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err}");
+        // 64 MiB claimed; the model learns to expect what the zeros decode to, so it may take
+        // until the first check value to notice.
+        let steps = model.steps as u64;
+        assert!(steps <= crate::coder::CHECK_INTERVAL, "{steps} steps");
+    }
+    // Rows that the limits refuse are refused before the model runs.
+    let wide = Schedule {
+        max_segments: format::MAX_SEGMENTS,
+        ..big
+    };
+    let archive = crafted(wide, 1 << 20, 1 << 20, format::MAX_SEGMENTS, &[]);
+    let mut model = BigramModel::new(1);
+    let err = Decompressor::new(archive.as_slice())
+        .unwrap()
+        .run(
+            &mut Vec::new(),
+            &mut model,
+            &Limits { memory: 64 << 20 },
+            &mut Silent,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::MemoryLimit { .. }), "{err}");
+    assert_eq!(model.steps, 0);
 }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 use llmzip::bench::{self, BenchObserver, BenchOptions};
+use llmzip::codec::Limits;
 
 use super::progress;
 
@@ -58,7 +59,7 @@ impl BenchObserver for Observer {
     }
 }
 
-pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
+pub fn run(args: BenchArgs, limits: Limits, quiet: bool) -> Result<()> {
     let files: Vec<PathBuf> = if args.files.is_empty() {
         let defaults: Vec<PathBuf> = DEFAULT_FILES.iter().map(PathBuf::from).collect();
         if let Some(missing) = defaults.iter().find(|p| !p.exists()) {
@@ -78,6 +79,7 @@ pub fn run(args: BenchArgs, quiet: bool) -> Result<()> {
         prefix: args.quick.then_some(16 << 10),
         schedule: args.schedule.options(),
         weights: args.dtype.clone(),
+        limits,
     };
     let mut observer = Observer {
         bar: progress::bar(None, "bench", quiet),

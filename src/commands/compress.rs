@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llmzip::codec::{self, Schedule};
+use llmzip::codec::{self, Limits, Schedule};
 
 use super::files::compressed_name;
 use super::models::ModelCache;
@@ -14,7 +14,7 @@ use super::ScheduleArgs;
 pub struct CompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model: a built-in name (gru-cm, gru, gru-mix, smollm2, gpt2, distilgpt2), a GGUF file, or
+    /// Model: a built-in name (gru-cm, gru, smollm2, gpt2, distilgpt2), a GGUF file, or
     /// a model directory (GPT-2 in Hugging Face layout, or one written by `llmzip train`; add
     /// `-cm` to mix it with the file's own statistics like the default).
     #[arg(short, long, default_value = llmzip::models::DEFAULT_MODEL)]
@@ -27,7 +27,7 @@ pub struct CompressArgs {
     pub schedule: ScheduleArgs,
 }
 
-pub fn run(args: CompressArgs, models: &mut ModelCache, quiet: bool) -> Result<()> {
+pub fn run(args: CompressArgs, models: &mut ModelCache, limits: Limits, quiet: bool) -> Result<()> {
     let weights = args.dtype.as_deref();
     // Load before touching any file so that a bad -m or schedule fails fast.
     let info = models.get(&args.model, weights)?.info().clone();
@@ -41,7 +41,7 @@ pub fn run(args: CompressArgs, models: &mut ModelCache, quiet: bool) -> Result<(
         |_, len| len,
         |job, cx| {
             let model = models.get(&args.model, weights)?;
-            codec::compress(cx.reader, cx.writer, model, &schedule, cx.observer)
+            codec::compress(cx.reader, cx.writer, model, &schedule, &limits, cx.observer)
                 .with_context(|| format!("cannot compress {}", job.input.name()))
         },
     )

@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use llmzip::codec::Decompressor;
+use llmzip::codec::{Decompressor, Limits};
 use llmzip::format::Trailer;
 use llmzip::models::BUILTIN_MODELS;
 
@@ -23,7 +23,12 @@ pub struct DecompressArgs {
     pub model: Option<String>,
 }
 
-pub fn run(args: DecompressArgs, models: &mut ModelCache, quiet: bool) -> Result<()> {
+pub fn run(
+    args: DecompressArgs,
+    models: &mut ModelCache,
+    limits: Limits,
+    quiet: bool,
+) -> Result<()> {
     let jobs = pipeline::plan(&args.files, decompressed_name)?;
     pipeline::run_all(
         &args.files,
@@ -52,7 +57,7 @@ pub fn run(args: DecompressArgs, models: &mut ModelCache, quiet: bool) -> Result
             // The weight format is part of the computation: take the archive's.
             let weights = header.backend.dtype.clone();
             let model = models.get(&spec, Some(&weights))?;
-            Ok(decompressor.run(cx.writer, model, cx.observer)?)
+            Ok(decompressor.run(cx.writer, model, &limits, cx.observer)?)
         },
     )
 }

@@ -32,6 +32,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             format!("{} tokens", s.window)
         };
         println!("{}", path.display());
+        println!("  written by     {}", h.writer);
         println!(
             "  model          {} (fingerprint {})",
             h.model_name, h.fingerprint

@@ -14,7 +14,7 @@ mod train;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use llmzip::codec::ScheduleOptions;
+use llmzip::codec::{Limits, ScheduleOptions};
 
 /// Lossless compression with neural language models.
 #[derive(Debug, Parser)]
@@ -23,12 +23,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Compute threads (default: all cores). Results never depend on it, only speed does.
-    #[arg(long, global = true)]
-    pub threads: Option<usize>,
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub threads: Option<u64>,
     /// Device to run the model on: cpu, cuda or metal (the latter two need a build with
     /// `--features cuda` / `--features metal`).
-    #[arg(long, global = true, default_value = "cpu")]
+    #[arg(long, global = true, default_value = "cpu", value_parser = ["cpu", "cuda", "metal"])]
     pub device: String,
+    /// Working memory the model may use beyond its weights, e.g. 512M, 4G [default: 2G].
+    /// Decompression refuses archives whose blocks would need more; compression uses fewer
+    /// lockstep rows to stay within it, or refuses.
+    #[arg(long, global = true, value_parser = parse_size)]
+    pub memory: Option<u64>,
     /// Print nothing but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -55,7 +60,10 @@ pub fn run(cli: Cli) -> Result<()> {
     // Training splits each batch across `threads` workers whose kernels run single-threaded
     // (data parallelism beats candle's intra-op threads on these small matrices); everything
     // else gives candle all threads.
-    let threads = llmzip::runtime::resolve_threads(cli.threads)?;
+    let threads = llmzip::runtime::resolve_threads(cli.threads.map(|n| n as usize))?;
+    let limits = Limits {
+        memory: cli.memory.unwrap_or(llmzip::codec::DEFAULT_MEMORY),
+    };
     match cli.command {
         Command::Train(_) => llmzip::runtime::configure_workers(threads),
         _ => llmzip::runtime::configure_threads(threads),
@@ -63,14 +71,20 @@ pub fn run(cli: Cli) -> Result<()> {
     progress::install_interrupt_handler();
     let device = || llmzip::models::device(&cli.device);
     match cli.command {
-        Command::Compress(args) => {
-            compress::run(args, &mut models::ModelCache::new(device()?), cli.quiet)
-        }
-        Command::Decompress(args) => {
-            decompress::run(args, &mut models::ModelCache::new(device()?), cli.quiet)
-        }
+        Command::Compress(args) => compress::run(
+            args,
+            &mut models::ModelCache::new(device()?),
+            limits,
+            cli.quiet,
+        ),
+        Command::Decompress(args) => decompress::run(
+            args,
+            &mut models::ModelCache::new(device()?),
+            limits,
+            cli.quiet,
+        ),
         Command::Info(args) => info::run(args),
-        Command::Bench(args) => bench::run(args, cli.quiet),
+        Command::Bench(args) => bench::run(args, limits, cli.quiet),
         Command::Train(args) => train::run(args, &device()?, threads, cli.quiet),
     }
 }

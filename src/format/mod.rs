@@ -17,8 +17,13 @@ pub use varint::{read_bounded, read_u64, write_u64};
 
 /// First bytes of every archive.
 pub const MAGIC: [u8; 4] = *b"LLMZ";
-/// Current format version; readers refuse newer ones with a clear message.
-pub const VERSION: u8 = 1;
+/// Current format version; readers refuse other ones with a clear message.
+///
+/// Version 1 (llmzip 0.1.0 before the hardening work) had no writer field, no payload checksum
+/// and no check values in the coded stream.
+pub const VERSION: u8 = 2;
+/// The llmzip release that writes archives, recorded in every header (`llmzip info` shows it).
+pub const WRITER: &str = concat!("llmzip ", env!("CARGO_PKG_VERSION"));
 /// Largest block the format allows (the schedule's block size is validated against it).
 pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
 /// Largest number of lockstep rows (segments) per block.
@@ -28,12 +33,18 @@ pub const MAX_WINDOW: u64 = 1 << 20;
 /// Most tokens a single original byte may take: an escaped byte is spelled as an escape token
 /// plus two hex digits (see `tokenization::bpe`).
 pub const MAX_TOKENS_PER_BYTE: u64 = 3;
+/// Whether checksums are enforced. Fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) compute
+/// them but let mismatches pass, so that mutated archives reach the parsers and the decoder
+/// behind the checks; every other build enforces them.
+pub const ENFORCE_CHECKSUMS: bool = !cfg!(fuzzing);
 /// Longest string field (model name, tokenizer id, backend parts).
 const MAX_STR: usize = 255;
 
 /// Everything a decoder needs to know before it reads the first block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The program and release that wrote the archive, e.g. `llmzip 0.1.0`.
+    pub writer: String,
     /// Model name as the user knows it (`gru`, `smollm2`, a file stem).
     pub model_name: String,
     /// Hash of the model's weights and configuration.
@@ -54,12 +65,14 @@ pub enum BlockHeader {
     /// `len` original bytes stored verbatim (incompressible input).
     Stored { len: u64, crc: u32 },
     /// `len` original bytes, tokenized into `tokens` symbols, coded as `segments` lockstep rows
-    /// into one range-coder stream of `payload_len` bytes.
+    /// into one range-coder stream of `payload_len` bytes whose CRC-32 is `payload_crc` (checked
+    /// before any decoding, so a damaged payload costs no model time).
     Coded {
         len: u64,
         tokens: u64,
         segments: u64,
         payload_len: u64,
+        payload_crc: u32,
         crc: u32,
     },
 }
@@ -85,6 +98,7 @@ impl Header {
         buf.push(VERSION);
         buf.push(0); // flags, reserved
         for s in [
+            self.writer.as_str(),
             self.model_name.as_str(),
             self.tokenizer.as_str(),
             self.backend.device.as_str(),
@@ -115,7 +129,7 @@ impl Header {
         let mut vf = [0u8; 2];
         r.read_exact(&mut vf)
             .map_err(|e| Error::from_read(e, "header"))?;
-        if vf[0] > VERSION || vf[0] == 0 {
+        if vf[0] != VERSION {
             return Err(Error::UnsupportedVersion {
                 found: vf[0],
                 supported: VERSION,
@@ -127,6 +141,7 @@ impl Header {
                 vf[1]
             )));
         }
+        let writer = read_str(&mut r, "writer")?;
         let model_name = read_str(&mut r, "model name")?;
         let tokenizer = read_str(&mut r, "tokenizer id")?;
         let device = read_str(&mut r, "device")?;
@@ -146,7 +161,7 @@ impl Header {
         r.inner
             .read_exact(&mut stored)
             .map_err(|e| Error::from_read(e, "header"))?;
-        if u32::from_le_bytes(stored) != computed {
+        if u32::from_le_bytes(stored) != computed && ENFORCE_CHECKSUMS {
             return Err(Error::Corrupt("header checksum mismatch".into()));
         }
         schedule.validate().map_err(|e| match e {
@@ -154,6 +169,7 @@ impl Header {
             other => other,
         })?;
         Ok(Header {
+            writer,
             model_name,
             fingerprint: Fingerprint(fp),
             tokenizer,
@@ -184,6 +200,7 @@ impl BlockHeader {
                 tokens,
                 segments,
                 payload_len,
+                payload_crc,
                 crc,
             } => {
                 write_u64(&mut buf, len)?;
@@ -191,6 +208,7 @@ impl BlockHeader {
                 write_u64(&mut buf, tokens)?;
                 write_u64(&mut buf, segments)?;
                 write_u64(&mut buf, payload_len)?;
+                buf.extend_from_slice(&payload_crc.to_le_bytes());
                 buf.extend_from_slice(&crc.to_le_bytes());
             }
         }
@@ -235,6 +253,7 @@ impl BlockHeader {
                     tokens,
                     segments,
                     payload_len,
+                    payload_crc: read_crc(input)?,
                     crc: read_crc(input)?,
                 }
             }
@@ -248,7 +267,7 @@ impl BlockHeader {
             .inner
             .read_exact(&mut check)
             .map_err(|e| Error::from_read(e, "block header"))?;
-        if u16::from_le_bytes(check) != computed {
+        if u16::from_le_bytes(check) != computed && ENFORCE_CHECKSUMS {
             return Err(Error::Corrupt(
                 "a block header's check does not match".into(),
             ));
@@ -378,6 +397,7 @@ mod tests {
 
     fn sample_header() -> Header {
         Header {
+            writer: WRITER.into(),
             model_name: "gru".into(),
             fingerprint: Fingerprint([7; 16]),
             tokenizer: "bytes".into(),
@@ -435,6 +455,7 @@ mod tests {
                 tokens: 90,
                 segments: 3,
                 payload_len: 40,
+                payload_crc: 2,
                 crc: 1,
             },
         ] {
@@ -461,6 +482,7 @@ mod tests {
             tokens: 50_000,
             segments: 7,
             payload_len: 9_000,
+            payload_crc: 0x1234_5678,
             crc: 0xdead_beef,
         }
         .write(&mut buf)

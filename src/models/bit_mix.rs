@@ -1,9 +1,10 @@
 //! Bitwise context mixing (PAQ-style) on top of a byte-level model.
 //!
 //! A small recurrent model forgets quickly and knows nothing of the file at hand; counting
-//! contexts learns the file's own repetitions (names, phrases, spelling). [`ContextMixed`]
-//! blends the two PPM-style with fixed rules. This model instead *learns* how much to trust each
-//! source, the way lpaq and zpaq do:
+//! contexts learns the file's own repetitions (names, phrases, spelling). This model *learns* how
+//! much to trust each source, the way lpaq and zpaq do (an earlier PPM-style blend with fixed
+//! rules, `gru-mix`, was 0.14 bits per byte worse on alice29 and was removed before archives
+//! were promised to keep decoding):
 //!
 //! - Each byte is seen as 8 binary decisions, most significant bit first; the 255 inner nodes of
 //!   that binary tree are where predictions are made and mixed.
@@ -36,42 +37,101 @@
 //! parallel), then learns from the new symbols row by row. Everything resets with each block, so
 //! memory is bounded by the block size: context tables grow with the distinct contexts seen. Peak
 //! resident memory of the whole process for one 1 MiB block: 133 MiB for dictionary text (GCIDE),
-//! 401 MiB for random base64 (nearly every context new); `--block-size` trades ratio for memory. Fixed-size hashed tables (as in lpaq)
-//! would bound it independently of the data.
+//! 401 MiB for random base64 (nearly every context new); `--block-size` trades ratio for memory.
+//! The model reports a worst case per byte of block ([`BYTES_PER_BYTE`]), which the codec checks
+//! against its memory limit before a block is coded or decoded. (Fixed-size hashed tables, as in
+//! lpaq, would bound memory independently of the block size; that is a new model version, not a
+//! change to this one.)
 //!
-//! [`ContextMixed`]: super::ContextMixed
+//! Identity: every constant that changes a prediction lives in [`PARAMS`], and the fingerprint
+//! hashes its `Debug` form together with the squash and count-level tables, so a changed value
+//! gives a new fingerprint and old archives are refused by name instead of decoded wrongly.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use rayon::prelude::*;
 
-use super::{byte_wrapper_info, check_step, LanguageModel, ModelInfo};
+use super::{byte_wrapper_info, check_step, BatchShape, LanguageModel, ModelInfo};
 use crate::tokenization::Tokenizer;
 use crate::Result;
 
+/// Every constant that changes what the model predicts; hashed into its fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Params {
+    /// Byte-context orders with successor counts.
+    pub orders: [usize; 7],
+    /// The match model predicts after a repeat of this many bytes.
+    pub match_min: usize,
+    /// Nodes reached with less probability are left to the inner model.
+    pub min_mass: f32,
+    /// Mixer learning rate: weights move by `input · error >> mix_shift`.
+    pub mix_shift: i32,
+    /// Mixer weights stay within ±max_weight (16.16 fixed point).
+    pub max_weight: i32,
+    /// Initial mixer weights: the inner model's input, every other input.
+    pub initial_weights: (i32, i32),
+    /// Share of the APM in the final probability, in quarters.
+    pub apm_weight: i32,
+    /// APM adaptation rate (shift).
+    pub apm_rate: i32,
+    /// State maps adapt at rate 1/(n + 1.5), n capped here.
+    pub state_limit: u32,
+    /// The match model's state map starts at these 16-bit probabilities that the expected bit
+    /// comes (it is 1, it is 0).
+    pub match_initial: (u16, u16),
+    /// Segment length the codec aims for (enters the schedule).
+    pub segment_tokens: u64,
+}
+
+/// The parameters of `gru-cm` (and of any `DIR-cm`). Chosen on the validation split
+/// (docs/training.md). Changing any of them makes a new model: archives made with the old values
+/// are then refused by fingerprint, so a change here must come with a new model name.
+pub(crate) const PARAMS: Params = Params {
+    orders: [1, 2, 3, 4, 5, 6, 8],
+    match_min: 7,
+    min_mass: 1.0 / 4096.0,
+    mix_shift: 12,
+    max_weight: 1 << 24,
+    initial_weights: (1 << 16, 1 << 14),
+    apm_weight: 3,
+    apm_rate: 7,
+    state_limit: 255,
+    match_initial: (58982, 6554),
+    segment_tokens: 4 << 10,
+};
+
 /// Byte-context orders with successor counts.
-const ORDERS: [usize; 7] = [1, 2, 3, 4, 5, 6, 8];
+const ORDERS: [usize; 7] = PARAMS.orders;
 /// Contexts per row: the byte orders, then the current word (letters only) and the current word
 /// with the previous one.
 const CONTEXTS: usize = ORDERS.len() + 2;
 /// Models with a state map: the contexts, then the match model.
 const MODELS: usize = CONTEXTS + 1;
 /// The match model predicts after a repeat of this many bytes.
-const MATCH_MIN: usize = 7;
+const MATCH_MIN: usize = PARAMS.match_min;
 /// Mixer inputs from the inner model: its probability of the bit.
 const INNER_INPUTS: usize = 1;
 /// Mixer inputs: the inner model, one per context, the match model, and a constant bias.
 const INPUTS: usize = INNER_INPUTS + MODELS + 1;
-/// Parameters that change predictions; hashed into the fingerprint.
-const VERSION: &str =
-    "bitmix-1 orders=1,2,3,4,5,6,8 words=2 match=7 mixers=node,order,byte apm=byte min_mass=2^-12";
-
 /// Segment length the codec aims for. Counts are shared by all rows, so shorter segments cost
 /// only the inner model's context at each segment start, while more rows make its batched steps
 /// cheaper per byte: on the first 150 KB of the validation file, 4 K instead of 8 K tokens cost
 /// 0.003 bits per byte and gave 28 % more speed (docs/training.md).
-pub const SEGMENT_TOKENS: u64 = 4 << 10;
+pub const SEGMENT_TOKENS: u64 = PARAMS.segment_tokens;
+
+/// Working memory per row: the per-node vectors of [`RowState`] (about 17 KB) and the
+/// prediction's stack arrays, rounded up.
+const ROW_BYTES: u64 = 32 << 10;
+
+/// Upper bound of the table memory that one byte of a block can add. Learning a byte touches
+/// each of the 9 context tables once: a new entry costs at most 57 bytes (a hash-map bucket of
+/// 25 bytes at the lowest load factor after a doubling, 7/16), a new successor of a known
+/// context at most 40 (a boxed list and its doubling growth), and one table may be mid-resize
+/// (+29); the match index adds a bucket (39) and the row text one byte, doubled by growth.
+/// 9 × 57 + 29 + 39 + 2 = 583, rounded up. Measured: 401 bytes per byte on random base64, the
+/// worst case found (nearly every context new).
+const BYTES_PER_BYTE: u64 = 600;
 
 /// Weight sets of the second mixer: (highest order with counts, or none) × deterministic × depth.
 const SECOND_MIXER_SETS: usize = (ORDERS.len() + 1) * 2 * 8;
@@ -82,17 +142,17 @@ const NOT_MIXED: i32 = i32::MIN;
 /// Nodes reached with less probability than this are left to the inner model: mixing them
 /// would cost time and hardly change the cost of coding (measured on the validation split: no
 /// change in the fourth decimal of bits per byte).
-const MIN_MASS: f32 = 1.0 / 4096.0;
+const MIN_MASS: f32 = PARAMS.min_mass;
 /// Mixer learning rate: weights move by `input · error >> MIX_SHIFT`.
-const MIX_SHIFT: i32 = 12;
+const MIX_SHIFT: i32 = PARAMS.mix_shift;
 /// Mixer weights stay within ±MAX_WEIGHT (16.16 fixed point), so sums cannot overflow.
-const MAX_WEIGHT: i32 = 1 << 24;
+const MAX_WEIGHT: i32 = PARAMS.max_weight;
 /// Share of the APM in the final probability, in quarters.
-const APM_WEIGHT: i32 = 3;
+const APM_WEIGHT: i32 = PARAMS.apm_weight;
 /// State maps adapt at rate 1/(n + 1.5), n capped here.
-const STATE_LIMIT: u32 = 255;
+const STATE_LIMIT: u32 = PARAMS.state_limit;
 /// APM adaptation rate (shift).
-const APM_RATE: i32 = 7;
+const APM_RATE: i32 = PARAMS.apm_rate;
 
 /// Logistic function on lpaq's fixed-point scales: `d` is ln(p/(1-p)) · 256 in [-2047, 2047],
 /// the result p · 4096 in [1, 4095]. Integer interpolation, so identical everywhere.
@@ -390,8 +450,8 @@ struct Shared {
 
 impl Shared {
     fn new(rows: usize) -> Shared {
-        let mut w = [1 << 14; INPUTS];
-        w[0] = 1 << 16;
+        let mut w = [PARAMS.initial_weights.1; INPUTS];
+        w[0] = PARAMS.initial_weights.0;
         Shared {
             tables: vec![Table::default(); CONTEXTS],
             maps: {
@@ -399,7 +459,11 @@ impl Shared {
                 // expected bit 9 times in 10.
                 let mut maps = vec![StateMap::new(); MODELS];
                 for s in 0..32 {
-                    maps[CONTEXTS].p[s] = if s & 1 == 1 { 58982 } else { 6554 };
+                    maps[CONTEXTS].p[s] = if s & 1 == 1 {
+                        PARAMS.match_initial.0
+                    } else {
+                        PARAMS.match_initial.1
+                    };
                 }
                 maps
             },
@@ -593,6 +657,15 @@ impl Shared {
     }
 }
 
+/// What identifies the model's arithmetic: the parameters, and the fixed tables computed from
+/// code (squash, count levels, the state maps' initial values, the state-map rates).
+fn identity(params: &Params) -> String {
+    let squash: Vec<i32> = (-2048..=2048).map(squash).collect();
+    let levels: Vec<usize> = (0..=256).map(count_level).collect();
+    let initial = StateMap::new().p;
+    format!("bitmix-2 {params:?} squash={squash:?} levels={levels:?} statemap={initial:?}")
+}
+
 /// A byte-level model with bitwise context mixing on top.
 pub struct BitMixed {
     inner: Box<dyn LanguageModel>,
@@ -606,7 +679,7 @@ impl BitMixed {
     pub fn new(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
         let info = ModelInfo {
             default_segment_tokens: SEGMENT_TOKENS,
-            ..byte_wrapper_info(inner.as_ref(), "cm", "llmzip-bit-mix", VERSION)?
+            ..byte_wrapper_info(inner.as_ref(), "cm", "llmzip-bit-mix", &identity(&PARAMS))?
         };
         Ok(BitMixed {
             inner,
@@ -624,6 +697,14 @@ impl LanguageModel for BitMixed {
 
     fn tokenizer(&self) -> &dyn Tokenizer {
         self.inner.tokenizer()
+    }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        let own = shape
+            .rows
+            .saturating_mul(ROW_BYTES)
+            .saturating_add(shape.block_len.saturating_mul(BYTES_PER_BYTE));
+        own.saturating_add(self.inner.working_memory(shape))
     }
 
     fn reset(&mut self, rows: usize) -> Result<()> {
@@ -736,6 +817,42 @@ mod tests {
             compress_with(&mut model, &data)
         });
         assert_eq!(one, three);
+    }
+
+    #[test]
+    fn every_parameter_enters_the_fingerprint() {
+        let base = identity(&PARAMS);
+        let changed = [
+            Params {
+                mix_shift: PARAMS.mix_shift + 1,
+                ..PARAMS
+            },
+            Params {
+                orders: [1, 2, 3, 4, 5, 6, 7],
+                ..PARAMS
+            },
+            Params {
+                match_initial: (58983, 6554),
+                ..PARAMS
+            },
+            Params {
+                segment_tokens: 8 << 10,
+                ..PARAMS
+            },
+            Params {
+                min_mass: 1.0 / 8192.0,
+                ..PARAMS
+            },
+        ];
+        for params in &changed {
+            assert_ne!(identity(params), base, "{params:?}");
+        }
+        let fp = |s: &str| {
+            byte_wrapper_info(Uniform::boxed().as_ref(), "cm", "llmzip-bit-mix", s)
+                .unwrap()
+                .fingerprint
+        };
+        assert_ne!(fp(&identity(&changed[0])), fp(&base));
     }
 
     #[test]

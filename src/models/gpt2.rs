@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::transformer::{self, KvCache, Transformer, TransformerNet};
+use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, Fingerprint, ModelInfo};
 use crate::tokenization::BpeTokenizer;
 use crate::{Error, Result};
@@ -210,6 +210,19 @@ impl TransformerNet for Gpt2 {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn shape(&self) -> NetShape {
+        let width = self.wpe.dims()[1];
+        NetShape {
+            layers: self.blocks.len(),
+            width,
+            ffn: 4 * width,
+            heads: self.heads,
+            kv_heads: self.heads,
+            head_dim: width / self.heads,
+            vocab: self.wte.dims()[0],
+        }
     }
 }
 

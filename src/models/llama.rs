@@ -26,7 +26,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use sha2::{Digest, Sha256};
 
-use super::transformer::{self, KvCache, Transformer, TransformerNet};
+use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, Fingerprint, ModelInfo};
 use crate::tokenization::{BpeOptions, BpeTokenizer};
 use crate::{Error, Result};
@@ -62,6 +62,7 @@ pub struct Llama {
     kv_heads: usize,
     eps: f32,
     device: Device,
+    shape: NetShape,
 }
 
 /// Loads `path` with weights in `weights` (`f32`, `q8_0`, `native`, or the file's own format
@@ -94,6 +95,7 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         )));
     }
     let head_dim = width / heads;
+    let ffn = meta.usize("llama.feed_forward_length").unwrap_or(4 * width);
 
     let tensor = |file: &mut File, name: &str| -> Result<QTensor> {
         content
@@ -188,6 +190,15 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         kv_heads,
         eps,
         device: device.clone(),
+        shape: NetShape {
+            layers,
+            width,
+            ffn,
+            heads,
+            kv_heads,
+            head_dim,
+            vocab: vocab_size,
+        },
     };
     Ok(Transformer::new(info, tokenizer, net))
 }
@@ -229,6 +240,10 @@ impl TransformerNet for Llama {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn shape(&self) -> NetShape {
+        self.shape
     }
 }
 

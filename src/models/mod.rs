@@ -3,7 +3,6 @@
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
 mod bit_mix;
-mod context_mix;
 pub mod gpt2;
 mod hub;
 pub mod llama;
@@ -20,7 +19,6 @@ use candle_core::Device;
 use sha2::{Digest, Sha256};
 
 pub use bit_mix::BitMixed;
-pub use context_mix::ContextMixed;
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
 pub use transformer::{Transformer, TransformerNet};
@@ -140,6 +138,19 @@ pub struct ModelInfo {
     pub default_segment_tokens: u64,
 }
 
+/// The shape of one block's lockstep batch, as far as it sizes a model's working memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchShape {
+    /// Lockstep rows.
+    pub rows: u64,
+    /// Most context positions a row holds at once (steps since the last reset).
+    pub positions: u64,
+    /// Tokens per row prefilled at a context-window slide (0: no slide in this block).
+    pub prefill: u64,
+    /// Original bytes of the block.
+    pub block_len: u64,
+}
+
 /// Segment length for recurrent models: long segments, since their state carries all context.
 pub const RNN_SEGMENT_TOKENS: u64 = 8 << 10;
 
@@ -156,6 +167,14 @@ pub trait LanguageModel {
 
     /// The tokenizer whose ids this model predicts.
     fn tokenizer(&self) -> &dyn Tokenizer;
+
+    /// Working memory, in bytes, that a block of this shape needs beyond the weights: an upper
+    /// estimate (saturating arithmetic), not an exact count.
+    ///
+    /// It exists so that the *decoder* decides how much memory an archive may make it use: the
+    /// codec checks every block's claims against its [`Limits`](crate::codec::Limits) before the
+    /// model allocates anything, and the encoder never writes a block those limits refuse.
+    fn working_memory(&self, shape: &BatchShape) -> u64;
 
     /// Starts a new batch of `rows` empty streams, discarding all state.
     fn reset(&mut self, rows: usize) -> Result<()>;
@@ -217,10 +236,8 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
 }
 
 /// Names accepted by `-m` besides paths. `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to
-/// a byte-level model, `NAME-mix` the simpler PPM-style blending ([`ContextMixed`]) of earlier
-/// versions (kept so their archives still decode); a directory path followed by `-cm` or `-mix`
-/// works too.
-pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-cm", "gru-mix", "smollm2", "gpt2", "distilgpt2"];
+/// a byte-level model; a directory path followed by `-cm` works too.
+pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-cm", "smollm2", "gpt2", "distilgpt2"];
 
 /// The model used when none is given: the embedded GRU with bitwise context mixing.
 pub const DEFAULT_MODEL: &str = "gru-cm";
@@ -235,9 +252,6 @@ pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dy
     if !Path::new(spec).exists() {
         if let Some(base) = spec.strip_suffix("-cm") {
             return Ok(Box::new(BitMixed::new(load(base, device, weights)?)?));
-        }
-        if let Some(base) = spec.strip_suffix("-mix") {
-            return Ok(Box::new(ContextMixed::new(load(base, device, weights)?)?));
         }
     }
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {

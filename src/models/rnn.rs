@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::rng::SplitMix64;
-use super::{Backend, Fingerprint, LanguageModel, ModelInfo, RNN_SEGMENT_TOKENS};
+use super::{Backend, BatchShape, Fingerprint, LanguageModel, ModelInfo, RNN_SEGMENT_TOKENS};
 use crate::tokenization::{ByteTokenizer, Tokenizer};
 use crate::{Error, Result};
 
@@ -375,6 +375,15 @@ impl LanguageModel for Rnn {
 
     fn tokenizer(&self) -> &dyn Tokenizer {
         &ByteTokenizer
+    }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        // Per row and layer: the state and the step's temporaries (input and hidden gate
+        // products of 3H each, the gates, the new state), all f32; then logits, softmax and
+        // the returned copy of the distribution.
+        let h = self.config.hidden_size as u64;
+        let per_row = self.config.num_layers as u64 * h * 4 * 12 + RnnConfig::VOCAB as u64 * 4 * 4;
+        shape.rows.saturating_mul(per_row)
     }
 
     fn reset(&mut self, rows: usize) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Test doubles shared by the model wrappers' tests.
 
-use super::{Backend, Fingerprint, LanguageModel, ModelInfo};
-use crate::codec::{compress, Decompressor, Schedule, Silent};
+use super::{Backend, BatchShape, Fingerprint, LanguageModel, ModelInfo};
+use crate::codec::{compress, Decompressor, Limits, Schedule, Silent};
 use crate::tokenization::{ByteTokenizer, Tokenizer};
 use crate::Result;
 
@@ -36,6 +36,9 @@ impl LanguageModel for Uniform {
     fn tokenizer(&self) -> &dyn Tokenizer {
         &ByteTokenizer
     }
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        shape.rows * 256 * 4
+    }
     fn reset(&mut self, rows: usize) -> Result<()> {
         self.rows = rows;
         Ok(())
@@ -65,6 +68,9 @@ impl LanguageModel for Wide {
     fn tokenizer(&self) -> &dyn Tokenizer {
         self.0.tokenizer()
     }
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        self.0.working_memory(shape)
+    }
     fn reset(&mut self, rows: usize) -> Result<()> {
         self.0.reset(rows)
     }
@@ -82,11 +88,19 @@ pub fn round_trip(
     schedule: &Schedule,
 ) -> (Vec<u8>, f64) {
     let mut archive = Vec::new();
-    let summary = compress(&mut &data[..], &mut archive, encoder, schedule, &mut Silent).unwrap();
+    let summary = compress(
+        &mut &data[..],
+        &mut archive,
+        encoder,
+        schedule,
+        &Limits::default(),
+        &mut Silent,
+    )
+    .unwrap();
     let mut back = Vec::new();
     Decompressor::new(archive.as_slice())
         .unwrap()
-        .run(&mut back, decoder, &mut Silent)
+        .run(&mut back, decoder, &Limits::default(), &mut Silent)
         .unwrap();
     assert!(back == data, "round trip changed the data");
     (archive, summary.ideal_bits / data.len().max(1) as f64)

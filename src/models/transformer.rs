@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::{LanguageModel, ModelInfo};
+use super::{BatchShape, LanguageModel, ModelInfo};
 use crate::tokenization::{BpeTokenizer, Tokenizer};
 use crate::{Error, Result};
 
@@ -19,6 +19,52 @@ pub trait TransformerNet {
     /// Empties the KV cache.
     fn clear_cache(&mut self);
     fn device(&self) -> &Device;
+    /// The sizes that determine working memory.
+    fn shape(&self) -> NetShape;
+}
+
+/// The sizes of a transformer that determine its working memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetShape {
+    pub layers: usize,
+    pub width: usize,
+    /// Hidden width of the feed-forward block.
+    pub ffn: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+}
+
+impl NetShape {
+    /// Upper estimate of the working memory of a lockstep batch, in bytes (f32 throughout).
+    ///
+    /// Per row: the KV cache, whose buffers grow by doubling (capacity up to twice the positions
+    /// held, and during a growth the old buffer still exists: 1.5 × capacity), plus the larger of
+    /// a step's and a prefill's activations. A prefill of `L` tokens holds `L × (8·width +
+    /// 3·ffn)` activations and, per head, an `L × L` score matrix in three forms (scores, masked,
+    /// softmax).
+    pub fn working_memory(&self, shape: &BatchShape, limit: u64) -> u64 {
+        let f = 4u64; // bytes per f32
+        let capacity = shape
+            .positions
+            .max(64)
+            .next_power_of_two()
+            .min(limit.max(1));
+        let kv_per_position = (self.layers * 2 * self.kv_heads * self.head_dim) as u64 * f;
+        let kv = kv_per_position.saturating_mul(capacity + capacity / 2);
+        let activations = |len: u64, keys: u64| -> u64 {
+            let linear = len.saturating_mul((8 * self.width + 3 * self.ffn) as u64 * f);
+            let scores = (self.heads as u64 * 3 * f)
+                .saturating_mul(len)
+                .saturating_mul(keys);
+            linear.saturating_add(scores)
+        };
+        let step = activations(1, capacity).saturating_add(self.vocab as u64 * 4 * f);
+        let prefill = activations(shape.prefill, shape.prefill);
+        let per_row = kv.saturating_add(step.max(prefill));
+        shape.rows.saturating_mul(per_row)
+    }
 }
 
 /// A [`TransformerNet`] plus its tokenizer, stepped in lockstep batches.
@@ -71,6 +117,11 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
 
     fn tokenizer(&self) -> &dyn Tokenizer {
         &self.tokenizer
+    }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        let limit = self.info.max_context.unwrap_or(u64::MAX);
+        self.net.shape().working_memory(shape, limit)
     }
 
     fn reset(&mut self, rows: usize) -> Result<()> {
