@@ -40,9 +40,11 @@ pub trait Observer {
 
 /// Working memory a model may use beyond its weights, by default.
 ///
-/// 2 GiB fits a laptop and every default schedule: `gru-cm` on 1 MiB blocks (up to ~600 MiB), and
-/// SmolLM2 with as many rows as fit (the encoder uses fewer rows where a block would need more).
-pub const DEFAULT_MEMORY: u64 = 2 << 30;
+/// 4 GiB fits a laptop with 8 GB and the default schedules as they were measured: `gru-cm` on
+/// 1 MiB blocks (estimated at most ~630 MiB), and SmolLM2 on the Canterbury texts (alice29: 41
+/// rows of ~1,025 tokens, estimated 3.9 GB). Larger SmolLM2 blocks get fewer rows from the
+/// encoder (a 1 MiB block with the 2,048-token window: about 12 instead of 64).
+pub const DEFAULT_MEMORY: u64 = 4 << 30;
 
 /// What the codec allows a model to use, checked before anything is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

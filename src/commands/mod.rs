@@ -29,7 +29,7 @@ pub struct Cli {
     /// `--features cuda` / `--features metal`).
     #[arg(long, global = true, default_value = "cpu", value_parser = ["cpu", "cuda", "metal"])]
     pub device: String,
-    /// Working memory the model may use beyond its weights, e.g. 512M, 4G [default: 2G].
+    /// Working memory the model may use beyond its weights, e.g. 512M, 8G [default: 4G].
     /// Decompression refuses archives whose blocks would need more; compression uses fewer
     /// lockstep rows to stay within it, or refuses.
     #[arg(long, global = true, value_parser = parse_size)]

@@ -96,9 +96,9 @@ pub fn run(
     if !quiet {
         eprintln!(
             "training on {} bytes from {} files, validating on {} bytes from {} files",
-            corpus.train().len(),
+            corpus.train_len(),
             corpus.train_files.len(),
-            corpus.valid().len(),
+            corpus.valid_len(),
             corpus.valid_files.len()
         );
     }

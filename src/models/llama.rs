@@ -34,6 +34,10 @@ use crate::{Error, Result};
 /// Weight format used when none is asked for.
 pub const DEFAULT_WEIGHTS: &str = "f32";
 
+/// Most positions llmzip attends over with a GGUF model, whatever its metadata claims (RoPE tables
+/// of this length take 32 MiB at a head width of 64).
+const MAX_MODEL_CONTEXT: usize = 1 << 17;
+
 /// Default context window in tokens, chosen by measurement (docs/models.md).
 pub const DEFAULT_WINDOW: u64 = 2048;
 
@@ -86,7 +90,8 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
     let kv_heads = meta.usize("llama.attention.head_count_kv").unwrap_or(heads);
     let layers = meta.usize("llama.block_count")?;
     let width = meta.usize("llama.embedding_length")?;
-    let context = meta.usize("llama.context_length")?;
+    // The RoPE tables are built for the whole context at load: a file may not size them freely.
+    let context = meta.usize("llama.context_length")?.min(MAX_MODEL_CONTEXT);
     let eps = meta.f32("llama.attention.layer_norm_rms_epsilon")?;
     let rope_base = meta.f32("llama.rope.freq_base").unwrap_or(10_000.0);
     if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || width % heads != 0 {

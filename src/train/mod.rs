@@ -189,7 +189,7 @@ fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// from BOS with a zero state, as the codec does.
 fn evaluate(p: &Params, opts: &TrainOptions, corpus: &Corpus, device: &Device) -> Result<f64> {
     let cfg = &opts.model;
-    let text = corpus.validation_sample(opts.eval_bytes);
+    let text = corpus.validation_sample(opts.eval_bytes)?;
     let rows = opts.batch.min(text.len() / (opts.seq_len + 1)).max(1);
     let seg = text.len() / rows;
     if seg < 2 {
@@ -392,7 +392,8 @@ pub fn train(
     let b = opts.batch;
     let t = opts.seq_len;
     let mut rng = SplitMix64::new(opts.seed ^ state.steps.wrapping_mul(0x9e37));
-    let train_len = corpus.train().len();
+    let train_len = usize::try_from(corpus.train_len())
+        .map_err(|_| Error::InvalidSetting("the corpus is too large for this machine".into()))?;
     if train_len < 4 * (t + 1) {
         return Err(Error::InvalidSetting("training data is too small".into()));
     }
@@ -418,7 +419,7 @@ pub fn train(
         observer.evaluated(&point);
         state.curve.push(point);
     }
-    let data = corpus.train();
+    let mut window = vec![0u8; t + 1];
     let mut recent = Vec::new();
     while state.bytes_seen < opts.train_bytes {
         if observer.cancelled() {
@@ -434,14 +435,15 @@ pub fn train(
                 fresh[r] = true;
             }
             keep.push(if fresh[r] { 0f32 } else { 1f32 });
+            // Bytes pos-1 .. pos+t: the inputs, then the targets one byte later.
+            corpus.read_train(pos[r] as u64 - 1, &mut window)?;
             for k in 0..t {
-                let i = pos[r] + k;
                 ids.push(if fresh[r] && k == 0 {
                     RnnConfig::BOS
                 } else {
-                    u32::from(data[i - 1])
+                    u32::from(window[k])
                 });
-                targets.push(u32::from(data[i]));
+                targets.push(u32::from(window[k + 1]));
             }
             pos[r] += t;
             fresh[r] = rng
@@ -570,5 +572,47 @@ mod tests {
             (last2 - last).abs() < 0.05 * last,
             "1 worker {last}, 2 workers {last2}"
         );
+    }
+
+    #[test]
+    fn a_corpus_streamed_from_files_trains_exactly_like_one_in_memory() {
+        let text: Vec<u8> = b"the quick brown fox; "
+            .iter()
+            .cycle()
+            .take(9_000)
+            .copied()
+            .collect();
+        let valid = b"a held-out line of text, read from its own file\n".repeat(20);
+        let files = tempfile::tempdir().unwrap();
+        // Uneven pieces, so training windows straddle file boundaries.
+        for (i, piece) in text.chunks(1234).enumerate() {
+            std::fs::write(files.path().join(format!("{i:02}.txt")), piece).unwrap();
+        }
+        std::fs::write(files.path().join("valid"), &valid).unwrap();
+        let opts = TrainOptions {
+            model: RnnConfig::new(Cell::Gru, 4, 8, 1),
+            batch: 4,
+            seq_len: 16,
+            train_bytes: 4 * 16 * 20,
+            eval_every: 4 * 16 * 10,
+            eval_bytes: 500,
+            ..Default::default()
+        };
+        struct Quiet;
+        impl TrainObserver for Quiet {}
+        let run = |corpus: &Corpus| {
+            let out = tempfile::tempdir().unwrap();
+            let state = train(corpus, &opts, out.path(), false, &Device::Cpu, &mut Quiet).unwrap();
+            let weights = std::fs::read(out.path().join(crate::models::WEIGHTS_FILE)).unwrap();
+            (
+                state.curve.iter().map(|p| p.valid_bpc).collect::<Vec<_>>(),
+                weights,
+            )
+        };
+        let streamed =
+            Corpus::load(&[files.path().to_path_buf()], &[files.path().join("valid")]).unwrap();
+        assert_eq!(streamed.train_len(), text.len() as u64);
+        let in_memory = Corpus::from_parts(text, valid);
+        assert!(run(&streamed) == run(&in_memory));
     }
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target for SECONDS seconds each and exits non-zero if any crashes.
+#
+#   scripts/fuzz.sh 600            # 10 minutes per target
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Resumable: each target's
+# corpus lives in fuzz/corpus/TARGET (not committed) and grows across runs; a fresh machine starts
+# from the committed seeds (fuzz/seeds/: real archives of small files) and tests/golden/*.llmz.
+# Every run appends a line to fuzz/runs.tsv (committed): date, commit, target, seconds,
+# executions, result - the record of how long the decoder has been fuzzed.
+# Crashes land in fuzz/artifacts/TARGET/; turn each into a regression test (tests/fuzz_regressions.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:?usage: scripts/fuzz.sh SECONDS}"
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
+targets=(archive_structure decompress_default)
+# No sanitizer: llmzip has no unsafe code, and without ASan the default model runs ~3x faster,
+# so more inputs get through the decoder. Overflow checks and debug assertions stay on (-a).
+build=(cargo +nightly fuzz build --release -s none -a)
+"${build[@]}" >&2
+status=0
+for t in "${targets[@]}"; do
+  corpus="fuzz/corpus/$t"
+  mkdir -p "$corpus" "fuzz/artifacts/$t"
+  cp -n fuzz/seeds/* "$corpus"/ 2>/dev/null || true
+  cp -n tests/golden/*.llmz "$corpus"/ 2>/dev/null || true
+  log="$(mktemp)"
+  set +e
+  cargo +nightly fuzz run --release -s none -a "$t" "$corpus" -- \
+    -max_total_time="$seconds" -max_len=8192 -timeout=60 -rss_limit_mb=3072 \
+    -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 2>&1 | tee "$log" | grep -E "^#[0-9]+ +(DONE|INITED)|ERROR|panicked|SUMMARY" >&2
+  rc=${PIPESTATUS[0]}
+  set -e
+  execs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}' | tail -n 1)
+  result=$([ "$rc" = 0 ] && echo clean || echo "crash (exit $rc)")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git rev-parse --short HEAD)" \
+    "$t" "$seconds" "${execs:-?}" "$result" >> fuzz/runs.tsv
+  rm -f "$log"
+  [ "$rc" = 0 ] || status=1
+done
+exit $status
