@@ -304,3 +304,11 @@ fn gpt2_offline_error_says_what_to_do() {
     );
     assert!(!dir.path().join("t.txt.llmz").exists());
 }
+
+#[test]
+fn smollm2_golden_archives_decode() {
+    models_dir();
+    let checked = check_golden(|name| name.starts_with("smollm2"));
+    // f32, q8_0 and a window slide (tests/golden/README.md).
+    assert!(checked >= 3, "only {checked} SmolLM2 golden archives found");
+}

@@ -109,3 +109,36 @@ pub fn tiny_model(dir: &Path, name: &str, seed: u64) -> PathBuf {
     ok(&o);
     out
 }
+
+/// Decodes every golden archive `tests/golden/NAME.llmz` whose name `wanted` accepts with the
+/// current build and requires its original `NAME` back, byte for byte. Returns how many it
+/// checked (so a test can insist that there were some).
+pub fn check_golden(wanted: impl Fn(&str) -> bool) -> usize {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut checked = 0;
+    let mut names: Vec<String> = std::fs::read_dir(&golden)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".llmz"))
+        .collect();
+    names.sort();
+    for name in names.iter().filter(|n| wanted(n)) {
+        let original = golden.join(name.trim_end_matches(".llmz"));
+        let o = llmzip()
+            .args(["decompress", "-c"])
+            .arg(golden.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "golden archive {name} no longer decodes: {}",
+            stderr(&o)
+        );
+        assert!(
+            o.stdout == std::fs::read(&original).unwrap(),
+            "golden archive {name} decodes to different bytes"
+        );
+        checked += 1;
+    }
+    checked
+}

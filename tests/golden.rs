@@ -1,0 +1,23 @@
+//! Archives made by earlier builds keep decoding: every golden archive of a built-in byte model
+//! decodes to its original, byte for byte. (SmolLM2's are checked in tests/models.rs, which
+//! fetches the model.) Never regenerate these to make a test pass: see tests/golden/README.md.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn golden_archives_of_the_embedded_models_decode() {
+    let checked = check_golden(|name| !name.starts_with("smollm2"));
+    // empty, stored, gru-cm, gru, a window slide, several blocks.
+    assert!(checked >= 6, "only {checked} golden archives found");
+}
+
+#[test]
+fn golden_archives_say_who_wrote_them() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let o = run(&["info", "gru-cm.txt.llmz"], &golden);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("written by     llmzip 0."), "{out}");
+}
