@@ -8,7 +8,7 @@
 # from the committed seeds (fuzz/seeds/: real archives of small files) and tests/golden/*.llmz.
 # Every run appends a line to fuzz/runs.tsv (committed): date, commit, target, seconds,
 # executions, result - the record of how long the decoder has been fuzzed.
-# Crashes land in fuzz/artifacts/TARGET/; turn each into a regression test (tests/fuzz_regressions.rs).
+# Crashes land in fuzz/artifacts/TARGET/; commit each as a regression test before fixing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz.sh SECONDS}"
@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
   set +e
   cargo +nightly fuzz run --release -s none -a "$t" "$corpus" -- \
     -max_total_time="$seconds" -max_len=8192 -timeout=60 -rss_limit_mb=3072 \
-    -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 2>&1 | tee "$log" | grep -E "^#[0-9]+ +(DONE|INITED)|ERROR|panicked|SUMMARY" >&2
+    -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 2>&1 | tee "$log" | grep -E "^#[0-9]+[[:space:]]+(DONE|INITED)|ERROR|panicked|SUMMARY" >&2
   rc=${PIPESTATUS[0]}
   set -e
   execs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}' | tail -n 1)

@@ -444,3 +444,26 @@ fn unreadable_input_and_bad_output_paths_fail_cleanly() {
     assert_eq!(listing(d), vec!["a.txt", "sub"]);
     assert_eq!(listing(&d.join("sub")), Vec::<String>::new());
 }
+
+#[test]
+fn crafted_claims_fail_fast_with_the_default_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = compressed(dir.path(), "r.txt", &text(100));
+    let max = llmzip::format::MAX_BLOCK_SIZE;
+    // 64 MiB claimed: the model's tables for it exceed the memory limit, refused before decoding.
+    let err = crafted_fails_fast(&crafted_archive(&real, max, 0, max, max, 1, &[]), &[], 20);
+    assert!(
+        err.contains("working memory") && err.contains("--memory"),
+        "{err}"
+    );
+    // Within the limit, an empty or all-zero payload claiming a 1 MiB block is noticed early.
+    for payload in [&[][..], &[0u8; 64][..]] {
+        let archive = crafted_archive(&real, 1 << 20, 0, 1 << 20, 1 << 20, 1, payload);
+        let err = crafted_fails_fast(&archive, &[], 20);
+        assert!(err.contains("corrupt"), "{err}");
+    }
+    // Raising the limit lets the 64 MiB claim through to the same early stop.
+    let archive = crafted_archive(&real, max, 0, max, max, 1, &[]);
+    let err = crafted_fails_fast(&archive, &["--memory", "64G"], 20);
+    assert!(err.contains("corrupt"), "{err}");
+}

@@ -312,3 +312,27 @@ fn smollm2_golden_archives_decode() {
     // f32, q8_0 and a window slide (tests/golden/README.md).
     assert!(checked >= 3, "only {checked} SmolLM2 golden archives found");
 }
+
+#[test]
+fn crafted_smollm2_claims_fail_fast() {
+    models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.txt"), text(200)).unwrap();
+    ok(&run(
+        &["-q", "compress", "-m", "smollm2", "r.txt"],
+        dir.path(),
+    ));
+    let real = std::fs::read(dir.path().join("r.txt.llmz")).unwrap();
+    let max = llmzip::format::MAX_BLOCK_SIZE;
+    // 4096 rows x a 2048-token window: refused before anything is allocated.
+    let archive = crafted_archive(&real, max, 2048, max, 3 * max, 4096, &[]);
+    let err = crafted_fails_fast(&archive, &[], 30);
+    assert!(
+        err.contains("working memory") && err.contains("--memory"),
+        "{err}"
+    );
+    // 8 rows, 64 MiB claimed, empty payload: decoding starts and stops at the payload's end.
+    let archive = crafted_archive(&real, max, 2048, max, max, 8, &[]);
+    let err = crafted_fails_fast(&archive, &[], 60);
+    assert!(err.contains("corrupt"), "{err}");
+}

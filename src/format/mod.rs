@@ -442,6 +442,14 @@ mod tests {
             Header::read(&mut future.as_slice()),
             Err(Error::UnsupportedVersion { .. })
         ));
+        // An older version is refused too, naming the release that made it.
+        let mut old = buf.clone();
+        old[4] = 1;
+        let err = Header::read(&mut old.as_slice()).unwrap_err().to_string();
+        assert!(
+            err.contains("version 1") && err.contains("llmzip 0.1.0"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -142,3 +142,52 @@ pub fn check_golden(wanted: impl Fn(&str) -> bool) -> usize {
     }
     checked
 }
+
+/// What a hostile writer can make: `real`'s header (model, fingerprint, backend) with the given
+/// schedule claims, then one coded block claiming `len` bytes and `tokens` tokens in `rows` rows
+/// with `payload`, every checksum valid.
+pub fn crafted_archive(
+    real: &[u8],
+    block_size: u64,
+    window: u64,
+    len: u64,
+    tokens: u64,
+    rows: u64,
+    payload: &[u8],
+) -> Vec<u8> {
+    use llmzip::format::{BlockHeader, Header};
+    let mut header = Header::read(&mut &real[..]).unwrap();
+    header.schedule.block_size = block_size;
+    header.schedule.max_segments = rows;
+    header.schedule.window = window;
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    BlockHeader::Coded {
+        len,
+        tokens,
+        segments: rows,
+        payload_len: payload.len() as u64,
+        payload_crc: crc32fast::hash(payload),
+        crc: 0,
+    }
+    .write(&mut out)
+    .unwrap();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Decompresses `archive` from a file in a fresh directory; it must fail cleanly, leave nothing
+/// behind, and finish within `seconds`. Returns the error message.
+pub fn crafted_fails_fast(archive: &[u8], extra: &[&str], seconds: u64) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("evil.llmz"), archive).unwrap();
+    let mut args = vec!["decompress", "evil.llmz"];
+    args.extend_from_slice(extra);
+    let start = std::time::Instant::now();
+    let o = run(&args, dir.path());
+    let took = start.elapsed().as_secs();
+    let err = clean_failure(&o);
+    assert!(took <= seconds, "took {took} s: {err}");
+    assert_eq!(listing(dir.path()), vec!["evil.llmz"], "output left behind");
+    err
+}
