@@ -17,6 +17,7 @@ targets=(archive_structure decompress_default)
 # No sanitizer: llmzip has no unsafe code, and without ASan the default model runs ~3x faster,
 # so more inputs get through the decoder. Overflow checks and debug assertions stay on (-a).
 build=(cargo +nightly fuzz build --release -s none -a)
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src fuzz || echo +changes)"
 "${build[@]}" >&2
 status=0
 for t in "${targets[@]}"; do
@@ -33,7 +34,7 @@ for t in "${targets[@]}"; do
   set -e
   execs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}' | tail -n 1)
   result=$([ "$rc" = 0 ] && echo clean || echo "crash (exit $rc)")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git rev-parse --short HEAD)" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$commit" \
     "$t" "$seconds" "${execs:-?}" "$result" >> fuzz/runs.tsv
   rm -f "$log"
   [ "$rc" = 0 ] || status=1

@@ -11,6 +11,9 @@
 //!   makes decoding reproduce the encoder's probabilities bit for bit.
 //! * [`format`] reads and writes the `.llmz` container, validating every field before use.
 //!
+//! Most programs need only [`encode_all`] / [`decode_all`] or the streaming [`Encoder`] /
+//! [`Decoder`], configured by [`Options`].
+//!
 //! The command-line tool in `src/main.rs` is a thin layer over this crate.
 
 pub mod baseline;
@@ -22,7 +25,14 @@ pub mod format;
 pub mod models;
 pub mod runtime;
 pub mod stats;
+mod stream;
 pub mod tokenization;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use stream::{decode_all, encode_all, Decoder, Encoder, Options};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

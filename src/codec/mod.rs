@@ -114,43 +114,97 @@ pub fn compress(
     limits: &Limits,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
-    schedule.validate()?;
-    schedule.check_model(model.info())?;
-    let mut out = CountingWriter::new(output);
-    let mut summary = Summary::default();
-    let info = model.info().clone();
-    let header = Header {
-        writer: format::WRITER.to_string(),
-        model_name: info.name.clone(),
-        fingerprint: info.fingerprint,
-        tokenizer: model.tokenizer().id().to_string(),
-        backend: info.backend.clone(),
-        schedule: *schedule,
-    };
-    summary
-        .profile
-        .time(Stage::Write, || header.write(&mut out))?;
-
+    let mut writer = ArchiveWriter::new(output, model, schedule, limits)?;
     let mut block = Vec::new();
-    let mut crc_all = crc32fast::Hasher::new();
     loop {
-        let got = summary.profile.time(Stage::Read, || {
+        let got = writer.summary.profile.time(Stage::Read, || {
             read_block(input, schedule.block_size as usize, &mut block)
         })?;
         if got == 0 {
             break;
         }
-        observer.original_block(&block);
-        crc_all.update(&block);
-        let crc = crc32fast::hash(&block);
+        writer.write_block(&block, model, observer)?;
+    }
+    Ok(writer.finish()?.1)
+}
+
+/// Writes an archive block by block: the engine behind [`compress`] and the streaming
+/// [`Encoder`](crate::Encoder). The caller cuts the input into blocks of the schedule's block
+/// size (only the last may be shorter) and passes the same model every time.
+pub struct ArchiveWriter<W: Write> {
+    out: CountingWriter<W>,
+    schedule: Schedule,
+    limits: Limits,
+    crc_all: crc32fast::Hasher,
+    summary: Summary,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Checks the schedule against the model and writes the header.
+    pub fn new(
+        output: W,
+        model: &dyn LanguageModel,
+        schedule: &Schedule,
+        limits: &Limits,
+    ) -> Result<Self> {
+        schedule.validate()?;
+        schedule.check_model(model.info())?;
+        let mut writer = ArchiveWriter {
+            out: CountingWriter::new(output),
+            schedule: *schedule,
+            limits: *limits,
+            crc_all: crc32fast::Hasher::new(),
+            summary: Summary::default(),
+        };
+        let info = model.info();
+        let header = Header {
+            writer: format::WRITER.to_string(),
+            model_name: info.name.clone(),
+            fingerprint: info.fingerprint,
+            tokenizer: model.tokenizer().id().to_string(),
+            backend: info.backend.clone(),
+            schedule: *schedule,
+        };
+        let out = &mut writer.out;
+        writer
+            .summary
+            .profile
+            .time(Stage::Write, || header.write(out))?;
+        Ok(writer)
+    }
+
+    /// The schedule the archive records.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Codes one block (1 ..= block size bytes) and writes it.
+    pub fn write_block(
+        &mut self,
+        block: &[u8],
+        model: &mut dyn LanguageModel,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        if block.is_empty() || block.len() as u64 > self.schedule.block_size {
+            return Err(Error::InvalidSetting(format!(
+                "a block must hold 1 to {} bytes, not {}",
+                self.schedule.block_size,
+                block.len()
+            )));
+        }
+        let schedule = self.schedule;
+        let summary = &mut self.summary;
+        observer.original_block(block);
+        self.crc_all.update(block);
+        let crc = crc32fast::hash(block);
         let start = summary.original_len;
 
         let tokens = summary.profile.time(Stage::Tokenize, || -> Result<_> {
-            if looks_incompressible(&block) {
+            if looks_incompressible(block) {
                 return Ok(None);
             }
             // A tokenizer that cannot represent this block (or not exactly) gets it stored.
-            let Ok(tokens) = model.tokenizer().encode(&block) else {
+            let Ok(tokens) = model.tokenizer().encode(block) else {
                 return Ok(None);
             };
             let mut check = Vec::with_capacity(block.len());
@@ -163,8 +217,8 @@ pub fn compress(
             Some(tokens) if !tokens.is_empty() => {
                 let segments = rows_within(
                     model,
-                    schedule,
-                    limits,
+                    &schedule,
+                    &self.limits,
                     schedule.segments_for(tokens.len()),
                     tokens.len(),
                     block.len(),
@@ -198,6 +252,7 @@ pub fn compress(
             _ => None,
         };
 
+        let out = &mut self.out;
         summary.profile.time(Stage::Write, || -> Result<()> {
             match coded {
                 Some((tokens, segments, payload)) => {
@@ -209,7 +264,7 @@ pub fn compress(
                         payload_crc: crc32fast::hash(&payload),
                         crc,
                     }
-                    .write(&mut out)?;
+                    .write(out)?;
                     out.write_all(&payload)?;
                     summary.coded_blocks += 1;
                 }
@@ -218,35 +273,45 @@ pub fn compress(
                         len: block.len() as u64,
                         crc,
                     }
-                    .write(&mut out)?;
-                    out.write_all(&block)?;
+                    .write(out)?;
+                    out.write_all(block)?;
                     summary.stored_blocks += 1;
                 }
             }
             Ok(())
         })?;
-        summary.original_len += got as u64;
+        summary.original_len += block.len() as u64;
         observer.progress(summary.original_len);
+        Ok(())
     }
 
-    summary.profile.time(Stage::Write, || -> Result<()> {
-        BlockHeader::End.write(&mut out)?;
-        Trailer {
-            original_len: summary.original_len,
-            crc: crc_all.finalize(),
-        }
-        .write(&mut out)?;
-        out.flush()?;
-        Ok(())
-    })?;
-    summary.archive_len = out.count;
-    Ok(summary)
+    /// Writes the end marker and trailer, flushes, and returns the output and what was done.
+    pub fn finish(mut self) -> Result<(W, Summary)> {
+        let out = &mut self.out;
+        let trailer = Trailer {
+            original_len: self.summary.original_len,
+            crc: self.crc_all.clone().finalize(),
+        };
+        self.summary.profile.time(Stage::Write, || -> Result<()> {
+            BlockHeader::End.write(out)?;
+            trailer.write(out)?;
+            out.flush()?;
+            Ok(())
+        })?;
+        self.summary.archive_len = self.out.count;
+        Ok((self.out.inner, self.summary))
+    }
 }
 
 /// Reads an archive: first the header (so the caller can pick the model it names), then the data.
 pub struct Decompressor<R> {
     input: CountingReader<R>,
     header: Header,
+    model_checked: bool,
+    finished: bool,
+    payload: Vec<u8>,
+    crc_all: crc32fast::Hasher,
+    summary: Summary,
 }
 
 impl<R: Read> Decompressor<R> {
@@ -254,7 +319,15 @@ impl<R: Read> Decompressor<R> {
     pub fn new(input: R) -> Result<Self> {
         let mut input = CountingReader::new(input);
         let header = Header::read(&mut input)?;
-        Ok(Decompressor { input, header })
+        Ok(Decompressor {
+            input,
+            header,
+            model_checked: false,
+            finished: false,
+            payload: Vec::new(),
+            crc_all: crc32fast::Hasher::new(),
+            summary: Summary::default(),
+        })
     }
 
     pub fn header(&self) -> &Header {
@@ -298,107 +371,139 @@ impl<R: Read> Decompressor<R> {
         limits: &Limits,
         observer: &mut dyn Observer,
     ) -> Result<Summary> {
-        self.check_model(model)?;
-        let schedule = self.header.schedule;
-        let mut summary = Summary::default();
-        let mut payload = Vec::new();
         let mut block = Vec::new();
-        let mut crc_all = crc32fast::Hasher::new();
-        loop {
-            let header = summary.profile.time(Stage::Read, || {
-                BlockHeader::read(&mut self.input, &schedule)
-            })?;
-            let (len, crc) = match header {
-                BlockHeader::End => break,
-                BlockHeader::Stored { len, crc } => {
-                    summary.profile.time(Stage::Read, || {
-                        format::read_payload(&mut self.input, len, &mut block)
-                    })?;
-                    summary.stored_blocks += 1;
-                    (len, crc)
-                }
-                BlockHeader::Coded {
-                    len,
-                    tokens,
-                    segments,
-                    payload_len,
-                    payload_crc,
-                    crc,
-                } => {
-                    let needed = model.working_memory(&schedule.batch_shape(segments, tokens, len));
-                    if needed > limits.memory {
-                        return Err(Error::MemoryLimit {
-                            during: "decoding this archive",
-                            needed,
-                            limit: limits.memory,
-                            hint: format!(
-                                "if you trust the archive, allow it with --memory {}M",
-                                needed.div_ceil(1 << 20)
-                            ),
-                        });
-                    }
-                    summary.profile.time(Stage::Read, || {
-                        format::read_payload(&mut self.input, payload_len, &mut payload)
-                    })?;
-                    if crc32fast::hash(&payload) != payload_crc && format::ENFORCE_CHECKSUMS {
-                        return Err(Error::Corrupt(
-                            "a block's coded data does not match its checksum".into(),
-                        ));
-                    }
-                    let lengths = segment_lengths(tokens as usize, segments as usize);
-                    // Grown as tokens are decoded, not preallocated from header counts.
-                    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); lengths.len()];
-                    let mut decoder = BlockDecoder::new(&payload)?;
-                    let start = summary.original_len;
-                    let vocab = model.info().vocab_size as u32;
-                    lockstep::run(
-                        model,
-                        &lengths,
-                        schedule.window as usize,
-                        &mut summary.profile,
-                        |done| {
-                            check_cancel(observer)?;
-                            observer.progress(start + len * done as u64 / tokens);
-                            Ok(())
-                        },
-                        |row, _t, probs| {
-                            let token = decoder.decode(probs)?;
-                            debug_assert!(token < vocab);
-                            rows[row].push(token);
-                            Ok(token)
-                        },
-                    )?;
-                    summary.tokens += tokens;
-                    block.clear();
-                    // One sequence, not row by row: a multi-token escape may straddle rows.
-                    summary.profile.time(Stage::Tokenize, || {
-                        model.tokenizer().decode(&rows.concat(), &mut block)
-                    })?;
-                    summary.coded_blocks += 1;
-                    (len, crc)
-                }
-            };
-            let crc_ok = crc32fast::hash(&block) == crc || !format::ENFORCE_CHECKSUMS;
-            if block.len() as u64 != len || !crc_ok {
-                return Err(self.corruption("a block's checksum does not match"));
-            }
-            observer.original_block(&block);
-            crc_all.update(&block);
-            summary
+        while self.next_block(model, limits, observer, &mut block)? {
+            self.summary
                 .profile
                 .time(Stage::Write, || output.write_all(&block))?;
-            summary.original_len += len;
-            observer.progress(summary.original_len);
         }
-        let trailer = Trailer::read(&mut self.input)?;
-        format::expect_end(&mut self.input)?;
-        let crc_ok = trailer.crc == crc_all.finalize() || !format::ENFORCE_CHECKSUMS;
-        if trailer.original_len != summary.original_len || !crc_ok {
-            return Err(self.corruption("the length or checksum of the whole file does not match"));
+        self.summary.profile.time(Stage::Write, || output.flush())?;
+        Ok(self.summary)
+    }
+
+    /// Decodes the next block into `block` (replacing its contents) and returns `true`, or
+    /// checks the trailer and returns `false` at the end of the archive. The block is verified
+    /// against its checksum before it is returned. Pass the same model every time: the first
+    /// call checks that it is the archive's.
+    pub fn next_block(
+        &mut self,
+        model: &mut dyn LanguageModel,
+        limits: &Limits,
+        observer: &mut dyn Observer,
+        block: &mut Vec<u8>,
+    ) -> Result<bool> {
+        if self.finished {
+            return Ok(false);
         }
-        summary.profile.time(Stage::Write, || output.flush())?;
-        summary.archive_len = self.input.count;
-        Ok(summary)
+        if !self.model_checked {
+            self.check_model(model)?;
+            self.model_checked = true;
+        }
+        let schedule = self.header.schedule;
+        let summary = &mut self.summary;
+        let input = &mut self.input;
+        let header = summary
+            .profile
+            .time(Stage::Read, || BlockHeader::read(input, &schedule))?;
+        let (len, crc) = match header {
+            BlockHeader::End => {
+                let trailer = Trailer::read(&mut self.input)?;
+                format::expect_end(&mut self.input)?;
+                let crc_ok =
+                    trailer.crc == self.crc_all.clone().finalize() || !format::ENFORCE_CHECKSUMS;
+                if trailer.original_len != self.summary.original_len || !crc_ok {
+                    return Err(
+                        self.corruption("the length or checksum of the whole file does not match")
+                    );
+                }
+                self.summary.archive_len = self.input.count;
+                self.finished = true;
+                return Ok(false);
+            }
+            BlockHeader::Stored { len, crc } => {
+                summary
+                    .profile
+                    .time(Stage::Read, || format::read_payload(input, len, block))?;
+                summary.stored_blocks += 1;
+                (len, crc)
+            }
+            BlockHeader::Coded {
+                len,
+                tokens,
+                segments,
+                payload_len,
+                payload_crc,
+                crc,
+            } => {
+                let needed = model.working_memory(&schedule.batch_shape(segments, tokens, len));
+                if needed > limits.memory {
+                    return Err(Error::MemoryLimit {
+                        during: "decoding this archive",
+                        needed,
+                        limit: limits.memory,
+                        hint: format!(
+                            "if you trust the archive, allow it with --memory {}M",
+                            needed.div_ceil(1 << 20)
+                        ),
+                    });
+                }
+                let payload = &mut self.payload;
+                summary.profile.time(Stage::Read, || {
+                    format::read_payload(input, payload_len, payload)
+                })?;
+                if crc32fast::hash(payload) != payload_crc && format::ENFORCE_CHECKSUMS {
+                    return Err(Error::Corrupt(
+                        "a block's coded data does not match its checksum".into(),
+                    ));
+                }
+                let lengths = segment_lengths(tokens as usize, segments as usize);
+                // Grown as tokens are decoded, not preallocated from header counts.
+                let mut rows: Vec<Vec<u32>> = vec![Vec::new(); lengths.len()];
+                let mut decoder = BlockDecoder::new(payload)?;
+                let start = summary.original_len;
+                let vocab = model.info().vocab_size as u32;
+                lockstep::run(
+                    model,
+                    &lengths,
+                    schedule.window as usize,
+                    &mut summary.profile,
+                    |done| {
+                        check_cancel(observer)?;
+                        observer.progress(start + len * done as u64 / tokens);
+                        Ok(())
+                    },
+                    |row, _t, probs| {
+                        let token = decoder.decode(probs)?;
+                        debug_assert!(token < vocab);
+                        rows[row].push(token);
+                        Ok(token)
+                    },
+                )?;
+                summary.tokens += tokens;
+                block.clear();
+                // One sequence, not row by row: a multi-token escape may straddle rows.
+                summary.profile.time(Stage::Tokenize, || {
+                    model.tokenizer().decode(&rows.concat(), block)
+                })?;
+                summary.coded_blocks += 1;
+                (len, crc)
+            }
+        };
+        let crc_ok = crc32fast::hash(block) == crc || !format::ENFORCE_CHECKSUMS;
+        if block.len() as u64 != len || !crc_ok {
+            return Err(self.corruption("a block's checksum does not match"));
+        }
+        observer.original_block(block);
+        self.crc_all.update(block);
+        self.summary.original_len += len;
+        observer.progress(self.summary.original_len);
+        Ok(true)
+    }
+
+    /// What decoding has done so far (complete once [`next_block`](Self::next_block) returned
+    /// `false`).
+    pub fn summary(&self) -> &Summary {
+        &self.summary
     }
 
     /// A corruption error that also points at a platform difference, the one innocent cause.

@@ -1,0 +1,257 @@
+//! The library's front door: streaming [`Encoder`] / [`Decoder`] adapters and one-call helpers,
+//! shaped like flate2's and zstd's.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//!
+//! let text = b"It was the best of times, it was the worst of times.".repeat(20);
+//! // One call each way, with the embedded default model.
+//! let archive = llmzip::encode_all(&text[..], &llmzip::Options::default())?;
+//! assert_eq!(llmzip::decode_all(&archive[..])?, text);
+//!
+//! // Streaming: `Encoder` is a `Write`, `Decoder` a `Read`.
+//! let mut encoder = llmzip::Encoder::new(Vec::new(), &llmzip::Options::default())?;
+//! encoder.write_all(&text)?;
+//! let archive = encoder.finish()?;
+//! let mut back = Vec::new();
+//! llmzip::Decoder::new(&archive[..])?.read_to_end(&mut back)?;
+//! assert_eq!(back, text);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Memory stays bounded by the block size: the encoder holds at most one block of input, the
+//! decoder one block of output, and the model's working memory is checked against
+//! [`Options::limits`] before each block.
+
+use std::io::{self, Read, Write};
+
+use crate::codec::{ArchiveWriter, Decompressor, Limits, Schedule, ScheduleOptions, Silent};
+use crate::models::{self, LanguageModel, BUILTIN_MODELS, DEFAULT_MODEL};
+use crate::{Error, Result};
+
+/// What to compress with. `Options::default()` is the embedded default model on the CPU with its
+/// default schedule, as `llmzip compress` uses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A built-in model name (`gru-cm`, `gru`, `smollm2`, …) or a model path, as for `-m`.
+    pub model: String,
+    /// `cpu`, `cuda` or `metal`.
+    pub device: String,
+    /// Weight format for models that offer several (GGUF: `f32`, `q8_0`, the file's own).
+    pub weights: Option<String>,
+    /// Schedule settings; unset ones take the model's defaults.
+    pub schedule: ScheduleOptions,
+    /// Working-memory limits (as `--memory`).
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            model: DEFAULT_MODEL.to_string(),
+            device: "cpu".to_string(),
+            weights: None,
+            schedule: ScheduleOptions::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Loads the model these options name.
+    pub fn load_model(&self) -> Result<Box<dyn LanguageModel>> {
+        models::load(
+            &self.model,
+            &models::device(&self.device)?,
+            self.weights.as_deref(),
+        )
+    }
+}
+
+/// Compresses everything written to it into `W`; call [`finish`](Self::finish) at the end.
+///
+/// Input is buffered up to one block and coded when the block is full, so memory does not grow
+/// with the input.
+pub struct Encoder<W: Write> {
+    writer: ArchiveWriter<W>,
+    model: Box<dyn LanguageModel>,
+    block: Vec<u8>,
+    block_size: usize,
+}
+
+impl<W: Write> Encoder<W> {
+    /// An encoder with the model and schedule of `options`; writes the archive header at once.
+    pub fn new(output: W, options: &Options) -> Result<Self> {
+        let model = options.load_model()?;
+        let schedule = Schedule::for_model(&options.schedule, model.info())?;
+        Encoder::with_model(output, model, &schedule, &options.limits)
+    }
+
+    /// An encoder with a model you loaded and an explicit schedule.
+    pub fn with_model(
+        output: W,
+        model: Box<dyn LanguageModel>,
+        schedule: &Schedule,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let writer = ArchiveWriter::new(output, model.as_ref(), schedule, limits)?;
+        let block_size = usize::try_from(schedule.block_size)
+            .map_err(|_| Error::InvalidSetting("block size does not fit in memory".into()))?;
+        Ok(Encoder {
+            writer,
+            model,
+            block: Vec::new(),
+            block_size,
+        })
+    }
+
+    fn flush_block(&mut self) -> Result<()> {
+        if !self.block.is_empty() {
+            self.writer
+                .write_block(&self.block, self.model.as_mut(), &mut Silent)?;
+            self.block.clear();
+        }
+        Ok(())
+    }
+
+    /// Codes what is buffered, writes the end of the archive and returns the output.
+    pub fn finish(mut self) -> Result<W> {
+        self.flush_block()?;
+        Ok(self.writer.finish()?.0)
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.block_size - self.block.len();
+        let n = buf.len().min(room);
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == self.block_size {
+            self.flush_block().map_err(io::Error::other)?;
+        }
+        Ok(n)
+    }
+
+    /// Does nothing: a block is coded only when it is full (or at [`finish`](Self::finish)),
+    /// because where blocks end changes the archive.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decompresses an archive read from `R`; a `Read` of the original bytes.
+///
+/// Each block is verified against its checksum before any of it is returned, and the trailer is
+/// verified before the final end of stream (`Ok(0)`), so a reader that sees the end has seen
+/// exactly the original.
+pub struct Decoder<R: Read> {
+    decompressor: Decompressor<R>,
+    model: Box<dyn LanguageModel>,
+    limits: Limits,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads the header and loads the built-in model it names, with the archive's weight format,
+    /// on the CPU, within the default limits.
+    pub fn new(input: R) -> Result<Self> {
+        let decompressor = Decompressor::new(input)?;
+        let header = decompressor.header();
+        if !BUILTIN_MODELS.contains(&header.model_name.as_str()) {
+            return Err(Error::Model(format!(
+                "the archive was made with model '{}' (fingerprint {}), which is not built in; \
+                 load it and use Decoder::with_model",
+                header.model_name, header.fingerprint
+            )));
+        }
+        let model = models::load(
+            &header.model_name,
+            &models::device(&header.backend.device)?,
+            Some(&header.backend.dtype),
+        )?;
+        Ok(Decoder::from_parts(decompressor, model, Limits::default()))
+    }
+
+    /// A decoder with a model you loaded (it must be the archive's: checked before decoding)
+    /// and explicit limits.
+    pub fn with_model(input: R, model: Box<dyn LanguageModel>, limits: Limits) -> Result<Self> {
+        Ok(Decoder::from_parts(
+            Decompressor::new(input)?,
+            model,
+            limits,
+        ))
+    }
+
+    fn from_parts(
+        decompressor: Decompressor<R>,
+        model: Box<dyn LanguageModel>,
+        limits: Limits,
+    ) -> Self {
+        Decoder {
+            decompressor,
+            model,
+            limits,
+            block: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// The archive's header: model, schedule, writer.
+    pub fn header(&self) -> &crate::format::Header {
+        self.decompressor.header()
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.block.len() {
+            self.pos = 0;
+            let more = self
+                .decompressor
+                .next_block(
+                    self.model.as_mut(),
+                    &self.limits,
+                    &mut Silent,
+                    &mut self.block,
+                )
+                .map_err(io::Error::other)?;
+            if !more {
+                self.block.clear();
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Compresses everything `input` holds with `options` and returns the archive.
+pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
+    let mut encoder = Encoder::new(Vec::new(), options)?;
+    io::copy(&mut input, &mut encoder).map_err(unwrap_io)?;
+    encoder.finish()
+}
+
+/// Decompresses a whole archive with the built-in model it names.
+pub fn decode_all(input: impl Read) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    Decoder::new(input)?
+        .read_to_end(&mut out)
+        .map_err(unwrap_io)?;
+    Ok(out)
+}
+
+/// Recovers a library error that travelled through `io::Error` (the `Read`/`Write` traits).
+fn unwrap_io(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        *e.into_inner()
+            .expect("checked above")
+            .downcast::<Error>()
+            .expect("checked above")
+    } else {
+        Error::Io(e)
+    }
+}

@@ -1,0 +1,82 @@
+//! The library as another crate uses it: `Encoder` / `Decoder` and the one-call helpers.
+
+use std::io::{Read, Write};
+
+use llmzip::codec::ScheduleOptions;
+use llmzip::{decode_all, encode_all, Decoder, Encoder, Error, Options};
+
+fn sample() -> Vec<u8> {
+    let mut data = b"Streams of text, written in pieces of odd sizes; ".repeat(300);
+    data.extend_from_slice(&[0, 0xFF, b'\r', b'\n', 0xC3]);
+    data
+}
+
+#[test]
+fn streaming_and_one_call_paths_agree_and_round_trip() {
+    let data = sample();
+    // Small blocks, so the encoder and the decoder cross several block boundaries.
+    let options = Options {
+        schedule: ScheduleOptions {
+            block_size: Some(4096),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let mut encoder = Encoder::new(Vec::new(), &options).unwrap();
+    for piece in data.chunks(777) {
+        encoder.write_all(piece).unwrap();
+    }
+    let streamed = encoder.finish().unwrap();
+    assert_eq!(streamed, encode_all(&data[..], &options).unwrap());
+    assert_eq!(decode_all(&streamed[..]).unwrap(), data);
+    // Reading in small pieces.
+    let mut decoder = Decoder::new(&streamed[..]).unwrap();
+    assert_eq!(decoder.header().model_name, llmzip::models::DEFAULT_MODEL);
+    let mut back = Vec::new();
+    let mut buf = [0u8; 333];
+    loop {
+        let n = decoder.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        back.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(back, data);
+    // The CLI reads what the library writes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.llmz"), &streamed).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_llmzip"))
+        .args(["decompress", "-c", "a.llmz"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(o.stdout, data);
+}
+
+#[test]
+fn empty_input_and_typed_errors() {
+    let archive = encode_all(&b""[..], &Options::default()).unwrap();
+    assert!(decode_all(&archive[..]).unwrap().is_empty());
+    let full = encode_all(&sample()[..], &Options::default()).unwrap();
+    assert!(matches!(
+        decode_all(&full[..full.len() - 5]),
+        Err(Error::Truncated(_))
+    ));
+    let mut flipped = full.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    assert!(matches!(decode_all(&flipped[..]), Err(Error::Corrupt(_))));
+    assert!(matches!(
+        decode_all(&b"not an archive"[..]),
+        Err(Error::NotAnArchive)
+    ));
+    let unknown = Options {
+        model: "no-such-model".into(),
+        ..Options::default()
+    };
+    assert!(matches!(
+        encode_all(&b"x"[..], &unknown),
+        Err(Error::Model(_))
+    ));
+}
