@@ -17,7 +17,7 @@ targets=(archive_structure decompress_default)
 # No sanitizer: llmzip has no unsafe code, and without ASan the default model runs ~3x faster,
 # so more inputs get through the decoder. Overflow checks and debug assertions stay on (-a).
 build=(cargo +nightly fuzz build --release -s none -a)
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src fuzz || echo +changes)"
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src fuzz/fuzz_targets || echo +changes)"
 "${build[@]}" >&2
 status=0
 for t in "${targets[@]}"; do

@@ -54,6 +54,12 @@ pub enum Error {
         hint: String,
     },
 
+    #[error(
+        "this archive was tokenized with '{needed}', but the model uses '{given}'; pass the \
+         archive's model with -m"
+    )]
+    TokenizerMismatch { needed: String, given: String },
+
     #[error("cannot load model: {0}")]
     Model(String),
 

@@ -23,7 +23,6 @@ pub mod coder;
 pub mod error;
 pub mod format;
 pub mod models;
-pub mod runtime;
 pub mod stats;
 mod stream;
 pub mod tokenization;

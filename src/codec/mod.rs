@@ -347,11 +347,10 @@ impl<R: Read> Decompressor<R> {
             });
         }
         if model.tokenizer().id() != h.tokenizer {
-            return Err(Error::Corrupt(format!(
-                "archive was tokenized with '{}', the model uses '{}'",
-                h.tokenizer,
-                model.tokenizer().id()
-            )));
+            return Err(Error::TokenizerMismatch {
+                needed: h.tokenizer.clone(),
+                given: model.tokenizer().id().to_string(),
+            });
         }
         if info.backend.device != h.backend.device || info.backend.dtype != h.backend.dtype {
             return Err(Error::BackendMismatch {

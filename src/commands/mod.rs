@@ -10,6 +10,7 @@ mod models;
 mod pipeline;
 mod progress;
 mod report;
+mod runtime;
 mod train;
 
 use anyhow::Result;
@@ -60,13 +61,13 @@ pub fn run(cli: Cli) -> Result<()> {
     // Training splits each batch across `threads` workers whose kernels run single-threaded
     // (data parallelism beats candle's intra-op threads on these small matrices); everything
     // else gives candle all threads.
-    let threads = llmzip::runtime::resolve_threads(cli.threads.map(|n| n as usize))?;
+    let threads = runtime::resolve_threads(cli.threads.map(|n| n as usize))?;
     let limits = Limits {
         memory: cli.memory.unwrap_or(llmzip::codec::DEFAULT_MEMORY),
     };
     match cli.command {
-        Command::Train(_) => llmzip::runtime::configure_workers(threads),
-        _ => llmzip::runtime::configure_threads(threads),
+        Command::Train(_) => runtime::configure_workers(threads),
+        _ => runtime::configure_threads(threads),
     }
     progress::install_interrupt_handler();
     let device = || llmzip::models::device(&cli.device);

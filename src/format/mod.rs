@@ -5,13 +5,16 @@
 //! hostile archive can neither make us allocate by an unchecked length nor read past its end
 //! silently.
 
+mod identity;
+mod schedule;
 mod varint;
 
 use std::io::{Read, Write};
 
-use crate::codec::Schedule;
-use crate::models::{Backend, Fingerprint};
 use crate::{Error, Result};
+
+pub use identity::{Backend, Fingerprint};
+pub use schedule::{segment_lengths, Schedule, MIN_WINDOW};
 
 pub use varint::{read_bounded, read_u64, write_u64};
 

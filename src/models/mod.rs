@@ -12,11 +12,9 @@ mod rnn;
 mod testing;
 mod transformer;
 
-use std::fmt;
 use std::path::Path;
 
 use candle_core::Device;
-use sha2::{Digest, Sha256};
 
 pub use bit_mix::BitMixed;
 pub(crate) use rnn::RnnLayer;
@@ -26,54 +24,7 @@ pub use transformer::{Transformer, TransformerNet};
 use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
 
-/// Hash of a model's configuration and weights (first 16 bytes of a SHA-256).
-///
-/// Recorded in every archive: decoding with any other model would silently produce garbage, so a
-/// mismatch is refused before decoding starts.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 16]);
-
-impl Fingerprint {
-    /// Hashes the given parts, each prefixed by its length so that boundaries count.
-    pub fn of(parts: &[&[u8]]) -> Fingerprint {
-        let mut h = Sha256::new();
-        for p in parts {
-            h.update((p.len() as u64).to_le_bytes());
-            h.update(p);
-        }
-        let digest = h.finalize();
-        let mut fp = [0u8; 16];
-        fp.copy_from_slice(&digest[..16]);
-        Fingerprint(fp)
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
-
-/// Where and how a model computes: the parts of the environment that change its floating-point
-/// results, and therefore must match between compression and decompression.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backend {
-    /// `cpu`, `cuda` or `metal`.
-    pub device: String,
-    /// Compute dtype of the model (`f32`, …).
-    pub dtype: String,
-    /// CPU architecture and the SIMD level the matrix kernels dispatch on.
-    pub platform: String,
-}
+pub use crate::format::{Backend, Fingerprint};
 
 impl Backend {
     /// Describes the backend of `device` computing in `dtype` on this machine.
@@ -88,12 +39,6 @@ impl Backend {
             dtype: dtype.into(),
             platform: platform(),
         }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} ({})", self.device, self.dtype, self.platform)
     }
 }
 
@@ -298,7 +243,7 @@ pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dy
 }
 
 /// The last component of a model directory's path, as the model's name.
-fn dir_name(path: &Path) -> String {
+pub(crate) fn dir_name(path: &Path) -> String {
     path.canonicalize()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

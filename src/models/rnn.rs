@@ -282,12 +282,7 @@ impl Rnn {
         };
         let config = read(CONFIG_FILE)?;
         let weights = read(WEIGHTS_FILE)?;
-        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let name = canonical
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "rnn".into());
-        Rnn::from_bytes(&name, &config, &weights, device)
+        Rnn::from_bytes(&super::dir_name(dir), &config, &weights, device)
     }
 
     /// Builds a model from the bytes of its config and safetensors file.

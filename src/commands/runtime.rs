@@ -1,16 +1,17 @@
-//! Process-wide compute settings (thread count).
+//! Process-wide compute settings (thread count). They live in the CLI, not the library: setting
+//! them mutates the process environment, which only the program's `main` may decide to do.
 //!
 //! candle's CPU kernels size their thread pools from `RAYON_NUM_THREADS`, and rayon's global pool
 //! is built once. Both must be set before the first tensor operation, so the CLI calls
 //! [`configure_threads`] first thing. Results never depend on the thread count (tested in
 //! `tests/`), only speed does.
 
-use crate::{Error, Result};
+use anyhow::{bail, Result};
 
 /// The thread count to use: `requested`, or all available cores for `None`.
 pub fn resolve_threads(requested: Option<usize>) -> Result<usize> {
     match requested {
-        Some(0) => Err(Error::InvalidSetting("--threads must be at least 1".into())),
+        Some(0) => bail!("--threads must be at least 1"),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
