@@ -17,8 +17,11 @@ pub struct DeflateBaseline {
 /// Result of the baseline.
 #[derive(Debug, Clone, Copy)]
 pub struct BaselineResult {
+    /// Bytes fed to the baseline.
     pub input_bytes: u64,
+    /// Bytes deflate produced.
     pub compressed_bytes: u64,
+    /// Time spent compressing.
     pub elapsed: Duration,
 }
 
@@ -42,6 +45,7 @@ impl Default for DeflateBaseline {
 }
 
 impl DeflateBaseline {
+    /// A baseline that has seen nothing yet.
     pub fn new() -> Self {
         DeflateBaseline {
             encoder: DeflateEncoder::new(Counter::default(), Compression::best()),
@@ -50,6 +54,7 @@ impl DeflateBaseline {
         }
     }
 
+    /// Compresses (and counts) more of the input.
     pub fn update(&mut self, data: &[u8]) {
         let start = Instant::now();
         self.encoder
@@ -59,6 +64,7 @@ impl DeflateBaseline {
         self.input += data.len() as u64;
     }
 
+    /// Ends the stream and returns the sizes and time.
     pub fn finish(self) -> BaselineResult {
         let start = Instant::now();
         let counter = self

@@ -9,18 +9,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
+    /// Reading or writing failed.
     Io(#[from] std::io::Error),
 
     #[error("not an llmzip archive (the file does not start with the llmzip magic bytes)")]
+    /// The input does not start with the archive magic.
     NotAnArchive,
 
     #[error("{}", version_message(*found, *supported))]
-    UnsupportedVersion { found: u8, supported: u8 },
+    /// The archive has another format version than this build reads.
+    UnsupportedVersion {
+        /// Version in the archive.
+        found: u8,
+        /// Version this build reads.
+        supported: u8,
+    },
 
     #[error("archive is truncated: {0}")]
+    /// The archive ends early; says where.
     Truncated(String),
 
     #[error("archive is corrupt: {0}")]
+    /// A check failed; says which.
     Corrupt(String),
 
     #[error(
@@ -28,10 +38,15 @@ pub enum Error {
          but the loaded model is '{given_name}' (fingerprint {given_fingerprint}); \
          pass the archive's model with -m"
     )]
+    /// The archive needs another model than the one given.
     ModelMismatch {
+        /// Model the archive needs.
         needed_name: String,
+        /// Its fingerprint.
         needed_fingerprint: Fingerprint,
+        /// Model given.
         given_name: String,
+        /// Its fingerprint.
         given_fingerprint: Fingerprint,
     },
 
@@ -39,16 +54,25 @@ pub enum Error {
         "this archive was made on {needed}, but this run uses {given}; decoding must replay the \
          exact same computation, so run with --device/--dtype matching the archive"
     )]
-    BackendMismatch { needed: String, given: String },
+    /// The archive was computed on another device or dtype.
+    BackendMismatch {
+        /// Backend the archive was made with.
+        needed: String,
+        /// Backend of this run.
+        given: String,
+    },
 
     #[error(
         "{during} needs about {} MiB of working memory for the model and schedule, more than the \
          {} MiB allowed; {hint}", needed.div_ceil(1 << 20), limit >> 20
     )]
+    /// A block would need more working memory than allowed.
     MemoryLimit {
         /// `compressing` or `decoding this archive`.
         during: &'static str,
+        /// Bytes needed (an upper estimate).
         needed: u64,
+        /// Bytes allowed.
         limit: u64,
         /// What the user can do.
         hint: String,
@@ -58,18 +82,28 @@ pub enum Error {
         "this archive was tokenized with '{needed}', but the model uses '{given}'; pass the \
          archive's model with -m"
     )]
-    TokenizerMismatch { needed: String, given: String },
+    /// The given model tokenizes differently from the archive's.
+    TokenizerMismatch {
+        /// Tokenizer the archive was made with.
+        needed: String,
+        /// Tokenizer of the given model.
+        given: String,
+    },
 
     #[error("cannot load model: {0}")]
+    /// A model could not be found or loaded.
     Model(String),
 
     #[error("model computation failed: {0}")]
+    /// A tensor computation failed.
     Candle(#[from] candle_core::Error),
 
     #[error("invalid setting: {0}")]
+    /// An option or argument is out of range or inconsistent.
     InvalidSetting(String),
 
     #[error("interrupted")]
+    /// Stopped by the caller (Ctrl-C or an observer).
     Interrupted,
 }
 

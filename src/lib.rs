@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! llmzip: lossless compression driven by neural language models.
 //!
 //! The pipeline is deliberately split into small parts with one job each:
@@ -9,7 +10,7 @@
 //! * [`codec`] owns the *schedule*: how the input is cut into blocks and segments and in which order
 //!   the model is stepped. Compressor and decompressor share one implementation of it, which is what
 //!   makes decoding reproduce the encoder's probabilities bit for bit.
-//! * [`format`] reads and writes the `.llmz` container, validating every field before use.
+//! * [`format`](mod@format) reads and writes the `.llmz` container, validating every field before use.
 //!
 //! Most programs need only [`encode_all`] / [`decode_all`] or the streaming [`Encoder`] /
 //! [`Decoder`], configured by [`Options`].

@@ -5,15 +5,20 @@ use std::time::{Duration, Instant};
 /// The stages a run's time is split into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Reading input.
     Read,
+    /// Tokenizing (or detokenizing).
     Tokenize,
+    /// Running the model.
     ModelInfer,
     /// Range coding (encode or decode) including probability quantization.
     ArithCode,
+    /// Writing output.
     Write,
 }
 
 impl Stage {
+    /// Every stage, in report order.
     pub const ALL: [Stage; 5] = [
         Stage::Read,
         Stage::Tokenize,
@@ -50,6 +55,7 @@ impl Profile {
         out
     }
 
+    /// Time spent in `stage`.
     pub fn get(&self, stage: Stage) -> Duration {
         self.totals[stage as usize]
     }

@@ -7,8 +7,11 @@ use crate::{Error, Result};
 
 /// A classic compressor: compress and decompress whole buffers.
 pub struct Baseline {
+    /// Name as shown in tables (`xz -9e`, …).
     pub name: &'static str,
+    /// Compresses a whole buffer.
     pub compress: fn(&[u8]) -> Result<Vec<u8>>,
+    /// Decompresses what `compress` made.
     pub decompress: fn(&[u8]) -> Result<Vec<u8>>,
 }
 

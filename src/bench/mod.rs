@@ -19,6 +19,7 @@ pub use plots::{write_pareto_svg, write_profile_svg};
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
+    /// Files to measure.
     pub files: Vec<PathBuf>,
     /// Model specs as for `-m` (built-in names or directories).
     pub models: Vec<String>,
@@ -37,18 +38,25 @@ pub struct BenchOptions {
 /// One measured combination (or one that could not run, with the reason in `status`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// File name (without its directory).
     pub file: String,
+    /// Size of the file (or of the prefix measured).
     pub original_bytes: u64,
     /// `model` or `baseline`.
     pub kind: &'static str,
     /// Model spec or compressor name.
     pub method: String,
+    /// Device name (`cpu`, `cuda`, `metal`; empty for baselines).
     pub device: String,
     /// `ok`, or why this combination has no figures.
     pub status: String,
+    /// Size of the compressed result.
     pub archive_bytes: u64,
+    /// `8 × archive_bytes / original_bytes`.
     pub bits_per_byte: f64,
+    /// Seconds to compress.
     pub compress_seconds: f64,
+    /// Seconds to decompress.
     pub decompress_seconds: f64,
     /// Decompressed output equal to the input, byte for byte.
     pub verified: bool,
@@ -102,6 +110,7 @@ pub trait BenchObserver {
     fn start(&mut self, _total: u64) {}
     /// Work done so far and what is running.
     fn progress(&mut self, _done: u64, _what: &str) {}
+    /// Returning `true` stops the benchmark at the next step.
     fn cancelled(&self) -> bool {
         false
     }

@@ -2,7 +2,7 @@
 //!
 //! Input is read in blocks of `schedule.block_size` bytes, so memory stays bounded whatever the
 //! input size. Each block is tokenized, split into segments, and coded by stepping the model over
-//! all segments in lockstep ([`lockstep::run`]); one range-coder stream per block carries the
+//! all segments in lockstep (`lockstep::run`); one range-coder stream per block carries the
 //! symbols in step-major, row-minor order. A block whose coded form would not be smaller than the
 //! original is stored verbatim, so incompressible data grows only by a few header bytes.
 //!
@@ -94,14 +94,19 @@ impl Observer for Silent {}
 /// What a compression or decompression did.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
+    /// Bytes of original data.
     pub original_len: u64,
+    /// Bytes of archive.
     pub archive_len: u64,
     /// Tokens coded through the model (blocks stored verbatim included: they were modelled too).
     pub tokens: u64,
     /// The model's ideal code length for those tokens, Σ -log2 p, in bits (compression only).
     pub ideal_bits: f64,
+    /// Blocks coded through the model.
     pub coded_blocks: u64,
+    /// Blocks stored verbatim.
     pub stored_blocks: u64,
+    /// Time per stage.
     pub profile: Profile,
 }
 
@@ -330,6 +335,7 @@ impl<R: Read> Decompressor<R> {
         })
     }
 
+    /// The archive header (read by [`Decompressor::new`]).
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -523,14 +529,21 @@ impl<R: Read> Decompressor<R> {
 /// Facts about an archive gathered without a model.
 #[derive(Debug, Clone)]
 pub struct ArchiveInfo {
+    /// The archive header.
     pub header: Header,
+    /// Bytes of archive.
     pub archive_len: u64,
+    /// Bytes of original data, from the blocks.
     pub original_len: u64,
+    /// Blocks coded through a model.
     pub coded_blocks: u64,
+    /// Blocks stored verbatim.
     pub stored_blocks: u64,
+    /// Tokens of the coded blocks.
     pub tokens: u64,
     /// Bytes of range-coder payload (coded blocks) plus stored bytes.
     pub payload_bytes: u64,
+    /// CRC-32 of the whole original, from the trailer.
     pub crc: u32,
 }
 

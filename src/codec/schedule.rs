@@ -9,9 +9,13 @@ use crate::{Error, Result};
 /// Schedule settings a user may give; `None` takes the model's or the global default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScheduleOptions {
+    /// Input bytes per block.
     pub block_size: Option<u64>,
+    /// Most lockstep rows per block.
     pub max_segments: Option<u64>,
+    /// Split a block further only while segments keep this many tokens.
     pub min_segment_tokens: Option<u64>,
+    /// Context window in tokens (0: none).
     pub window: Option<u64>,
 }
 

@@ -1,7 +1,7 @@
 //! From model probabilities to bits: deterministic quantization plus constriction's range coder.
 //!
 //! The model hands us `f32` probabilities. Both sides turn them into the *same* integer
-//! distribution with [`quantize`] (plain integer and IEEE arithmetic in a fixed order, no
+//! distribution with `quantize` (plain integer and IEEE arithmetic in a fixed order, no
 //! platform-dependent math), and a constriction range coder spends `-log2(p)` bits (plus a tiny
 //! rounding loss) on each symbol. One range-coder stream serves a whole block: symbols are coded in
 //! the lockstep schedule's order (step by step, row by row), which the decoder replays exactly.
@@ -86,7 +86,7 @@ fn check_model() -> UniformModel<u32, PRECISION> {
 ///
 /// Deterministic by construction: the same `probs` give the same weights on every machine.
 /// Non-finite or negative inputs count as zero; an all-zero row becomes uniform.
-pub fn quantize(probs: &[f32], weights: &mut Vec<u32>) -> Result<()> {
+pub(crate) fn quantize(probs: &[f32], weights: &mut Vec<u32>) -> Result<()> {
     let n = probs.len() as u64;
     if n == 0 || n > TOTAL / 2 {
         return Err(Error::InvalidSetting(format!(
@@ -163,6 +163,7 @@ impl Default for BlockEncoder {
 }
 
 impl BlockEncoder {
+    /// An empty stream.
     pub fn new() -> Self {
         BlockEncoder {
             coder: DefaultRangeEncoder::new(),
@@ -200,7 +201,7 @@ impl BlockEncoder {
     }
 
     /// Seals the stream and returns it as bytes (big-endian words, up to
-    /// [`MAX_DROPPED_ZEROS`] trailing zero bytes dropped: the decoder reads missing data as
+    /// 8 (`MAX_DROPPED_ZEROS`) trailing zero bytes dropped: the decoder reads missing data as
     /// zeros, so they carry no information).
     pub fn finish(self) -> Vec<u8> {
         let words = self

@@ -16,7 +16,7 @@ use crate::{Error, Result};
 pub use identity::{Backend, Fingerprint};
 pub use schedule::{segment_lengths, Schedule, MIN_WINDOW};
 
-pub use varint::{read_bounded, read_u64, write_u64};
+pub(crate) use varint::{read_bounded, write_u64};
 
 /// First bytes of every archive.
 pub const MAGIC: [u8; 4] = *b"LLMZ";
@@ -66,16 +66,27 @@ pub enum BlockHeader {
     /// No more blocks; the trailer follows.
     End,
     /// `len` original bytes stored verbatim (incompressible input).
-    Stored { len: u64, crc: u32 },
+    Stored {
+        /// Original bytes.
+        len: u64,
+        /// CRC-32 of the original bytes.
+        crc: u32,
+    },
     /// `len` original bytes, tokenized into `tokens` symbols, coded as `segments` lockstep rows
     /// into one range-coder stream of `payload_len` bytes whose CRC-32 is `payload_crc` (checked
     /// before any decoding, so a damaged payload costs no model time).
     Coded {
+        /// Original bytes.
         len: u64,
+        /// Tokens coded.
         tokens: u64,
+        /// Lockstep rows.
         segments: u64,
+        /// Bytes of range-coder stream.
         payload_len: u64,
+        /// CRC-32 of the payload.
         payload_crc: u32,
+        /// CRC-32 of the original bytes.
         crc: u32,
     },
 }
@@ -86,7 +97,9 @@ pub enum BlockHeader {
 /// whose length is unknown up front, as gzip's trailer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {
+    /// Bytes of the whole original.
     pub original_len: u64,
+    /// CRC-32 of the whole original.
     pub crc: u32,
 }
 
@@ -280,6 +293,7 @@ impl BlockHeader {
 }
 
 impl Trailer {
+    /// Serialises the trailer (12 bytes).
     pub fn write(&self, out: &mut impl Write) -> Result<()> {
         let mut buf = [0u8; 12];
         buf[..8].copy_from_slice(&self.original_len.to_le_bytes());
@@ -288,6 +302,7 @@ impl Trailer {
         Ok(())
     }
 
+    /// Reads the trailer.
     pub fn read(input: &mut impl Read) -> Result<Trailer> {
         let mut buf = [0u8; 12];
         input
@@ -302,7 +317,7 @@ impl Trailer {
 
 /// Reads exactly `len` payload bytes without trusting `len` for the allocation: the buffer grows
 /// only as bytes actually arrive, so a lying length on a short file costs nothing.
-pub fn read_payload(input: &mut impl Read, len: u64, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn read_payload(input: &mut impl Read, len: u64, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     input.take(len).read_to_end(out)?;
     if (out.len() as u64) < len {
@@ -315,7 +330,7 @@ pub fn read_payload(input: &mut impl Read, len: u64, out: &mut Vec<u8>) -> Resul
 }
 
 /// Fails if anything follows the trailer.
-pub fn expect_end(input: &mut impl Read) -> Result<()> {
+pub(crate) fn expect_end(input: &mut impl Read) -> Result<()> {
     let mut probe = [0u8; 1];
     match read_up_to(input, &mut probe)? {
         0 => Ok(()),

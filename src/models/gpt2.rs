@@ -19,14 +19,21 @@ pub const DEFAULT_WINDOW: u64 = 1024;
 /// The fields of a Hugging Face GPT-2 `config.json` that the network needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gpt2Config {
+    /// Tokens in the vocabulary.
     pub vocab_size: usize,
+    /// Most positions the model attends to.
     pub n_positions: usize,
+    /// Width of the residual stream.
     pub n_embd: usize,
+    /// Transformer blocks.
     pub n_layer: usize,
+    /// Attention heads.
     pub n_head: usize,
     #[serde(default = "default_eps")]
+    /// Epsilon of the layer norms.
     pub layer_norm_epsilon: f64,
     #[serde(default = "default_model_type")]
+    /// Must be `gpt2`.
     pub model_type: String,
 }
 

@@ -69,11 +69,13 @@ pub fn platform() -> String {
 pub struct ModelInfo {
     /// Name users pass to `-m` (`gru`), or the directory name of a model loaded from a path.
     pub name: String,
+    /// Hash of weights, configuration and (for wrappers) parameters.
     pub fingerprint: Fingerprint,
     /// Number of symbols the model predicts.
     pub vocab_size: usize,
     /// Token fed at the first step of every segment, before any real symbol.
     pub bos: u32,
+    /// Device, dtype and CPU family the probabilities are computed with.
     pub backend: Backend,
     /// Most positions the model can attend to (`None`: unbounded, e.g. recurrent models).
     pub max_context: Option<u64>,
@@ -108,6 +110,7 @@ pub const TRANSFORMER_SEGMENT_TOKENS: u64 = 1 << 10;
 /// at once, one step at a time. Implementations must be deterministic: the same sequence of
 /// `reset`/`step` calls must give bit-identical probabilities, whatever the thread count.
 pub trait LanguageModel {
+    /// What the model is: name, fingerprint, vocabulary, defaults.
     fn info(&self) -> &ModelInfo;
 
     /// The tokenizer whose ids this model predicts.

@@ -25,12 +25,15 @@ use crate::{Error, Result};
 
 /// File names inside a model directory.
 pub const CONFIG_FILE: &str = "config.json";
+/// File name of a model directory's weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// The recurrent cell of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
+    /// Gated recurrent unit.
     Gru,
+    /// Long short-term memory.
     Lstm,
 }
 
@@ -134,12 +137,16 @@ fn gru_update_fused(gi: &Tensor, h: &Tensor, layer: &RnnLayer, hidden: usize) ->
 pub struct RnnConfig {
     /// `"gru"` or `"lstm"`.
     pub arch: String,
+    /// Width of the byte embedding.
     pub embed_dim: usize,
+    /// Width of each recurrent layer.
     pub hidden_size: usize,
+    /// Stacked recurrent layers.
     pub num_layers: usize,
 }
 
 impl RnnConfig {
+    /// A configuration of the given cell and sizes.
     pub fn new(cell: Cell, embed_dim: usize, hidden_size: usize, num_layers: usize) -> Self {
         RnnConfig {
             arch: match cell {
@@ -349,6 +356,7 @@ impl Rnn {
         })
     }
 
+    /// The model's shape.
     pub fn config(&self) -> &RnnConfig {
         &self.config
     }

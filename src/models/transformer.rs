@@ -18,6 +18,7 @@ pub trait TransformerNet {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
     /// Empties the KV cache.
     fn clear_cache(&mut self);
+    /// Where the network computes.
     fn device(&self) -> &Device;
     /// The sizes that determine working memory.
     fn shape(&self) -> NetShape;
@@ -77,6 +78,7 @@ pub struct Transformer<N> {
 }
 
 impl<N: TransformerNet> Transformer<N> {
+    /// Wraps a network, its tokenizer and its identity.
     pub fn new(info: ModelInfo, tokenizer: BpeTokenizer, net: N) -> Self {
         Transformer {
             info,

@@ -2,7 +2,7 @@
 //!
 //! The codec checks `decode(encode(x)) == x` on every block it codes, so a tokenizer that cannot
 //! reproduce some input never costs losslessness: that block is stored instead. (The byte-level
-//! BPE tokenizer goes further and spells such input in single-byte tokens, see [`bpe`].)
+//! BPE tokenizer goes further and spells such input in single-byte tokens, see `tokenization::bpe`.)
 
 mod bpe;
 mod bytes;

@@ -109,6 +109,7 @@ pub struct Corpus {
     valid: Text,
     /// Files in each split, for reports.
     pub train_files: Vec<PathBuf>,
+    /// Files of the validation split.
     pub valid_files: Vec<PathBuf>,
 }
 

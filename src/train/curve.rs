@@ -10,13 +10,17 @@ use crate::Result;
 /// One evaluation during training.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct CurvePoint {
+    /// Training bytes seen at this point.
     pub bytes_seen: u64,
+    /// Seconds of training so far.
     pub seconds: f64,
+    /// Validation bits per byte.
     pub valid_bpc: f64,
     /// Mean training loss since the previous point (none for the first).
     pub train_bpc: Option<f64>,
 }
 
+/// Writes the curve as CSV (`bytes_seen,seconds,valid_bpc,train_bpc`).
 pub fn write_csv(path: &Path, curve: &[CurvePoint]) -> Result<()> {
     let mut s = String::from("bytes_seen,seconds,valid_bpc,train_bpc\n");
     for p in curve {

@@ -27,6 +27,7 @@ pub use curve::{write_csv, write_svg, CurvePoint};
 /// Everything a training run is configured with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainOptions {
+    /// Shape of the model to train.
     pub model: RnnConfig,
     /// Parallel streams per batch.
     pub batch: usize,
@@ -34,7 +35,9 @@ pub struct TrainOptions {
     pub seq_len: usize,
     /// Total training bytes to consume.
     pub train_bytes: u64,
+    /// Peak learning rate.
     pub lr: f64,
+    /// AdamW weight decay.
     pub weight_decay: f64,
     /// Global gradient-norm clip.
     pub clip: f64,
@@ -44,6 +47,7 @@ pub struct TrainOptions {
     pub eval_every: u64,
     /// At most this many validation bytes per evaluation.
     pub eval_bytes: usize,
+    /// Seed of initialisation and sampling.
     pub seed: u64,
     /// Worker threads; each batch is split across them (data parallel). Each worker's kernels
     /// should run single-threaded: the matrices are too small for candle to split well.
@@ -77,13 +81,16 @@ impl Default for TrainOptions {
 /// Progress of a run, saved with checkpoints so that `--resume` continues where it stopped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TrainState {
+    /// Training bytes seen so far.
     pub bytes_seen: u64,
+    /// Optimizer steps so far.
     pub steps: u64,
     /// Wall time of the run so far, evaluations included.
     pub seconds: f64,
     /// Part of `seconds` spent on validation passes; training throughput excludes it.
     #[serde(default)]
     pub eval_seconds: f64,
+    /// Validation points so far.
     pub curve: Vec<CurvePoint>,
 }
 
@@ -96,8 +103,11 @@ impl TrainState {
 
 /// Called after every step (`bytes_seen`, last loss in bits/byte) and every evaluation.
 pub trait TrainObserver {
+    /// Called after every optimizer step.
     fn step(&mut self, _state: &TrainState, _loss_bpc: f64) {}
+    /// Called after every evaluation.
     fn evaluated(&mut self, _point: &CurvePoint) {}
+    /// Returning `true` stops training at the next step.
     fn cancelled(&self) -> bool {
         false
     }
