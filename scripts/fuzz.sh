@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz.sh SECONDS}"
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
 targets=(archive_structure decompress_default)
-# No sanitizer: llmzip has no unsafe code, and without ASan the default model runs ~3x faster,
+# No sanitizer: llmzip has no unsafe code, and AddressSanitizer would slow the model's kernels down,
 # so more inputs get through the decoder. Overflow checks and debug assertions stay on (-a).
 build=(cargo +nightly fuzz build --release -s none -a)
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src fuzz/fuzz_targets || echo +changes)"
