@@ -1,5 +1,6 @@
 //! The `llmzip` command-line tool: a thin layer over the `llmzip` library.
 
+mod bench;
 mod commands;
 
 use std::process::ExitCode;

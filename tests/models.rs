@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
-use llmzip::models::gpt2::{write_random_model, Gpt2Config};
+use llmzip::models::gpt2::Gpt2Config;
+use llmzip::testing::write_random_model;
 use llmzip::tokenization::{BpeTokenizer, Tokenizer};
 
 /// The repository's models/ directory, fetched once per test run. Fails loudly (never skips)
@@ -30,27 +31,9 @@ fn models_dir() -> &'static Path {
     })
 }
 
-fn bits_per_byte(archive: &Path, original: usize) -> f64 {
-    8.0 * std::fs::metadata(archive).unwrap().len() as f64 / original as f64
-}
-
-/// Compresses `name` in `dir` with `args`, decompresses with no model given (the archive names
-/// it) and checks the bytes; returns bits per byte.
-fn round_trip(dir: &Path, name: &str, data: &[u8], args: &[&str]) -> f64 {
-    std::fs::write(dir.join(name), data).unwrap();
-    let mut c = vec!["-q", "compress", name, "-o", "a.llmz", "-f"];
-    c.extend_from_slice(args);
-    ok(&run(&c, dir));
-    ok(&run(
-        &["-q", "decompress", "a.llmz", "-o", "back", "-f"],
-        dir,
-    ));
-    assert_eq!(
-        std::fs::read(dir.join("back")).unwrap(),
-        data,
-        "{name} changed"
-    );
-    bits_per_byte(&dir.join("a.llmz"), data.len())
+/// [`common::round_trip`] with the archive's bits per byte.
+fn bpb_round_trip(dir: &Path, name: &str, data: &[u8], args: &[&str]) -> f64 {
+    bits_per_byte(&round_trip(dir, name, data, args), data.len())
 }
 
 #[test]
@@ -60,7 +43,7 @@ fn smollm2_round_trips_text_and_predicts_well() {
     let data = text(3000);
     // 8 short segments keep this test to seconds; the archive must show a working model
     // (zip needs ~3 bpb on such text, an untrained model ~16 bits per token).
-    let bpb = round_trip(
+    let bpb = bpb_round_trip(
         dir.path(),
         "t.txt",
         &data,
@@ -68,7 +51,7 @@ fn smollm2_round_trips_text_and_predicts_well() {
     );
     assert!(bpb < 1.5, "SmolLM2 at {bpb:.3} bits per byte");
 
-    let info = run(&["info", "a.llmz"], dir.path());
+    let info = run(&["info", "t.txt.llmz"], dir.path());
     ok(&info);
     let shown = String::from_utf8_lossy(&info.stdout).into_owned();
     assert!(
@@ -141,7 +124,7 @@ fn smollm2_codes_any_bytes_and_replays_the_weight_format() {
     let mut data = text(1500);
     data.extend_from_slice(b"\xff\xfe\xc0\xc1 \xa9\xe8 NUL\x00 CRLF\r\n \xf5\xf6\xf7 caf\xc3\xa9 ");
     data.extend(text(1500));
-    let bpb = round_trip(
+    let bpb = bpb_round_trip(
         dir.path(),
         "mixed.bin",
         &data,
@@ -151,7 +134,7 @@ fn smollm2_codes_any_bytes_and_replays_the_weight_format() {
         bpb < 2.0,
         "{bpb:.3} bits per byte: the block was not coded by the model"
     );
-    let info = run(&["info", "a.llmz"], dir.path());
+    let info = run(&["info", "mixed.bin.llmz"], dir.path());
     assert!(String::from_utf8_lossy(&info.stdout).contains("cpu/q8_0"));
 
     // Every byte escaped (3 tokens each, more tokens than bytes) still round-trips.

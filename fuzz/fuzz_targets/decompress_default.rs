@@ -6,13 +6,19 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use llmzip::codec::{Decompressor, Limits, Silent};
+use llmzip::codec::{Decompressor, Limits};
+use llmzip::{Registry, Silent};
 use llmzip::models::{self, LanguageModel, DEFAULT_MODEL};
 
 thread_local! {
     /// Loaded once: loading is slow, and the reset at every block start makes runs independent.
     static MODEL: RefCell<Box<dyn LanguageModel>> = RefCell::new(
-        models::load(DEFAULT_MODEL, &models::device("cpu").expect("cpu"), None)
+        models::load(
+            DEFAULT_MODEL,
+            &models::device("cpu").expect("cpu"),
+            None,
+            &Registry::with_dirs([]),
+        )
             .expect("the default model loads"),
     );
 }

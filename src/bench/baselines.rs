@@ -1,9 +1,14 @@
 //! Classic compressors measured next to the models, all as crates so `llmzip bench` needs no
 //! external tools: deflate/zip -9, gzip -9, bzip2 -9, xz -9e, zstd -19, brotli -q11.
+//!
+//! `--stats` streams the same deflate -9 ([`DeflateBaseline`]) over the blocks the codec reads, so
+//! every llmzip figure has a classic reference from the same bytes in the same run.
 
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
-use crate::{Error, Result};
+use flate2::write::DeflateEncoder;
+use llmzip::{Error, Result};
 
 /// A classic compressor: compress and decompress whole buffers.
 pub struct Baseline {
@@ -26,10 +31,81 @@ fn drain(mut decoder: impl Read) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Deflate at level 9, the algorithm inside `zip -9` and `gzip -9`.
+fn deflate_encoder<W: Write>(out: W) -> DeflateEncoder<W> {
+    DeflateEncoder::new(out, flate2::Compression::best())
+}
+
 fn deflate(data: &[u8]) -> Result<Vec<u8>> {
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut e = deflate_encoder(Vec::new());
     e.write_all(data).map_err(io)?;
     e.finish().map_err(io)
+}
+
+/// Streaming deflate -9 that only counts its output (`--stats`).
+pub struct DeflateBaseline {
+    encoder: DeflateEncoder<Counter>,
+    elapsed: Duration,
+    input: u64,
+}
+
+/// Result of the streaming baseline.
+#[derive(Debug, Clone, Copy)]
+pub struct BaselineResult {
+    /// Bytes fed to the baseline.
+    pub input_bytes: u64,
+    /// Bytes deflate produced.
+    pub compressed_bytes: u64,
+    /// Time spent compressing.
+    pub elapsed: Duration,
+}
+
+#[derive(Default)]
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl DeflateBaseline {
+    /// A baseline that has seen nothing yet.
+    pub fn new() -> Self {
+        DeflateBaseline {
+            encoder: deflate_encoder(Counter::default()),
+            elapsed: Duration::ZERO,
+            input: 0,
+        }
+    }
+
+    /// Compresses (and counts) more of the input.
+    pub fn update(&mut self, data: &[u8]) {
+        let start = Instant::now();
+        self.encoder
+            .write_all(data)
+            .expect("writing to a counter cannot fail");
+        self.elapsed += start.elapsed();
+        self.input += data.len() as u64;
+    }
+
+    /// Ends the stream and returns the sizes and time.
+    pub fn finish(self) -> BaselineResult {
+        let start = Instant::now();
+        let counter = self
+            .encoder
+            .finish()
+            .expect("writing to a counter cannot fail");
+        BaselineResult {
+            input_bytes: self.input,
+            compressed_bytes: counter.0,
+            elapsed: self.elapsed + start.elapsed(),
+        }
+    }
 }
 
 fn inflate(data: &[u8]) -> Result<Vec<u8>> {
@@ -137,5 +213,17 @@ mod tests {
             assert!(c.len() < data.len() / 4, "{} did not compress", b.name);
             assert_eq!((b.decompress)(&c).unwrap(), data, "{}", b.name);
         }
+    }
+
+    #[test]
+    fn streaming_deflate_counts_what_the_whole_buffer_version_writes() {
+        let text = b"the quick brown fox ".repeat(500);
+        let mut b = DeflateBaseline::new();
+        b.update(&text[..5000]);
+        b.update(&text[5000..]);
+        let r = b.finish();
+        assert_eq!(r.input_bytes, text.len() as u64);
+        assert_eq!(r.compressed_bytes, deflate(&text).unwrap().len() as u64);
+        assert!(r.compressed_bytes < 200);
     }
 }

@@ -9,10 +9,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::codec::{self, Decompressor, Observer, Schedule, ScheduleOptions};
-use crate::models;
-use crate::stats::Stage;
-use crate::{Error, Result};
+use indicatif::ProgressBar;
+use llmzip::codec::{self, Decompressor, Schedule, ScheduleOptions};
+use llmzip::models;
+use llmzip::stats::Stage;
+use llmzip::{Error, Observer, Registry, Result};
+
+use crate::commands::progress;
 
 pub use plots::{write_pareto_svg, write_profile_svg};
 
@@ -33,6 +36,8 @@ pub struct BenchOptions {
     pub weights: Option<String>,
     /// Working-memory limits for compression and decompression.
     pub limits: codec::Limits,
+    /// Where downloaded models are looked up.
+    pub registry: Registry,
 }
 
 /// One measured combination (or one that could not run, with the reason in `status`).
@@ -104,40 +109,28 @@ impl Row {
     }
 }
 
-/// Progress and cancellation for a whole benchmark.
-pub trait BenchObserver {
-    /// Total work units (bytes through a model, both directions) before the run starts.
-    fn start(&mut self, _total: u64) {}
-    /// Work done so far and what is running.
-    fn progress(&mut self, _done: u64, _what: &str) {}
-    /// Returning `true` stops the benchmark at the next step.
-    fn cancelled(&self) -> bool {
-        false
-    }
-}
-
+/// Shows one combination's codec progress on the benchmark's bar (whose position counts bytes
+/// through a model, both directions, over the whole run); Ctrl-C cancels.
 struct Forward<'a> {
-    inner: &'a mut dyn BenchObserver,
+    bar: &'a ProgressBar,
     base: u64,
-    what: String,
 }
 
 impl Observer for Forward<'_> {
     fn progress(&mut self, bytes: u64) {
-        self.inner.progress(self.base + bytes, &self.what);
+        self.bar.set_position(self.base + bytes);
     }
     fn cancelled(&self) -> bool {
-        self.inner.cancelled()
+        progress::interrupted()
     }
 }
 
 /// Runs the whole matrix. A device that is not compiled in or not present, or a model that
 /// cannot load, gives rows whose `status` says why; it does not stop the benchmark.
-pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<Row>> {
+pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
     let mut inputs = Vec::new();
     for path in &opts.files {
-        let mut data = std::fs::read(path)
-            .map_err(|e| Error::InvalidSetting(format!("cannot read {}: {e}", path.display())))?;
+        let mut data = std::fs::read(path).map_err(|e| Error::file(path, e))?;
         if let Some(n) = opts.prefix {
             data.truncate(n);
         }
@@ -149,7 +142,7 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
     }
     let per_pass: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
     let total = 2 * per_pass * (opts.models.len() * opts.devices.len()) as u64;
-    observer.start(total);
+    bar.set_length(total);
     let mut done = 0u64;
     let mut rows = Vec::new();
 
@@ -157,7 +150,7 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
         let device = models::device(device_name).map_err(|e| e.to_string());
         for spec in &opts.models {
             let model = match &device {
-                Ok(d) => models::load(spec, d, opts.weights.as_deref())
+                Ok(d) => models::load(spec, d, opts.weights.as_deref(), &opts.registry)
                     .and_then(|m| {
                         let schedule = Schedule::for_model(&opts.schedule, m.info())?;
                         Ok((m, schedule))
@@ -181,12 +174,8 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
             for (name, data) in &inputs {
                 let mut row = Row::empty(name, data.len() as u64, "model", spec, device_name);
                 reset_peak_memory();
-                let what = format!("{spec} on {device_name}: {name}");
-                let mut fwd = Forward {
-                    inner: observer,
-                    base: done,
-                    what: what.clone(),
-                };
+                bar.set_message(format!("{spec} on {device_name}: {name}"));
+                let mut fwd = Forward { bar, base: done };
                 let mut archive = Vec::new();
                 let start = Instant::now();
                 let summary = codec::compress(
@@ -220,14 +209,14 @@ pub fn run(opts: &BenchOptions, observer: &mut dyn BenchObserver) -> Result<Vec<
                     .push(("other".into(), (c - accounted).max(0.0)));
                 rows.push(row);
                 done += 2 * data.len() as u64;
-                observer.progress(done, &what);
+                bar.set_position(done);
             }
         }
     }
 
     for (name, data) in &inputs {
         for b in baselines::all() {
-            if observer.cancelled() {
+            if progress::interrupted() {
                 return Err(Error::Interrupted);
             }
             let mut row = Row::empty(name, data.len() as u64, "baseline", b.name, "cpu");

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::Row;
-use crate::Result;
+use llmzip::Result;
 
 struct Point {
     label: String,

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::ProgressBar;
-use llmzip::bench::{self, BenchObserver, BenchOptions};
+use llmzip::Registry;
+
+use crate::bench::{self, BenchOptions};
 use llmzip::codec::Limits;
 
 use super::progress;
@@ -42,23 +43,6 @@ const DEFAULT_FILES: [&str; 4] = [
     "data/test/plrabn12.txt",
 ];
 
-struct Observer {
-    bar: ProgressBar,
-}
-
-impl BenchObserver for Observer {
-    fn start(&mut self, total: u64) {
-        self.bar.set_length(total);
-    }
-    fn progress(&mut self, done: u64, what: &str) {
-        self.bar.set_position(done);
-        self.bar.set_message(what.to_string());
-    }
-    fn cancelled(&self) -> bool {
-        progress::interrupted()
-    }
-}
-
 pub fn run(args: BenchArgs, limits: Limits, quiet: bool) -> Result<()> {
     let files: Vec<PathBuf> = if args.files.is_empty() {
         let defaults: Vec<PathBuf> = DEFAULT_FILES.iter().map(PathBuf::from).collect();
@@ -80,12 +64,11 @@ pub fn run(args: BenchArgs, limits: Limits, quiet: bool) -> Result<()> {
         schedule: args.schedule.options(),
         weights: args.dtype.clone(),
         limits,
+        registry: Registry::from_env(),
     };
-    let mut observer = Observer {
-        bar: progress::bar(None, "bench", quiet),
-    };
-    let rows = bench::run(&opts, &mut observer).context("benchmark failed")?;
-    observer.bar.finish_and_clear();
+    let bar = progress::bar(None, "bench", quiet);
+    let rows = bench::run(&opts, &bar).context("benchmark failed")?;
+    bar.finish_and_clear();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     std::fs::write(args.out.join("results.csv"), bench::csv(&rows))?;

@@ -8,7 +8,7 @@ mod files;
 mod info;
 mod models;
 mod pipeline;
-mod progress;
+pub(crate) mod progress;
 mod report;
 mod runtime;
 mod train;

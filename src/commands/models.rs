@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use llmzip::models::{self, LanguageModel};
+use llmzip::Registry;
 
 pub struct ModelCache {
     device: Device,
+    registry: Registry,
     loaded: HashMap<(String, Option<String>), Box<dyn LanguageModel>>,
 }
 
@@ -16,6 +18,7 @@ impl ModelCache {
     pub fn new(device: Device) -> Self {
         ModelCache {
             device,
+            registry: Registry::from_env(),
             loaded: HashMap::new(),
         }
     }
@@ -25,7 +28,7 @@ impl ModelCache {
     pub fn get(&mut self, spec: &str, weights: Option<&str>) -> Result<&mut dyn LanguageModel> {
         let key = (spec.to_string(), weights.map(str::to_string));
         if !self.loaded.contains_key(&key) {
-            let model = models::load(spec, &self.device, weights)
+            let model = models::load(spec, &self.device, weights, &self.registry)
                 .with_context(|| format!("model '{spec}'"))?;
             self.loaded.insert(key.clone(), model);
         }

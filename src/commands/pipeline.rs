@@ -5,11 +5,12 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::bench::baselines::{BaselineResult, DeflateBaseline};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
-use llmzip::baseline::{BaselineResult, DeflateBaseline};
-use llmzip::codec::{Observer, Summary};
+use llmzip::codec::Summary;
+use llmzip::Observer;
 
 use super::files::{is_terminal_stdout, Input, Output, Sink};
 use super::{progress, report};

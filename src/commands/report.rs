@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::bench::baselines::BaselineResult;
 use indicatif::HumanBytes;
-use llmzip::baseline::BaselineResult;
 use llmzip::codec::Summary;
 use llmzip::stats::Stage;
 

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 use llmzip::models::{Cell, RnnConfig};
-use llmzip::train::{self, Corpus, CurvePoint, TrainObserver, TrainOptions, TrainState};
+use llmzip::train::{self, Corpus, CurvePoint, TrainOptions, TrainState};
 
 use super::progress;
 
@@ -61,8 +61,8 @@ struct Observer {
     quiet: bool,
 }
 
-impl TrainObserver for Observer {
-    fn step(&mut self, state: &TrainState, loss_bpc: f64) {
+impl llmzip::Observer for Observer {
+    fn trained(&mut self, state: &TrainState, loss_bpc: f64) {
         self.bar.set_position(state.bytes_seen);
         self.bar.set_message(format!("loss {loss_bpc:.3} bpc"));
     }

@@ -5,10 +5,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The binary under test.
+/// The binary under test, finding downloaded models in this repository's `models/` (where
+/// scripts/fetch-models.sh puts them) from whatever directory a test runs it in.
 pub fn llmzip() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_llmzip"));
     c.stdin(Stdio::null());
+    c.env(
+        "LLMZIP_MODELS",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+    );
     c
 }
 
@@ -53,6 +58,40 @@ pub fn clean_failure(o: &Output) -> String {
     assert!(err.contains("llmzip: error:"), "no error line: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
     err
+}
+
+/// The round trip every CLI test shares: writes `data` to `dir/name`, runs `compress -q name`
+/// with `args` (model, schedule, …), then `decompress` with no model given (the archive names
+/// it) into `restored`, and checks the bytes, that the input was kept and that no temporary
+/// file is left. Returns the archive's path (`dir/name.llmz`).
+pub fn round_trip(dir: &Path, name: &str, data: &[u8], args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    let mut compress = vec!["-q", "compress", "-f", name];
+    compress.extend_from_slice(args);
+    ok(&run(&compress, dir));
+    assert!(path.exists(), "input must be kept by default");
+    let archive = dir.join(format!("{name}.llmz"));
+    let archive_name = archive.file_name().unwrap().to_str().unwrap().to_owned();
+    ok(&run(
+        &["-q", "decompress", "-f", &archive_name, "-o", "restored"],
+        dir,
+    ));
+    assert!(
+        std::fs::read(dir.join("restored")).unwrap() == data,
+        "{name} changed in the round trip"
+    );
+    let leftovers: Vec<_> = listing(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    archive
+}
+
+/// Bits per byte of `archive` for `original` bytes of input.
+pub fn bits_per_byte(archive: &Path, original: usize) -> f64 {
+    8.0 * std::fs::metadata(archive).unwrap().len() as f64 / original as f64
 }
 
 /// Files in `dir` (names), sorted.
@@ -155,25 +194,11 @@ pub fn crafted_archive(
     rows: u64,
     payload: &[u8],
 ) -> Vec<u8> {
-    use llmzip::format::{BlockHeader, Header};
-    let mut header = Header::read(&mut &real[..]).unwrap();
+    let mut header = llmzip::format::Header::read(&mut &real[..]).unwrap();
     header.schedule.block_size = block_size;
     header.schedule.max_segments = rows;
     header.schedule.window = window;
-    let mut out = Vec::new();
-    header.write(&mut out).unwrap();
-    BlockHeader::Coded {
-        len,
-        tokens,
-        segments: rows,
-        payload_len: payload.len() as u64,
-        payload_crc: crc32fast::hash(payload),
-        crc: 0,
-    }
-    .write(&mut out)
-    .unwrap();
-    out.extend_from_slice(payload);
-    out
+    llmzip::testing::crafted_archive(&header, len, tokens, rows, payload)
 }
 
 /// Decompresses `archive` from a file in a fresh directory; it must fail cleanly, leave nothing

@@ -14,8 +14,8 @@ use crate::{Error, Result};
 /// `on_step(tokens_done)` reports progress and may cancel by returning an error.
 ///
 /// With a non-zero `window`, the model never holds more than `window` tokens: when it is full,
-/// it is reset and re-fed BOS plus the most recent `window / 2 - 1` tokens in one
-/// [`prefill`](LanguageModel::prefill). All rows start together, so they all slide at the same
+/// it [slides](LanguageModel::slide) and is re-fed BOS plus the most recent `window / 2 - 1`
+/// tokens in one [`prefill`](LanguageModel::prefill). All rows start together, so they all slide at the same
 /// steps, which depend on nothing but `window`: the decoder replays them exactly.
 pub fn run(
     model: &mut dyn LanguageModel,
@@ -30,7 +30,7 @@ pub fn run(
     let vocab = model.info().vocab_size;
     let bos = model.info().bos;
     let mut inputs = vec![bos; rows];
-    profile.time(Stage::ModelInfer, || model.reset(rows))?;
+    profile.time(Stage::ModelInfer, || model.start_block(rows))?;
     let mut done = 0;
     // Tokens fed to each row so far (only kept when there is a window to slide).
     let mut fed: Vec<Vec<u32>> = vec![Vec::new(); if window > 0 { rows } else { 0 }];
@@ -46,7 +46,7 @@ pub fn run(
             }
             context = keep;
             profile.time(Stage::ModelInfer, || -> Result<_> {
-                model.reset(rows)?;
+                model.slide(rows)?;
                 model.prefill(&batch, keep)
             })?
         } else {

@@ -125,11 +125,16 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
         self.net.shape().working_memory(shape)
     }
 
-    fn reset(&mut self, rows: usize) -> Result<()> {
+    fn start_block(&mut self, rows: usize) -> Result<()> {
         self.net.clear_cache();
         self.rows = rows;
         self.pos = 0;
         Ok(())
+    }
+
+    /// The KV cache is all the context there is; the prefill re-fills it.
+    fn slide(&mut self, rows: usize) -> Result<()> {
+        self.start_block(rows)
     }
 
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {

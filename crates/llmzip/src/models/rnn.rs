@@ -389,9 +389,14 @@ impl LanguageModel for Rnn {
         shape.rows.saturating_mul(per_row)
     }
 
-    fn reset(&mut self, rows: usize) -> Result<()> {
+    fn start_block(&mut self, rows: usize) -> Result<()> {
         self.state = self.config.zero_state(rows, &self.device)?;
         Ok(())
+    }
+
+    /// The recurrent state is all the context there is.
+    fn slide(&mut self, rows: usize) -> Result<()> {
+        self.start_block(rows)
     }
 
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
@@ -448,7 +453,7 @@ mod tests {
         for cell in [Cell::Gru, Cell::Lstm] {
             let dir = tempfile::tempdir().unwrap();
             let mut m = tiny_model(dir.path(), cell);
-            m.reset(3).unwrap();
+            m.start_block(3).unwrap();
             let p = m.step(&[RnnConfig::BOS, 65, 0]).unwrap();
             assert_eq!(p.len(), 3 * 256);
             for row in p.chunks(256) {

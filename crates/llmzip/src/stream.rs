@@ -25,8 +25,10 @@
 
 use std::io::{self, Read, Write};
 
-use crate::codec::{ArchiveWriter, Decompressor, Limits, Schedule, ScheduleOptions, Silent};
+use crate::codec::{ArchiveWriter, Decompressor, Limits, Schedule, ScheduleOptions};
 use crate::models::{self, LanguageModel, BUILTIN_MODELS, DEFAULT_MODEL};
+use crate::observer::Silent;
+use crate::registry::Registry;
 use crate::{Error, Result};
 
 /// What to compress with. `Options::default()` is the embedded default model on the CPU with its
@@ -43,6 +45,8 @@ pub struct Options {
     pub schedule: ScheduleOptions,
     /// Working-memory limits (as `--memory`).
     pub limits: Limits,
+    /// Where downloaded models (`smollm2`, `gpt2`, …) are looked up.
+    pub registry: Registry,
 }
 
 impl Default for Options {
@@ -53,6 +57,7 @@ impl Default for Options {
             weights: None,
             schedule: ScheduleOptions::default(),
             limits: Limits::default(),
+            registry: Registry::from_env(),
         }
     }
 }
@@ -64,6 +69,7 @@ impl Options {
             &self.model,
             &models::device(&self.device)?,
             self.weights.as_deref(),
+            &self.registry,
         )
     }
 }
@@ -154,7 +160,8 @@ pub struct Decoder<R: Read> {
 
 impl<R: Read> Decoder<R> {
     /// Reads the header and loads the built-in model it names, with the archive's weight format,
-    /// on the CPU, within the default limits.
+    /// on the device it was made on, within the default limits; downloaded models are looked up
+    /// in [`Registry::from_env`].
     pub fn new(input: R) -> Result<Self> {
         let decompressor = Decompressor::new(input)?;
         let header = decompressor.header();
@@ -169,6 +176,7 @@ impl<R: Read> Decoder<R> {
             &header.model_name,
             &models::device(&header.backend.device)?,
             Some(&header.backend.dtype),
+            &Registry::from_env(),
         )?;
         Ok(Decoder::from_parts(decompressor, model, Limits::default()))
     }

@@ -2,6 +2,16 @@
 
 use crate::models::Fingerprint;
 
+impl Error {
+    /// An [`Error::File`] for `path`.
+    pub fn file(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -11,6 +21,15 @@ pub enum Error {
     #[error("{0}")]
     /// Reading or writing failed.
     Io(#[from] std::io::Error),
+
+    #[error("cannot read {}: {source}", path.display())]
+    /// A named file (training text, a benchmark input) could not be read.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 
     #[error("not an llmzip archive (the file does not start with the llmzip magic bytes)")]
     /// The input does not start with the archive magic.

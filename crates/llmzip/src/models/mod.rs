@@ -4,12 +4,11 @@
 
 mod bit_mix;
 pub mod gpt2;
-mod hub;
 pub mod llama;
 pub(crate) mod rng;
 mod rnn;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod transformer;
 
 use std::path::Path;
@@ -17,10 +16,12 @@ use std::path::Path;
 use candle_core::Device;
 
 pub use bit_mix::BitMixed;
+#[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
 pub use transformer::{Transformer, TransformerNet};
 
+use crate::registry::Registry;
 use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
 
@@ -108,7 +109,7 @@ pub const TRANSFORMER_SEGMENT_TOKENS: u64 = 1 << 10;
 ///
 /// The codec holds `rows` independent streams and asks for all of their next-symbol distributions
 /// at once, one step at a time. Implementations must be deterministic: the same sequence of
-/// `reset`/`step` calls must give bit-identical probabilities, whatever the thread count.
+/// `start_block`/`slide`/`step` calls must give bit-identical probabilities, whatever the thread count.
 pub trait LanguageModel {
     /// What the model is: name, fingerprint, vocabulary, defaults.
     fn info(&self) -> &ModelInfo;
@@ -124,8 +125,17 @@ pub trait LanguageModel {
     /// model allocates anything, and the encoder never writes a block those limits refuse.
     fn working_memory(&self, shape: &BatchShape) -> u64;
 
-    /// Starts a new batch of `rows` empty streams, discarding all state.
-    fn reset(&mut self, rows: usize) -> Result<()>;
+    /// Starts a block: `rows` empty streams, discarding all state, statistics learned online
+    /// included. Blocks are independent, so this is the only way state may be cleared between
+    /// them.
+    fn start_block(&mut self, rows: usize) -> Result<()>;
+
+    /// Slides the context window: forgets each row's context (recurrent state, KV cache) so that
+    /// the codec can re-feed the most recent tokens with [`prefill`](Self::prefill). Statistics
+    /// the model learns online from the whole block (counts, mixer weights) may survive, and
+    /// should: that is why this is not [`start_block`](Self::start_block). Models without such
+    /// statistics implement it as `start_block`.
+    fn slide(&mut self, rows: usize) -> Result<()>;
 
     /// Feeds one token per row and returns the next-token probabilities, `rows × vocab_size`,
     /// row-major.
@@ -194,12 +204,20 @@ pub const DEFAULT_MODEL: &str = "gru-cm";
 ///
 /// `weights` picks the weight format where a model offers several (GGUF: `f32`, `q8_0`, or the
 /// file's own); `None` takes the model's default. Paths may be a GGUF file, a GPT-2 directory
-/// (Hugging Face layout) or a directory written by `llmzip train`.
-pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dyn LanguageModel>> {
+/// (Hugging Face layout) or a directory written by `llmzip train`. Downloaded models (`smollm2`,
+/// `gpt2`, `distilgpt2`) are looked up in `registry`.
+pub fn load(
+    spec: &str,
+    device: &Device,
+    weights: Option<&str>,
+    registry: &Registry,
+) -> Result<Box<dyn LanguageModel>> {
     // A wrapper suffix, unless the whole spec names an existing file or directory.
     if !Path::new(spec).exists() {
         if let Some(base) = spec.strip_suffix("-cm") {
-            return Ok(Box::new(BitMixed::new(load(base, device, weights)?)?));
+            return Ok(Box::new(BitMixed::new(load(
+                base, device, weights, registry,
+            )?)?));
         }
     }
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {
@@ -211,19 +229,13 @@ pub fn load(spec: &str, device: &Device, weights: Option<&str>) -> Result<Box<dy
     match spec {
         "gru" => only_f32(Box::new(Rnn::embedded(device)?)),
         "smollm2" => {
-            let path = hub::find_local(hub::SMOLLM2_FILE).ok_or_else(|| {
-                Error::Model(format!(
-                    "SmolLM2-135M is not downloaded: run scripts/fetch-models.sh, or put {} in \
-                     $LLMZIP_MODELS or ./models, or pass the file with -m path/to/model.gguf",
-                    hub::SMOLLM2_FILE
-                ))
-            })?;
+            let path = registry.smollm2()?;
             let mut model = llama::load(&path, weights, device)?;
             model.rename("smollm2");
             Ok(Box::new(model))
         }
         "gpt2" | "distilgpt2" => {
-            let dir = hub::gpt2_dir(spec)?;
+            let dir = registry.gpt2_dir(spec)?;
             only_f32(Box::new(gpt2::load(&dir, spec, device)?))
         }
         _ => {

@@ -6,6 +6,7 @@
 //! silently.
 
 mod identity;
+mod reader;
 mod schedule;
 mod varint;
 
@@ -14,6 +15,7 @@ use std::io::{Read, Write};
 use crate::{Error, Result};
 
 pub use identity::{Backend, Fingerprint};
+pub use reader::ArchiveReader;
 pub use schedule::{segment_lengths, Schedule, MIN_WINDOW};
 
 pub(crate) use varint::{read_bounded, write_u64};

@@ -47,12 +47,15 @@
 //! hashes its `Debug` form together with the squash and count-level tables, so a changed value
 //! gives a new fingerprint and old archives are refused by name instead of decoded wrongly.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rayon::prelude::*;
 
 use super::{byte_wrapper_info, check_step, BatchShape, LanguageModel, ModelInfo};
+use crate::mixing::apm::Apm;
+use crate::mixing::context::{self, mix64, Table};
+use crate::mixing::logistic::{squash, stretch_table};
+use crate::mixing::match_model::{Match, MatchModel};
+use crate::mixing::mixer;
+use crate::mixing::state_map::{self, count_level, count_state, StateMap};
 use crate::tokenization::Tokenizer;
 use crate::Result;
 
@@ -154,195 +157,6 @@ const STATE_LIMIT: u32 = PARAMS.state_limit;
 /// APM adaptation rate (shift).
 const APM_RATE: i32 = PARAMS.apm_rate;
 
-/// Logistic function on lpaq's fixed-point scales: `d` is ln(p/(1-p)) · 256 in [-2047, 2047],
-/// the result p · 4096 in [1, 4095]. Integer interpolation, so identical everywhere.
-fn squash(d: i32) -> i32 {
-    const T: [i32; 33] = [
-        1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994,
-        3348, 3607, 3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094,
-    ];
-    if d > 2047 {
-        return 4095;
-    }
-    if d < -2047 {
-        return 1;
-    }
-    let w = d & 127;
-    let i = ((d >> 7) + 16) as usize;
-    ((T[i] * (128 - w) + T[i + 1] * w + 64) >> 7).clamp(1, 4095)
-}
-
-/// Inverse of [`squash`] as a table over 12-bit probabilities.
-fn stretch_table() -> Vec<i16> {
-    let mut t = vec![0i16; 4096];
-    let mut next = 0usize;
-    for x in -2047..=2047 {
-        let v = squash(x) as usize;
-        for slot in t.iter_mut().take(v + 1).skip(next) {
-            *slot = x as i16;
-        }
-        next = next.max(v + 1);
-    }
-    for slot in t.iter_mut().skip(next) {
-        *slot = 2047;
-    }
-    t
-}
-
-/// Quantizes a count into 16 levels, exact up to 7, then roughly logarithmic.
-fn count_level(n: u32) -> usize {
-    match n {
-        0..=7 => n as usize,
-        8..=11 => 8,
-        12..=15 => 9,
-        16..=23 => 10,
-        24..=31 => 11,
-        32..=47 => 12,
-        48..=63 => 13,
-        64..=95 => 14,
-        _ => 15,
-    }
-}
-
-/// Count states per context: 16 × 16 count levels, times "has only one successor byte".
-const STATES: usize = 2 * 16 * 16;
-
-/// An adaptive map from a count state to a probability (16-bit), learning at rate 1/(n + 1.5).
-#[derive(Clone)]
-struct StateMap {
-    p: Vec<u16>,
-    n: Vec<u16>,
-}
-
-impl StateMap {
-    fn new() -> StateMap {
-        let mut p = vec![0u16; STATES];
-        for (s, slot) in p.iter_mut().enumerate() {
-            // Start from the count ratio of the state's levels (their lower ends).
-            let (n0, n1) = ((s >> 4) & 15, s & 15);
-            *slot = (((n1 as u32 * 2 + 1) << 16) / (2 * (n0 + n1) as u32 + 2)).min(65535) as u16;
-        }
-        StateMap {
-            p,
-            n: vec![0; STATES],
-        }
-    }
-
-    fn update(&mut self, state: usize, bit: u32, recip: &[u32]) {
-        let n = u32::from(self.n[state]);
-        let p = i64::from(self.p[state]);
-        let target = if bit == 1 { 65535 } else { 0 };
-        let p = p + (((target - p) * i64::from(recip[n as usize])) >> 16);
-        self.p[state] = p.clamp(0, 65535) as u16;
-        if n < STATE_LIMIT {
-            self.n[state] = (n + 1) as u16;
-        }
-    }
-}
-
-/// Secondary estimation: refines a probability given a context, by interpolating between 33
-/// learned points along the stretched probability.
-struct Apm {
-    t: Vec<u16>,
-}
-
-impl Apm {
-    fn new(contexts: usize) -> Apm {
-        let mut t = vec![0u16; contexts * 33];
-        for (i, slot) in t.iter_mut().enumerate() {
-            *slot = (squash(((i % 33) as i32 - 16) * 128) * 16) as u16;
-        }
-        Apm { t }
-    }
-
-    /// Returns the refined 12-bit probability and the table slot to update.
-    fn predict(&self, st: i32, context: usize) -> (i32, u32) {
-        let pos = (st.clamp(-2047, 2047) + 2048) as usize; // 1..=4095
-        let lo = context * 33 + (pos >> 7);
-        let w = (pos & 127) as u32;
-        let p = (u32::from(self.t[lo]) * (128 - w) + u32::from(self.t[lo + 1]) * w) >> 11;
-        let nearest = if w < 64 { lo } else { lo + 1 };
-        ((p as i32).clamp(1, 4095), nearest as u32)
-    }
-
-    fn update(&mut self, slot: u32, bit: u32) {
-        let target: i32 = if bit == 1 { 65535 } else { 0 };
-        let v = &mut self.t[slot as usize];
-        let cur = i32::from(*v);
-        *v = (cur + ((target - cur) >> APM_RATE)).clamp(0, 65535) as u16;
-    }
-}
-
-/// One step of online gradient descent on coding cost for a mixer whose output was `st`.
-fn train(weights: &mut [i32; INPUTS], inputs: &[i16; INPUTS], st: i32, bit: u32) {
-    let err = ((bit as i32) << 12) - squash(st);
-    for (w, &x) in weights.iter_mut().zip(inputs) {
-        *w = (*w + ((i32::from(x) * err) >> MIX_SHIFT)).clamp(-MAX_WEIGHT, MAX_WEIGHT);
-    }
-}
-
-/// Successor counts of one context: (byte, count) pairs, few per context.
-///
-/// Most contexts of the higher orders are followed by a single byte ever, so that case is stored
-/// inline (16 bytes per table entry, no allocation): it more than halves the tables' memory on
-/// text with many distinct contexts.
-#[derive(Clone)]
-// The box keeps the enum at 16 bytes (a bare Vec would make every entry 32): the rare second
-// allocation buys the common case half the memory.
-#[allow(clippy::box_collection)]
-enum Successors {
-    One((u8, u32)),
-    Many(Box<Vec<(u8, u32)>>),
-}
-
-impl Successors {
-    fn entries(&self) -> &[(u8, u32)] {
-        match self {
-            Successors::One(e) => std::slice::from_ref(e),
-            Successors::Many(v) => v,
-        }
-    }
-
-    /// Counts one more `byte` after this context.
-    fn count(&mut self, byte: u8) {
-        match self {
-            Successors::One(e) if e.0 == byte => e.1 = e.1.saturating_add(1),
-            Successors::One(e) => *self = Successors::Many(Box::new(vec![*e, (byte, 1)])),
-            Successors::Many(v) => match v.iter_mut().find(|(b, _)| *b == byte) {
-                Some(e) => e.1 = e.1.saturating_add(1),
-                None => v.push((byte, 1)),
-            },
-        }
-    }
-}
-
-/// Context keys are already well-mixed hashes; hashing them again would only cost time.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys are hashed")
-    }
-    fn write_u64(&mut self, k: u64) {
-        self.0 = k;
-    }
-}
-
-type Table = HashMap<u64, Successors, BuildHasherDefault<KeyHasher>>;
-
-/// Scrambles a context into a well-spread 64-bit key (a splitmix-style finalizer).
-fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 29;
-    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^ (x >> 32)
-}
-
 /// What one row remembers between predicting a byte and learning from it.
 #[derive(Clone)]
 struct RowState {
@@ -366,10 +180,8 @@ struct RowState {
     apm_slot: Vec<u32>,
     predicted: bool,
     started: bool,
-    /// Match model: where the current context occurred before (row, position of the byte that
-    /// followed it) and for how many bytes the match has held since.
-    match_at: Option<(u32, u32)>,
-    match_len: u32,
+    /// Where the match model points.
+    matched: Match,
 }
 
 impl RowState {
@@ -388,8 +200,7 @@ impl RowState {
             apm_slot: vec![0; 256],
             predicted: false,
             started: false,
-            match_at: None,
-            match_len: 0,
+            matched: Match::default(),
         }
     }
 
@@ -432,9 +243,7 @@ impl RowState {
 struct Shared {
     tables: Vec<Table>,
     maps: Vec<StateMap>,
-    /// Every row's bytes so far, and where each context of MATCH_MIN bytes was last seen.
-    texts: Vec<Vec<u8>>,
-    match_index: HashMap<u64, (u32, u32), BuildHasherDefault<KeyHasher>>,
+    matches: MatchModel,
     /// Mixer weights (16.16 fixed point), one set per node.
     weights: Vec<[i32; INPUTS]>,
     /// Second mixer: one set per (highest order with counts at the node, whether that order
@@ -467,16 +276,13 @@ impl Shared {
                 }
                 maps
             },
-            texts: vec![Vec::new(); rows],
-            match_index: HashMap::default(),
+            matches: MatchModel::new(rows, MATCH_MIN),
             weights: vec![w; 256],
             weights2: vec![w; SECOND_MIXER_SETS],
             weights3: vec![w; 256],
-            apm: Apm::new(256 * 256),
+            apm: Apm::new(256 * 256, APM_RATE),
             stretch: stretch_table(),
-            recip: (0..=STATE_LIMIT)
-                .map(|n| (65536.0 * 2.0 / (2.0 * f64::from(n) + 3.0)) as u32)
-                .collect(),
+            recip: state_map::rates(STATE_LIMIT),
         }
     }
 
@@ -510,11 +316,10 @@ impl Shared {
         }
         let prev = (row.history & 0xFF) as usize;
         // The match model's next byte, as a leaf index.
-        let expected = row.match_at.and_then(|(r, p)| {
-            self.texts[r as usize]
-                .get(p as usize)
-                .map(|&b| 256 + b as usize)
-        });
+        let expected = self
+            .matches
+            .expected(&row.matched)
+            .map(|b| 256 + b as usize);
         // Nodes top down (a parent before its children), so each node knows the probability of
         // reaching it. Nodes the mix would hardly change the cost of are left to the inner model.
         let mut prob = [0f32; 512];
@@ -547,9 +352,7 @@ impl Shared {
                             top = k + 1;
                             top_det = usize::from(n0 == 0 || n1 == 0);
                         }
-                        let s = (usize::from(single[k]) << 8)
-                            | (count_level(n0) << 4)
-                            | count_level(n1);
+                        let s = count_state(single[k], n0, n1);
                         states[k] = s as u16;
                         inputs[INNER_INPUTS + k] = self.stretch[(self.maps[k].p[s] >> 4) as usize];
                     }
@@ -560,7 +363,7 @@ impl Shared {
                 if let Some(e) = expected {
                     if e >> (8 - depth) == n {
                         let bit = (e >> (7 - depth)) & 1;
-                        let st = (row.match_len.min(15) as usize) * 2 + bit;
+                        let st = (row.matched.len.min(15) as usize) * 2 + bit;
                         states[m] = st as u16;
                         inputs[INNER_INPUTS + m] = self.stretch[(self.maps[m].p[st] >> 4) as usize];
                     }
@@ -568,17 +371,9 @@ impl Shared {
                 inputs[INPUTS - 1] = 256;
                 let sel = (top * 2 + top_det) * 8 + depth;
                 row.select[n] = sel as u16;
-                let dot = |w: &[i32; INPUTS]| -> i32 {
-                    let d: i64 = inputs
-                        .iter()
-                        .zip(w.iter())
-                        .map(|(&x, &w)| i64::from(x) * i64::from(w))
-                        .sum();
-                    (d >> 16).clamp(-2047, 2047) as i32
-                };
-                let st1 = dot(&self.weights[n]);
-                let st2 = dot(&self.weights2[sel]);
-                let st3 = dot(&self.weights3[prev]);
+                let st1 = mixer::dot(inputs, &self.weights[n]);
+                let st2 = mixer::dot(inputs, &self.weights2[sel]);
+                let st3 = mixer::dot(inputs, &self.weights3[prev]);
                 row.mixer_out[n] = [st1, st2, st3];
                 let st = (st1 + st2 + st3) / 3;
                 row.mixed[n] = st;
@@ -607,17 +402,17 @@ impl Shared {
                 let bit = u32::from((byte >> i) & 1);
                 let inputs = &row.inputs[n];
                 let [st1, st2, st3] = row.mixer_out[n];
-                train(&mut self.weights[n], inputs, st1, bit);
-                train(
-                    &mut self.weights2[usize::from(row.select[n])],
-                    inputs,
-                    st2,
-                    bit,
-                );
-                train(&mut self.weights3[prev], inputs, st3, bit);
+                let sets = [
+                    (&mut self.weights[n], st1),
+                    (&mut self.weights2[usize::from(row.select[n])], st2),
+                    (&mut self.weights3[prev], st3),
+                ];
+                for (weights, st) in sets {
+                    mixer::train(weights, inputs, st, bit, MIX_SHIFT, MAX_WEIGHT);
+                }
                 for (k, &s) in row.states[n].iter().enumerate() {
                     if s != u16::MAX {
-                        self.maps[k].update(s as usize, bit, &self.recip);
+                        self.maps[k].update(s as usize, bit, &self.recip, STATE_LIMIT);
                     }
                 }
                 self.apm.update(row.apm_slot[n], bit);
@@ -625,35 +420,12 @@ impl Shared {
             }
         }
         for (k, key) in row.keys.iter().enumerate() {
-            let Some(key) = *key else { continue };
-            self.tables[k]
-                .entry(key)
-                .and_modify(|s| s.count(byte))
-                .or_insert(Successors::One((byte, 1)));
-        }
-        // Match model: follow or drop the match, then index the context ending here.
-        if let Some((r, p)) = row.match_at {
-            if self.texts[r as usize].get(p as usize) == Some(&byte) {
-                row.match_at = Some((r, p + 1));
-                row.match_len += 1;
-            } else {
-                row.match_at = None;
-                row.match_len = 0;
+            if let Some(key) = *key {
+                context::count(&mut self.tables[k], key, byte);
             }
         }
-        self.texts[index].push(byte);
-        if row.len + 1 >= MATCH_MIN {
-            let h = (row.history << 8) | u64::from(byte);
-            let key = mix64((h & ((1u64 << (8 * MATCH_MIN)) - 1)) ^ (0xC3 << 56));
-            let here = (index as u32, self.texts[index].len() as u32);
-            if row.match_at.is_none() {
-                if let Some(&found) = self.match_index.get(&key) {
-                    row.match_at = Some(found);
-                    row.match_len = 0;
-                }
-            }
-            self.match_index.insert(key, here);
-        }
+        self.matches
+            .learn(index, &mut row.matched, row.history, row.len, byte);
     }
 }
 
@@ -707,10 +479,17 @@ impl LanguageModel for BitMixed {
         own.saturating_add(self.inner.working_memory(shape))
     }
 
-    fn reset(&mut self, rows: usize) -> Result<()> {
+    fn start_block(&mut self, rows: usize) -> Result<()> {
         self.shared = Shared::new(rows);
         self.rows = vec![RowState::new(); rows];
-        self.inner.reset(rows)
+        self.inner.start_block(rows)
+    }
+
+    /// `gru-cm` forgets its statistics at a slide too, as it always has: its archives made with
+    /// `--window` (tests/golden/gru-cm-window.txt) depend on it. A successor model that keeps
+    /// them must come under a new name (docs/format.md, "Compatibility").
+    fn slide(&mut self, rows: usize) -> Result<()> {
+        self.start_block(rows)
     }
 
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
@@ -787,7 +566,8 @@ mod tests {
 
     fn compress_with(model: &mut BitMixed, data: &[u8]) -> (Vec<u8>, f64) {
         let mut decoder = BitMixed::new(Uniform::boxed()).unwrap();
-        round_trip(model, &mut decoder, data, &schedule())
+        let (archive, summary) = round_trip(model, &mut decoder, data, &schedule());
+        (archive, summary.ideal_bits / data.len().max(1) as f64)
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::rng::SplitMix64;
 use crate::models::{save_dir, Cell, RnnConfig, RnnLayer, CONFIG_FILE, WEIGHTS_FILE};
-use crate::{Error, Result};
+use crate::{Error, Observer, Result};
 
 pub use corpus::Corpus;
 pub use curve::{write_csv, write_svg, CurvePoint};
@@ -98,18 +98,6 @@ impl TrainState {
     /// Training throughput in bytes of text per second, validation passes excluded.
     pub fn bytes_per_second(&self) -> f64 {
         self.bytes_seen as f64 / (self.seconds - self.eval_seconds).max(1e-9)
-    }
-}
-
-/// Called after every step (`bytes_seen`, last loss in bits/byte) and every evaluation.
-pub trait TrainObserver {
-    /// Called after every optimizer step.
-    fn step(&mut self, _state: &TrainState, _loss_bpc: f64) {}
-    /// Called after every evaluation.
-    fn evaluated(&mut self, _point: &CurvePoint) {}
-    /// Returning `true` stops training at the next step.
-    fn cancelled(&self) -> bool {
-        false
     }
 }
 
@@ -358,7 +346,7 @@ pub fn train(
     out_dir: &Path,
     resume: bool,
     device: &Device,
-    observer: &mut dyn TrainObserver,
+    observer: &mut dyn Observer,
 ) -> Result<TrainState> {
     let cfg = &opts.model;
     let (tensors, mut state) = if resume {
@@ -481,7 +469,8 @@ pub fn train(
         state.steps += 1;
         state.bytes_seen += (b * t) as u64;
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
-        observer.step(&state, bpc);
+        observer.progress(state.bytes_seen);
+        observer.trained(&state, bpc);
         if state.bytes_seen >= next_eval || state.bytes_seen >= opts.train_bytes {
             next_eval += opts.eval_every;
             let eval_start = Instant::now();
@@ -530,8 +519,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> Result<T> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::InvalidSetting(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::InvalidSetting(format!("{} is not valid: {e}", path.display())))
 }
@@ -563,7 +551,7 @@ mod tests {
             ..Default::default()
         };
         struct Quiet;
-        impl TrainObserver for Quiet {}
+        impl crate::Observer for Quiet {}
         let state = train(&corpus, &opts, dir.path(), false, &Device::Cpu, &mut Quiet).unwrap();
         let first = state.curve.first().unwrap().valid_bpc;
         let last = state.curve.last().unwrap().valid_bpc;
@@ -609,7 +597,7 @@ mod tests {
             ..Default::default()
         };
         struct Quiet;
-        impl TrainObserver for Quiet {}
+        impl crate::Observer for Quiet {}
         let run = |corpus: &Corpus| {
             let out = tempfile::tempdir().unwrap();
             let state = train(corpus, &opts, out.path(), false, &Device::Cpu, &mut Quiet).unwrap();

@@ -18,25 +18,13 @@ mod schedule;
 use std::io::{Read, Write};
 
 use crate::coder::{BlockDecoder, BlockEncoder};
-use crate::format::{self, BlockHeader, Header, Trailer};
+use crate::format::{self, ArchiveReader, BlockHeader, Header, Trailer};
 use crate::models::LanguageModel;
+use crate::observer::{check_cancel, Observer};
 use crate::stats::{Profile, Stage};
 use crate::{Error, Result};
 
 pub use schedule::{segment_lengths, Schedule, ScheduleOptions, MIN_WINDOW};
-
-/// Hooks for progress display, cancellation and side measurements. All methods have no-op
-/// defaults.
-pub trait Observer {
-    /// `bytes` of the original data have been processed so far (approximate within a block).
-    fn progress(&mut self, _bytes: u64) {}
-    /// Returning `true` stops the run with [`Error::Interrupted`] at the next step.
-    fn cancelled(&self) -> bool {
-        false
-    }
-    /// Sees every block of original data (e.g. to run a baseline compressor on the same bytes).
-    fn original_block(&mut self, _data: &[u8]) {}
-}
 
 /// Working memory a model may use beyond its weights, by default.
 ///
@@ -86,10 +74,6 @@ fn rows_within(
                 .into(),
         })
 }
-
-/// An observer that does nothing.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// What a compression or decompression did.
 #[derive(Debug, Clone, Default)]
@@ -238,11 +222,7 @@ impl<W: Write> ArchiveWriter<W> {
                     &lengths,
                     schedule.window as usize,
                     &mut summary.profile,
-                    |done| {
-                        check_cancel(observer)?;
-                        observer.progress(start + block_len * done as u64 / total);
-                        Ok(())
-                    },
+                    |done| block_progress(observer, start, block_len, done as u64, total),
                     |row, t, probs| {
                         let token = tokens[offsets[row] + t];
                         encoder.encode(probs, token)?;
@@ -310,8 +290,7 @@ impl<W: Write> ArchiveWriter<W> {
 
 /// Reads an archive: first the header (so the caller can pick the model it names), then the data.
 pub struct Decompressor<R> {
-    input: CountingReader<R>,
-    header: Header,
+    reader: ArchiveReader<R>,
     model_checked: bool,
     finished: bool,
     payload: Vec<u8>,
@@ -322,11 +301,8 @@ pub struct Decompressor<R> {
 impl<R: Read> Decompressor<R> {
     /// Reads and validates the header.
     pub fn new(input: R) -> Result<Self> {
-        let mut input = CountingReader::new(input);
-        let header = Header::read(&mut input)?;
         Ok(Decompressor {
-            input,
-            header,
+            reader: ArchiveReader::new(input)?,
             model_checked: false,
             finished: false,
             payload: Vec::new(),
@@ -337,13 +313,13 @@ impl<R: Read> Decompressor<R> {
 
     /// The archive header (read by [`Decompressor::new`]).
     pub fn header(&self) -> &Header {
-        &self.header
+        self.reader.header()
     }
 
     /// Refuses a model or backend that cannot reproduce the archive's probabilities.
     pub fn check_model(&self, model: &dyn LanguageModel) -> Result<()> {
         let info = model.info();
-        let h = &self.header;
+        let h = self.header();
         if info.fingerprint != h.fingerprint {
             return Err(Error::ModelMismatch {
                 needed_name: h.model_name.clone(),
@@ -404,42 +380,38 @@ impl<R: Read> Decompressor<R> {
             self.check_model(model)?;
             self.model_checked = true;
         }
-        let schedule = self.header.schedule;
+        let schedule = self.header().schedule;
+        let reader = &mut self.reader;
         let summary = &mut self.summary;
-        let input = &mut self.input;
-        let header = summary
-            .profile
-            .time(Stage::Read, || BlockHeader::read(input, &schedule))?;
+        let header = summary.profile.time(Stage::Read, || reader.next_block())?;
         let (len, crc) = match header {
-            BlockHeader::End => {
-                let trailer = Trailer::read(&mut self.input)?;
-                format::expect_end(&mut self.input)?;
+            None => {
+                let trailer = *reader.trailer().expect("read at the end");
                 let crc_ok =
                     trailer.crc == self.crc_all.clone().finalize() || !format::ENFORCE_CHECKSUMS;
-                if trailer.original_len != self.summary.original_len || !crc_ok {
-                    return Err(
-                        self.corruption("the length or checksum of the whole file does not match")
-                    );
+                if !crc_ok {
+                    return Err(self.corruption("the checksum of the whole file does not match"));
                 }
-                self.summary.archive_len = self.input.count;
+                self.summary.archive_len = self.reader.bytes_read();
                 self.finished = true;
                 return Ok(false);
             }
-            BlockHeader::Stored { len, crc } => {
+            Some(BlockHeader::End) => unreachable!("the reader never returns the end marker"),
+            Some(BlockHeader::Stored { len, crc }) => {
                 summary
                     .profile
-                    .time(Stage::Read, || format::read_payload(input, len, block))?;
+                    .time(Stage::Read, || reader.read_payload(block))?;
                 summary.stored_blocks += 1;
                 (len, crc)
             }
-            BlockHeader::Coded {
+            Some(BlockHeader::Coded {
                 len,
                 tokens,
                 segments,
-                payload_len,
                 payload_crc,
                 crc,
-            } => {
+                ..
+            }) => {
                 let needed = model.working_memory(&schedule.batch_shape(segments, tokens, len));
                 if needed > limits.memory {
                     return Err(Error::MemoryLimit {
@@ -453,9 +425,9 @@ impl<R: Read> Decompressor<R> {
                     });
                 }
                 let payload = &mut self.payload;
-                summary.profile.time(Stage::Read, || {
-                    format::read_payload(input, payload_len, payload)
-                })?;
+                summary
+                    .profile
+                    .time(Stage::Read, || reader.read_payload(payload))?;
                 if crc32fast::hash(payload) != payload_crc && format::ENFORCE_CHECKSUMS {
                     return Err(Error::Corrupt(
                         "a block's coded data does not match its checksum".into(),
@@ -472,11 +444,7 @@ impl<R: Read> Decompressor<R> {
                     &lengths,
                     schedule.window as usize,
                     &mut summary.profile,
-                    |done| {
-                        check_cancel(observer)?;
-                        observer.progress(start + len * done as u64 / tokens);
-                        Ok(())
-                    },
+                    |done| block_progress(observer, start, len, done as u64, tokens),
                     |row, _t, probs| {
                         let token = decoder.decode(probs)?;
                         debug_assert!(token < vocab);
@@ -514,12 +482,12 @@ impl<R: Read> Decompressor<R> {
     /// A corruption error that also points at a platform difference, the one innocent cause.
     fn corruption(&self, what: &str) -> Error {
         let here = crate::models::platform();
+        let made_on = &self.header().backend.platform;
         let mut msg = what.to_string();
-        if self.header.backend.platform != here {
+        if *made_on != here {
             msg.push_str(&format!(
-                " (the archive was made on {}, this machine is {here}: floating-point kernels can \
-                 differ between CPU families, so decompress it on a {} machine)",
-                self.header.backend.platform, self.header.backend.platform
+                " (the archive was made on {made_on}, this machine is {here}: floating-point \
+                 kernels can differ between CPU families, so decompress it on a {made_on} machine)"
             ));
         }
         Error::Corrupt(msg)
@@ -549,10 +517,9 @@ pub struct ArchiveInfo {
 
 /// Walks an archive's structure (header, block headers, trailer) without decoding.
 pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
-    let mut input = CountingReader::new(input);
-    let header = Header::read(&mut input)?;
+    let mut reader = ArchiveReader::new(input)?;
     let mut info = ArchiveInfo {
-        header: header.clone(),
+        header: reader.header().clone(),
         archive_len: 0,
         original_len: 0,
         coded_blocks: 0,
@@ -561,9 +528,9 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
         payload_bytes: 0,
         crc: 0,
     };
-    loop {
-        let (len, skip) = match BlockHeader::read(&mut input, &header.schedule)? {
-            BlockHeader::End => break,
+    while let Some(block) = reader.next_block()? {
+        let (len, payload) = match block {
+            BlockHeader::End => unreachable!("the reader never returns the end marker"),
             BlockHeader::Stored { len, .. } => {
                 info.stored_blocks += 1;
                 (len, len)
@@ -579,24 +546,12 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
                 (len, payload_len)
             }
         };
-        let skipped = std::io::copy(&mut (&mut input).take(skip), &mut std::io::sink())?;
-        if skipped < skip {
-            return Err(Error::Truncated(
-                "the file ends inside a block payload".into(),
-            ));
-        }
+        reader.skip_payload()?;
         info.original_len += len;
-        info.payload_bytes += skip;
+        info.payload_bytes += payload;
     }
-    let trailer = Trailer::read(&mut input)?;
-    format::expect_end(&mut input)?;
-    if trailer.original_len != info.original_len {
-        return Err(Error::Corrupt(
-            "the trailer's length does not match the blocks".into(),
-        ));
-    }
-    info.crc = trailer.crc;
-    info.archive_len = input.count;
+    info.crc = reader.trailer().expect("read at the end").crc;
+    info.archive_len = reader.bytes_read();
     Ok(info)
 }
 
@@ -623,12 +578,18 @@ fn looks_incompressible(block: &[u8]) -> bool {
     entropy > 7.9
 }
 
-fn check_cancel(observer: &dyn Observer) -> Result<()> {
-    if observer.cancelled() {
-        Err(Error::Interrupted)
-    } else {
-        Ok(())
-    }
+/// Reports progress within a block (`done` of its `tokens` coded, the block starting at `start`
+/// original bytes) and stops if the observer asks to.
+fn block_progress(
+    observer: &mut dyn Observer,
+    start: u64,
+    block_len: u64,
+    done: u64,
+    tokens: u64,
+) -> Result<()> {
+    check_cancel(observer)?;
+    observer.progress(start + block_len * done / tokens.max(1));
+    Ok(())
 }
 
 fn offsets(lengths: &[usize]) -> Vec<usize> {
@@ -668,25 +629,6 @@ impl<W: Write> Write for CountingWriter<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: Read> CountingReader<R> {
-    fn new(inner: R) -> Self {
-        CountingReader { inner, count: 0 }
-    }
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
     }
 }
 

@@ -27,9 +27,7 @@ impl Text {
         let mut files = Vec::with_capacity(paths.len());
         let mut len = 0u64;
         for p in paths {
-            let fail = |e: std::io::Error| {
-                Error::InvalidSetting(format!("cannot read {}: {e}", p.display()))
-            };
+            let fail = |e: std::io::Error| Error::file(p, e);
             let file = File::open(p).map_err(fail)?;
             let size = file.metadata().map_err(fail)?.len();
             if size > 0 {
@@ -67,9 +65,8 @@ impl Text {
                         break;
                     }
                     let at = offset + filled as u64 - start;
-                    let n = read_file_at(file, &mut buf[filled..], at).map_err(|e| {
-                        Error::InvalidSetting(format!("cannot read {}: {e}", path.display()))
-                    })?;
+                    let n = read_file_at(file, &mut buf[filled..], at)
+                        .map_err(|e| Error::file(path, e))?;
                     filled += n;
                 }
                 if filled < buf.len() {
@@ -202,8 +199,7 @@ impl Corpus {
 /// Adds the regular files at or below `path` to `out`. `seen` holds the directories already
 /// walked (canonical paths), so a symbolic-link loop is entered once.
 fn collect(path: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Result<()> {
-    let fail =
-        |e: std::io::Error| Error::InvalidSetting(format!("cannot read {}: {e}", path.display()));
+    let fail = |e: std::io::Error| Error::file(path, e);
     let meta = std::fs::metadata(path).map_err(fail)?;
     if meta.is_dir() {
         if !seen.insert(std::fs::canonicalize(path).map_err(fail)?) {
@@ -236,6 +232,21 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A missing file is a file error naming it, not an "invalid setting".
+    #[test]
+    fn unreadable_files_are_file_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.txt");
+        let Err(err) = Corpus::load(std::slice::from_ref(&missing), &[]) else {
+            panic!("a missing file was accepted");
+        };
+        assert!(
+            matches!(&err, Error::File { path, .. } if *path == missing),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("nope.txt"), "{err}");
+    }
 
     #[test]
     fn reads_across_file_boundaries_like_the_concatenation() {

@@ -1,9 +1,10 @@
 //! Test doubles shared by the model wrappers' tests.
 
 use super::{Backend, BatchShape, Fingerprint, LanguageModel, ModelInfo};
-use crate::codec::{compress, Decompressor, Limits, Schedule, Silent};
+use crate::codec::{compress, Decompressor, Limits, Schedule, Summary};
 use crate::tokenization::{ByteTokenizer, Tokenizer};
 use crate::Result;
+use crate::Silent;
 
 /// Predicts uniformly over bytes: everything a wrapper gains comes from its own statistics.
 pub struct Uniform {
@@ -39,9 +40,12 @@ impl LanguageModel for Uniform {
     fn working_memory(&self, shape: &BatchShape) -> u64 {
         shape.rows * 256 * 4
     }
-    fn reset(&mut self, rows: usize) -> Result<()> {
+    fn start_block(&mut self, rows: usize) -> Result<()> {
         self.rows = rows;
         Ok(())
+    }
+    fn slide(&mut self, rows: usize) -> Result<()> {
+        self.start_block(rows)
     }
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
         assert_eq!(inputs.len(), self.rows);
@@ -71,22 +75,26 @@ impl LanguageModel for Wide {
     fn working_memory(&self, shape: &BatchShape) -> u64 {
         self.0.working_memory(shape)
     }
-    fn reset(&mut self, rows: usize) -> Result<()> {
-        self.0.reset(rows)
+    fn start_block(&mut self, rows: usize) -> Result<()> {
+        self.0.start_block(rows)
+    }
+    fn slide(&mut self, rows: usize) -> Result<()> {
+        self.0.slide(rows)
     }
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
         self.0.step(inputs)
     }
 }
 
-/// Compresses `data` with `encoder`, decompresses it with `decoder`, requires the same bytes
-/// back, and returns the archive with the ideal cost in bits per byte.
+/// The library's one round trip for tests: compresses `data` with `encoder`, decompresses it
+/// with `decoder`, requires the same bytes back and a summary that counts the archive, and
+/// returns the archive with the compression summary.
 pub fn round_trip(
     encoder: &mut dyn LanguageModel,
     decoder: &mut dyn LanguageModel,
     data: &[u8],
     schedule: &Schedule,
-) -> (Vec<u8>, f64) {
+) -> (Vec<u8>, Summary) {
     let mut archive = Vec::new();
     let summary = compress(
         &mut &data[..],
@@ -97,11 +105,12 @@ pub fn round_trip(
         &mut Silent,
     )
     .unwrap();
+    assert_eq!(summary.archive_len, archive.len() as u64);
     let mut back = Vec::new();
     Decompressor::new(archive.as_slice())
         .unwrap()
         .run(&mut back, decoder, &Limits::default(), &mut Silent)
         .unwrap();
     assert!(back == data, "round trip changed the data");
-    (archive, summary.ideal_bits / data.len().max(1) as f64)
+    (archive, summary)
 }

@@ -17,22 +17,28 @@
 //!
 //! The command-line tool in `src/main.rs` is a thin layer over this crate.
 
-pub mod baseline;
-pub mod bench;
 pub mod codec;
 pub mod coder;
 pub mod error;
 pub mod format;
+mod mixing;
 pub mod models;
+pub mod observer;
+pub mod registry;
 pub mod stats;
 mod stream;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod tokenization;
+#[cfg(feature = "train")]
 pub mod train;
 
 pub use error::{Error, Result};
+pub use observer::{Observer, Silent};
+pub use registry::Registry;
 pub use stream::{decode_all, encode_all, Decoder, Encoder, Options};
 
 /// The README's Rust examples, compiled and run as doc tests.
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
