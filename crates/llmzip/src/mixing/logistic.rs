@@ -43,10 +43,18 @@ mod tests {
 
     #[test]
     fn stretch_inverts_squash() {
-        let stretch = stretch_table();
+        let t = stretch_table();
+        for (p, &st) in t.iter().enumerate().take(4095).skip(1) {
+            let back = squash(i32::from(st));
+            assert!(
+                (back - p as i32).abs() <= 1 + p as i32 / 64,
+                "{p} -> {st} -> {back}"
+            );
+        }
+        assert!(t[1] < -1500 && t[4095] > 1500 && t[2048].abs() < 8);
+        // The smallest stretched value that squashes to at least p.
         for p in 1..4096 {
-            // The smallest stretched value that squashes to at least p.
-            let x = i32::from(stretch[p as usize]);
+            let x = i32::from(t[p as usize]);
             if x < 2047 {
                 assert!(squash(x) >= p, "p = {p}");
             }

@@ -51,7 +51,7 @@ use rayon::prelude::*;
 
 use super::{byte_wrapper_info, check_step, BatchShape, LanguageModel, ModelInfo};
 use crate::mixing::apm::Apm;
-use crate::mixing::context::{self, mix64, Table};
+use crate::mixing::context::{mix64, DirectTable, HashedTable, Store, Table};
 use crate::mixing::logistic::{squash, stretch_table};
 use crate::mixing::match_model::{Match, MatchModel};
 use crate::mixing::mixer;
@@ -103,6 +103,42 @@ pub(crate) const PARAMS: Params = Params {
     match_initial: (58982, 6554),
     segment_tokens: 4 << 10,
 };
+
+/// What `gru-cm2` adds to [`PARAMS`] (hashed into its fingerprint, not into `gru-cm`'s):
+/// fixed-size tables, so memory no longer grows with the block, and statistics that survive a
+/// context-window slide.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Bounded {
+    /// Orders up to this one count in direct tables (one place per context, nothing forgotten).
+    pub direct_orders: usize,
+    /// Every other context kind counts in a hashed table of 2^table_bits slots.
+    pub table_bits: u32,
+    /// The match model's index has 2^match_bits entries.
+    pub match_bits: u32,
+}
+
+/// The tables of `gru-cm2` (chosen on the validation texts, docs/training.md). Memory: 32 MiB of
+/// direct tables, 7 × 11.5 MiB hashed, 16 MiB of match index, at most; pages are touched only as
+/// contexts arrive.
+pub(crate) const BOUNDED: Bounded = Bounded {
+    direct_orders: 2,
+    table_bits: 18,
+    match_bits: 21,
+};
+
+impl Bounded {
+    /// Most bytes the fixed tables take.
+    fn table_bytes(&self) -> u64 {
+        let mut total = MatchModel::index_bytes(self.match_bits);
+        for k in 0..CONTEXTS {
+            total += match ORDERS.get(k) {
+                Some(&order) if order <= self.direct_orders => DirectTable::bytes(order),
+                _ => HashedTable::bytes(self.table_bits),
+            };
+        }
+        total
+    }
+}
 
 /// Byte-context orders with successor counts.
 const ORDERS: [usize; 7] = PARAMS.orders;
@@ -204,7 +240,9 @@ impl RowState {
         }
     }
 
-    fn context_keys(&self) -> [Option<u64>; CONTEXTS] {
+    /// The keys of the current contexts; orders up to `direct_orders` as their raw bytes (for
+    /// direct tables), all others hashed.
+    fn context_keys(&self, direct_orders: usize) -> [Option<u64>; CONTEXTS] {
         let mut keys = [None; CONTEXTS];
         for (k, &order) in ORDERS.iter().enumerate() {
             if self.len >= order {
@@ -213,7 +251,11 @@ impl RowState {
                 } else {
                     (1u64 << (8 * order)) - 1
                 };
-                keys[k] = Some(mix64((self.history & mask) ^ ((k as u64 + 1) << 58)));
+                keys[k] = Some(if order <= direct_orders {
+                    self.history & mask
+                } else {
+                    mix64((self.history & mask) ^ ((k as u64 + 1) << 58))
+                });
             }
         }
         keys[ORDERS.len()] = Some(mix64(self.word ^ (0xA1 << 56)));
@@ -241,7 +283,9 @@ impl RowState {
 
 /// The tables shared by all rows, read while predicting and written while learning.
 struct Shared {
-    tables: Vec<Table>,
+    tables: Vec<Store>,
+    /// Orders keyed by their raw bytes (direct tables); 0 for `gru-cm`.
+    direct_orders: usize,
     maps: Vec<StateMap>,
     matches: MatchModel,
     /// Mixer weights (16.16 fixed point), one set per node.
@@ -258,11 +302,21 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(rows: usize) -> Shared {
+    fn new(rows: usize, bounded: Option<&Bounded>) -> Shared {
         let mut w = [PARAMS.initial_weights.1; INPUTS];
         w[0] = PARAMS.initial_weights.0;
+        let tables = (0..CONTEXTS)
+            .map(|k| match (bounded, ORDERS.get(k)) {
+                (None, _) => Store::Growing(Table::default()),
+                (Some(b), Some(&order)) if order <= b.direct_orders => {
+                    Store::Direct(DirectTable::new(order))
+                }
+                (Some(b), _) => Store::Hashed(HashedTable::new(b.table_bits)),
+            })
+            .collect();
         Shared {
-            tables: vec![Table::default(); CONTEXTS],
+            tables,
+            direct_orders: bounded.map_or(0, |b| b.direct_orders),
             maps: {
                 // The match model's states are (length, expected bit): start by trusting the
                 // expected bit 9 times in 10.
@@ -276,7 +330,10 @@ impl Shared {
                 }
                 maps
             },
-            matches: MatchModel::new(rows, MATCH_MIN),
+            matches: match bounded {
+                None => MatchModel::new(rows, MATCH_MIN),
+                Some(b) => MatchModel::bounded(rows, MATCH_MIN, b.match_bits),
+            },
             weights: vec![w; 256],
             weights2: vec![w; SECOND_MIXER_SETS],
             weights3: vec![w; 256],
@@ -289,7 +346,7 @@ impl Shared {
     /// Predicts one row's next byte from the inner model's distribution `inner`, writes the
     /// byte distribution into `out`, and keeps in `row` what learning from the byte will need.
     fn predict(&self, row: &mut RowState, inner: &[f32], out: &mut [f32]) {
-        row.keys = row.context_keys();
+        row.keys = row.context_keys(self.direct_orders);
         // Subtree sums of the inner distribution: node n covers leaves below it (leaves 256..511).
         let mut tree = [0f32; 512];
         for (b, &p) in inner.iter().enumerate() {
@@ -302,17 +359,16 @@ impl Shared {
         let mut counts = [[0u32; 512]; CONTEXTS];
         let mut single = [false; CONTEXTS];
         for (k, key) in row.keys.iter().enumerate() {
-            let Some(s) = key.and_then(|key| self.tables[k].get(&key)) else {
-                continue;
-            };
-            single[k] = s.entries().len() == 1;
-            for &(b, c) in s.entries() {
+            let Some(key) = *key else { continue };
+            let counts = &mut counts[k];
+            let seen = self.tables[k].visit(key, |b, c| {
                 let mut n = 256 + b as usize;
                 while n > 1 {
-                    counts[k][n] = counts[k][n].saturating_add(c);
+                    counts[n] = counts[n].saturating_add(c);
                     n >>= 1;
                 }
-            }
+            });
+            single[k] = seen == 1;
         }
         let prev = (row.history & 0xFF) as usize;
         // The match model's next byte, as a leaf index.
@@ -421,7 +477,7 @@ impl Shared {
         }
         for (k, key) in row.keys.iter().enumerate() {
             if let Some(key) = *key {
-                context::count(&mut self.tables[k], key, byte);
+                self.tables[k].count(key, byte);
             }
         }
         self.matches
@@ -438,16 +494,27 @@ fn identity(params: &Params) -> String {
     format!("bitmix-2 {params:?} squash={squash:?} levels={levels:?} statemap={initial:?}")
 }
 
+/// `gru-cm2`'s identity: `gru-cm`'s, the fixed tables, and what a slide keeps.
+fn identity_bounded(params: &Params, bounded: &Bounded) -> String {
+    format!(
+        "bitmix-3 {} {bounded:?} slide=keeps-statistics {}",
+        identity(params),
+        crate::mixing::context::hashed_layout()
+    )
+}
+
 /// A byte-level model with bitwise context mixing on top.
 pub struct BitMixed {
     inner: Box<dyn LanguageModel>,
     info: ModelInfo,
+    /// `None` for `gru-cm`: tables that grow, statistics dropped at a slide.
+    bounded: Option<Bounded>,
     shared: Shared,
     rows: Vec<RowState>,
 }
 
 impl BitMixed {
-    /// Wraps a byte-level model (vocabulary of 256).
+    /// Wraps a byte-level model (vocabulary of 256): `NAME-cm`, as `gru-cm`.
     pub fn new(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
         let info = ModelInfo {
             default_segment_tokens: SEGMENT_TOKENS,
@@ -456,9 +523,55 @@ impl BitMixed {
         Ok(BitMixed {
             inner,
             info,
-            shared: Shared::new(0),
+            bounded: None,
+            shared: Shared::new(0, None),
             rows: Vec::new(),
         })
+    }
+
+    /// Wraps a byte-level model with fixed-size tables whose statistics survive a slide:
+    /// `NAME-cm2`, as `gru-cm2`.
+    pub fn bounded(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
+        let params = identity_bounded(&PARAMS, &BOUNDED);
+        let info = ModelInfo {
+            default_segment_tokens: SEGMENT_TOKENS,
+            ..byte_wrapper_info(inner.as_ref(), "cm2", "llmzip-bit-mix", &params)?
+        };
+        Ok(BitMixed {
+            inner,
+            info,
+            bounded: Some(BOUNDED),
+            shared: Shared::new(0, None),
+            rows: Vec::new(),
+        })
+    }
+
+    /// Learns from the symbols just fed, in row order. The first input of a row is BOS. (A row
+    /// whose segment has ended re-feeds its last token; the decoder feeds the same tokens, so
+    /// both sides learn identically.)
+    fn learn(&mut self, inputs: &[u32]) {
+        for (index, (row, &tok)) in self.rows.iter_mut().zip(inputs).enumerate() {
+            if !row.started {
+                row.started = true;
+                continue;
+            }
+            if let Ok(byte) = u8::try_from(tok) {
+                self.shared.learn(index, row, byte);
+                row.push(byte);
+            }
+        }
+    }
+
+    /// Mixes every row's prediction into `probs`, which holds the inner model's.
+    fn predict(&mut self, probs: &mut [f32]) {
+        let shared = &self.shared;
+        self.rows
+            .par_iter_mut()
+            .zip(probs.par_chunks_mut(256))
+            .for_each(|(row, out)| {
+                let inner: [f32; 256] = out.try_into().expect("256 probabilities per row");
+                shared.predict(row, &inner, out);
+            });
     }
 }
 
@@ -472,50 +585,63 @@ impl LanguageModel for BitMixed {
     }
 
     fn working_memory(&self, shape: &BatchShape) -> u64 {
-        let own = shape
-            .rows
-            .saturating_mul(ROW_BYTES)
-            .saturating_add(shape.block_len.saturating_mul(BYTES_PER_BYTE));
+        let tables = match &self.bounded {
+            // The rows' texts (grown by doubling) and the fixed tables.
+            Some(b) => shape
+                .block_len
+                .saturating_mul(2)
+                .saturating_add(b.table_bytes()),
+            None => shape.block_len.saturating_mul(BYTES_PER_BYTE),
+        };
+        let own = shape.rows.saturating_mul(ROW_BYTES).saturating_add(tables);
         own.saturating_add(self.inner.working_memory(shape))
     }
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
-        self.shared = Shared::new(rows);
+        // The old tables go first, so that two sets never coexist.
+        self.shared = Shared::new(0, None);
+        self.shared = Shared::new(rows, self.bounded.as_ref());
         self.rows = vec![RowState::new(); rows];
         self.inner.start_block(rows)
     }
 
     /// `gru-cm` forgets its statistics at a slide too, as it always has: its archives made with
-    /// `--window` (tests/golden/gru-cm-window.txt) depend on it. A successor model that keeps
-    /// them must come under a new name (docs/format.md, "Compatibility").
+    /// `--window` (tests/golden/gru-cm-window.txt) depend on it. `gru-cm2` keeps them, and each
+    /// row's byte history (the bytes are the same after a slide): only the inner model slides.
     fn slide(&mut self, rows: usize) -> Result<()> {
-        self.start_block(rows)
+        if self.bounded.is_some() {
+            self.inner.slide(rows)
+        } else {
+            self.start_block(rows)
+        }
+    }
+
+    /// `gru-cm` steps through the re-fed tokens, learning from them again (the archives made
+    /// with it depend on that). `gru-cm2` has already learned them: the inner model prefills,
+    /// and only the last token of each row (the one just coded) is learned.
+    fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
+        let rows = tokens.len() / len.max(1);
+        if self.bounded.is_none() || len == 0 {
+            let mut probs = Vec::new();
+            for t in 0..len {
+                let column: Vec<u32> = (0..rows).map(|r| tokens[r * len + t]).collect();
+                probs = self.step(&column)?;
+            }
+            return Ok(probs);
+        }
+        let last: Vec<u32> = (0..rows).map(|r| tokens[r * len + len - 1]).collect();
+        check_step(&last, self.rows.len())?;
+        self.learn(&last);
+        let mut probs = self.inner.prefill(tokens, len)?;
+        self.predict(&mut probs);
+        Ok(probs)
     }
 
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
         check_step(inputs, self.rows.len())?;
-        // Learn from the symbols just fed, in row order. The first input of a row is BOS.
-        // (A row whose segment has ended re-feeds its last token; the decoder feeds the same
-        // tokens, so both sides learn identically.)
-        for (index, (row, &tok)) in self.rows.iter_mut().zip(inputs).enumerate() {
-            if !row.started {
-                row.started = true;
-                continue;
-            }
-            if let Ok(byte) = u8::try_from(tok) {
-                self.shared.learn(index, row, byte);
-                row.push(byte);
-            }
-        }
+        self.learn(inputs);
         let mut probs = self.inner.step(inputs)?;
-        let shared = &self.shared;
-        self.rows
-            .par_iter_mut()
-            .zip(probs.par_chunks_mut(256))
-            .for_each(|(row, out)| {
-                let inner: [f32; 256] = out.try_into().expect("256 probabilities per row");
-                shared.predict(row, &inner, out);
-            });
+        self.predict(&mut probs);
         Ok(probs)
     }
 }
@@ -526,19 +652,6 @@ mod tests {
     use crate::codec::Schedule;
     use crate::models::testing::{round_trip, Uniform, Wide};
     use crate::models::Fingerprint;
-
-    #[test]
-    fn stretch_inverts_squash() {
-        let t = stretch_table();
-        for (p, &st) in t.iter().enumerate().take(4095).skip(1) {
-            let back = squash(i32::from(st));
-            assert!(
-                (back - p as i32).abs() <= 1 + p as i32 / 64,
-                "{p} -> {st} -> {back}"
-            );
-        }
-        assert!(t[1] < -1500 && t[4095] > 1500 && t[2048].abs() < 8);
-    }
 
     /// Text with local repetition, a long repeat and some noise, as several uneven segments.
     fn sample() -> Vec<u8> {
@@ -565,9 +678,75 @@ mod tests {
     }
 
     fn compress_with(model: &mut BitMixed, data: &[u8]) -> (Vec<u8>, f64) {
-        let mut decoder = BitMixed::new(Uniform::boxed()).unwrap();
-        let (archive, summary) = round_trip(model, &mut decoder, data, &schedule());
+        compress_scheduled(model, data, &schedule())
+    }
+
+    /// Round trip through a fresh decoder of the same kind; ideal bits per byte.
+    fn compress_scheduled(model: &mut BitMixed, data: &[u8], s: &Schedule) -> (Vec<u8>, f64) {
+        let mut decoder = match model.bounded {
+            None => BitMixed::new(Uniform::boxed()).unwrap(),
+            Some(_) => BitMixed::bounded(Uniform::boxed()).unwrap(),
+        };
+        let (archive, summary) = round_trip(model, &mut decoder, data, s);
         (archive, summary.ideal_bits / data.len().max(1) as f64)
+    }
+
+    /// `gru-cm2` learns like `gru-cm`, from the same code, within fixed tables; its archives
+    /// depend on neither threads nor earlier work; and it is another model, by fingerprint.
+    #[test]
+    fn bounded_tables_learn_and_are_another_model() {
+        let data = sample();
+        let (_, cm) = compress_with(&mut BitMixed::new(Uniform::boxed()).unwrap(), &data);
+        let fresh = || BitMixed::bounded(Uniform::boxed()).unwrap();
+        let (one, cm2) = compress_with(&mut fresh(), &data);
+        assert!(cm2 < 2.0 && (cm2 - cm).abs() < 0.05, "cm {cm}, cm2 {cm2}");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let (three, _) = pool.install(|| {
+            let mut model = fresh();
+            compress_with(&mut model, &data[..5000]);
+            compress_with(&mut model, &data)
+        });
+        assert_eq!(one, three);
+        let (a, b) = (fresh(), BitMixed::new(Uniform::boxed()).unwrap());
+        assert_ne!(a.info().fingerprint, b.info().fingerprint);
+        assert_eq!(a.info().name, "uniform-cm2");
+        let other = Bounded {
+            table_bits: BOUNDED.table_bits + 1,
+            ..BOUNDED
+        };
+        assert_ne!(
+            identity_bounded(&PARAMS, &other),
+            identity_bounded(&PARAMS, &BOUNDED)
+        );
+    }
+
+    /// With a context window, `gru-cm` starts over at every slide while `gru-cm2` keeps what it
+    /// learned; both decode exactly (the decoder slides and prefills at the same steps).
+    #[test]
+    fn bounded_statistics_survive_window_slides() {
+        let data = sample();
+        let windowed = Schedule {
+            window: 64,
+            ..schedule()
+        };
+        let (_, cm) = compress_scheduled(
+            &mut BitMixed::new(Uniform::boxed()).unwrap(),
+            &data,
+            &windowed,
+        );
+        let (_, cm2) = compress_scheduled(
+            &mut BitMixed::bounded(Uniform::boxed()).unwrap(),
+            &data,
+            &windowed,
+        );
+        let (_, unwindowed) =
+            compress_with(&mut BitMixed::bounded(Uniform::boxed()).unwrap(), &data);
+        assert!(cm2 < cm * 0.75, "cm {cm}, cm2 {cm2}");
+        // The inner model is uniform, so the slides cost the mix almost nothing.
+        assert!((cm2 - unwindowed).abs() < 0.05, "{cm2} vs {unwindowed}");
     }
 
     #[test]
