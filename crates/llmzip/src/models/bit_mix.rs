@@ -130,7 +130,7 @@ impl Bounded {
     /// Most bytes the fixed tables take.
     fn table_bytes(&self) -> u64 {
         let mut total = MatchModel::index_bytes(self.match_bits);
-        for k in 0..CONTEXTS {
+        for k in 0..BASE_CONTEXTS {
             total += match ORDERS.get(k) {
                 Some(&order) if order <= self.direct_orders => DirectTable::bytes(order),
                 _ => HashedTable::bytes(self.table_bits),
@@ -142,9 +142,14 @@ impl Bounded {
 
 /// Byte-context orders with successor counts.
 const ORDERS: [usize; 7] = PARAMS.orders;
-/// Contexts per row: the byte orders, then the current word (letters only) and the current word
-/// with the previous one.
-const CONTEXTS: usize = ORDERS.len() + 2;
+/// Contexts of `gru-cm` and `gru-cm2`: the byte orders, then the current word (letters only)
+/// and the current word with the previous one.
+const BASE_CONTEXTS: usize = ORDERS.len() + 2;
+/// Contexts only `gru-cm3` uses (word triples); the others leave their inputs at zero, which
+/// changes nothing in their sums or their mixers' learning.
+const EXTRA_CONTEXTS: usize = 3;
+/// Contexts per row.
+const CONTEXTS: usize = BASE_CONTEXTS + EXTRA_CONTEXTS;
 /// Models with a state map: the contexts, then the match model.
 const MODELS: usize = CONTEXTS + 1;
 /// The match model predicts after a repeat of this many bytes.
@@ -202,6 +207,8 @@ struct RowState {
     /// Hash of the current word (letters, lowercased) and of the previous word.
     word: u64,
     prev_word: u64,
+    /// The word before the previous one (`gru-cm3`).
+    prev2_word: u64,
     /// Context keys of the last prediction, under which the next byte is counted; `None` where
     /// the history is too short.
     keys: [Option<u64>; CONTEXTS],
@@ -227,6 +234,7 @@ impl RowState {
             len: 0,
             word: 0,
             prev_word: 0,
+            prev2_word: 0,
             keys: [None; CONTEXTS],
             inputs: vec![[0; INPUTS]; 256],
             states: vec![[u16::MAX; MODELS]; 256],
@@ -242,7 +250,7 @@ impl RowState {
 
     /// The keys of the current contexts; orders up to `direct_orders` as their raw bytes (for
     /// direct tables), all others hashed.
-    fn context_keys(&self, direct_orders: usize) -> [Option<u64>; CONTEXTS] {
+    fn context_keys(&self, direct_orders: usize, extras: bool) -> [Option<u64>; CONTEXTS] {
         let mut keys = [None; CONTEXTS];
         for (k, &order) in ORDERS.iter().enumerate() {
             if self.len >= order {
@@ -264,6 +272,26 @@ impl RowState {
                 .wrapping_add(self.prev_word.wrapping_mul(0x2545_F491_4F6C_DD1D))
                 ^ (0xB2 << 56),
         ));
+        if extras {
+            // Word contexts beyond the pair: the current word with the two before it, the
+            // current word with the one before the previous, and the two previous words with
+            // the last byte (what follows a word pair). Chosen on the validation texts.
+            let b = BASE_CONTEXTS;
+            let (w, w1, w2) = (self.word, self.prev_word, self.prev2_word);
+            keys[b] = Some(mix64(
+                w1.wrapping_add(w2.wrapping_mul(0x9E37_79B9))
+                    .wrapping_add(self.history & 0xFF)
+                    ^ (0xD9 << 56),
+            ));
+            keys[b + 1] = Some(mix64(
+                w.wrapping_add(w2.wrapping_mul(0x9E37_79B9)) ^ (0xD8 << 56),
+            ));
+            keys[b + 2] = Some(mix64(
+                w.wrapping_add(w1.wrapping_mul(0x2545_F491_4F6C_DD1D))
+                    .wrapping_add(w2.wrapping_mul(0x9E37_79B9))
+                    ^ (0xD6 << 56),
+            ));
+        }
         keys
     }
 
@@ -275,6 +303,7 @@ impl RowState {
             let c = u64::from(byte.to_ascii_lowercase());
             self.word = mix64(self.word.wrapping_add(c).wrapping_mul(0x100_0000_01B3));
         } else if self.word != 0 {
+            self.prev2_word = self.prev_word;
             self.prev_word = self.word;
             self.word = 0;
         }
@@ -286,6 +315,8 @@ struct Shared {
     tables: Vec<Store>,
     /// Orders keyed by their raw bytes (direct tables); 0 for `gru-cm`.
     direct_orders: usize,
+    /// Whether the extra contexts are used (`gru-cm3`).
+    extras: bool,
     maps: Vec<StateMap>,
     matches: MatchModel,
     /// Mixer weights (16.16 fixed point), one set per node.
@@ -302,12 +333,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(rows: usize, bounded: Option<&Bounded>) -> Shared {
+    fn new(rows: usize, bounded: Option<&Bounded>, extras: bool) -> Shared {
         let mut w = [PARAMS.initial_weights.1; INPUTS];
         w[0] = PARAMS.initial_weights.0;
         let tables = (0..CONTEXTS)
             .map(|k| match (bounded, ORDERS.get(k)) {
                 (None, _) => Store::Growing(Table::default()),
+                (Some(_), _) if k >= BASE_CONTEXTS && !extras => Store::Growing(Table::default()),
                 (Some(b), Some(&order)) if order <= b.direct_orders => {
                     Store::Direct(DirectTable::new(order))
                 }
@@ -317,6 +349,7 @@ impl Shared {
         Shared {
             tables,
             direct_orders: bounded.map_or(0, |b| b.direct_orders),
+            extras,
             maps: {
                 // The match model's states are (length, expected bit): start by trusting the
                 // expected bit 9 times in 10.
@@ -346,7 +379,7 @@ impl Shared {
     /// Predicts one row's next byte from the inner model's distribution `inner`, writes the
     /// byte distribution into `out`, and keeps in `row` what learning from the byte will need.
     fn predict(&self, row: &mut RowState, inner: &[f32], out: &mut [f32]) {
-        row.keys = row.context_keys(self.direct_orders);
+        row.keys = row.context_keys(self.direct_orders, self.extras);
         // Subtree sums of the inner distribution: node n covers leaves below it (leaves 256..511).
         let mut tree = [0f32; 512];
         for (b, &p) in inner.iter().enumerate() {
@@ -509,6 +542,8 @@ pub struct BitMixed {
     info: ModelInfo,
     /// `None` for `gru-cm`: tables that grow, statistics dropped at a slide.
     bounded: Option<Bounded>,
+    /// The extra contexts (`gru-cm3`).
+    extras: bool,
     shared: Shared,
     rows: Vec<RowState>,
 }
@@ -524,7 +559,8 @@ impl BitMixed {
             inner,
             info,
             bounded: None,
-            shared: Shared::new(0, None),
+            extras: false,
+            shared: Shared::new(0, None, false),
             rows: Vec::new(),
         })
     }
@@ -541,7 +577,28 @@ impl BitMixed {
             inner,
             info,
             bounded: Some(BOUNDED),
-            shared: Shared::new(0, None),
+            extras: false,
+            shared: Shared::new(0, None, false),
+            rows: Vec::new(),
+        })
+    }
+
+    /// `gru-cm2` with three more word contexts: `NAME-cm3`, as `gru-cm3`.
+    pub fn extended(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
+        let params = format!(
+            "{} extras=words(w1+w2+byte,w+w2,w+w1+w2)",
+            identity_bounded(&PARAMS, &BOUNDED)
+        );
+        let info = ModelInfo {
+            default_segment_tokens: SEGMENT_TOKENS,
+            ..byte_wrapper_info(inner.as_ref(), "cm3", "llmzip-bit-mix", &params)?
+        };
+        Ok(BitMixed {
+            inner,
+            info,
+            bounded: Some(BOUNDED),
+            extras: true,
+            shared: Shared::new(0, None, false),
             rows: Vec::new(),
         })
     }
@@ -599,8 +656,8 @@ impl LanguageModel for BitMixed {
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
         // The old tables go first, so that two sets never coexist.
-        self.shared = Shared::new(0, None);
-        self.shared = Shared::new(rows, self.bounded.as_ref());
+        self.shared = Shared::new(0, None, false);
+        self.shared = Shared::new(rows, self.bounded.as_ref(), self.extras);
         self.rows = vec![RowState::new(); rows];
         self.inner.start_block(rows)
     }
@@ -683,9 +740,10 @@ mod tests {
 
     /// Round trip through a fresh decoder of the same kind; ideal bits per byte.
     fn compress_scheduled(model: &mut BitMixed, data: &[u8], s: &Schedule) -> (Vec<u8>, f64) {
-        let mut decoder = match model.bounded {
-            None => BitMixed::new(Uniform::boxed()).unwrap(),
-            Some(_) => BitMixed::bounded(Uniform::boxed()).unwrap(),
+        let mut decoder = match (&model.bounded, model.extras) {
+            (None, _) => BitMixed::new(Uniform::boxed()).unwrap(),
+            (Some(_), false) => BitMixed::bounded(Uniform::boxed()).unwrap(),
+            (Some(_), true) => BitMixed::extended(Uniform::boxed()).unwrap(),
         };
         let (archive, summary) = round_trip(model, &mut decoder, data, s);
         (archive, summary.ideal_bits / data.len().max(1) as f64)
@@ -721,6 +779,30 @@ mod tests {
             identity_bounded(&PARAMS, &other),
             identity_bounded(&PARAMS, &BOUNDED)
         );
+    }
+
+    /// `gru-cm3` (word triples on top of `gru-cm2`) round-trips, depends on neither threads nor
+    /// earlier work, learns from word sequences, and is a model of its own.
+    #[test]
+    fn extra_word_contexts_learn_and_are_another_model() {
+        let data = sample();
+        let fresh = || BitMixed::extended(Uniform::boxed()).unwrap();
+        let (one, cm3) = compress_with(&mut fresh(), &data);
+        let (_, cm2) = compress_with(&mut BitMixed::bounded(Uniform::boxed()).unwrap(), &data);
+        assert!(cm3 < 2.0 && (cm3 - cm2).abs() < 0.1, "cm2 {cm2}, cm3 {cm3}");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let (three, _) = pool.install(|| {
+            let mut model = fresh();
+            compress_with(&mut model, &data[..5000]);
+            compress_with(&mut model, &data)
+        });
+        assert_eq!(one, three);
+        let names = [fresh(), BitMixed::bounded(Uniform::boxed()).unwrap()];
+        assert_ne!(names[0].info().fingerprint, names[1].info().fingerprint);
+        assert_eq!(names[0].info().name, "uniform-cm3");
     }
 
     /// With a context window, `gru-cm` starts over at every slide while `gru-cm2` keeps what it

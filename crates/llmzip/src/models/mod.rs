@@ -195,8 +195,17 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
 
 /// Names accepted by `-m` besides paths. `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to
 /// a byte-level model, `NAME-cm2` the same with fixed-size tables whose statistics survive a
-/// context-window slide; a directory path followed by `-cm` or `-cm2` works too.
-pub const BUILTIN_MODELS: &[&str] = &["gru", "gru-cm", "gru-cm2", "smollm2", "gpt2", "distilgpt2"];
+/// context-window slide, `NAME-cm3` that with three more word contexts; a directory path followed
+/// by one of these suffixes works too.
+pub const BUILTIN_MODELS: &[&str] = &[
+    "gru",
+    "gru-cm",
+    "gru-cm2",
+    "gru-cm3",
+    "smollm2",
+    "gpt2",
+    "distilgpt2",
+];
 
 /// The model used when none is given: the embedded GRU with bitwise context mixing.
 pub const DEFAULT_MODEL: &str = "gru-cm";
@@ -215,6 +224,11 @@ pub fn load(
 ) -> Result<Box<dyn LanguageModel>> {
     // A wrapper suffix, unless the whole spec names an existing file or directory.
     if !Path::new(spec).exists() {
+        if let Some(base) = spec.strip_suffix("-cm3") {
+            return Ok(Box::new(BitMixed::extended(load(
+                base, device, weights, registry,
+            )?)?));
+        }
         if let Some(base) = spec.strip_suffix("-cm2") {
             return Ok(Box::new(BitMixed::bounded(load(
                 base, device, weights, registry,
