@@ -830,8 +830,8 @@ mod tests {
                 .unwrap()
         };
         // gru-cm, gru-cm2, gru-cm3.
-        let kinds: [fn(Box<dyn LanguageModel>) -> Result<BitMixed>; 3] =
-            [BitMixed::new, BitMixed::bounded, BitMixed::extended];
+        type Make = fn(Box<dyn LanguageModel>) -> Result<BitMixed>;
+        let kinds: [Make; 3] = [BitMixed::new, BitMixed::bounded, BitMixed::extended];
         for make in kinds {
             let fresh = || make(Uniform::boxed()).unwrap();
             let (one, _) = pool(1).install(|| compress_with(&mut fresh(), &data));
