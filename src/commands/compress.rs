@@ -14,10 +14,10 @@ use super::ScheduleArgs;
 pub struct CompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model: a built-in name (gru-cm, gru-cm2, gru-cm3, gru, smollm2, gpt2, distilgpt2), a GGUF
-    /// file, or a model directory (GPT-2 in Hugging Face layout, or one written by `llmzip
-    /// train`; add `-cm` to mix it with the file's own statistics like the default, `-cm2` for
-    /// the same with fixed-size tables, `-cm3` for that with more word contexts).
+    /// Model: a built-in name (gru-cm4, gru-cm3, gru-cm2, gru-cm, gru, smollm2, gpt2, distilgpt2),
+    /// a GGUF file, or a model directory (GPT-2 in Hugging Face layout, or one written by
+    /// `llmzip train`; add `-cm4` to mix it with the file's own statistics like the default, or
+    /// an older version: `-cm`, `-cm2` with fixed-size tables, `-cm3` with more word contexts).
     #[arg(short, long, default_value = llmzip::models::DEFAULT_MODEL)]
     pub model: String,
     /// Weight format of GGUF models: f32 (dequantized; fastest on CPU), q8_0, or the file's own

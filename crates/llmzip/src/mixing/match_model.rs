@@ -22,9 +22,41 @@ enum Index {
     Fixed(Vec<u64>, u32),
 }
 
+/// One row's text: all of it, or (with a ring) only its last 2^k bytes, so that memory does not
+/// grow with the block.
+#[derive(Clone, Default)]
+struct Text {
+    bytes: Vec<u8>,
+    /// Bytes pushed so far.
+    len: u32,
+    /// `Some(2^k - 1)`: only the last 2^k bytes are kept.
+    ring: Option<u32>,
+}
+
+impl Text {
+    /// The byte at `pos`, if the text has it (still).
+    fn get(&self, pos: u32) -> Option<u8> {
+        if pos >= self.len {
+            return None;
+        }
+        match self.ring {
+            None => self.bytes.get(pos as usize).copied(),
+            Some(mask) => (self.len - pos <= mask + 1).then(|| self.bytes[(pos & mask) as usize]),
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        match self.ring {
+            Some(mask) if self.len > mask => self.bytes[(self.len & mask) as usize] = byte,
+            _ => self.bytes.push(byte),
+        }
+        self.len += 1;
+    }
+}
+
 /// Every row's text so far and an index of where each context was last seen.
 pub(crate) struct MatchModel {
-    texts: Vec<Vec<u8>>,
+    texts: Vec<Text>,
     index: Index,
     min_len: usize,
 }
@@ -34,7 +66,7 @@ impl MatchModel {
     pub(crate) fn new(rows: usize, min_len: usize) -> MatchModel {
         assert!((1..8).contains(&min_len), "match length {min_len}");
         MatchModel {
-            texts: vec![Vec::new(); rows],
+            texts: vec![Text::default(); rows],
             index: Index::Growing(KeyMap::default()),
             min_len,
         }
@@ -48,6 +80,27 @@ impl MatchModel {
         }
     }
 
+    /// Like [`bounded`](Self::bounded), keeping only the last bytes of each row: the largest
+    /// power of two that lets all rows together hold at most `history` bytes (at least 4 KiB
+    /// each). A match that points further back than that ends.
+    pub(crate) fn bounded_history(
+        rows: usize,
+        min_len: usize,
+        bits: u32,
+        history: u64,
+    ) -> MatchModel {
+        let per_row = (history / rows.max(1) as u64).max(4096);
+        let keep = 1u64 << per_row.ilog2().min(31);
+        let text = Text {
+            ring: Some((keep - 1) as u32),
+            ..Text::default()
+        };
+        MatchModel {
+            texts: vec![text; rows],
+            ..MatchModel::bounded(rows, min_len, bits)
+        }
+    }
+
     /// Bytes of memory the index of [`bounded`](Self::bounded) takes at most.
     pub(crate) fn index_bytes(bits: u32) -> u64 {
         8 << bits
@@ -55,7 +108,7 @@ impl MatchModel {
 
     /// The byte the match predicts next, if there is a match.
     pub(crate) fn expected(&self, m: &Match) -> Option<u8> {
-        m.at.and_then(|(r, p)| self.texts[r as usize].get(p as usize).copied())
+        m.at.and_then(|(r, p)| self.texts[r as usize].get(p))
     }
 
     /// Learns `byte`, which followed `history` (the row's last `history_len` ≤ 8 bytes, newest
@@ -70,7 +123,7 @@ impl MatchModel {
         byte: u8,
     ) {
         if let Some((r, p)) = m.at {
-            if self.texts[r as usize].get(p as usize) == Some(&byte) {
+            if self.texts[r as usize].get(p) == Some(byte) {
                 m.at = Some((r, p + 1));
                 m.len += 1;
             } else {
@@ -82,7 +135,7 @@ impl MatchModel {
         if history_len + 1 >= self.min_len {
             let h = (history << 8) | u64::from(byte);
             let key = mix64((h & ((1u64 << (8 * self.min_len)) - 1)) ^ (0xC3 << 56));
-            let here = (row as u32, self.texts[row].len() as u32);
+            let here = (row as u32, self.texts[row].len);
             let found = match &mut self.index {
                 Index::Growing(map) => map.insert(key, here),
                 Index::Fixed(slots, bits) => {
@@ -99,5 +152,72 @@ impl MatchModel {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `text` to row 0, returning what the model expected before each byte.
+    fn expectations(model: &mut MatchModel, text: &[u8]) -> Vec<Option<u8>> {
+        let (mut m, mut history, mut len) = (Match::default(), 0u64, 0usize);
+        let mut seen = Vec::new();
+        for &b in text {
+            seen.push(model.expected(&m));
+            model.learn(0, &mut m, history, len, b);
+            history = (history << 8) | u64::from(b);
+            len = (len + 1).min(8);
+        }
+        seen
+    }
+
+    /// A repeat is predicted from the whole text, or from a ring only while it is near enough.
+    #[test]
+    fn a_ring_forgets_what_lies_too_far_back() {
+        // Pseudo-random bytes: no repeats of their own.
+        let mut x = 1u32;
+        let phrase: Vec<u8> = (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let mut text = phrase.clone();
+        text.extend(std::iter::repeat_n(b'-', 5000));
+        text.extend(&phrase[..100]);
+        let tail = |seen: Vec<Option<u8>>| seen[seen.len() - 50..].to_vec();
+        let whole = tail(expectations(&mut MatchModel::bounded(1, 7, 16), &text));
+        assert!(whole
+            .iter()
+            .zip(&phrase[50..100])
+            .all(|(e, &b)| *e == Some(b)));
+        // 4 KiB of history: the phrase lies 10,000 bytes back.
+        let mut ring = MatchModel::bounded_history(1, 7, 16, 4096);
+        assert_eq!(ring.texts[0].ring, Some(4095));
+        assert!(tail(expectations(&mut ring, &text))
+            .iter()
+            .all(Option::is_none));
+        // Near repeats still match through the ring, and its memory stays at 4 KiB.
+        let near: Vec<u8> = phrase[..3000]
+            .iter()
+            .chain(&phrase[..3000])
+            .copied()
+            .collect();
+        let mut ring = MatchModel::bounded_history(1, 7, 16, 4096);
+        let seen = expectations(&mut ring, &near);
+        let bad: Vec<_> = (3100..near.len())
+            .filter(|&i| seen[i] != Some(near[i]))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{:?} {:?}",
+            &bad[..bad.len().min(5)],
+            bad.first().map(|&i| (seen[i], near[i]))
+        );
+        assert_eq!(ring.texts[0].bytes.len(), 4096);
+        // Rows share the budget: 4 rows of 1 MiB in 4 MiB.
+        let ring = MatchModel::bounded_history(4, 7, 16, 4 << 20);
+        assert_eq!(ring.texts[3].ring, Some((1 << 20) - 1));
     }
 }

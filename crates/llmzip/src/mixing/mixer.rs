@@ -14,9 +14,13 @@ pub(crate) fn dot<const N: usize>(inputs: &[i16; N], weights: &[i32; N]) -> i32 
     (d >> 16).clamp(-2047, 2047) as i32
 }
 
+/// The rate [`train`] takes for a step of exactly `input · error >> shift`.
+pub(crate) const UNIT_RATE: i32 = 16;
+
 /// One step of online gradient descent on coding cost for a mixer whose output was `st`:
-/// weights move by `input · error >> shift` and stay within ±`max_weight`, so sums cannot
-/// overflow.
+/// weights move by `input · error · rate / 16 >> shift` and stay within ±`max_weight`, so sums
+/// cannot overflow. With `rate` = [`UNIT_RATE`] the step is exactly `input · error >> shift`
+/// (models made before rates existed depend on that).
 pub(crate) fn train<const N: usize>(
     weights: &mut [i32; N],
     inputs: &[i16; N],
@@ -24,9 +28,34 @@ pub(crate) fn train<const N: usize>(
     bit: u32,
     shift: i32,
     max_weight: i32,
+    rate: i32,
 ) {
-    let err = ((bit as i32) << 12) - squash(st);
+    let err = i64::from(((bit as i32) << 12) - squash(st)) * i64::from(rate);
     for (w, &x) in weights.iter_mut().zip(inputs) {
-        *w = (*w + ((i32::from(x) * err) >> shift)).clamp(-max_weight, max_weight);
+        let step = (i64::from(x) * err) >> (shift + 4);
+        *w = (i64::from(*w) + step).clamp(-i64::from(max_weight), i64::from(max_weight)) as i32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The unit rate is the old fixed step, to the bit, for every sign and size of input.
+    #[test]
+    fn unit_rate_is_the_plain_shift() {
+        for st in [-2047, -900, -1, 0, 1, 555, 2047] {
+            for bit in [0, 1] {
+                let inputs = [2047i16, -2047, 1, -1, 0, 300, -301, 1234];
+                let mut a = [1 << 14; 8];
+                let mut b = a;
+                train(&mut a, &inputs, st, bit, 12, 1 << 24, UNIT_RATE);
+                let err = ((bit as i32) << 12) - squash(st);
+                for (w, &x) in b.iter_mut().zip(&inputs) {
+                    *w = (*w + ((i32::from(x) * err) >> 12)).clamp(-(1 << 24), 1 << 24);
+                }
+                assert_eq!(a, b, "st {st} bit {bit}");
+            }
+        }
     }
 }

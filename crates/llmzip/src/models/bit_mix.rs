@@ -43,6 +43,15 @@
 //! lpaq, would bound memory independently of the block size; that is a new model version, not a
 //! change to this one.)
 //!
+//! Versions (each its own name and fingerprint; older archives keep decoding): `gru-cm` as
+//! above; `gru-cm2`, the same mixing over tables of fixed size ([`BOUNDED`]) whose statistics
+//! survive a context-window slide; `gru-cm3`, three more word contexts; `gru-cm4` (the default),
+//! how the mixers learn ([`TUNING`]): a learning rate per weight set that starts high and settles,
+//! a fourth mixer chosen by the match model's state, a second "confidence" input per context, and
+//! a match history of fixed size, so that nothing in it grows with the block. New contexts and
+//! inputs come as extra mixer inputs that older versions leave at zero: a zero input adds nothing
+//! to a sum and its weight never moves, so one piece of code computes every version exactly.
+//!
 //! Identity: every constant that changes a prediction lives in [`PARAMS`], and the fingerprint
 //! hashes its `Debug` form together with the squash and count-level tables, so a changed value
 //! gives a new fingerprint and old archives are refused by name instead of decoded wrongly.
@@ -126,11 +135,51 @@ pub(crate) const BOUNDED: Bounded = Bounded {
     match_bits: 21,
 };
 
+/// What `gru-cm4` changes in `gru-cm3` (hashed into its fingerprint, not into the older
+/// models'): how fast the mixers learn, a fourth mixer, and a second input per model.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Tuning {
+    /// Mixer learning rate of a weight set after `u` updates, in sixteenths of `gru-cm`'s fixed
+    /// step: `rate_floor + rate_boost · rate_halfway / (rate_halfway + u)`. A set learns fast
+    /// while it is new and settles as it sees more; rarely chosen sets stay quick.
+    pub rate_floor: i32,
+    pub rate_boost: i64,
+    pub rate_halfway: i64,
+    /// Confidence inputs: a context that has seen only one side of a node adds ± its count
+    /// level times this (a linear vote that the mixer weighs apart from the state map's
+    /// probability); the match model adds its probability linearly, (p − 1/2) · 1024.
+    pub confidence_scale: i16,
+    /// The match model keeps this many of the block's last bytes (all rows together), so that
+    /// its memory is fixed whatever the block size.
+    pub match_history: u64,
+}
+
+/// The tuning of `gru-cm4` (chosen on the validation texts, docs/training.md).
+pub(crate) const TUNING: Tuning = Tuning {
+    rate_floor: 10,
+    rate_boost: 128,
+    rate_halfway: 512,
+    confidence_scale: 64,
+    match_history: 16 << 20,
+};
+
+impl Tuning {
+    /// The learning rate of a weight set that has been updated `updates` times.
+    fn rate(&self, updates: u32) -> i32 {
+        let boost = self.rate_boost * self.rate_halfway / (self.rate_halfway + i64::from(updates));
+        self.rate_floor + boost as i32
+    }
+}
+
+/// Weight sets of `gru-cm4`'s fourth mixer: the match model's state (no prediction at this
+/// node, or the match length in four bands) × bit depth.
+const MATCH_MIXER_SETS: usize = 5 * 8;
+
 impl Bounded {
-    /// Most bytes the fixed tables take.
-    fn table_bytes(&self) -> u64 {
+    /// Most bytes the fixed tables take, for `contexts` kinds of context.
+    fn table_bytes(&self, contexts: usize) -> u64 {
         let mut total = MatchModel::index_bytes(self.match_bits);
-        for k in 0..BASE_CONTEXTS {
+        for k in 0..contexts {
             total += match ORDERS.get(k) {
                 Some(&order) if order <= self.direct_orders => DirectTable::bytes(order),
                 _ => HashedTable::bytes(self.table_bits),
@@ -156,8 +205,13 @@ const MODELS: usize = CONTEXTS + 1;
 const MATCH_MIN: usize = PARAMS.match_min;
 /// Mixer inputs from the inner model: its probability of the bit.
 const INNER_INPUTS: usize = 1;
-/// Mixer inputs: the inner model, one per context, the match model, and a constant bias.
-const INPUTS: usize = INNER_INPUTS + MODELS + 1;
+/// Where the confidence inputs (`gru-cm4`; zero in the older models) start: after the inner
+/// model, one input per context, the match model and a constant bias.
+const CONFIDENCE_AT: usize = INNER_INPUTS + MODELS + 1;
+/// Mixer inputs: the inner model, one per context, the match model, a constant bias, then one
+/// confidence input per context and the match model's. A zero input adds nothing to a sum and
+/// its weight never moves, so the older models predict exactly as before.
+const INPUTS: usize = CONFIDENCE_AT + MODELS;
 /// Segment length the codec aims for. Counts are shared by all rows, so shorter segments cost
 /// only the inner model's context at each segment start, while more rows make its batched steps
 /// cheaper per byte: on the first 150 KB of the validation file, 4 K instead of 8 K tokens cost
@@ -218,8 +272,10 @@ struct RowState {
     inputs: Vec<[i16; INPUTS]>,
     states: Vec<[u16; MODELS]>,
     mixed: Vec<i32>,
-    mixer_out: Vec<[i32; 3]>,
+    mixer_out: Vec<[i32; 4]>,
     select: Vec<u16>,
+    /// The fourth mixer's weight set (`gru-cm4`).
+    select4: Vec<u8>,
     apm_slot: Vec<u32>,
     predicted: bool,
     started: bool,
@@ -239,8 +295,9 @@ impl RowState {
             inputs: vec![[0; INPUTS]; 256],
             states: vec![[u16::MAX; MODELS]; 256],
             mixed: vec![0; 256],
-            mixer_out: vec![[0; 3]; 256],
+            mixer_out: vec![[0; 4]; 256],
             select: vec![0; 256],
+            select4: vec![0; 256],
             apm_slot: vec![0; 256],
             predicted: false,
             started: false,
@@ -326,6 +383,11 @@ struct Shared {
     weights2: Vec<[i32; INPUTS]>,
     /// Third mixer: one set per previous byte.
     weights3: Vec<[i32; INPUTS]>,
+    /// `gru-cm4`: its tuning, the fourth mixer's sets (by match state and depth), and how often
+    /// each set of the four mixers has been updated (for its learning rate).
+    tuning: Option<Tuning>,
+    weights4: Vec<[i32; INPUTS]>,
+    updates: [Vec<u32>; 4],
     apm: Apm,
     stretch: Vec<i16>,
     /// 65536 / (n + 1.5) for state-map updates.
@@ -333,7 +395,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(rows: usize, bounded: Option<&Bounded>, extras: bool) -> Shared {
+    fn new(
+        rows: usize,
+        bounded: Option<&Bounded>,
+        extras: bool,
+        tuning: Option<&Tuning>,
+    ) -> Shared {
+        let tuned = tuning.is_some();
+        let sets = |n: usize| if tuned { n } else { 0 };
         let mut w = [PARAMS.initial_weights.1; INPUTS];
         w[0] = PARAMS.initial_weights.0;
         let tables = (0..CONTEXTS)
@@ -363,13 +432,24 @@ impl Shared {
                 }
                 maps
             },
-            matches: match bounded {
-                None => MatchModel::new(rows, MATCH_MIN),
-                Some(b) => MatchModel::bounded(rows, MATCH_MIN, b.match_bits),
+            matches: match (bounded, tuning) {
+                (None, _) => MatchModel::new(rows, MATCH_MIN),
+                (Some(b), None) => MatchModel::bounded(rows, MATCH_MIN, b.match_bits),
+                (Some(b), Some(t)) => {
+                    MatchModel::bounded_history(rows, MATCH_MIN, b.match_bits, t.match_history)
+                }
             },
             weights: vec![w; 256],
             weights2: vec![w; SECOND_MIXER_SETS],
             weights3: vec![w; 256],
+            tuning: tuning.cloned(),
+            weights4: vec![w; sets(MATCH_MIXER_SETS)],
+            updates: [
+                vec![0; sets(256)],
+                vec![0; sets(SECOND_MIXER_SETS)],
+                vec![0; sets(256)],
+                vec![0; sets(MATCH_MIXER_SETS)],
+            ],
             apm: Apm::new(256 * 256, APM_RATE),
             stretch: stretch_table(),
             recip: state_map::rates(STATE_LIMIT),
@@ -433,6 +513,7 @@ impl Shared {
                 let mut top_det = 0usize;
                 for k in 0..CONTEXTS {
                     let (n0, n1) = (counts[k][2 * n], counts[k][2 * n + 1]);
+                    inputs[CONFIDENCE_AT + k] = 0;
                     if n0 + n1 == 0 {
                         inputs[INNER_INPUTS + k] = 0;
                         states[k] = u16::MAX;
@@ -444,27 +525,49 @@ impl Shared {
                         let s = count_state(single[k], n0, n1);
                         states[k] = s as u16;
                         inputs[INNER_INPUTS + k] = self.stretch[(self.maps[k].p[s] >> 4) as usize];
+                        if let (Some(t), true) = (&self.tuning, n0 == 0 || n1 == 0) {
+                            let level = count_level(n0 + n1) as i16 * t.confidence_scale;
+                            inputs[CONFIDENCE_AT + k] = if n1 > 0 { level } else { -level };
+                        }
                     }
                 }
                 let m = CONTEXTS;
                 inputs[INNER_INPUTS + m] = 0;
+                inputs[CONFIDENCE_AT + m] = 0;
                 states[m] = u16::MAX;
                 if let Some(e) = expected {
                     if e >> (8 - depth) == n {
                         let bit = (e >> (7 - depth)) & 1;
                         let st = (row.matched.len.min(15) as usize) * 2 + bit;
                         states[m] = st as u16;
-                        inputs[INNER_INPUTS + m] = self.stretch[(self.maps[m].p[st] >> 4) as usize];
+                        let p = i32::from(self.maps[m].p[st] >> 4);
+                        inputs[INNER_INPUTS + m] = self.stretch[p as usize];
+                        if self.tuning.is_some() {
+                            inputs[CONFIDENCE_AT + m] = ((p - 2048) >> 2) as i16;
+                        }
                     }
                 }
-                inputs[INPUTS - 1] = 256;
+                inputs[CONFIDENCE_AT - 1] = 256;
                 let sel = (top * 2 + top_det) * 8 + depth;
                 row.select[n] = sel as u16;
                 let st1 = mixer::dot(inputs, &self.weights[n]);
                 let st2 = mixer::dot(inputs, &self.weights2[sel]);
                 let st3 = mixer::dot(inputs, &self.weights3[prev]);
-                row.mixer_out[n] = [st1, st2, st3];
-                let st = (st1 + st2 + st3) / 3;
+                let st = if self.tuning.is_some() {
+                    let band = if states[m] == u16::MAX {
+                        0
+                    } else {
+                        1 + row.matched.len.min(15) as usize / 4
+                    };
+                    let sel4 = band * 8 + depth;
+                    row.select4[n] = sel4 as u8;
+                    let st4 = mixer::dot(inputs, &self.weights4[sel4]);
+                    row.mixer_out[n] = [st1, st2, st3, st4];
+                    (st1 + st2 + st3 + st4) / 4
+                } else {
+                    row.mixer_out[n] = [st1, st2, st3, 0];
+                    (st1 + st2 + st3) / 3
+                };
                 row.mixed[n] = st;
                 let pm = squash(st);
                 let (pa, slot) = self.apm.predict(st, prev * 256 + n);
@@ -490,14 +593,31 @@ impl Shared {
                 }
                 let bit = u32::from((byte >> i) & 1);
                 let inputs = &row.inputs[n];
-                let [st1, st2, st3] = row.mixer_out[n];
+                let [st1, st2, st3, st4] = row.mixer_out[n];
+                let chosen = [
+                    n,
+                    usize::from(row.select[n]),
+                    prev,
+                    usize::from(row.select4[n]),
+                ];
                 let sets = [
                     (&mut self.weights[n], st1),
-                    (&mut self.weights2[usize::from(row.select[n])], st2),
+                    (&mut self.weights2[chosen[1]], st2),
                     (&mut self.weights3[prev], st3),
                 ];
-                for (weights, st) in sets {
-                    mixer::train(weights, inputs, st, bit, MIX_SHIFT, MAX_WEIGHT);
+                let mixers = if self.tuning.is_some() { 4 } else { 3 };
+                let fourth = self.weights4.get_mut(chosen[3]).map(|w| (w, st4));
+                for (m, (weights, st)) in sets.into_iter().chain(fourth).enumerate().take(mixers) {
+                    let rate = match &self.tuning {
+                        None => mixer::UNIT_RATE,
+                        Some(t) => {
+                            let u = &mut self.updates[m][chosen[m]];
+                            let rate = t.rate(*u);
+                            *u = u.saturating_add(1);
+                            rate
+                        }
+                    };
+                    mixer::train(weights, inputs, st, bit, MIX_SHIFT, MAX_WEIGHT, rate);
                 }
                 for (k, &s) in row.states[n].iter().enumerate() {
                     if s != u16::MAX {
@@ -536,14 +656,29 @@ fn identity_bounded(params: &Params, bounded: &Bounded) -> String {
     )
 }
 
+/// `gru-cm3`'s identity: `gru-cm2`'s and the extra contexts.
+fn identity_extended() -> String {
+    format!(
+        "{} extras=words(w1+w2+byte,w+w2,w+w1+w2)",
+        identity_bounded(&PARAMS, &BOUNDED)
+    )
+}
+
+/// `gru-cm4`'s identity: `gru-cm3`'s and the tuning.
+fn identity_tuned(tuning: &Tuning) -> String {
+    format!("{} tuning={tuning:?}", identity_extended())
+}
+
 /// A byte-level model with bitwise context mixing on top.
 pub struct BitMixed {
     inner: Box<dyn LanguageModel>,
     info: ModelInfo,
     /// `None` for `gru-cm`: tables that grow, statistics dropped at a slide.
     bounded: Option<Bounded>,
-    /// The extra contexts (`gru-cm3`).
+    /// The extra contexts (`gru-cm3` and later).
     extras: bool,
+    /// `gru-cm4`'s learning.
+    tuning: Option<Tuning>,
     shared: Shared,
     rows: Vec<RowState>,
 }
@@ -551,54 +686,47 @@ pub struct BitMixed {
 impl BitMixed {
     /// Wraps a byte-level model (vocabulary of 256): `NAME-cm`, as `gru-cm`.
     pub fn new(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        let info = ModelInfo {
-            default_segment_tokens: SEGMENT_TOKENS,
-            ..byte_wrapper_info(inner.as_ref(), "cm", "llmzip-bit-mix", &identity(&PARAMS))?
-        };
-        Ok(BitMixed {
-            inner,
-            info,
-            bounded: None,
-            extras: false,
-            shared: Shared::new(0, None, false),
-            rows: Vec::new(),
-        })
+        BitMixed::wrap(inner, "cm", identity(&PARAMS), None, false, None)
     }
 
     /// Wraps a byte-level model with fixed-size tables whose statistics survive a slide:
     /// `NAME-cm2`, as `gru-cm2`.
     pub fn bounded(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
         let params = identity_bounded(&PARAMS, &BOUNDED);
-        let info = ModelInfo {
-            default_segment_tokens: SEGMENT_TOKENS,
-            ..byte_wrapper_info(inner.as_ref(), "cm2", "llmzip-bit-mix", &params)?
-        };
-        Ok(BitMixed {
-            inner,
-            info,
-            bounded: Some(BOUNDED),
-            extras: false,
-            shared: Shared::new(0, None, false),
-            rows: Vec::new(),
-        })
+        BitMixed::wrap(inner, "cm2", params, Some(BOUNDED), false, None)
     }
 
     /// `gru-cm2` with three more word contexts: `NAME-cm3`, as `gru-cm3`.
     pub fn extended(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        let params = format!(
-            "{} extras=words(w1+w2+byte,w+w2,w+w1+w2)",
-            identity_bounded(&PARAMS, &BOUNDED)
-        );
+        BitMixed::wrap(inner, "cm3", identity_extended(), Some(BOUNDED), true, None)
+    }
+
+    /// `gru-cm3` with per-set learning rates, a fourth mixer and confidence inputs:
+    /// `NAME-cm4`, as `gru-cm4`.
+    pub fn tuned(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
+        let params = identity_tuned(&TUNING);
+        BitMixed::wrap(inner, "cm4", params, Some(BOUNDED), true, Some(TUNING))
+    }
+
+    fn wrap(
+        inner: Box<dyn LanguageModel>,
+        suffix: &str,
+        params: String,
+        bounded: Option<Bounded>,
+        extras: bool,
+        tuning: Option<Tuning>,
+    ) -> Result<BitMixed> {
         let info = ModelInfo {
             default_segment_tokens: SEGMENT_TOKENS,
-            ..byte_wrapper_info(inner.as_ref(), "cm3", "llmzip-bit-mix", &params)?
+            ..byte_wrapper_info(inner.as_ref(), suffix, "llmzip-bit-mix", &params)?
         };
         Ok(BitMixed {
             inner,
             info,
-            bounded: Some(BOUNDED),
-            extras: true,
-            shared: Shared::new(0, None, false),
+            bounded,
+            extras,
+            tuning,
+            shared: Shared::new(0, None, false, None),
             rows: Vec::new(),
         })
     }
@@ -642,12 +770,17 @@ impl LanguageModel for BitMixed {
     }
 
     fn working_memory(&self, shape: &BatchShape) -> u64 {
+        let texts = shape.block_len.saturating_mul(2);
         let tables = match &self.bounded {
-            // The rows' texts (grown by doubling) and the fixed tables.
-            Some(b) => shape
-                .block_len
-                .saturating_mul(2)
-                .saturating_add(b.table_bytes()),
+            // The rows' texts (grown by doubling, or rings of a fixed size) and the fixed tables.
+            Some(b) => {
+                let contexts = if self.extras { CONTEXTS } else { BASE_CONTEXTS };
+                let texts = match &self.tuning {
+                    Some(t) => texts.min(t.match_history.max(4096 * shape.rows)),
+                    None => texts,
+                };
+                texts.saturating_add(b.table_bytes(contexts))
+            }
             None => shape.block_len.saturating_mul(BYTES_PER_BYTE),
         };
         let own = shape.rows.saturating_mul(ROW_BYTES).saturating_add(tables);
@@ -656,8 +789,13 @@ impl LanguageModel for BitMixed {
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
         // The old tables go first, so that two sets never coexist.
-        self.shared = Shared::new(0, None, false);
-        self.shared = Shared::new(rows, self.bounded.as_ref(), self.extras);
+        self.shared = Shared::new(0, None, false, None);
+        self.shared = Shared::new(
+            rows,
+            self.bounded.as_ref(),
+            self.extras,
+            self.tuning.as_ref(),
+        );
         self.rows = vec![RowState::new(); rows];
         self.inner.start_block(rows)
     }
@@ -740,10 +878,11 @@ mod tests {
 
     /// Round trip through a fresh decoder of the same kind; ideal bits per byte.
     fn compress_scheduled(model: &mut BitMixed, data: &[u8], s: &Schedule) -> (Vec<u8>, f64) {
-        let mut decoder = match (&model.bounded, model.extras) {
-            (None, _) => BitMixed::new(Uniform::boxed()).unwrap(),
-            (Some(_), false) => BitMixed::bounded(Uniform::boxed()).unwrap(),
-            (Some(_), true) => BitMixed::extended(Uniform::boxed()).unwrap(),
+        let mut decoder = match (&model.bounded, model.extras, &model.tuning) {
+            (None, ..) => BitMixed::new(Uniform::boxed()).unwrap(),
+            (Some(_), false, _) => BitMixed::bounded(Uniform::boxed()).unwrap(),
+            (Some(_), true, None) => BitMixed::extended(Uniform::boxed()).unwrap(),
+            (Some(_), true, Some(_)) => BitMixed::tuned(Uniform::boxed()).unwrap(),
         };
         let (archive, summary) = round_trip(model, &mut decoder, data, s);
         (archive, summary.ideal_bits / data.len().max(1) as f64)
@@ -783,6 +922,52 @@ mod tests {
         let names = [fresh(), BitMixed::bounded(Uniform::boxed()).unwrap()];
         assert_ne!(names[0].info().fingerprint, names[1].info().fingerprint);
         assert_eq!(names[0].info().name, "uniform-cm3");
+    }
+
+    /// `gru-cm4` (learning rates, fourth mixer, confidence inputs on top of `gru-cm3`)
+    /// round-trips, learns at least as well as `gru-cm3` on repetitive text, and is a model of
+    /// its own; every tuning value enters its identity.
+    #[test]
+    fn tuned_learning_round_trips_and_is_another_model() {
+        let data = sample();
+        let fresh = || BitMixed::tuned(Uniform::boxed()).unwrap();
+        let (_, cm4) = compress_with(&mut fresh(), &data);
+        let (_, cm3) = compress_with(&mut BitMixed::extended(Uniform::boxed()).unwrap(), &data);
+        assert!(cm4 < cm3 * 1.02, "cm3 {cm3}, cm4 {cm4}");
+        let m = fresh();
+        assert_eq!(m.info().name, "uniform-cm4");
+        let cm3_model = BitMixed::extended(Uniform::boxed()).unwrap();
+        assert_ne!(m.info().fingerprint, cm3_model.info().fingerprint);
+        let changed = [
+            Tuning {
+                rate_floor: TUNING.rate_floor + 1,
+                ..TUNING
+            },
+            Tuning {
+                rate_boost: TUNING.rate_boost + 1,
+                ..TUNING
+            },
+            Tuning {
+                rate_halfway: TUNING.rate_halfway + 1,
+                ..TUNING
+            },
+            Tuning {
+                confidence_scale: TUNING.confidence_scale + 1,
+                ..TUNING
+            },
+            Tuning {
+                match_history: TUNING.match_history / 2,
+                ..TUNING
+            },
+        ];
+        for t in &changed {
+            assert_ne!(identity_tuned(t), identity_tuned(&TUNING), "{t:?}");
+        }
+        // A new set learns fast and settles; the settled rate is below gru-cm's fixed one.
+        assert_eq!(TUNING.rate(0), TUNING.rate_floor + TUNING.rate_boost as i32);
+        assert!(TUNING.rate(100) > TUNING.rate(10_000));
+        assert!(TUNING.rate(u32::MAX) <= TUNING.rate_floor + 1);
+        assert!(TUNING.rate_floor < mixer::UNIT_RATE);
     }
 
     /// With a context window, `gru-cm` starts over at every slide while `gru-cm2` keeps what it
@@ -829,9 +1014,14 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        // gru-cm, gru-cm2, gru-cm3.
+        // gru-cm, gru-cm2, gru-cm3, gru-cm4.
         type Make = fn(Box<dyn LanguageModel>) -> Result<BitMixed>;
-        let kinds: [Make; 3] = [BitMixed::new, BitMixed::bounded, BitMixed::extended];
+        let kinds: [Make; 4] = [
+            BitMixed::new,
+            BitMixed::bounded,
+            BitMixed::extended,
+            BitMixed::tuned,
+        ];
         for make in kinds {
             let fresh = || make(Uniform::boxed()).unwrap();
             let (one, _) = pool(1).install(|| compress_with(&mut fresh(), &data));

@@ -195,20 +195,34 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
 
 /// Names accepted by `-m` besides paths. `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to
 /// a byte-level model, `NAME-cm2` the same with fixed-size tables whose statistics survive a
-/// context-window slide, `NAME-cm3` that with three more word contexts; a directory path followed
-/// by one of these suffixes works too.
+/// context-window slide, `NAME-cm3` that with three more word contexts, `NAME-cm4` that with
+/// per-set learning rates, a fourth mixer, confidence inputs and a match history of fixed size;
+/// a directory path followed by one of these suffixes works too.
 pub const BUILTIN_MODELS: &[&str] = &[
     "gru",
     "gru-cm",
     "gru-cm2",
     "gru-cm3",
+    "gru-cm4",
     "smollm2",
     "gpt2",
     "distilgpt2",
 ];
 
-/// The model used when none is given: the embedded GRU with bitwise context mixing.
-pub const DEFAULT_MODEL: &str = "gru-cm";
+/// The model used when none is given: the embedded GRU with bitwise context mixing, version 4
+/// (`gru-cm` was the default before; its archives keep decoding by name).
+pub const DEFAULT_MODEL: &str = "gru-cm4";
+
+/// The context-mixing versions a byte-level model can be wrapped in, by the suffix that names
+/// them (`gru-cm4` = the embedded GRU in version 4). No suffix ends another (`-cm` vs
+/// `-cm2`), so the order does not matter.
+#[allow(clippy::type_complexity)]
+const MIXING_WRAPPERS: [(&str, fn(Box<dyn LanguageModel>) -> Result<BitMixed>); 4] = [
+    ("-cm4", BitMixed::tuned),
+    ("-cm3", BitMixed::extended),
+    ("-cm2", BitMixed::bounded),
+    ("-cm", BitMixed::new),
+];
 
 /// Loads a model by built-in name or path.
 ///
@@ -224,20 +238,10 @@ pub fn load(
 ) -> Result<Box<dyn LanguageModel>> {
     // A wrapper suffix, unless the whole spec names an existing file or directory.
     if !Path::new(spec).exists() {
-        if let Some(base) = spec.strip_suffix("-cm3") {
-            return Ok(Box::new(BitMixed::extended(load(
-                base, device, weights, registry,
-            )?)?));
-        }
-        if let Some(base) = spec.strip_suffix("-cm2") {
-            return Ok(Box::new(BitMixed::bounded(load(
-                base, device, weights, registry,
-            )?)?));
-        }
-        if let Some(base) = spec.strip_suffix("-cm") {
-            return Ok(Box::new(BitMixed::new(load(
-                base, device, weights, registry,
-            )?)?));
+        for (suffix, wrap) in MIXING_WRAPPERS {
+            if let Some(base) = spec.strip_suffix(suffix) {
+                return Ok(Box::new(wrap(load(base, device, weights, registry)?)?));
+            }
         }
     }
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {
