@@ -11,7 +11,7 @@
 /// defaults; operations call them between units of work, never in the middle of one.
 pub trait Observer {
     /// `bytes` of input have been processed so far: original data for the codec (approximate
-    /// within a block), training text for [`train`](crate::train::train).
+    /// within a block), training text for `llmzip::train::train` (feature `train`).
     fn progress(&mut self, _bytes: u64) {}
 
     /// Returning `true` stops the operation with [`Error::Interrupted`](crate::Error) at the next
