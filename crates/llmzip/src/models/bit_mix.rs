@@ -938,30 +938,17 @@ mod tests {
         assert_eq!(m.info().name, "uniform-cm4");
         let cm3_model = BitMixed::extended(Uniform::boxed()).unwrap();
         assert_ne!(m.info().fingerprint, cm3_model.info().fingerprint);
-        let changed = [
-            Tuning {
-                rate_floor: TUNING.rate_floor + 1,
-                ..TUNING
-            },
-            Tuning {
-                rate_boost: TUNING.rate_boost + 1,
-                ..TUNING
-            },
-            Tuning {
-                rate_halfway: TUNING.rate_halfway + 1,
-                ..TUNING
-            },
-            Tuning {
-                confidence_scale: TUNING.confidence_scale + 1,
-                ..TUNING
-            },
-            Tuning {
-                match_history: TUNING.match_history / 2,
-                ..TUNING
-            },
+        let edits: [fn(&mut Tuning); 5] = [
+            |t| t.rate_floor += 1,
+            |t| t.rate_boost += 1,
+            |t| t.rate_halfway += 1,
+            |t| t.confidence_scale += 1,
+            |t| t.match_history /= 2,
         ];
-        for t in &changed {
-            assert_ne!(identity_tuned(t), identity_tuned(&TUNING), "{t:?}");
+        for edit in edits {
+            let mut t = TUNING;
+            edit(&mut t);
+            assert_ne!(identity_tuned(&t), identity_tuned(&TUNING), "{t:?}");
         }
         // A new set learns fast and settles; the settled rate is below gru-cm's fixed one.
         assert_eq!(TUNING.rate(0), TUNING.rate_floor + TUNING.rate_boost as i32);
