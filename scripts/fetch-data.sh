@@ -5,6 +5,7 @@
 #   data/valid-kinds/  validation texts of other kinds (JSON, TSV, C, man pages, HTML, Polish)
 #   data/test/   the Canterbury texts alice29, asyoulik, lcet10, plrabn12 (from Brotli's sdist),
 #                used for tests and benchmarks, never for training
+#   data/large/  with --large only: a 10 MiB text for GPU benchmarks (kernel documentation)
 # Idempotent: files already present are kept. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +105,21 @@ if [ ! -s data/valid-kinds/fortunes-pl.txt ]; then
   (cd "$tmp" && apt-get download fortunes-pl >/dev/null && dpkg-deb -x fortunes-pl_*.deb x)
   find "$tmp/x/usr/share/games/fortunes/pl" -type f ! -name '*.dat' ! -name '*.u8' -print0 | sort -z \
     | xargs -0 cat | cap >data/valid-kinds/fortunes-pl.txt || true
+  rm -rf "$tmp"
+fi
+
+# --- a large benchmark text (data/large/, only with --large): >= 10 MB for GPU benchmarks
+# (scripts/gpu-bench.sh), never for training or tuning. The Linux kernel's documentation
+# (reStructuredText, Debian package linux-doc-6.1, downloaded with apt-get download, not
+# installed): every .rst file in path order, cut at 10 MiB.
+if [ "${1:-}" = --large ] && [ ! -s data/large/kernel-docs.txt ]; then
+  mkdir -p data/large
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download linux-doc-6.1 >/dev/null && dpkg-deb -x linux-doc-6.1_*.deb x)
+  find "$tmp/x/usr/share/doc" -name '*.rst' -print0 | LC_ALL=C sort -z \
+    | xargs -0 cat | head -c 10485760 >data/large/kernel-docs.txt.part || true
+  [ "$(wc -c <data/large/kernel-docs.txt.part)" = 10485760 ]
+  mv data/large/kernel-docs.txt.part data/large/kernel-docs.txt
   rm -rf "$tmp"
 fi
 

@@ -26,8 +26,8 @@ pub struct Cli {
     /// Compute threads (default: all cores). Results never depend on it, only speed does.
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub threads: Option<u64>,
-    /// Device to run the model on: cpu, cuda or metal (the latter two need a build with
-    /// `--features cuda` / `--features metal`).
+    /// Device to run the model on: cpu, cuda or metal (cuda needs the binary that
+    /// scripts/build-cuda.sh builds, metal a build with `--features metal` on macOS).
     #[arg(long, global = true, default_value = "cpu", value_parser = ["cpu", "cuda", "metal"])]
     pub device: String,
     /// Working memory the model may use beyond its weights, e.g. 512M, 8G [default: 4G].

@@ -71,14 +71,16 @@ pub enum Error {
 
     #[error(
         "this archive was made on {needed}, but this run uses {given}; decoding must replay the \
-         exact same computation, so run with --device/--dtype matching the archive"
+         exact same computation, so {hint}"
     )]
-    /// The archive was computed on another device or dtype.
+    /// The archive was computed on another device, dtype or GPU.
     BackendMismatch {
         /// Backend the archive was made with.
         needed: String,
         /// Backend of this run.
         given: String,
+        /// What the user can do.
+        hint: String,
     },
 
     #[error(

@@ -334,10 +334,20 @@ impl<R: Read> Decompressor<R> {
                 given: model.tokenizer().id().to_string(),
             });
         }
-        if info.backend.device != h.backend.device || info.backend.dtype != h.backend.dtype {
+        let same_kind =
+            info.backend.device == h.backend.device && info.backend.dtype == h.backend.dtype;
+        let same_platform = !h.backend.must_match_exactly() || info.backend == h.backend;
+        if !same_kind || !same_platform {
+            let hint = if !same_kind {
+                "run with --device/--dtype matching the archive"
+            } else {
+                "decompress it on the same GPU model with the same driver and CUDA libraries \
+                 (GPU rounding depends on all three)"
+            };
             return Err(Error::BackendMismatch {
                 needed: h.backend.to_string(),
                 given: info.backend.to_string(),
+                hint: hint.into(),
             });
         }
         h.schedule.check_model(info)
@@ -482,9 +492,11 @@ impl<R: Read> Decompressor<R> {
     /// A corruption error that also points at a platform difference, the one innocent cause.
     fn corruption(&self, what: &str) -> Error {
         let here = crate::models::platform();
-        let made_on = &self.header().backend.platform;
+        let backend = &self.header().backend;
+        let made_on = &backend.platform;
         let mut msg = what.to_string();
-        if *made_on != here {
+        // GPU archives had their whole platform checked before decoding (check_model).
+        if !backend.must_match_exactly() && *made_on != here {
             msg.push_str(&format!(
                 " (the archive was made on {made_on}, this machine is {here}: floating-point \
                  kernels can differ between CPU families, so decompress it on a {made_on} machine)"

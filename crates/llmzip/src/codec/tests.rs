@@ -259,6 +259,74 @@ fn wrong_model_is_refused_before_decoding() {
     assert!(out.is_empty());
 }
 
+/// A bigram model that claims to compute on `backend` (it still runs on the CPU: only the label
+/// that goes into the header changes).
+fn bigram_on(backend: Backend) -> BigramModel {
+    let mut model = BigramModel::new(1);
+    model.info.backend = backend;
+    model
+}
+
+fn gpu(platform: &str) -> Backend {
+    Backend {
+        device: "cuda".into(),
+        dtype: "f32".into(),
+        platform: platform.into(),
+    }
+}
+
+#[test]
+fn gpu_archives_decode_only_on_the_same_gpu_and_cpu_ones_on_any_cpu_family() {
+    let data = text(4000);
+    let made = |backend: Backend| {
+        let mut archive = Vec::new();
+        compress(
+            &mut data.as_slice(),
+            &mut archive,
+            &mut bigram_on(backend),
+            &small_schedule(),
+            &Limits::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        archive
+    };
+    let decode = |archive: &[u8], backend: Backend| {
+        let mut model = bigram_on(backend);
+        let mut out = Vec::new();
+        let result = Decompressor::new(archive).unwrap().run(
+            &mut out,
+            &mut model,
+            &Limits::default(),
+            &mut Silent,
+        );
+        (result.map(|_| out), model.steps)
+    };
+    let here = "x86_64+avx512 + GPU A sm_90 driver 13.0 cublas 12.8.4";
+    let archive = made(gpu(here));
+    assert_eq!(decode(&archive, gpu(here)).0.unwrap(), data);
+    for other in [
+        "x86_64+avx512 + GPU B sm_90 driver 13.0 cublas 12.8.4",
+        "x86_64+avx512 + GPU A sm_90 driver 13.0 cublas 12.9.1",
+    ] {
+        let (result, steps) = decode(&archive, gpu(other));
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::BackendMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("same GPU model"), "{err}");
+        assert_eq!(steps, 0, "refused before decoding");
+    }
+    let (result, steps) = decode(&archive, Backend::of(&candle_core::Device::Cpu, "f32"));
+    assert!(result.unwrap_err().to_string().contains("--device"));
+    assert_eq!(steps, 0);
+
+    // A CPU archive from another CPU family is decoded (and would only be named on a failure).
+    let mut elsewhere = Backend::of(&candle_core::Device::Cpu, "f32");
+    elsewhere.platform = "some-other-cpu".into();
+    let archive = made(elsewhere);
+    let cpu = Backend::of(&candle_core::Device::Cpu, "f32");
+    assert_eq!(decode(&archive, cpu).0.unwrap(), data);
+}
+
 #[test]
 fn corruption_is_detected_everywhere_and_never_panics() {
     let data = text(3000);

@@ -3,6 +3,7 @@
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
 mod bit_mix;
+mod device;
 pub mod gpt2;
 pub mod llama;
 pub(crate) mod rng;
@@ -16,6 +17,7 @@ use std::path::Path;
 use candle_core::Device;
 
 pub use bit_mix::BitMixed;
+pub use device::{device, platform};
 #[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
@@ -26,44 +28,6 @@ use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
 
 pub use crate::format::{Backend, Fingerprint};
-
-impl Backend {
-    /// Describes the backend of `device` computing in `dtype` on this machine.
-    pub fn of(device: &Device, dtype: &str) -> Backend {
-        let device = match device {
-            Device::Cpu => "cpu",
-            Device::Cuda(_) => "cuda",
-            Device::Metal(_) => "metal",
-        };
-        Backend {
-            device: device.into(),
-            dtype: dtype.into(),
-            platform: platform(),
-        }
-    }
-}
-
-/// The CPU family as candle's matrix kernels see it: they pick AVX-512, AVX2+FMA or plain SIMD
-/// code at run time, and those can round differently.
-pub fn platform() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let level = if std::arch::is_x86_feature_detected!("avx512f") {
-            "avx512"
-        } else if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            "avx2+fma"
-        } else {
-            "sse"
-        };
-        format!("x86_64+{level}")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::env::consts::ARCH.to_string()
-    }
-}
 
 /// What a model is, for headers and messages.
 #[derive(Debug, Clone)]
@@ -289,23 +253,3 @@ pub(crate) fn dir_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Parses a `--device` value into a candle device.
-pub fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).map_err(|e| {
-            Error::InvalidSetting(format!(
-                "cannot use CUDA ({e}); llmzip must be built with `--features cuda` on a machine \
-                 with the CUDA toolkit"
-            ))
-        }),
-        "metal" => Device::new_metal(0).map_err(|e| {
-            Error::InvalidSetting(format!(
-                "cannot use Metal ({e}); llmzip must be built with `--features metal` on macOS"
-            ))
-        }),
-        other => Err(Error::InvalidSetting(format!(
-            "unknown device '{other}' (use cpu, cuda or metal)"
-        ))),
-    }
-}

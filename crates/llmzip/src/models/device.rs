@@ -1,0 +1,184 @@
+//! Where a model computes, and how an archive names that place.
+//!
+//! Neural models compute in floating point, and floating-point results depend on the hardware
+//! and the kernels that run on it: candle's CPU matrix kernels pick AVX-512, AVX2+FMA or plain
+//! SIMD code at run time, and a GPU's results depend on the GPU model (its instruction set, what
+//! its driver's JIT makes of the PTX) and on cuBLAS, which chooses its algorithms by GPU and
+//! version. An archive therefore records its [`Backend`]: device, dtype and a *platform* string.
+//!
+//! - On the CPU the platform is the CPU family (`x86_64+avx512`). A difference is only named in
+//!   the error when a checksum fails: several models (the integer mixing of `gru-cm*` around a GRU
+//!   whose rounding agrees) do decode across families, and refusing them would lose data people
+//!   could read.
+//! - On a GPU the platform adds the GPU's identity: name, compute capability, driver and cuBLAS
+//!   versions. A difference there is refused *before* decoding (see
+//!   [`Backend::must_match_exactly`]), because nothing guarantees two GPUs round alike.
+//!
+//! Opening a CUDA device never panics and never needs a CUDA library to *start* the program: the
+//! CUDA build loads libcuda, cuBLAS and cuRAND at run time (scripts/build-cuda.sh), and
+//! [`device`] first checks that they can be found, so a machine without a GPU gets a message that
+//! says what is missing.
+
+use candle_core::Device;
+
+use crate::format::Backend;
+use crate::{Error, Result};
+
+impl Backend {
+    /// Describes the backend of `device` computing in `dtype` on this machine.
+    pub fn of(device: &Device, dtype: &str) -> Backend {
+        let (name, platform) = match device {
+            Device::Cpu => ("cpu", platform()),
+            Device::Cuda(_gpu) => {
+                #[cfg(feature = "cuda")]
+                let gpu = cuda::identity(_gpu);
+                #[cfg(not(feature = "cuda"))]
+                let gpu = String::from("GPU");
+                ("cuda", format!("{} + {gpu}", platform()))
+            }
+            Device::Metal(_) => ("metal", format!("{} + Metal", platform())),
+        };
+        Backend {
+            device: name.into(),
+            dtype: dtype.into(),
+            platform,
+        }
+    }
+
+    /// Whether an archive made on this backend decodes only where the platform is the same,
+    /// checked before decoding: true for GPUs, whose results depend on the GPU and its software.
+    pub fn must_match_exactly(&self) -> bool {
+        self.device != "cpu"
+    }
+}
+
+/// The CPU family as candle's matrix kernels see it: they pick AVX-512, AVX2+FMA or plain SIMD
+/// code at run time, and those can round differently.
+pub fn platform() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = if std::arch::is_x86_feature_detected!("avx512f") {
+            "avx512"
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            "avx2+fma"
+        } else {
+            "sse"
+        };
+        format!("x86_64+{level}")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}
+
+/// Parses a `--device` value into a candle device.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => open_cuda(),
+        "metal" => Device::new_metal(0).map_err(|e| {
+            Error::InvalidSetting(format!(
+                "cannot use Metal ({e}); llmzip must be built with `--features metal` on macOS \
+                 (or use --device cpu)"
+            ))
+        }),
+        other => Err(Error::InvalidSetting(format!(
+            "unknown device '{other}' (use cpu, cuda or metal)"
+        ))),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda() -> Result<Device> {
+    Err(Error::InvalidSetting(
+        "this llmzip was built without CUDA support: use --device cpu, or build the CUDA binary \
+         with scripts/build-cuda.sh"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda() -> Result<Device> {
+    cuda::open()
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::cuda_backend::cudarc;
+    use candle_core::{CudaDevice, Device};
+
+    use crate::{Error, Result};
+
+    /// The libraries opening a device loads, with the names they go by on Linux: a subset of the
+    /// names cudarc tries, so what is found here cudarc finds too.
+    const LIBRARIES: [(&str, &str); 3] = [
+        ("cuda", "the NVIDIA driver library"),
+        ("cublas", "cuBLAS"),
+        ("curand", "cuRAND"),
+    ];
+
+    fn present(lib: &str) -> bool {
+        let names = [
+            format!("lib{lib}.so.1"),
+            format!("lib{lib}.so"),
+            format!("lib{lib}.so.13"),
+            format!("lib{lib}.so.12"),
+            format!("lib{lib}.so.11"),
+            format!("lib{lib}.so.10"),
+        ];
+        // SAFETY: loading a shared library runs its initialisers; these are NVIDIA's own
+        // libraries, loaded exactly as cudarc is about to load them.
+        names
+            .iter()
+            .any(|n| unsafe { libloading::Library::new(n) }.is_ok())
+    }
+
+    pub(super) fn open() -> Result<Device> {
+        for (lib, what) in LIBRARIES {
+            if !present(lib) {
+                return Err(Error::InvalidSetting(format!(
+                    "--device cuda: {what} (lib{lib}.so) was not found, so no GPU can be used \
+                     on this machine; install the NVIDIA driver and CUDA libraries (or put \
+                     their folder on LD_LIBRARY_PATH), or use --device cpu"
+                )));
+            }
+        }
+        Device::new_cuda(0).map_err(|e| {
+            Error::InvalidSetting(format!(
+                "--device cuda: the NVIDIA driver opened no GPU ({e}); check that a GPU is \
+                 visible (nvidia-smi) and its kernel driver is loaded, or use --device cpu"
+            ))
+        })
+    }
+
+    /// `<name> sm_<cc> driver <version> cublas <version>`: what decides a GPU's rounding.
+    pub(super) fn identity(gpu: &CudaDevice) -> String {
+        let stream = gpu.cuda_stream();
+        let context = stream.context();
+        let name = context.name().unwrap_or_else(|_| "unknown GPU".into());
+        let (major, minor) = context.compute_capability().unwrap_or((0, 0));
+        let mut driver = 0;
+        let mut blas = 0;
+        // SAFETY: plain queries into integers we own, on a device and handle that are open.
+        unsafe {
+            let _ = cudarc::driver::sys::cuDriverGetVersion(&mut driver);
+            let _ = cudarc::cublas::sys::cublasGetVersion_v2(
+                *gpu.cublas_handle().handle(),
+                &mut blas,
+            );
+        }
+        let id = format!(
+            "{name} sm_{major}{minor} driver {}.{} cublas {}.{}.{}",
+            driver / 1000,
+            driver % 1000 / 10,
+            blas / 10000,
+            blas % 10000 / 100,
+            blas % 100
+        );
+        // The header stores at most 255 bytes of platform, the CPU part included.
+        id.chars().take(200).collect()
+    }
+}
