@@ -119,7 +119,7 @@ for c in cudarc candle-kernels cudaforge; do
 done
 
 # --- 4. build ------------------------------------------------------------------------------
-log "building for compute capability $CUDA_COMPUTE_CAP (first build: about 20-40 minutes)"
+log "building for compute capability $CUDA_COMPUTE_CAP (first build: about 8 minutes on 2 cores)"
 (
     cd "$src"
     cargo build --release --features cuda --bin llmzip \

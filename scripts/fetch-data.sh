@@ -111,13 +111,13 @@ fi
 # --- a large benchmark text (data/large/, only with --large): >= 10 MB for GPU benchmarks
 # (scripts/gpu-bench.sh), never for training or tuning. The Linux kernel's documentation
 # (reStructuredText, Debian package linux-doc-6.1, downloaded with apt-get download, not
-# installed): every .rst file in path order, cut at 10 MiB.
+# installed): every .rst.gz file in path order, uncompressed, cut at 10 MiB.
 if [ "${1:-}" = --large ] && [ ! -s data/large/kernel-docs.txt ]; then
   mkdir -p data/large
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download linux-doc-6.1 >/dev/null && dpkg-deb -x linux-doc-6.1_*.deb x)
-  find "$tmp/x/usr/share/doc" -name '*.rst' -print0 | LC_ALL=C sort -z \
-    | xargs -0 cat | head -c 10485760 >data/large/kernel-docs.txt.part || true
+  find "$tmp/x/usr/share/doc" -name '*.rst.gz' -print0 | LC_ALL=C sort -z \
+    | xargs -0 zcat | head -c 10485760 >data/large/kernel-docs.txt.part || true
   [ "$(wc -c <data/large/kernel-docs.txt.part)" = 10485760 ]
   mv data/large/kernel-docs.txt.part data/large/kernel-docs.txt
   rm -rf "$tmp"

@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 cargo build --release -q
 out=docs/bench
 mkdir -p "$out"
-table=$(target/release/llmzip bench -q --out "$out" "$@")
+# GPU rows come from a GPU machine (scripts/gpu-bench.sh writes results.json there); kept in
+# docs/bench/gpu-results.json, they join this run's tables and plots.
+gpu=()
+[ -f "$out/gpu-results.json" ] && gpu=(--include "$out/gpu-results.json")
+table=$(target/release/llmzip bench -q --out "$out" "${gpu[@]}" "$@")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 {
   echo "# Benchmarks"
@@ -30,7 +34,13 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   echo
   echo "Raw data: [results.csv](bench/results.csv), [results.json](bench/results.json)."
   echo
-  echo "GPU figures: none yet. The \`cuda\` and \`metal\` features pass through to candle for every"
-  echo "model; no GPU machine was available to the session that wrote this page."
+  if [ ${#gpu[@]} -gt 0 ]; then
+    echo "Rows whose device names a GPU were measured on that GPU's machine by"
+    echo "\`scripts/gpu-bench.sh\` (docs/devices.md) and kept in [gpu-results.json](bench/gpu-results.json);"
+    echo "its text is data/large/kernel-docs.txt (10 MiB), its baselines ran on that machine's CPU."
+  else
+    echo "GPU figures: none yet. The CUDA binary (\`scripts/build-cuda.sh\`) and the GPU benchmark"
+    echo "(\`scripts/gpu-bench.sh\`) exist, but no session has been lent a GPU machine (docs/devices.md)."
+  fi
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

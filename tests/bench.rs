@@ -55,3 +55,49 @@ fn bench_without_data_says_how_to_get_it() {
     let err = clean_failure(&run(&["bench"], dir.path()));
     assert!(err.contains("scripts/fetch-data.sh"), "{err}");
 }
+
+#[test]
+fn rows_from_another_machine_join_the_tables_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("sample.txt"), text(3000)).unwrap();
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "-q", "sample.txt", "--models", "gru"];
+        args.extend_from_slice(extra);
+        let o = run(&args, d);
+        ok(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // On the "other machine": named, without the classic compressors.
+    let there = bench(&[
+        "--no-baselines",
+        "--machine",
+        "Other GPU",
+        "--devices",
+        "cpu,metal",
+        "--out",
+        "there",
+    ]);
+    assert!(there.contains("| gru | cpu (Other GPU) |"), "{there}");
+    assert!(
+        there.contains("| gru | metal (Other GPU) | unavailable"),
+        "{there}"
+    );
+    assert!(!there.contains("xz -9e"), "{there}");
+
+    let here = bench(&["--include", "there/results.json", "--out", "here"]);
+    assert!(here.contains("| gru | cpu |"), "{here}");
+    assert!(here.contains("| gru | cpu (Other GPU) |"), "{here}");
+    assert!(
+        here.contains("| gru | metal (Other GPU) | unavailable"),
+        "{here}"
+    );
+    assert!(here.contains("xz -9e"), "{here}");
+    let plot = std::fs::read_to_string(d.join("here/pareto.svg")).unwrap();
+    assert!(plot.contains("gru (cpu (Other GPU))"), "{plot}");
+    assert!(plot.contains("gru (cpu)"), "{plot}");
+
+    std::fs::write(d.join("bad.json"), "{}").unwrap();
+    let err = clean_failure(&run(&["bench", "sample.txt", "--include", "bad.json"], d));
+    assert!(err.contains("not a results.json"), "{err}");
+}

@@ -469,3 +469,28 @@ fn crafted_claims_fail_fast_with_the_default_model() {
     let err = crafted_fails_fast(&claim, &[], 20);
     assert!(err.contains("corrupt"), "{err}");
 }
+
+/// A device that cannot be opened is one clean line, even with RUST_BACKTRACE=1 (the unit test
+/// `error::tests::candle_errors_lose_their_backtrace` covers the candle side of that).
+#[test]
+fn devices_that_cannot_open_say_so_in_one_clean_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), b"abc").unwrap();
+    #[cfg(not(feature = "cuda"))]
+    let devices = ["cuda", "metal"];
+    #[cfg(feature = "cuda")]
+    let devices = ["metal"];
+    for device in devices {
+        let o = llmzip()
+            .env("RUST_BACKTRACE", "1")
+            .args(["compress", "-q", "--device", device, "a"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = clean_failure(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("--device cpu"), "{err}");
+        assert!(!dir.path().join("a.llmz").exists());
+    }
+}

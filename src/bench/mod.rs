@@ -7,7 +7,7 @@ mod plots;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use indicatif::ProgressBar;
 use llmzip::codec::{self, Decompressor, Schedule, ScheduleOptions};
@@ -38,30 +38,41 @@ pub struct BenchOptions {
     pub limits: codec::Limits,
     /// Where downloaded models are looked up.
     pub registry: Registry,
+    /// Measure the classic compressors too.
+    pub baselines: bool,
+    /// Name of the machine, recorded in every row (empty: this one, unnamed).
+    pub machine: String,
 }
 
 /// One measured combination (or one that could not run, with the reason in `status`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// File name (without its directory).
     pub file: String,
     /// Size of the file (or of the prefix measured).
     pub original_bytes: u64,
     /// `model` or `baseline`.
-    pub kind: &'static str,
+    pub kind: String,
     /// Model spec or compressor name.
     pub method: String,
-    /// Device name (`cpu`, `cuda`, `metal`; empty for baselines).
+    /// Device name (`cpu`, `cuda`, `metal`; `cpu` for baselines).
     pub device: String,
+    /// The machine it was measured on, when named (`--machine`; rows of other machines are
+    /// added with `--include`).
+    #[serde(default)]
+    pub machine: String,
     /// `ok`, or why this combination has no figures.
     pub status: String,
     /// Size of the compressed result.
     pub archive_bytes: u64,
     /// `8 × archive_bytes / original_bytes`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub bits_per_byte: f64,
     /// Seconds to compress.
+    #[serde(deserialize_with = "nan_if_null")]
     pub compress_seconds: f64,
     /// Seconds to decompress.
+    #[serde(deserialize_with = "nan_if_null")]
     pub decompress_seconds: f64,
     /// Decompressed output equal to the input, byte for byte.
     pub verified: bool,
@@ -72,13 +83,14 @@ pub struct Row {
 }
 
 impl Row {
-    fn empty(file: &str, bytes: u64, kind: &'static str, method: &str, device: &str) -> Row {
+    fn empty(file: &str, bytes: u64, kind: &str, method: &str, device: &str) -> Row {
         Row {
             file: file.into(),
             original_bytes: bytes,
-            kind,
+            kind: kind.into(),
             method: method.into(),
             device: device.into(),
+            machine: String::new(),
             status: "ok".into(),
             archive_bytes: 0,
             bits_per_byte: f64::NAN,
@@ -107,6 +119,32 @@ impl Row {
     pub fn decompress_speed(&self) -> f64 {
         self.original_bytes as f64 / self.decompress_seconds
     }
+
+    /// The device, with the machine when one is named: `cuda (NVIDIA H200)`.
+    pub fn place(&self) -> String {
+        if self.machine.is_empty() {
+            self.device.clone()
+        } else {
+            format!("{} ({})", self.device, self.machine)
+        }
+    }
+}
+
+/// JSON has no NaN: serde_json writes the figures of a row that could not run as `null`.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Rows of an earlier run (its results.json), e.g. measured on a GPU machine, to show beside
+/// this run's.
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::InvalidSetting(format!(
+            "{} is not a results.json of llmzip bench: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Shows one combination's codec progress on the benchmark's bar (whose position counts bytes
@@ -214,7 +252,7 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
         }
     }
 
-    for (name, data) in &inputs {
+    for (name, data) in inputs.iter().filter(|_| opts.baselines) {
         for b in baselines::all() {
             if progress::interrupted() {
                 return Err(Error::Interrupted);
@@ -231,6 +269,9 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
             row.peak_rss_mib = peak_memory_mib();
             rows.push(row);
         }
+    }
+    for row in &mut rows {
+        row.machine = opts.machine.clone();
     }
     Ok(rows)
 }
@@ -258,7 +299,11 @@ pub fn markdown(rows: &[Row]) -> String {
         if r.status != "ok" {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | | | | | |\n",
-                r.file, r.original_bytes, r.method, r.device, r.status
+                r.file,
+                r.original_bytes,
+                r.method,
+                r.place(),
+                r.status
             ));
             continue;
         }
@@ -267,7 +312,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.file,
             r.original_bytes,
             r.method,
-            r.device,
+            r.place(),
             r.archive_bytes,
             r.bits_per_byte,
             r.compress_speed() / 1024.0,
@@ -294,12 +339,12 @@ pub fn csv(rows: &[Row]) -> String {
                 .collect()
         };
         s.push_str(&format!(
-            "{},{},{},\"{}\",{},\"{}\",{},{:.4},{:.4},{:.4},{},{},{}\n",
+            "{},{},{},\"{}\",\"{}\",\"{}\",{},{:.4},{:.4},{:.4},{},{},{}\n",
             r.file,
             r.original_bytes,
             r.kind,
             r.method,
-            r.device,
+            r.place(),
             r.status.replace('"', "'"),
             r.archive_bytes,
             r.bits_per_byte,

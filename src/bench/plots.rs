@@ -19,12 +19,9 @@ struct Point {
 fn aggregate(rows: &[Row]) -> Vec<Point> {
     let mut by: BTreeMap<(String, String), (u64, u64, f64, bool)> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.status == "ok") {
-        let e = by.entry((r.method.clone(), r.device.clone())).or_insert((
-            0,
-            0,
-            0.0,
-            r.kind == "model",
-        ));
+        let e = by
+            .entry((r.method.clone(), r.place()))
+            .or_insert((0, 0, 0.0, r.kind == "model"));
         e.0 += r.original_bytes;
         e.1 += r.archive_bytes;
         e.2 += r.compress_seconds;

@@ -16,7 +16,8 @@ use super::progress;
 pub struct BenchArgs {
     /// Files to measure [default: the Canterbury texts in data/test/ from scripts/fetch-data.sh].
     pub files: Vec<PathBuf>,
-    /// Comma-separated models: built-in names or model directories.
+    /// Comma-separated models: built-in names or model directories ('' for none: the classic
+    /// compressors alone).
     #[arg(long, value_delimiter = ',', default_value = llmzip::models::DEFAULT_MODEL)]
     pub models: Vec<String>,
     /// Comma-separated devices: cpu, cuda, metal. Devices not compiled in or not present are
@@ -31,6 +32,16 @@ pub struct BenchArgs {
     pub dtype: Option<String>,
     #[command(flatten)]
     pub schedule: super::ScheduleArgs,
+    /// Skip the classic compressors (gzip, bzip2, xz, zstd, brotli).
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Name of this machine, recorded in every row (e.g. the GPU's name).
+    #[arg(long, default_value = "")]
+    pub machine: String,
+    /// Add the rows of an earlier run's results.json (e.g. from a GPU machine) to this run's
+    /// tables and plots; repeatable.
+    #[arg(long)]
+    pub include: Vec<PathBuf>,
     /// Directory for results.csv, results.json, pareto.svg and profile.svg.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
@@ -58,17 +69,31 @@ pub fn run(args: BenchArgs, limits: Limits, quiet: bool) -> Result<()> {
     };
     let opts = BenchOptions {
         files,
-        models: args.models.clone(),
+        // `--models ''`: the classic compressors alone.
+        models: args
+            .models
+            .iter()
+            .filter(|m| !m.is_empty())
+            .cloned()
+            .collect(),
         devices: args.devices.clone(),
         prefix: args.quick.then_some(16 << 10),
         schedule: args.schedule.options(),
         weights: args.dtype.clone(),
         limits,
         registry: Registry::from_env(),
+        baselines: !args.no_baselines,
+        machine: args.machine.clone(),
     };
+    let mut included = Vec::new();
+    for path in &args.include {
+        included.extend(bench::read_rows(path)?);
+    }
     let bar = progress::bar(None, "bench", quiet);
-    let rows = bench::run(&opts, &bar).context("benchmark failed")?;
+    let mut rows = bench::run(&opts, &bar).context("benchmark failed")?;
     bar.finish_and_clear();
+    let measured = rows.len();
+    rows.extend(included);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     std::fs::write(args.out.join("results.csv"), bench::csv(&rows))?;
@@ -83,7 +108,10 @@ pub fn run(args: BenchArgs, limits: Limits, quiet: bool) -> Result<()> {
             args.out.display()
         );
     }
-    if rows.iter().any(|r| r.status == "ok" && !r.verified) {
+    if rows[..measured]
+        .iter()
+        .any(|r| r.status == "ok" && !r.verified)
+    {
         bail!("a round trip was not exact (see the 'exact' column)");
     }
     Ok(())

@@ -115,7 +115,7 @@ pub enum Error {
     /// A model could not be found or loaded.
     Model(String),
 
-    #[error("model computation failed: {0}")]
+    #[error("model computation failed: {}", candle_message(.0))]
     /// A tensor computation failed.
     Candle(#[from] candle_core::Error),
 
@@ -156,5 +156,36 @@ fn version_message(found: u8, supported: u8) -> String {
             "archive format version {found} was made by {made_by}; {this} reads only version \
              {supported}: decompress it with the release that made it"
         )
+    }
+}
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE` is set:
+/// users get the cause, not forty lines of frames.
+pub(crate) fn candle_message(mut e: &candle_core::Error) -> String {
+    while let candle_core::Error::WithBacktrace { inner, .. } = e {
+        e = inner;
+    }
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: with RUST_BACKTRACE=1, candle errors carried forty lines of stack frames into
+    /// the one-line message (seen on `--device cuda` without a GPU).
+    #[test]
+    fn candle_errors_lose_their_backtrace() {
+        let inner = candle_core::Error::Msg("no CUDA-capable device is detected".into());
+        let e = candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(e.to_string().lines().count() > 1, "candle shows the frames");
+        let shown = Error::Candle(e).to_string();
+        assert_eq!(
+            shown,
+            "model computation failed: no CUDA-capable device is detected"
+        );
     }
 }

@@ -81,8 +81,9 @@ pub fn device(name: &str) -> Result<Device> {
         "cuda" => open_cuda(),
         "metal" => Device::new_metal(0).map_err(|e| {
             Error::InvalidSetting(format!(
-                "cannot use Metal ({e}); llmzip must be built with `--features metal` on macOS \
-                 (or use --device cpu)"
+                "cannot use Metal ({}); llmzip must be built with `--features metal` on macOS \
+                 (or use --device cpu)",
+                crate::error::candle_message(&e)
             ))
         }),
         other => Err(Error::InvalidSetting(format!(
@@ -148,8 +149,9 @@ mod cuda {
         }
         Device::new_cuda(0).map_err(|e| {
             Error::InvalidSetting(format!(
-                "--device cuda: the NVIDIA driver opened no GPU ({e}); check that a GPU is \
-                 visible (nvidia-smi) and its kernel driver is loaded, or use --device cpu"
+                "--device cuda: the NVIDIA driver opened no GPU ({}); check that a GPU is \
+                 visible (nvidia-smi) and its kernel driver is loaded, or use --device cpu",
+                crate::error::candle_message(&e)
             ))
         })
     }
@@ -165,10 +167,8 @@ mod cuda {
         // SAFETY: plain queries into integers we own, on a device and handle that are open.
         unsafe {
             let _ = cudarc::driver::sys::cuDriverGetVersion(&mut driver);
-            let _ = cudarc::cublas::sys::cublasGetVersion_v2(
-                *gpu.cublas_handle().handle(),
-                &mut blas,
-            );
+            let _ =
+                cudarc::cublas::sys::cublasGetVersion_v2(*gpu.cublas_handle().handle(), &mut blas);
         }
         let id = format!(
             "{name} sm_{major}{minor} driver {}.{} cublas {}.{}.{}",

@@ -252,4 +252,3 @@ pub(crate) fn dir_name(path: &Path) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| path.display().to_string())
 }
-
