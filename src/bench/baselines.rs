@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use flate2::write::DeflateEncoder;
-use llmzip::{Error, Result};
+use llmzip::{tensors, Error, Result};
 
 /// A classic compressor: compress and decompress whole buffers.
 pub struct Baseline {
@@ -18,6 +18,8 @@ pub struct Baseline {
     pub compress: fn(&[u8]) -> Result<Vec<u8>>,
     /// Decompresses what `compress` made.
     pub decompress: fn(&[u8]) -> Result<Vec<u8>>,
+    /// Measured only on weight files (safetensors, GGUF).
+    pub weights_only: bool,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -165,6 +167,59 @@ fn unbrotli(data: &[u8]) -> Result<Vec<u8>> {
     drain(brotli::Decompressor::new(data, 1 << 16))
 }
 
+/// The layout of a weight file, or the whole buffer as bytes.
+fn layout_of(data: &[u8]) -> tensors::Layout {
+    let total = data.len() as u64;
+    match tensors::recognise(&mut &data[..], total) {
+        Ok((_, Some(layout))) => layout,
+        _ => tensors::Layout::bytes(total),
+    }
+}
+
+/// Whether `data` is a weight file the tensor codec recognises.
+pub fn is_weights(data: &[u8]) -> bool {
+    layout_of(data).container != tensors::Container::None
+}
+
+/// Byte grouping, the method of the seed studies: in every float tensor, the first bytes of all
+/// values, then all second bytes, and so on (`forward`), or back. Everything else stays.
+fn regroup(data: &[u8], layout: &tensors::Layout, forward: bool) -> Vec<u8> {
+    let mut out = vec![0u8; data.len()];
+    let mut at = 0usize;
+    for r in &layout.regions {
+        let len = r.len as usize;
+        let (src, dst) = (&data[at..at + len], &mut out[at..at + len]);
+        match r.kind {
+            tensors::Kind::F32 | tensors::Kind::F16 | tensors::Kind::Bf16 => {
+                let w = r.kind.unit() as usize;
+                let n = len / w;
+                for i in 0..n {
+                    for k in 0..w {
+                        if forward {
+                            dst[k * n + i] = src[i * w + k];
+                        } else {
+                            dst[i * w + k] = src[k * n + i];
+                        }
+                    }
+                }
+            }
+            _ => dst.copy_from_slice(src),
+        }
+        at += len;
+    }
+    out
+}
+
+fn grouped_zstd19(data: &[u8]) -> Result<Vec<u8>> {
+    zstd19(&regroup(data, &layout_of(data), true))
+}
+
+/// The container's header is not regrouped, so the layout is read back from the grouped bytes.
+fn grouped_unzstd(data: &[u8]) -> Result<Vec<u8>> {
+    let grouped = unzstd(data)?;
+    Ok(regroup(&grouped, &layout_of(&grouped), false))
+}
+
 /// All baselines, in the order they are reported.
 pub fn all() -> Vec<Baseline> {
     vec![
@@ -172,31 +227,43 @@ pub fn all() -> Vec<Baseline> {
             name: "zip -9 (deflate)",
             compress: deflate,
             decompress: inflate,
+            weights_only: false,
         },
         Baseline {
             name: "gzip -9",
             compress: gzip,
             decompress: gunzip,
+            weights_only: false,
         },
         Baseline {
             name: "bzip2 -9",
             compress: bzip2,
             decompress: bunzip2,
+            weights_only: false,
         },
         Baseline {
             name: "xz -9e",
             compress: xz,
             decompress: unxz,
+            weights_only: false,
         },
         Baseline {
             name: "zstd -19",
             compress: zstd19,
             decompress: unzstd,
+            weights_only: false,
         },
         Baseline {
             name: "brotli -q11",
             compress: brotli11,
             decompress: unbrotli,
+            weights_only: false,
+        },
+        Baseline {
+            name: "grouped + zstd -19",
+            compress: grouped_zstd19,
+            decompress: grouped_unzstd,
+            weights_only: true,
         },
     ]
 }

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use llmzip::codec::{self, Decompressor, Schedule, ScheduleOptions};
 use llmzip::models;
 use llmzip::stats::Stage;
-use llmzip::{Error, Observer, Registry, Result};
+use llmzip::{tensors, Error, Observer, Registry, Result};
 
 use crate::commands::progress;
 
@@ -110,6 +110,19 @@ impl Row {
         self.verified = verified;
     }
 
+    /// Takes the process's peak memory and the compression profile (`c` seconds in all).
+    fn record(&mut self, profile: &llmzip::stats::Profile, c: f64) {
+        self.peak_rss_mib = peak_memory_mib();
+        let mut accounted = 0.0;
+        for stage in Stage::ALL {
+            let t = profile.get(stage).as_secs_f64();
+            accounted += t;
+            self.compress_profile.push((stage.name(false).into(), t));
+        }
+        self.compress_profile
+            .push(("other".into(), (c - accounted).max(0.0)));
+    }
+
     /// Compression speed in bytes per second.
     pub fn compress_speed(&self) -> f64 {
         self.original_bytes as f64 / self.compress_seconds
@@ -187,6 +200,14 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
     for device_name in &opts.devices {
         let device = models::device(device_name).map_err(|e| e.to_string());
         for spec in &opts.models {
+            if spec == tensors::MODEL_NAME {
+                for (name, data) in &inputs {
+                    rows.push(tensor_row(name, data, device_name)?);
+                    done += 2 * data.len() as u64;
+                    bar.set_position(done);
+                }
+                continue;
+            }
             let model = match &device {
                 Ok(d) => models::load(spec, d, opts.weights.as_deref(), &opts.registry)
                     .and_then(|m| {
@@ -236,15 +257,7 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                 )?;
                 let d = start.elapsed().as_secs_f64();
                 row.finish(archive.len() as u64, c, d, back == *data);
-                row.peak_rss_mib = peak_memory_mib();
-                let mut accounted = 0.0;
-                for stage in Stage::ALL {
-                    let t = summary.profile.get(stage).as_secs_f64();
-                    accounted += t;
-                    row.compress_profile.push((stage.name(false).into(), t));
-                }
-                row.compress_profile
-                    .push(("other".into(), (c - accounted).max(0.0)));
+                row.record(&summary.profile, c);
                 rows.push(row);
                 done += 2 * data.len() as u64;
                 bar.set_position(done);
@@ -253,7 +266,11 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
     }
 
     for (name, data) in inputs.iter().filter(|_| opts.baselines) {
-        for b in baselines::all() {
+        let weights = baselines::is_weights(data);
+        for b in baselines::all()
+            .into_iter()
+            .filter(|b| weights || !b.weights_only)
+        {
             if progress::interrupted() {
                 return Err(Error::Interrupted);
             }
@@ -274,6 +291,42 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
         row.machine = opts.machine.clone();
     }
     Ok(rows)
+}
+
+/// The tensor codec on one file: it runs on the CPU whatever the device.
+fn tensor_row(name: &str, data: &[u8], device: &str) -> Result<Row> {
+    let mut row = Row::empty(
+        name,
+        data.len() as u64,
+        "model",
+        tensors::MODEL_NAME,
+        device,
+    );
+    if device != "cpu" {
+        row.status = "unavailable: the tensor codec runs on the CPU".into();
+        return Ok(row);
+    }
+    reset_peak_memory();
+    let start = Instant::now();
+    let total = data.len() as u64;
+    let (head, layout) = tensors::recognise(&mut &data[..], total)?;
+    let layout = layout.unwrap_or_else(|| tensors::Layout::bytes(total));
+    let mut archive = Vec::new();
+    let summary = tensors::compress(
+        &head,
+        &layout,
+        &data[head.len()..],
+        &mut archive,
+        &mut llmzip::Silent,
+    )?;
+    let c = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut back = Vec::with_capacity(data.len());
+    tensors::decompress(archive.as_slice(), &mut back, &mut llmzip::Silent)?;
+    let d = start.elapsed().as_secs_f64();
+    row.finish(archive.len() as u64, c, d, back == data);
+    row.record(&summary.profile, c);
+    Ok(row)
 }
 
 /// Resets the kernel's peak-RSS mark for this process (Linux ≥ 4.0), so each combination's peak

@@ -1,13 +1,18 @@
 //! `llmzip compress`.
 
-use anyhow::{Context, Result};
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use llmzip::codec::{self, Limits, Schedule};
+use llmzip::codec::{self, Limits, Schedule, Summary};
+use llmzip::tensors;
 
 use super::files::compressed_name;
 use super::models::ModelCache;
-use super::pipeline::{self, Direction, FileArgs};
+use super::pipeline::{self, Direction, FileArgs, Streams};
 use super::ScheduleArgs;
+
+const TENSORS: &str = tensors::MODEL_NAME;
 
 /// Options of `llmzip compress`.
 #[derive(Debug, Args)]
@@ -17,9 +22,11 @@ pub struct CompressArgs {
     /// Model: a built-in name (gru-cm4, gru-cm3, gru-cm2, gru-cm, gru, smollm2, gpt2, distilgpt2),
     /// a GGUF file, or a model directory (GPT-2 in Hugging Face layout, or one written by
     /// `llmzip train`; add `-cm4` to mix it with the file's own statistics like the default, or
-    /// an older version: `-cm`, `-cm2` with fixed-size tables, `-cm3` with more word contexts).
-    #[arg(short, long, default_value = llmzip::models::DEFAULT_MODEL)]
-    pub model: String,
+    /// an older version: `-cm`, `-cm2` with fixed-size tables, `-cm3` with more word contexts);
+    /// `tensors` for the weight-file codec. Without -m, safetensors and GGUF files are
+    /// recognised by their content and get the weight-file codec, anything else gru-cm4.
+    #[arg(short, long)]
+    pub model: Option<String>,
     /// Weight format of GGUF models: f32 (dequantized; fastest on CPU), q8_0, or the file's own
     /// (e.g. q4_1). Recorded in the archive; decompression picks it up by itself.
     #[arg(long)]
@@ -30,10 +37,16 @@ pub struct CompressArgs {
 
 pub fn run(args: CompressArgs, models: &mut ModelCache, limits: Limits, quiet: bool) -> Result<()> {
     let weights = args.dtype.as_deref();
+    let forced_tensors = args.model.as_deref() == Some(TENSORS);
+    let spec = match args.model.as_deref() {
+        None | Some(TENSORS) => llmzip::models::DEFAULT_MODEL,
+        Some(m) => m,
+    };
     // Load before touching any file so that a bad -m or schedule fails fast.
-    let info = models.get(&args.model, weights)?.info().clone();
+    let info = models.get(spec, weights)?.info().clone();
     let schedule = Schedule::for_model(&args.schedule.options(), &info)?;
     let jobs = pipeline::plan(&args.files, |p| Ok(compressed_name(p)))?;
+    let stats = args.files.stats;
     pipeline::run_all(
         &args.files,
         jobs,
@@ -41,9 +54,50 @@ pub fn run(args: CompressArgs, models: &mut ModelCache, limits: Limits, quiet: b
         Direction::Compress,
         |_, len| len,
         |job, cx| {
-            let model = models.get(&args.model, weights)?;
-            codec::compress(cx.reader, cx.writer, model, &schedule, &limits, cx.observer)
-                .with_context(|| format!("cannot compress {}", job.input.name()))
+            let name = job.input.name();
+            let context = || format!("cannot compress {name}");
+            // Weight files: recognised by content when no model was asked for.
+            let (head, layout) = match (cx.len, args.model.is_none() || forced_tensors) {
+                (Some(total), true) => {
+                    tensors::recognise(cx.reader, total).with_context(context)?
+                }
+                (None, true) if forced_tensors => {
+                    bail!("-m tensors needs a file, not standard input (it reads the file's size)")
+                }
+                _ => (Vec::new(), None),
+            };
+            let layout = match layout {
+                Some(l) => Some(l),
+                None if forced_tensors => Some(tensors::Layout::bytes(cx.len.unwrap_or(0))),
+                None => None,
+            };
+            if let Some(layout) = layout {
+                return weights_file(&head, &layout, cx, stats).with_context(context);
+            }
+            let model = models.get(spec, weights)?;
+            let mut input = std::io::Cursor::new(head).chain(cx.reader);
+            codec::compress(
+                &mut input,
+                cx.writer,
+                model,
+                &schedule,
+                &limits,
+                cx.observer,
+            )
+            .with_context(context)
         },
     )
+}
+
+fn weights_file(
+    head: &[u8],
+    layout: &tensors::Layout,
+    cx: Streams<'_>,
+    stats: bool,
+) -> Result<Summary> {
+    let s = tensors::compress(head, layout, cx.reader, cx.writer, cx.observer)?;
+    if stats {
+        super::report::tensor_table(&s);
+    }
+    Ok(super::report::as_codec_summary(s))
 }

@@ -1,13 +1,14 @@
 //! `llmzip decompress`.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 
 use anyhow::{bail, Result};
 use clap::Args;
 use llmzip::codec::{Decompressor, Limits};
 use llmzip::format::Trailer;
 use llmzip::models::BUILTIN_MODELS;
+use llmzip::tensors;
 
 use super::files::{decompressed_name, Input};
 use super::models::ModelCache;
@@ -40,7 +41,18 @@ pub fn run(
             Input::Stdin => None,
         },
         |_, cx| {
-            let decompressor = Decompressor::new(cx.reader)?;
+            // Tensor archives start with their own magic.
+            let mut magic = [0u8; 4];
+            let n = llmzip::format::read_up_to(cx.reader, &mut magic)?;
+            let mut input = std::io::Cursor::new(magic[..n].to_vec()).chain(cx.reader);
+            if magic == tensors::MAGIC {
+                let s = tensors::decompress(&mut input, cx.writer, cx.observer)?;
+                if args.files.stats {
+                    super::report::tensor_table(&s);
+                }
+                return Ok(super::report::as_codec_summary(s));
+            }
+            let decompressor = Decompressor::new(&mut input)?;
             let header = decompressor.header();
             let spec = match &args.model {
                 Some(m) => m.clone(),
@@ -66,6 +78,13 @@ pub fn run(
 /// for anything else).
 fn original_len_hint(path: &std::path::Path) -> Option<u64> {
     let mut f = File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    f.read_exact(&mut magic).ok()?;
+    if magic == tensors::MAGIC {
+        f.seek(SeekFrom::Start(0)).ok()?;
+        let layout = tensors::read_layout(std::io::BufReader::new(f)).ok()?;
+        return Some(layout.regions.iter().map(|r| r.len).sum());
+    }
     f.seek(SeekFrom::End(-12)).ok()?;
     Trailer::read(&mut f).ok().map(|t| t.original_len)
 }

@@ -1,15 +1,16 @@
 //! `llmzip info`: what an archive holds, without decoding it.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::HumanBytes;
 use llmzip::codec;
+use llmzip::tensors;
 
-use super::report::bits_per_byte;
+use super::report::{bits_per_byte, tensor_lines};
 
 /// Options of `llmzip info`.
 #[derive(Debug, Args)]
@@ -21,7 +22,30 @@ pub struct InfoArgs {
 
 pub fn run(args: InfoArgs) -> Result<()> {
     for path in &args.files {
-        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut magic = [0u8; 4];
+        if f.read_exact(&mut magic).is_ok() && magic == tensors::MAGIC {
+            f.seek(SeekFrom::Start(0))?;
+            let s = tensors::inspect(BufReader::new(f))
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            println!("{}", path.display());
+            println!(
+                "  weight file    {}, {} regions",
+                s.layout.container.name(),
+                s.layout.regions.len()
+            );
+            println!("  original size  {} bytes", s.original_len);
+            println!(
+                "  archive size   {} bytes ({:.3}x)",
+                s.archive_len,
+                s.original_len as f64 / s.archive_len.max(1) as f64
+            );
+            for line in tensor_lines(&s) {
+                println!("{line}");
+            }
+            continue;
+        }
+        f.seek(SeekFrom::Start(0))?;
         let info = codec::inspect(BufReader::new(f))
             .with_context(|| format!("cannot read {}", path.display()))?;
         let h = &info.header;

@@ -103,6 +103,8 @@ pub enum Direction {
 /// The open streams of one job, handed to the codec.
 pub struct Streams<'a> {
     pub reader: &'a mut dyn Read,
+    /// The input's length, when it is a file.
+    pub len: Option<u64>,
     pub writer: &'a mut dyn Write,
     pub observer: &'a mut CliObserver,
 }
@@ -153,6 +155,7 @@ pub fn run_all(
                 job,
                 Streams {
                     reader: &mut reader,
+                    len,
                     writer: sink.writer(),
                     observer: &mut observer,
                 },

@@ -7,6 +7,7 @@ use crate::bench::baselines::BaselineResult;
 use indicatif::HumanBytes;
 use llmzip::codec::Summary;
 use llmzip::stats::Stage;
+use llmzip::tensors;
 
 /// Bits per byte of the archive: 8 × archive bytes / original bytes (header included).
 pub fn bits_per_byte(archive: u64, original: u64) -> f64 {
@@ -111,5 +112,51 @@ pub fn stats(decoding: bool, s: &Summary, elapsed: Duration, baseline: Option<Ba
             b.elapsed.as_secs_f64(),
             speed(b.input_bytes, b.elapsed)
         );
+    }
+}
+
+/// A tensor archive's summary in the shape the per-file report prints.
+pub fn as_codec_summary(s: tensors::Summary) -> Summary {
+    Summary {
+        original_len: s.original_len,
+        archive_len: s.archive_len,
+        profile: s.profile,
+        ..Summary::default()
+    }
+}
+
+/// Per number format: sizes, ratio and bits per value (`llmzip info`, `--stats`).
+pub fn tensor_lines(s: &tensors::Summary) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  {:<8} {:>14} {:>14} {:>8} {:>14} {:>10}",
+        "format", "original", "coded", "ratio", "values", "bits/value"
+    )];
+    for (kind, k) in &s.kinds {
+        lines.push(format!(
+            "  {:<8} {:>14} {:>14} {:>7.3}x {:>14} {:>10.3}",
+            kind.name(),
+            k.original,
+            k.coded,
+            ratio(k.coded, k.original),
+            k.values,
+            if k.values == 0 {
+                0.0
+            } else {
+                8.0 * k.coded as f64 / k.values as f64
+            }
+        ));
+    }
+    lines
+}
+
+/// Prints [`tensor_lines`] to stderr, after the container's name.
+pub fn tensor_table(s: &tensors::Summary) {
+    eprintln!(
+        "  weight file     {}, {} regions",
+        s.layout.container.name(),
+        s.layout.regions.len()
+    );
+    for line in tensor_lines(s) {
+        eprintln!("{line}");
     }
 }

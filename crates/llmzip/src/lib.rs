@@ -11,6 +11,8 @@
 //!   the model is stepped. Compressor and decompressor share one implementation of it, which is what
 //!   makes decoding reproduce the encoder's probabilities bit for bit.
 //! * [`format`](mod@format) reads and writes the `.llmz` container, validating every field before use.
+//! * [`tensors`] is the other codec: weight files (safetensors, GGUF) split into number fields
+//!   and coded with fast bit models instead of a language model.
 //!
 //! Most programs need only [`encode_all`] / [`decode_all`] or the streaming [`Encoder`] /
 //! [`Decoder`], configured by [`Options`].
@@ -27,6 +29,7 @@ pub mod observer;
 pub mod registry;
 pub mod stats;
 mod stream;
+pub mod tensors;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod tokenization;

@@ -1,5 +1,6 @@
 //! Helpers for tests of programs built on llmzip (feature `test-support`): tiny random models
-//! in the layouts llmzip loads, so a test can exercise a model family without downloading it.
+//! in the layouts llmzip loads, so a test can exercise a model family without downloading it,
+//! and small weight files (safetensors, GGUF) for the tensor codec.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,4 +78,72 @@ pub fn write_random_model(dir: &Path, config: &Gpt2Config, seed: u64) -> Result<
     let config = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("config.json"), config)?;
     Ok(())
+}
+
+/// A safetensors file with the given `(name, dtype, shape, data)` tensors.
+pub fn safetensors_file(tensors: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let begin = data.len();
+        data.extend_from_slice(bytes);
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [begin, data.len()]}),
+        );
+    }
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// A GGUF v3 file with two metadata entries (a string, an array of strings) and `(dims, GGML
+/// type id, data)` tensors, each padded to 32 bytes.
+pub fn gguf_file(tensors: &[(Vec<u64>, u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&2u64.to_le_bytes());
+    let key = b"general.name";
+    out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&4u64.to_le_bytes());
+    out.extend_from_slice(b"test");
+    let key = b"tokenizer.tokens";
+    out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&9u32.to_le_bytes());
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&3u64.to_le_bytes());
+    for w in [&b"a"[..], b"bc", b"def"] {
+        out.extend_from_slice(&(w.len() as u64).to_le_bytes());
+        out.extend_from_slice(w);
+    }
+    let mut offset = 0u64;
+    for (i, (dims, t, data)) in tensors.iter().enumerate() {
+        let name = format!("t{i}");
+        out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+        for d in dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&t.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        offset += (data.len() as u64).div_ceil(32) * 32;
+    }
+    while !out.len().is_multiple_of(32) {
+        out.push(0);
+    }
+    for (_, _, data) in tensors {
+        out.extend_from_slice(data);
+        while !out.len().is_multiple_of(32) {
+            out.push(0);
+        }
+    }
+    out
 }

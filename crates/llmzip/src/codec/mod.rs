@@ -622,13 +622,14 @@ fn read_block(input: &mut dyn Read, size: usize, buf: &mut Vec<u8>) -> Result<us
     Ok(buf.len())
 }
 
-struct CountingWriter<W> {
+/// Counts the bytes written through it (the archive's length).
+pub(crate) struct CountingWriter<W> {
     inner: W,
-    count: u64,
+    pub(crate) count: u64,
 }
 
 impl<W: Write> CountingWriter<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         CountingWriter { inner, count: 0 }
     }
 }

@@ -19,6 +19,8 @@
 //!   because they were zero, plus the decoder's look-ahead); more means the payload is too short
 //!   for the symbols it claims, e.g. an empty payload in a header that claims 64 MiB.
 
+pub mod binary;
+
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 mod identity;
 mod reader;
 mod schedule;
-mod varint;
+pub(crate) mod varint;
 
 use std::io::{Read, Write};
 
@@ -375,7 +375,7 @@ fn read_str(input: &mut impl Read, what: &str) -> Result<String> {
 }
 
 /// Like `read_exact`, but returns how many bytes were read when the input ends early.
-fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+pub fn read_up_to(input: &mut (impl Read + ?Sized), buf: &mut [u8]) -> Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {

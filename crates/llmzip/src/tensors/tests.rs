@@ -1,0 +1,202 @@
+//! Tensor archives end to end: round trips of every container and format, fallback, thread
+//! independence, and damaged or crafted archives refused early without panics.
+
+use super::*;
+use crate::testing::{gguf_file, safetensors_file};
+use std::time::Instant;
+
+use crate::models::rng::SplitMix64;
+
+pub(crate) fn lcg(state: &mut SplitMix64) -> u32 {
+    state.next_u64() as u32
+}
+
+/// Bell-shaped weights (a sum of uniforms) whose scale changes with the column.
+pub(crate) fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = SplitMix64::new(seed);
+    (0..n)
+        .map(|i| {
+            let g: f32 = (0..4)
+                .map(|_| lcg(&mut s) as f32 / u32::MAX as f32 - 0.5)
+                .sum();
+            g * 0.02 * (1.0 + (i % 5) as f32)
+        })
+        .collect()
+}
+
+fn f32_bytes(w: &[f32]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bf16_bytes(w: &[f32]) -> Vec<u8> {
+    w.iter()
+        .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+        .collect()
+}
+
+fn compress_file(file: &[u8]) -> (Vec<u8>, Summary) {
+    let (head, layout) = recognise(&mut &file[..], file.len() as u64).unwrap();
+    let layout = layout.unwrap_or_else(|| Layout::bytes(file.len() as u64));
+    let mut archive = Vec::new();
+    let summary = compress(
+        &head,
+        &layout,
+        &file[head.len()..],
+        &mut archive,
+        &mut crate::Silent,
+    )
+    .unwrap();
+    assert_eq!(summary.archive_len, archive.len() as u64);
+    (archive, summary)
+}
+
+fn decompress_vec(archive: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress(archive, &mut out, &mut crate::Silent)?;
+    Ok(out)
+}
+
+/// A safetensors file (bf16 matrix, f32 vector, f16 matrix, i64) and a GGUF file (q4_1, f32,
+/// q8_0, q4_0), both larger than one chunk in places.
+fn samples() -> Vec<(&'static str, Vec<u8>)> {
+    let w = weights(1 << 21, 1);
+    let f16: Vec<u8> = w[..4096]
+        .iter()
+        .flat_map(|x| {
+            let b = x.to_bits();
+            let e = (((b >> 23) & 255) as i32 - 127 + 15).clamp(0, 31) as u16;
+            (((b >> 16) & 0x8000) as u16 | (e << 10) | ((b >> 13) & 0x3ff) as u16).to_le_bytes()
+        })
+        .collect();
+    let st = safetensors_file(&[
+        ("w", "BF16", vec![1024, 2048], bf16_bytes(&w)),
+        ("b", "F32", vec![2048], f32_bytes(&w[..2048])),
+        ("h", "F16", vec![64, 64], f16),
+        ("i", "I64", vec![3], vec![9; 24]),
+    ]);
+    let mut s = SplitMix64::new(5);
+    let mut q = |blocks: usize, unit: usize| -> Vec<u8> {
+        (0..blocks * unit)
+            .map(|i| match i % unit {
+                0 => lcg(&mut s) as u8,
+                1 => 0x2c + (lcg(&mut s) % 3) as u8,
+                _ => (lcg(&mut s) % 13) as u8,
+            })
+            .collect()
+    };
+    let g = gguf_file(&[
+        (vec![256, 1100], 3, q(8 * 1100, 20)),
+        (vec![256], 0, f32_bytes(&w[..256])),
+        (vec![64, 300], 8, q(2 * 300, 34)),
+        (vec![32, 10], 2, q(10, 18)),
+    ]);
+    vec![("safetensors", st), ("gguf", g)]
+}
+
+#[test]
+fn weight_files_round_trip_and_shrink() {
+    for (name, file) in samples() {
+        let (archive, summary) = compress_file(&file);
+        assert_ne!(summary.layout.container, Container::None, "{name}");
+        assert_eq!(decompress_vec(&archive).unwrap(), file, "{name}");
+        assert!(
+            archive.len() < file.len(),
+            "{name}: {} of {}",
+            archive.len(),
+            file.len()
+        );
+        let info = inspect(archive.as_slice()).unwrap();
+        assert_eq!(info.kinds, summary.kinds, "{name}");
+        assert_eq!(info.original_len, file.len() as u64);
+        assert_eq!(info.archive_len, archive.len() as u64);
+    }
+}
+
+#[test]
+fn anything_else_round_trips_as_bytes() {
+    let mut s = SplitMix64::new(11);
+    let random: Vec<u8> = (0..100_000).map(|_| lcg(&mut s) as u8).collect();
+    for data in [
+        Vec::new(),
+        b"x".to_vec(),
+        b"GGUF".to_vec(),
+        b"{\"not\": \"safetensors\"}".to_vec(),
+        random,
+    ] {
+        let (archive, summary) = compress_file(&data);
+        assert_eq!(summary.layout.container, Container::None);
+        assert_eq!(decompress_vec(&archive).unwrap(), data);
+        assert!(archive.len() <= data.len() + 64 + data.len() / CHUNK_BYTES as usize * 8);
+    }
+}
+
+#[test]
+fn archives_do_not_depend_on_the_thread_count() {
+    let (_, file) = samples().remove(0);
+    let in_pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| compress_file(&file).0)
+    };
+    let one = in_pool(1);
+    assert_eq!(one, in_pool(3));
+    let decoded = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(|| decompress_vec(&one).unwrap());
+    assert_eq!(decoded, file);
+}
+
+#[test]
+fn damaged_archives_are_refused_without_panics_or_unchecked_output() {
+    let file = gguf_file(&[(vec![64, 40], 3, (0..40 * 2 * 20).map(|i| i as u8).collect())]);
+    let (archive, _) = compress_file(&file);
+    for cut in 0..archive.len() {
+        assert!(decompress_vec(&archive[..cut]).is_err(), "cut at {cut}");
+    }
+    for i in 0..archive.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut bad = archive.clone();
+            bad[i] ^= bit;
+            // Some bits do not matter (the coder's last bytes, raw padding); every output
+            // that comes back must be the original.
+            if let Ok(out) = decompress_vec(&bad) {
+                assert_eq!(out, file, "flip at {i} decoded other bytes");
+            }
+        }
+    }
+    let mut longer = archive.clone();
+    longer.push(0);
+    assert!(decompress_vec(&longer).is_err());
+}
+
+#[test]
+fn crafted_claims_fail_at_the_first_chunk() {
+    // A valid header that claims 1 TiB of q8_0, followed by one empty chunk.
+    let mut header = MAGIC.to_vec();
+    header.extend_from_slice(&[VERSION, 0, 0, 2]);
+    let total = 34u64 << 35;
+    varint::write_u64(&mut header, total).unwrap();
+    varint::write_u64(&mut header, 1).unwrap();
+    header.push(Kind::Q8_0 as u8);
+    varint::write_u64(&mut header, total).unwrap();
+    varint::write_u64(&mut header, 1 << 20).unwrap();
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    let mut archive = header.clone();
+    archive.extend_from_slice(&[1, 0, 0, 0, 0, 1]);
+    let start = Instant::now();
+    let err = decompress_vec(&archive).unwrap_err();
+    assert!(
+        matches!(err, Error::Corrupt(_) | Error::Truncated(_)),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs() < 5);
+    // More regions than bytes, and regions that do not add up, are refused in the header.
+    let mut h = MAGIC.to_vec();
+    h.extend_from_slice(&[VERSION, 0, 0, 0, 5, 100]);
+    assert!(matches!(decompress_vec(&h), Err(Error::Corrupt(_))));
+}
