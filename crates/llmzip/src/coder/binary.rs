@@ -125,6 +125,19 @@ impl Encoder {
         }
     }
 
+    /// Like [`Encoder::code_tree`], with the average of two trees' probabilities (both learn).
+    #[inline]
+    pub fn code_tree2(&mut self, value: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) {
+        let mut node = 1usize;
+        for i in (0..n).rev() {
+            let bit = (value >> i) & 1 != 0;
+            self.encode(bit, (a[node].p1() + 3 * b[node].p1()) / 4);
+            a[node].update(bit);
+            b[node].update(bit);
+            node = 2 * node + bit as usize;
+        }
+    }
+
     /// Ends the stream and returns its bytes.
     pub fn finish(mut self) -> Vec<u8> {
         // Four bytes of `low` identify a point inside the final interval.
@@ -198,6 +211,19 @@ impl<'a> Decoder<'a> {
         let mut node = 1usize;
         for _ in 0..n {
             let bit = self.code(&mut tree[node]);
+            node = 2 * node + bit as usize;
+        }
+        (node - (1 << n)) as u32
+    }
+
+    /// Decodes a value coded by [`Encoder::code_tree2`].
+    #[inline]
+    pub fn code_tree2(&mut self, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32 {
+        let mut node = 1usize;
+        for _ in 0..n {
+            let bit = self.decode((a[node].p1() + 3 * b[node].p1()) / 4);
+            a[node].update(bit);
+            b[node].update(bit);
             node = 2 * node + bit as usize;
         }
         (node - (1 << n)) as u32

@@ -20,6 +20,7 @@
 //!   for the symbols it claims, e.g. an empty payload in a header that claims 64 MiB.
 
 pub mod binary;
+pub mod rans;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,5 +1,5 @@
-//! One chunk of one number format, split into fields and coded: what is predictable through
-//! adaptive bit models, what is noise as raw bits.
+//! One chunk of one number format, split into fields and coded: what is predictable as symbols
+//! of adaptive tables (rANS, [`crate::coder::rans`]), what is noise as raw bits.
 //!
 //! Both directions run the *same* function per format over a buffer ([`Io`] decides whether a
 //! field is being written or read): the encoder's buffer holds the data, the decoder's starts as
@@ -8,18 +8,25 @@
 //!
 //! What is modelled, and why (measured on real weights: docs/benchmarks.md, "Weight files"):
 //! * **Floats** (f32, f16, bf16): the exponent carries the predictable part of a weight (about
-//!   2.7 of its 8 bits); it is coded through a binary tree of bit models chosen by the exponent
-//!   of the value one row above (weight matrices have columns of larger and smaller magnitude),
-//!   bucketed around the chunk's most common exponent. (The previous value's exponent was
-//!   tried as well and alone or together with it did worse on the GRU's weights.) The top two
-//!   mantissa bits are modelled by exponent; sign and the other mantissa bits are close to
-//!   uniform noise and go out as raw bits.
-//! * **Quantized blocks** (q8_0, q4_0, q4_1): the f16 scale (and minimum) of each block the same
-//!   way as a float, from the previous block and the block above; the quants through bit-model
-//!   trees (4-bit values given the previous one; 8-bit values order-0).
-//! * **Bytes** (headers, metadata, anything else): order-1 bit-model tree.
+//!   2.7 of its 8 bits). It is coded under the exponent of the value one row above (weight
+//!   matrices have columns of larger and smaller magnitude), bucketed around the chunk's most
+//!   common exponent; the previous value's exponent was tried as well, alone or together with
+//!   it, and did worse on the GRU's weights. The top two mantissa bits are coded by exponent
+//!   (within a binade a bell-shaped density falls towards the end); sign and the other
+//!   mantissa bits are close to uniform noise and go out as raw bits.
+//! * **Quantized blocks** (q8_0, q4_0, q4_1): each block's f16 scale exponent under the
+//!   previous block's and the one above; q4_1's minimum under the previous minimum and this
+//!   block's scale; sign and top mantissa bits of both by exponent. q4 nibbles under the
+//!   block's zero point (the nibble that decodes to 0: −m/d), which says where its values
+//!   centre (-1.3 % of q4_1 bytes against one table); q8 quants under the scale's bucket.
+//! * **Bytes** (headers, metadata, anything else): adaptive bit models of the previous byte and
+//!   of the previous two (hashed), mixed — the binary coder, as these regions are small.
+//!
+//! Tensors of one format and row length that follow each other are one region (layout), so
+//! small tensors share a chunk and its statistics.
 
 use crate::coder::binary::{Bit, Decoder, Encoder};
+use crate::coder::rans::{self, Models, Space};
 use crate::{Error, Result};
 
 use super::layout::Kind;
@@ -27,28 +34,45 @@ use super::layout::Kind;
 /// Mantissa bits of a float modelled (the rest are raw).
 const TOP: u32 = 2;
 
+/// 8-bit exponents are coded as one of the 31 from `reference − EXP_BELOW` up, or escaped.
+const EXP_BELOW: i32 = 27;
+const ESCAPE: u32 = 31;
+
 /// Rows longer than this many units get no "above" context (its history would cost memory).
 const MAX_ROW: u64 = 1 << 20;
 
 /// Writes or reads the fields of a chunk.
 trait Io {
-    /// Codes the low `n` bits of `value` through the bit-model tree `tree` (2^n entries) and
-    /// returns them (the encoder its argument, the decoder what it decoded).
-    fn tree(&mut self, value: u32, n: u32, tree: &mut [Bit]) -> u32;
+    /// Codes the low `n` bits of `value` through two adaptive bit-model trees (2^n entries
+    /// each) whose probabilities are mixed, and returns them (the encoder its argument, the
+    /// decoder what it decoded).
+    fn tree2(&mut self, value: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32;
+    /// Codes symbol `value` of adaptive table `t` (of the format's [`Space`]).
+    fn symbol(&mut self, value: u32, t: usize) -> u32;
     /// Codes the low `n ≤ 32` bits of `value` as they are.
     fn raw(&mut self, value: u32, n: u32) -> u32;
 }
 
+/// The encoder's side: bit-model decisions go straight to the binary coder; symbols update the
+/// adaptive tables and their intervals are recorded, to be rANS-coded (backwards) once the chunk
+/// is done.
 struct Writing {
     coder: Encoder,
+    models: Models,
+    recorded: Vec<u32>,
     raw: BitWriter,
 }
 
 impl Io for Writing {
     #[inline]
-    fn tree(&mut self, value: u32, n: u32, tree: &mut [Bit]) -> u32 {
-        self.coder.code_tree(value, n, tree);
+    fn tree2(&mut self, value: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32 {
+        self.coder.code_tree2(value, n, a, b);
         value & ((1u64 << n) - 1) as u32
+    }
+    #[inline]
+    fn symbol(&mut self, value: u32, t: usize) -> u32 {
+        self.models.encode(t, value, &mut self.recorded);
+        value
     }
     #[inline]
     fn raw(&mut self, value: u32, n: u32) -> u32 {
@@ -59,13 +83,19 @@ impl Io for Writing {
 
 struct Reading<'a> {
     coder: Decoder<'a>,
+    models: Models,
+    symbols: rans::Decoder<'a>,
     raw: BitReader<'a>,
 }
 
 impl Io for Reading<'_> {
     #[inline]
-    fn tree(&mut self, _: u32, n: u32, tree: &mut [Bit]) -> u32 {
-        self.coder.code_tree(n, tree)
+    fn tree2(&mut self, _: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32 {
+        self.coder.code_tree2(n, a, b)
+    }
+    #[inline]
+    fn symbol(&mut self, _: u32, t: usize) -> u32 {
+        self.symbols.decode(&mut self.models, t)
     }
     #[inline]
     fn raw(&mut self, _: u32, n: u32) -> u32 {
@@ -124,21 +154,31 @@ impl BitReader<'_> {
 }
 
 /// Codes `data` (a chunk of `kind` that starts `first` units into its tensor, whose rows are
-/// `row` units long) and returns the payload. Data the models would expand is stored.
+/// `row` units long) and returns the payload: mode 1, the format's header, the binary coder's
+/// stream and the rANS stream (each after its length), then the raw bits.
+/// Data the models would expand is stored (mode 0).
 pub(crate) fn encode(kind: Kind, row: u64, first: u64, data: &[u8]) -> Vec<u8> {
     let mut buf = data.to_vec();
     let mut w = Writing {
         coder: Encoder::new(),
-        raw: BitWriter::default(),
+        models: Models::new(space(kind)),
+        recorded: Vec::with_capacity(data.len()),
+        raw: BitWriter {
+            out: Vec::with_capacity(data.len()),
+            ..BitWriter::default()
+        },
     };
     let header = run(kind, row, first, &mut buf, &mut w, None);
+    let symbols = rans::encode(&w.recorded);
     let coded = w.coder.finish();
     let raw = w.raw.finish();
-    let mut out = Vec::with_capacity(coded.len() + raw.len() + 16);
+    let mut out = Vec::with_capacity(coded.len() + symbols.len() + raw.len() + 32);
     out.push(1);
     out.extend_from_slice(&header);
-    crate::format::varint::write_u64(&mut out, coded.len() as u64).expect("vec");
-    out.extend_from_slice(&coded);
+    for stream in [&coded, &symbols] {
+        crate::format::varint::write_u64(&mut out, stream.len() as u64).expect("vec");
+        out.extend_from_slice(stream);
+    }
     out.extend_from_slice(&raw);
     if out.len() > data.len() + 1 {
         out.clear();
@@ -166,15 +206,22 @@ pub(crate) fn decode(
             let header_len = header_len(kind);
             let header = rest.get(..header_len).ok_or_else(|| corrupt("is cut"))?;
             let mut rest = &rest[header_len..];
-            let max = rest.len() as u64;
-            let coded_len =
-                crate::format::varint::read_bounded(&mut rest, "coded length", max)? as usize;
-            if coded_len > rest.len() {
-                return Err(corrupt("is cut"));
-            }
-            let (coded, raw) = rest.split_at(coded_len);
+            let mut stream = || -> Result<&[u8]> {
+                let max = rest.len() as u64;
+                let n = crate::format::varint::read_bounded(&mut rest, "stream length", max)?;
+                if n > rest.len() as u64 {
+                    return Err(Error::Corrupt("a chunk's stream is cut".into()));
+                }
+                let (s, tail) = rest.split_at(n as usize);
+                rest = tail;
+                Ok(s)
+            };
+            let (coded, symbols) = (stream()?, stream()?);
+            let raw = rest;
             let mut r = Reading {
                 coder: Decoder::new(coded),
+                models: Models::new(space(kind)),
+                symbols: rans::Decoder::new(symbols),
                 raw: BitReader {
                     input: raw,
                     pos: 0,
@@ -184,7 +231,7 @@ pub(crate) fn decode(
             };
             let mut buf = vec![0u8; len];
             run(kind, row, first, &mut buf, &mut r, Some(header));
-            if r.coder.overrun() > 4 || r.raw.pos > raw.len() {
+            if r.coder.overrun() > 4 || r.symbols.overrun() > 0 || r.raw.pos > raw.len() {
                 return Err(corrupt("is shorter than its data"));
             }
             Ok(buf)
@@ -290,19 +337,22 @@ impl Float {
         (v >> self.mant) & ((1 << self.exp) - 1)
     }
 
-    /// Codes one value: its exponent through `tree`, the top [`TOP`] mantissa bits through
-    /// `top` (chosen by the exponent: within a binade the density of a bell-shaped weight
-    /// distribution falls towards its end), sign and the other mantissa bits raw. Returns the
-    /// value and its exponent.
+    /// Codes one value: its exponent as a symbol of table `exp_table`, the top [`TOP`]
+    /// mantissa bits as a symbol of table `top_base + exponent` (within a binade the density of
+    /// a bell-shaped weight distribution falls towards its end), sign and the other mantissa
+    /// bits raw. Returns the value and its exponent.
     #[inline]
-    fn code(self, v: u32, tree: &mut [Bit], top: &mut [Bit], io: &mut impl Io) -> (u32, u32) {
-        let e = io.tree(self.exponent(v), self.exp, tree);
+    fn code(
+        self,
+        v: u32,
+        reference: u8,
+        exp_table: usize,
+        top_base: usize,
+        io: &mut impl Io,
+    ) -> (u32, u32) {
+        let e = self.code_exponent(self.exponent(v), reference, exp_table, io);
         let low_bits = self.mant - TOP;
-        let t = io.tree(
-            (v >> low_bits) & ((1 << TOP) - 1),
-            TOP,
-            &mut top[(e as usize) << TOP..][..1 << TOP],
-        );
+        let t = io.symbol((v >> low_bits) & ((1 << TOP) - 1), top_base + e as usize);
         let sign = v >> (self.exp + self.mant);
         let rest = io.raw(
             (sign << low_bits) | (v & ((1 << low_bits) - 1)),
@@ -315,23 +365,36 @@ impl Float {
         (v, e)
     }
 
-    /// Codes one f16 scale: exponent through `tree` as [`Float::code`] does, but the sign
-    /// through `sign` and the top 3 mantissa bits through `top` (chosen by the exponent), since
-    /// scales have a fixed sign and a skewed mantissa; the low 7 bits raw.
+    /// Codes an exponent as a symbol of table `t`. 8-bit exponents are coded relative to the
+    /// chunk's most common one, in a 32-symbol alphabet whose last symbol escapes to the raw
+    /// exponent: a table over all 256 would give every exponent that never occurs a share.
     #[inline]
-    fn code_scale(
-        self,
-        v: u32,
-        tree: &mut [Bit],
-        sign: &mut [Bit],
-        top: &mut [Bit],
-        io: &mut impl Io,
-    ) -> (u32, u32) {
-        let e = io.tree(self.exponent(v), self.exp, tree);
-        let s = io.tree(v >> 15, 1, sign);
-        let t = io.tree((v >> 7) & 7, 3, &mut top[e as usize * 8..][..8]);
+    fn code_exponent(self, e: u32, reference: u8, t: usize, io: &mut impl Io) -> u32 {
+        if self.exp < 8 {
+            return io.symbol(e, t);
+        }
+        let low = i32::from(reference) - EXP_BELOW;
+        let d = e as i32 - low;
+        let sym = if (0..ESCAPE as i32).contains(&d) {
+            d as u32
+        } else {
+            ESCAPE
+        };
+        match io.symbol(sym, t) {
+            ESCAPE => io.raw(e, 8),
+            d => (low + d as i32) as u32,
+        }
+    }
+
+    /// Codes one f16 scale: the exponent as [`Float::code`] does; the sign with the top 3
+    /// mantissa bits as one symbol of table `top_base + exponent` (scales have a fixed sign and
+    /// a skewed mantissa); the low 7 bits raw.
+    #[inline]
+    fn code_scale(self, v: u32, exp_table: usize, top_base: usize, io: &mut impl Io) -> (u32, u32) {
+        let e = io.symbol(self.exponent(v), exp_table);
+        let st = io.symbol(((v >> 15) << 3) | ((v >> 7) & 7), top_base + e as usize);
         let low = io.raw(v & 127, 7);
-        ((s << 15) | (e << 10) | (t << 7) | low, e)
+        (((st >> 3) << 15) | (e << 10) | ((st & 7) << 7) | low, e)
     }
 
     fn common_exponent(self, buf: &[u8]) -> u8 {
@@ -355,10 +418,34 @@ fn bucket(e: u32, reference: u8) -> usize {
     (e as i32 - reference as i32 + 12).clamp(0, 15) as usize
 }
 
-/// Bit-model trees for an `n`-bit field under 256 contexts (previous × above bucket).
-fn trees(n: u32) -> Vec<Bit> {
-    vec![Bit::default(); 256 << n]
+/// The adaptive tables of a format's fields, in the order the coders below index them.
+fn space(kind: Kind) -> Space {
+    use std::iter::repeat_n;
+    match kind {
+        Kind::Bytes => Space::new([]),
+        Kind::F32 | Kind::F16 | Kind::Bf16 => {
+            let f = Float::of(kind);
+            // Exponent by the bucket above (16), top mantissa bits by exponent.
+            Space::new(repeat_n(32, 16).chain(repeat_n(1 << TOP, 1 << f.exp)))
+        }
+        Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => Space::new(
+            // Scale and minimum exponents by (previous, above/scale) buckets; sign + top
+            // mantissa bits of each by exponent; nibbles by zero point; q8 quants by scale.
+            repeat_n(32, 2 * 256)
+                .chain(repeat_n(16, 2 * 32))
+                .chain(repeat_n(16, 17))
+                .chain(repeat_n(256, 16)),
+        ),
+    }
 }
+
+/// Table bases of [`space`] for the block formats.
+const SCALE_EXP: usize = 0;
+const MIN_EXP: usize = 256;
+const SCALE_TOP: usize = 512;
+const MIN_TOP: usize = 544;
+const NIBBLES: usize = 576;
+const QUANTS: usize = 593;
 
 /// The exponents of the previous row, for the "above" context.
 struct Rows {
@@ -405,18 +492,10 @@ impl Rows {
 }
 
 fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
-    let mut tree = trees(f.exp);
-    let mut top = vec![Bit::default(); 256 << TOP];
-    let size = 1usize << f.exp;
     let mut rows = Rows::new(row, first);
     for at in (0..buf.len()).step_by(f.width) {
-        let ctx = bucket(rows.above(), reference) * 16;
-        let (v, e) = f.code(
-            f.load(buf, at),
-            &mut tree[ctx * size..][..size],
-            &mut top,
-            io,
-        );
+        let ctx = bucket(rows.above(), reference);
+        let (v, e) = f.code(f.load(buf, at), reference, ctx, 16, io);
         f.store(buf, at, v);
         rows.advance(e);
     }
@@ -425,38 +504,19 @@ fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mu
 fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
     let unit = kind.unit() as usize;
     let h = Float::F16;
-    let size = 1usize << h.exp;
-    let mut scale_tree = trees(h.exp);
-    let mut min_tree = trees(h.exp);
     let mut rows = Rows::new(row, first);
     let mut prev = u32::from(reference);
     let mut prev_min = u32::from(reference);
-    let mut nibbles = vec![Bit::default(); 17 * 16];
-    let mut signs = [Bit::default(); 4];
-    let mut tops = vec![Bit::default(); 2 * 32 * 8];
-    let mut quants = vec![Bit::default(); 16 * 256];
     for block in buf.chunks_exact_mut(unit) {
         let ctx = bucket(prev, reference) * 16 + bucket(rows.above(), reference);
-        let (d, e) = h.code_scale(
-            h.load(block, 0),
-            &mut scale_tree[ctx * size..][..size],
-            &mut signs[..2],
-            &mut tops[..256],
-            io,
-        );
+        let (d, e) = h.code_scale(h.load(block, 0), SCALE_EXP + ctx, SCALE_TOP, io);
         h.store(block, 0, d);
         rows.advance(e);
         prev = e;
         let quants_at = match kind {
             Kind::Q4_1 => {
                 let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);
-                let (m, e) = h.code_scale(
-                    h.load(block, 2),
-                    &mut min_tree[ctx * size..][..size],
-                    &mut signs[2..],
-                    &mut tops[256..],
-                    io,
-                );
+                let (m, e) = h.code_scale(h.load(block, 2), MIN_EXP + ctx, MIN_TOP, io);
                 h.store(block, 2, m);
                 prev_min = e;
                 4
@@ -465,9 +525,9 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
         };
         if kind == Kind::Q8_0 {
             // A block's quants spread differently with the size of its scale.
-            let tree = &mut quants[bucket(e, reference) * 256..][..256];
+            let t = QUANTS + bucket(e, reference);
             for q in &mut block[quants_at..] {
-                *q = io.tree(u32::from(*q), 8, tree) as u8;
+                *q = io.symbol(u32::from(*q), t) as u8;
             }
         } else {
             // The weights of a block centre on its zero: the nibble that decodes to 0, −m/d
@@ -476,10 +536,10 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
                 Kind::Q4_1 => zero_point(h.load(block, 0), h.load(block, 2)),
                 _ => 8,
             };
-            let tree = &mut nibbles[zero * 16..][..16];
+            let t = NIBBLES + zero;
             for q in &mut block[quants_at..] {
-                let lo = io.tree(u32::from(*q & 15), 4, tree);
-                let hi = io.tree(u32::from(*q >> 4), 4, tree);
+                let lo = io.symbol(u32::from(*q & 15), t);
+                let hi = io.symbol(u32::from(*q >> 4), t);
                 *q = (lo | (hi << 4)) as u8;
             }
         }
@@ -516,12 +576,22 @@ fn zero_point(d: u32, m: u32) -> usize {
     }
 }
 
+/// Headers and metadata: the previous byte's and the previous two bytes' (hashed to 4096)
+/// predictions, averaged.
 fn bytes(buf: &mut [u8], io: &mut impl Io) {
-    let mut tree = vec![Bit::default(); 256 * 256];
-    let mut prev = 0usize;
+    let mut order1 = vec![Bit::default(); 256 * 256];
+    let mut order2 = vec![Bit::default(); 16384 * 256];
+    let (mut p1, mut p2) = (0usize, 0usize);
     for b in buf.iter_mut() {
-        *b = io.tree(u32::from(*b), 8, &mut tree[prev * 256..][..256]) as u8;
-        prev = *b as usize;
+        let h = (p2 << 6 ^ p1) & 16383;
+        *b = io.tree2(
+            u32::from(*b),
+            8,
+            &mut order1[p1 * 256..][..256],
+            &mut order2[h * 256..][..256],
+        ) as u8;
+        p2 = p1;
+        p1 = *b as usize;
     }
 }
 

@@ -229,12 +229,16 @@ impl Layout {
             if e.start > pos {
                 push_bytes(&mut regions, e.start - pos);
             }
-            if e.len > 0 {
-                regions.push(Region {
+            // Neighbouring tensors of one format and row length make one region: fewer, larger
+            // chunks, whose statistics (and static tables) serve them all.
+            match regions.last_mut() {
+                Some(r) if r.kind == e.kind && r.row == e.row => r.len += e.len,
+                _ if e.len > 0 => regions.push(Region {
                     kind: e.kind,
                     len: e.len,
                     row: e.row,
-                });
+                }),
+                _ => {}
             }
             pos = end;
         }

@@ -8,8 +8,8 @@
 //!    GGUF's metadata and tensor table) and describes the file as [`Region`]s of one number
 //!    format each, covering it exactly (headers, padding and unknown formats are bytes);
 //! 2. cuts every region into chunks of at most [`CHUNK_BYTES`] and codes each chunk on its own
-//!    ([`fields`]): fields that carry information through adaptive bit models and a binary
-//!    arithmetic coder, noise as raw bits;
+//!    ([`fields`]): fields that carry information as symbols of adaptive tables through rANS,
+//!    noise as raw bits;
 //! 3. codes the chunks in parallel batches and writes them in file order.
 //!
 //! Chunks are independent and the arithmetic is integer only, so the archive is the same on every
@@ -140,7 +140,7 @@ fn chunks(layout: &Layout) -> impl Iterator<Item = Chunk> + '_ {
 
 /// Chunks coded at once: enough to keep every thread busy, few enough to bound memory.
 fn batch() -> usize {
-    2 * rayon::current_num_threads().max(1)
+    4 * rayon::current_num_threads().max(1)
 }
 
 /// Compresses a file described by `layout`, whose first bytes `head` were already read (by
