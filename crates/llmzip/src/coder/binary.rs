@@ -16,6 +16,8 @@
 //!   into garbage rather than failing, and callers check what they decoded (the tensor codec keeps
 //!   a CRC of every chunk).
 
+use super::Padded;
+
 /// Smallest probability either outcome gets, in 1/65536 units (1/2048: at most 11 bits a bit).
 pub const MIN_P: u32 = 32;
 /// Updates after which a [`Bit`] stops slowing down its learning rate.
@@ -152,8 +154,7 @@ pub struct Decoder<'a> {
     low: u32,
     high: u32,
     x: u32,
-    input: &'a [u8],
-    pos: usize,
+    input: Padded<'a>,
 }
 
 impl<'a> Decoder<'a> {
@@ -163,8 +164,7 @@ impl<'a> Decoder<'a> {
             low: 0,
             high: u32::MAX,
             x: 0,
-            input,
-            pos: 0,
+            input: Padded::new(input),
         };
         for _ in 0..4 {
             d.x = (d.x << 8) | d.next_byte();
@@ -174,9 +174,7 @@ impl<'a> Decoder<'a> {
 
     #[inline]
     fn next_byte(&mut self) -> u32 {
-        let b = self.input.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b as u32
+        u32::from(self.input.next_byte())
     }
 
     /// Decodes one decision coded with probability `p1` of a 1.
@@ -232,7 +230,7 @@ impl<'a> Decoder<'a> {
     /// Bytes read past the end of the input (zeros were decoded from them). A stream the encoder
     /// wrote is read to at most its end plus the four bytes of look-ahead the decoder starts with.
     pub fn overrun(&self) -> usize {
-        self.pos.saturating_sub(self.input.len())
+        self.input.overrun()
     }
 }
 

@@ -22,6 +22,35 @@
 pub mod binary;
 pub mod rans;
 
+/// A byte stream that goes on with zeros past its end, counting how far past: what the binary
+/// and rANS decoders read, so that a short stream decodes (into garbage a checksum catches)
+/// instead of failing in the middle of a symbol.
+#[derive(Debug, Clone)]
+pub struct Padded<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Padded<'a> {
+    /// Reads `input`.
+    pub fn new(input: &'a [u8]) -> Self {
+        Padded { input, pos: 0 }
+    }
+
+    /// The next byte, or 0 past the end.
+    #[inline]
+    pub fn next_byte(&mut self) -> u8 {
+        let b = self.input.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    /// Bytes read past the end.
+    pub fn overrun(&self) -> usize {
+        self.pos.saturating_sub(self.input.len())
+    }
+}
+
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -16,6 +16,8 @@
 //!   records each symbol's interval under the table of the moment, and [`encode`] then writes
 //!   them in reverse; the decoder runs forwards with [`Decoder`].
 
+use super::Padded;
+
 /// Bits of probability resolution per table.
 pub const PROB_BITS: u32 = 14;
 const TOTAL: u32 = 1 << PROB_BITS;
@@ -195,8 +197,7 @@ pub fn encode(recorded: &[u32]) -> Vec<u8> {
 /// Decodes a stream of [`encode`], updating the models exactly as the encoder did.
 pub struct Decoder<'a> {
     x: u32,
-    input: &'a [u8],
-    pos: usize,
+    input: Padded<'a>,
 }
 
 impl<'a> Decoder<'a> {
@@ -205,20 +206,12 @@ impl<'a> Decoder<'a> {
     pub fn new(input: &'a [u8]) -> Self {
         let mut d = Decoder {
             x: 0,
-            input,
-            pos: 0,
+            input: Padded::new(input),
         };
         for k in 0..4 {
-            d.x |= u32::from(d.byte()) << (8 * k);
+            d.x |= u32::from(d.input.next_byte()) << (8 * k);
         }
         d
-    }
-
-    #[inline]
-    fn byte(&mut self) -> u8 {
-        let b = self.input.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
     }
 
     /// Decodes a symbol of table `t` of `models`.
@@ -240,8 +233,8 @@ impl<'a> Decoder<'a> {
         let (f, start) = (u32::from(models.freq[i]), u32::from(models.start[i]));
         self.x = f * (self.x >> PROB_BITS) + slot - start;
         if self.x < LOW {
-            let lo = u32::from(self.byte());
-            let hi = u32::from(self.byte());
+            let lo = u32::from(self.input.next_byte());
+            let hi = u32::from(self.input.next_byte());
             self.x = (self.x << 16) | (hi << 8) | lo;
         }
         models.update(t, i);
@@ -250,7 +243,7 @@ impl<'a> Decoder<'a> {
 
     /// Bytes read past the end of the stream.
     pub fn overrun(&self) -> usize {
-        self.pos.saturating_sub(self.input.len())
+        self.input.overrun()
     }
 }
 

@@ -27,6 +27,7 @@
 
 use crate::coder::binary::{Bit, Decoder, Encoder};
 use crate::coder::rans::{self, Models, Space};
+use crate::coder::Padded;
 use crate::{Error, Result};
 
 use super::layout::Kind;
@@ -131,8 +132,7 @@ impl BitWriter {
 }
 
 struct BitReader<'a> {
-    input: &'a [u8],
-    pos: usize,
+    input: Padded<'a>,
     acc: u64,
     bits: u32,
 }
@@ -141,8 +141,7 @@ impl BitReader<'_> {
     #[inline]
     fn get(&mut self, n: u32) -> u32 {
         while self.bits < n {
-            let b = self.input.get(self.pos).copied().unwrap_or(0);
-            self.pos += 1;
+            let b = self.input.next_byte();
             self.acc |= u64::from(b) << self.bits;
             self.bits += 8;
         }
@@ -223,15 +222,14 @@ pub(crate) fn decode(
                 models: Models::new(space(kind)),
                 symbols: rans::Decoder::new(symbols),
                 raw: BitReader {
-                    input: raw,
-                    pos: 0,
+                    input: Padded::new(raw),
                     acc: 0,
                     bits: 0,
                 },
             };
             let mut buf = vec![0u8; len];
             run(kind, row, first, &mut buf, &mut r, Some(header));
-            if r.coder.overrun() > 4 || r.symbols.overrun() > 0 || r.raw.pos > raw.len() {
+            if r.coder.overrun() > 4 || r.symbols.overrun() > 0 || r.raw.input.overrun() > 0 {
                 return Err(corrupt("is shorter than its data"));
             }
             Ok(buf)
