@@ -42,5 +42,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
     echo "GPU figures: none yet. The CUDA binary (\`scripts/build-cuda.sh\`) and the GPU benchmark"
     echo "(\`scripts/gpu-bench.sh\`) exist, but no session has been lent a GPU machine (docs/devices.md)."
   fi
+  # The weight-file section, kept from its own script (scripts/weights-bench.sh).
+  if [ -f "$out/weights/section.md" ]; then
+    echo
+    cat "$out/weights/section.md"
+  fi
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

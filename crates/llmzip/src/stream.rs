@@ -243,9 +243,17 @@ pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Decompresses a whole archive with the built-in model it names.
-pub fn decode_all(input: impl Read) -> Result<Vec<u8>> {
+/// Decompresses a whole archive with the built-in model it names, or a weight-file archive of
+/// [`crate::tensors`].
+pub fn decode_all(mut input: impl Read) -> Result<Vec<u8>> {
+    let mut magic = [0u8; 4];
+    let n = crate::format::read_up_to(&mut input, &mut magic)?;
+    let mut input = io::Cursor::new(magic[..n].to_vec()).chain(input);
     let mut out = Vec::new();
+    if magic == crate::tensors::MAGIC {
+        crate::tensors::decompress(input, &mut out, &mut crate::Silent)?;
+        return Ok(out);
+    }
     Decoder::new(input)?
         .read_to_end(&mut out)
         .map_err(unwrap_io)?;

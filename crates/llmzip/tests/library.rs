@@ -70,3 +70,32 @@ fn empty_input_and_typed_errors() {
         Err(Error::Model(_))
     ));
 }
+
+/// Weight files through the library: recognise, compress, and read back with `decode_all`; the
+/// streaming `Decoder` names the right call for a weight-file archive.
+#[test]
+fn weight_files_through_the_tensor_codec() {
+    let weights = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/gru/model.safetensors"
+    ))
+    .unwrap();
+    let total = weights.len() as u64;
+    let (head, layout) = llmzip::tensors::recognise(&mut weights.as_slice(), total).unwrap();
+    let layout = layout.expect("the GRU's safetensors file is recognised");
+    assert_eq!(layout.container, llmzip::tensors::Container::Safetensors);
+    let mut archive = Vec::new();
+    let summary = llmzip::tensors::compress(
+        &head,
+        &layout,
+        &weights[head.len()..],
+        &mut archive,
+        &mut llmzip::Silent,
+    )
+    .unwrap();
+    assert_eq!(summary.archive_len, archive.len() as u64);
+    assert!(archive.len() < weights.len());
+    assert_eq!(decode_all(archive.as_slice()).unwrap(), weights);
+    let err = Decoder::new(archive.as_slice()).err().expect("refused");
+    assert!(err.to_string().contains("tensors::decompress"), "{err}");
+}

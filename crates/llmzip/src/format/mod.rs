@@ -141,6 +141,13 @@ impl Header {
         let mut r = CrcReader::new(input);
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut r, &mut magic)?;
+        if got == 4 && magic == *b"LLMT" {
+            return Err(Error::InvalidSetting(
+                "this is a weight-file archive (LLMT), not a model-coded one: read it with \
+                 llmzip::tensors::decompress or llmzip::decode_all"
+                    .into(),
+            ));
+        }
         if got < 4 || magic != MAGIC {
             return Err(Error::NotAnArchive);
         }

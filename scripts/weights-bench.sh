@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The weight-file benchmark (docs/benchmarks.md, "Weight files"): the tensor codec against the
+# classic compressors and byte grouping + zstd -19, on real weights:
+#
+#   gru-f32.safetensors    the embedded GRU, f32 as trained (crates/llmzip/models/gru)
+#   gru-bf16.safetensors   the same weights cast to bf16 (round to nearest even): a stand-in,
+#                          since no registry package reachable here ships bf16 LLM weights
+#   smollm2.gguf           SmolLM2-135M-Instruct Q4_1 (scripts/fetch-models.sh): q4_1, q8_0, f32
+#
+# One `llmzip bench` run over the three (every row decompressed and compared), plus gru-cm4 on
+# the two GRU files for the text model's figure (too slow for the 98 MB GGUF: hours), whose rows
+# join the table through --include. Writes docs/bench/weights/ and the section of
+# docs/benchmarks.md between its markers.
+#   scripts/weights-bench.sh [--no-text-model]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+text_model=1
+[ "${1:-}" = --no-text-model ] && text_model=0
+cargo build --release -q
+bin=target/release/llmzip
+[ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ] || scripts/fetch-models.sh
+work=bench-results/weights
+out=docs/bench/weights
+mkdir -p "$work" "$out"
+cp crates/llmzip/models/gru/model.safetensors "$work/gru-f32.safetensors"
+cp models/SmolLM2-135M-Instruct.Q4_1.gguf "$work/smollm2.gguf"
+python3 - "$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" <<'PY'
+import json, struct, sys
+src = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", src[:8])[0]
+header = json.loads(src[8:8 + n])
+base = 8 + n
+out, data = {}, bytearray()
+tensors = [(k, v) for k, v in header.items() if k != "__metadata__"]
+for name, t in sorted(tensors, key=lambda kv: kv[1]["data_offsets"][0]):
+    assert t["dtype"] == "F32"
+    s, e = t["data_offsets"]
+    start = len(data)
+    for (x,) in struct.iter_unpack("<I", src[base + s:base + e]):
+        # round to nearest, ties to even (what torch's .to(torch.bfloat16) does)
+        data += struct.pack("<H", ((x + 0x7FFF + ((x >> 16) & 1)) >> 16) & 0xFFFF)
+    out[name] = {"dtype": "BF16", "shape": t["shape"], "data_offsets": [start, len(data)]}
+if "__metadata__" in header:
+    out["__metadata__"] = header["__metadata__"]
+j = json.dumps(out, separators=(",", ":")).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + data)
+PY
+files=("$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" "$work/smollm2.gguf")
+include=()
+if [ "$text_model" = 1 ]; then
+    "$bin" -q bench "${files[0]}" "${files[1]}" --models gru-cm4 --no-baselines \
+        --out "$work/text-model" >/dev/null
+    include=(--include "$work/text-model/results.json")
+fi
+table=$("$bin" -q bench "${files[@]}" --models tensors "${include[@]}" --out "$out")
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+section=$(
+    echo "<!-- weights: begin (scripts/weights-bench.sh writes this section) -->"
+    echo "## Weight files"
+    echo
+    echo "Regenerate with \`scripts/weights-bench.sh\`. Machine: $(nproc) cores ($cpu); $(date -u +%Y-%m-%d);"
+    echo "llmzip $(git rev-parse --short HEAD 2>/dev/null || echo unknown). \`tensors\` is the weight-file codec"
+    echo "(\`llmzip compress\` picks it by content); \`grouped + zstd -19\` regroups the bytes of every"
+    echo "float tensor (all first bytes, then all second bytes, ...) before zstd, as the seed studies"
+    echo "did. gru-bf16 is a bf16 cast of the GRU's f32 weights, a stand-in for real bf16 weights."
+    echo "Speeds are single in-memory runs with all cores; bpb = bits per byte of the file."
+    echo
+    echo "$table"
+    echo
+    echo "Raw data: [results.csv](bench/weights/results.csv), [results.json](bench/weights/results.json)."
+    echo "<!-- weights: end -->"
+)
+doc=docs/benchmarks.md
+python3 - "$doc" "$section" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2]
+text = open(path).read()
+pattern = re.compile(r"<!-- weights: begin.*?<!-- weights: end -->", re.S)
+text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
+printf '%s\n' "$section" >"$out/section.md"
+echo "wrote the weight-file section of $doc"
