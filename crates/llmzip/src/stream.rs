@@ -248,7 +248,7 @@ pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
 pub fn decode_all(mut input: impl Read) -> Result<Vec<u8>> {
     let mut magic = [0u8; 4];
     let n = crate::format::read_up_to(&mut input, &mut magic)?;
-    let mut input = io::Cursor::new(magic[..n].to_vec()).chain(input);
+    let input = io::Cursor::new(magic[..n].to_vec()).chain(input);
     let mut out = Vec::new();
     if magic == crate::tensors::MAGIC {
         crate::tensors::decompress(input, &mut out, &mut crate::Silent)?;

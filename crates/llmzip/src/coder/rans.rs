@@ -61,84 +61,93 @@ impl Space {
 pub struct Models {
     space: Space,
     counts: Vec<u32>,
-    freq: Vec<u16>,
-    start: Vec<u16>,
-    seen: Vec<u32>,
-    next: Vec<u32>,
-    /// Per table: the symbol each of the 2^PROB_BITS slots belongs to (decoder only).
-    lookup: Vec<Option<Box<[u8]>>>,
+    /// Per slot: `start << 16 | freq` under the table of the moment.
+    interval: Vec<u32>,
+    tables: Vec<Table>,
+}
+
+/// One table's bookkeeping, kept together so a symbol touches one cache line of it.
+#[derive(Debug, Clone)]
+struct Table {
+    base: u32,
+    seen: u32,
+    next: u32,
+    /// Which symbol each of the 2^PROB_BITS slots belongs to (decoder only, built on use).
+    lookup: Option<Box<[u8]>>,
 }
 
 impl Models {
     /// Uniform tables over `space`.
     pub fn new(space: Space) -> Models {
-        let mut freq = vec![0u16; space.slots()];
-        let mut start = vec![0u16; space.slots()];
+        let mut interval = vec![0u32; space.slots()];
+        let mut tables = Vec::with_capacity(space.tables());
         for t in 0..space.tables() {
             let r = space.range(t);
-            let f = (TOTAL / r.len() as u32) as u16;
-            for (k, i) in r.enumerate() {
-                freq[i] = f;
-                start[i] = k as u16 * f;
+            let f = TOTAL / r.len() as u32;
+            for (k, i) in r.clone().enumerate() {
+                interval[i] = ((k as u32 * f) << 16) | f;
             }
+            tables.push(Table {
+                base: r.start as u32,
+                seen: 0,
+                next: 8,
+                lookup: None,
+            });
         }
-        let tables = space.tables();
         Models {
             counts: vec![0; space.slots()],
-            freq,
-            start,
-            seen: vec![0; tables],
-            next: vec![8; tables],
-            lookup: vec![None; tables],
+            interval,
+            tables,
             space,
         }
     }
 
-    /// Counts symbol `s` of table `t` and rebuilds the table when it is due.
+    /// Counts slot `i` of table `t` and rebuilds the table when it is due.
     #[inline]
     fn update(&mut self, t: usize, i: usize) {
         self.counts[i] += 1;
-        self.seen[t] += 1;
-        if self.seen[t] == self.next[t] {
-            self.next[t] = if self.next[t] < PERIOD {
-                2 * self.next[t]
+        let table = &mut self.tables[t];
+        table.seen += 1;
+        if table.seen == table.next {
+            table.next = if table.next < PERIOD {
+                2 * table.next
             } else {
-                self.next[t] + PERIOD
+                table.next + PERIOD
             };
             self.rebuild(t);
         }
     }
 
+    #[cold]
     fn rebuild(&mut self, t: usize) {
         let r = self.space.range(t);
         let weights: Vec<u32> = self.counts[r.clone()].iter().map(|&c| 16 * c + 1).collect();
-        normalise(&weights, &mut self.freq[r.clone()]);
-        let mut acc = 0u16;
-        for i in r {
-            self.start[i] = acc;
-            acc += self.freq[i];
+        let mut freq = vec![0u16; r.len()];
+        normalise(&weights, &mut freq);
+        let mut acc = 0u32;
+        for (i, &f) in r.zip(&freq) {
+            self.interval[i] = (acc << 16) | u32::from(f);
+            acc += u32::from(f);
         }
-        if let Some(lookup) = &mut self.lookup[t] {
-            fill(
-                lookup,
-                &self.freq[self.space.range(t)],
-                &self.start[self.space.range(t)],
-            );
+        let range = self.space.range(t);
+        if let Some(lookup) = &mut self.tables[t].lookup {
+            fill(lookup, &self.interval[range]);
         }
     }
 
     /// The encoder's step: symbol `s` of table `t`, recorded in `out` for [`encode`].
     #[inline]
     pub fn encode(&mut self, t: usize, s: u32, out: &mut Vec<u32>) {
-        let i = self.space.offsets[t] as usize + s as usize;
-        out.push((u32::from(self.start[i]) << 16) | u32::from(self.freq[i]));
+        let i = self.tables[t].base as usize + s as usize;
+        out.push(self.interval[i]);
         self.update(t, i);
     }
 }
 
-fn fill(lookup: &mut [u8], freq: &[u16], start: &[u16]) {
-    for (s, (&f, &a)) in freq.iter().zip(start).enumerate() {
-        lookup[a as usize..(a + f) as usize].fill(s as u8);
+fn fill(lookup: &mut [u8], intervals: &[u32]) {
+    for (s, &iv) in intervals.iter().enumerate() {
+        let (a, f) = ((iv >> 16) as usize, (iv & 0xffff) as usize);
+        lookup[a..a + f].fill(s as u8);
     }
 }
 
@@ -217,20 +226,21 @@ impl<'a> Decoder<'a> {
     /// Decodes a symbol of table `t` of `models`.
     #[inline]
     pub fn decode(&mut self, models: &mut Models, t: usize) -> u32 {
-        let base = models.space.offsets[t] as usize;
-        let lookup = match &mut models.lookup[t] {
+        let table = &mut models.tables[t];
+        let base = table.base as usize;
+        let lookup = match &mut table.lookup {
             Some(l) => l,
             slot => {
                 let mut l = vec![0u8; TOTAL as usize].into_boxed_slice();
-                let r = models.space.range(t);
-                fill(&mut l, &models.freq[r.clone()], &models.start[r]);
+                fill(&mut l, &models.interval[models.space.range(t)]);
                 slot.insert(l)
             }
         };
         let slot = self.x & (TOTAL - 1);
         let s = u32::from(lookup[slot as usize]);
         let i = base + s as usize;
-        let (f, start) = (u32::from(models.freq[i]), u32::from(models.start[i]));
+        let iv = models.interval[i];
+        let (start, f) = (iv >> 16, iv & 0xffff);
         self.x = f * (self.x >> PROB_BITS) + slot - start;
         if self.x < LOW {
             let lo = u32::from(self.input.next_byte());
