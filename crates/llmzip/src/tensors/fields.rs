@@ -502,7 +502,7 @@ fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mu
     for at in (0..buf.len()).step_by(f.width) {
         let a2 = rows2.above();
         let a = rows.above();
-        let ctx = bucket((a + a2 + 1) / 2, reference);
+        let ctx = bucket((a + a2).div_ceil(2), reference);
         rows2.advance(a);
         let sign_ctx = sign_tables + signs.above() as usize;
         let (v, e, sign) = f.code(f.load(buf, at), reference, ctx, 16, sign_ctx, io);
