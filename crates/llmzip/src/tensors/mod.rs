@@ -8,8 +8,8 @@
 //!    GGUF's metadata and tensor table) and describes the file as [`Region`]s of one number
 //!    format each, covering it exactly (headers, padding and unknown formats are bytes);
 //! 2. cuts every region into chunks of at most [`CHUNK_BYTES`] and codes each chunk on its own
-//!    ([`fields`]): fields that carry information as symbols of adaptive tables through rANS,
-//!    noise as raw bits;
+//!    (`tensors/fields.rs`): fields that carry information as symbols of adaptive tables
+//!    through rANS, noise as raw bits;
 //! 3. codes the chunks in parallel batches and writes them in file order.
 //!
 //! Chunks are independent and the arithmetic is integer only, so the archive is the same on every
@@ -38,7 +38,7 @@
 //! into a buffer of its own claimed length (at most [`CHUNK_BYTES`]): work and memory are bounded
 //! per chunk, and the first wrong CRC stops decoding before its bytes are written.
 
-pub mod fields;
+mod fields;
 pub mod layout;
 
 use std::io::{Read, Write};
