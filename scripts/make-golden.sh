@@ -26,6 +26,9 @@ make gru-cm-multiblock.txt --block-size 1K
 make gru-cm2-window.txt -m gru-cm2 --window 64 --min-segment 200
 make gru-cm3.txt -m gru-cm3
 make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
+# Weight files (the tensor codec, chosen by content): every modelled format of each container.
+make weights.safetensors
+make weights.gguf
 if [ "${1:-}" != "--no-smollm2" ]; then
   scripts/fetch-models.sh
   make smollm2-f32.txt -m smollm2
