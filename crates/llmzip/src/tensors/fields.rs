@@ -41,6 +41,9 @@ const TOP: u32 = 2;
 const EXP_BELOW: i32 = 27;
 const ESCAPE: u32 = 31;
 
+/// Byte chunks shorter than this are padding, coded with one context per order.
+const TINY_BYTES: usize = 256;
+
 /// Rows longer than this many units get no "above" context (its history would cost memory).
 const MAX_ROW: u64 = 1 << 20;
 
@@ -378,7 +381,9 @@ impl Float {
         };
         match io.symbol(sym, t) {
             ESCAPE => io.raw(e, 8),
-            d => (low + d as i32) as u32,
+            // In range for everything the encoder wrote (it is `e`); a damaged stream can point
+            // outside 0..=255, which must stay a valid exponent (the chunk's CRC then fails).
+            d => (low + d as i32).clamp(0, 255) as u32,
         }
     }
 
@@ -590,15 +595,21 @@ fn zero_point(d: u32, m: u32) -> usize {
 /// Headers and metadata: the previous byte's and the previous two bytes' (hashed to 4096)
 /// predictions, averaged.
 fn bytes(buf: &mut [u8], io: &mut impl Io) {
-    let mut order1 = vec![Bit::default(); 256 * 256];
-    let mut order2 = vec![Bit::default(); 16384 * 256];
+    // Padding between tensors (a few bytes, both sides know the length) gets one context per
+    // order, so that it does not cost 16 MiB of zeroed models each time.
+    let tiny = buf.len() < TINY_BYTES;
+    let contexts1 = if tiny { 1 } else { 256 };
+    let contexts2 = if tiny { 1 } else { 16384 };
+    let mut order1 = vec![Bit::default(); contexts1 * 256];
+    let mut order2 = vec![Bit::default(); contexts2 * 256];
     let (mut p1, mut p2) = (0usize, 0usize);
     for b in buf.iter_mut() {
-        let h = (p2 << 6 ^ p1) & 16383;
+        let h = (p2 << 6 ^ p1) & (contexts2 - 1);
+        let c1 = p1 & (contexts1 - 1);
         *b = io.tree2(
             u32::from(*b),
             8,
-            &mut order1[p1 * 256..][..256],
+            &mut order1[c1 * 256..][..256],
             &mut order2[h * 256..][..256],
         ) as u8;
         p2 = p1;
