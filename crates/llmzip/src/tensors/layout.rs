@@ -333,6 +333,14 @@ enum Parse {
     Invalid,
 }
 
+/// Why a metadata value could not be skipped.
+enum Skip {
+    /// It runs past the bytes read so far.
+    Short,
+    /// Its type is unknown (or an array nests in an array).
+    Invalid,
+}
+
 /// A cursor over GGUF's little-endian header fields.
 struct Cursor<'a> {
     buf: &'a [u8],
@@ -356,32 +364,32 @@ impl Cursor<'_> {
         let n = self.u64()?;
         self.bytes(n)
     }
-    /// Skips a metadata value of type `t`; `None` if it runs past the buffer.
-    fn skip_value(&mut self, t: u32, depth: u32) -> Result<(), bool> {
+    /// Skips a metadata value of type `t` (arrays one level deep).
+    fn skip_value(&mut self, t: u32, depth: u32) -> Result<(), Skip> {
         let fixed = match t {
             0 | 1 | 7 => 1,
             2 | 3 => 2,
             4..=6 => 4,
             10..=12 => 8,
             8 => {
-                return self.string().map(|_| ()).ok_or(false);
+                return self.string().map(|_| ()).ok_or(Skip::Short);
             }
             9 if depth == 0 => {
-                let inner = self.u32().ok_or(false)?;
-                let n = self.u64().ok_or(false)?;
+                let inner = self.u32().ok_or(Skip::Short)?;
+                let n = self.u64().ok_or(Skip::Short)?;
                 // Each element takes at least one byte: a count beyond what is left is a lie
                 // about this file, or more header than we have read yet.
                 if n > (self.buf.len() - self.pos) as u64 {
-                    return Err(false);
+                    return Err(Skip::Short);
                 }
                 for _ in 0..n {
                     self.skip_value(inner, 1)?;
                 }
                 return Ok(());
             }
-            _ => return Err(true),
+            _ => return Err(Skip::Invalid),
         };
-        self.bytes(fixed).map(|_| ()).ok_or(false)
+        self.bytes(fixed).map(|_| ()).ok_or(Skip::Short)
     }
 }
 
@@ -425,8 +433,8 @@ fn gguf(head: &[u8], total: u64) -> Parse {
         }
         match c.skip_value(t, 0) {
             Ok(()) => {}
-            Err(true) => return Parse::Invalid,
-            Err(false) => return more(&c),
+            Err(Skip::Invalid) => return Parse::Invalid,
+            Err(Skip::Short) => return more(&c),
         }
     }
     if alignment == 0 || !alignment.is_power_of_two() || alignment > 1 << 20 {

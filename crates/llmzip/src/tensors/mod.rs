@@ -101,12 +101,11 @@ impl Summary {
     }
 
     fn count(&mut self, kind: Kind, original: u64, coded: u64) {
-        let at = match self.kinds.iter().position(|(k, _)| *k == kind) {
-            Some(at) => at,
-            None => {
-                self.kinds.push((kind, KindStats::default()));
-                self.kinds.sort_by_key(|(k, _)| *k);
-                self.kinds.iter().position(|(k, _)| *k == kind).unwrap()
+        let at = match self.kinds.binary_search_by_key(&kind, |(k, _)| *k) {
+            Ok(at) => at,
+            Err(at) => {
+                self.kinds.insert(at, (kind, KindStats::default()));
+                at
             }
         };
         let s = &mut self.kinds[at].1;
