@@ -137,9 +137,15 @@ fn chunks(layout: &Layout) -> impl Iterator<Item = Chunk> + '_ {
     })
 }
 
-/// Chunks coded at once: enough to keep every thread busy, few enough to bound memory.
-fn batch() -> usize {
-    4 * rayon::current_num_threads().max(1)
+/// The chunks in groups coded at once: enough to keep every thread busy, few enough to bound
+/// memory. How they are grouped changes nothing in the archive, only the speed.
+fn batches(layout: &Layout) -> impl Iterator<Item = Vec<Chunk>> + '_ {
+    let size = 4 * rayon::current_num_threads().max(1);
+    let mut pending = chunks(layout).peekable();
+    std::iter::from_fn(move || {
+        pending.peek()?;
+        Some(pending.by_ref().take(size).collect())
+    })
 }
 
 /// Compresses a file described by `layout`, whose first bytes `head` were already read (by
@@ -174,12 +180,10 @@ pub fn compress(
     let mut input = std::io::Cursor::new(head).chain(rest);
     let mut whole = crc32fast::Hasher::new();
     let mut done = 0u64;
-    let mut pending = chunks(layout).peekable();
-    while pending.peek().is_some() {
+    for group in batches(layout) {
         if observer.cancelled() {
             return Err(Error::Interrupted);
         }
-        let group: Vec<Chunk> = pending.by_ref().take(batch()).collect();
         let data = profile.time(Stage::Read, || {
             group
                 .iter()
@@ -356,12 +360,10 @@ fn walk(
     let mut profile = Profile::default();
     let mut whole = crc32fast::Hasher::new();
     let mut done = 0u64;
-    let mut pending = chunks(&layout).peekable();
-    while pending.peek().is_some() {
+    for group in batches(&layout) {
         if observer.cancelled() {
             return Err(Error::Interrupted);
         }
-        let group: Vec<Chunk> = pending.by_ref().take(batch()).collect();
         let mut frames = Vec::with_capacity(group.len());
         profile.time(Stage::Read, || -> Result<()> {
             for c in &group {
