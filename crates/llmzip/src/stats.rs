@@ -40,7 +40,8 @@ impl Stage {
     }
 }
 
-/// Accumulated time per stage.
+/// Accumulated time per stage. Stages that overlap (the weight-file codec reads and writes
+/// while it codes) each count their own time, so the total can exceed the wall-clock time.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     totals: [Duration; 5],
@@ -53,6 +54,11 @@ impl Profile {
         let out = f();
         self.totals[stage as usize] += start.elapsed();
         out
+    }
+
+    /// Charges `elapsed` to `stage` (for stages timed elsewhere, e.g. on another thread).
+    pub fn add(&mut self, stage: Stage, elapsed: Duration) {
+        self.totals[stage as usize] += elapsed;
     }
 
     /// Time spent in `stage`.

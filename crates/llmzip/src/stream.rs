@@ -145,24 +145,50 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-/// Decompresses an archive read from `R`; a `Read` of the original bytes.
+/// Decompresses an archive read from `R`; a `Read` of the original bytes. Reads both kinds of
+/// archive: model-coded ones (`LLMZ`) and weight-file ones ([`crate::tensors`], `LLMT`).
 ///
-/// Each block is verified against its checksum before any of it is returned, and the trailer is
-/// verified before the final end of stream (`Ok(0)`), so a reader that sees the end has seen
-/// exactly the original.
+/// Each block (or chunk of a weight file) is verified against its checksum before any of it is
+/// returned, and the trailer is verified before the final end of stream (`Ok(0)`), so a reader
+/// that sees the end has seen exactly the original.
 pub struct Decoder<R: Read> {
-    decompressor: Decompressor<R>,
-    model: Box<dyn LanguageModel>,
-    limits: Limits,
-    block: Vec<u8>,
-    pos: usize,
+    inner: Inner<R>,
+}
+
+/// The input after its magic was looked at.
+type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+enum Inner<R: Read> {
+    Model {
+        decompressor: Box<Decompressor<Peeked<R>>>,
+        model: Box<dyn LanguageModel>,
+        limits: Limits,
+        block: Vec<u8>,
+        pos: usize,
+    },
+    Tensors(Box<crate::tensors::Decoder<Peeked<R>>>),
+}
+
+/// Reads the first four bytes and gives them back in front of the rest.
+fn peek_magic<R: Read>(mut input: R) -> Result<([u8; 4], Peeked<R>)> {
+    let mut magic = [0u8; 4];
+    let n = crate::format::read_up_to(&mut input, &mut magic)?;
+    Ok((magic, io::Cursor::new(magic[..n].to_vec()).chain(input)))
 }
 
 impl<R: Read> Decoder<R> {
-    /// Reads the header and loads the built-in model it names, with the archive's weight format,
-    /// on the device it was made on, within the default limits; downloaded models are looked up
-    /// in [`Registry::from_env`].
+    /// Reads the header and, for a model-coded archive, loads the built-in model it names, with
+    /// the archive's weight format, on the device it was made on, within the default limits;
+    /// downloaded models are looked up in [`Registry::from_env`]. A weight-file archive needs
+    /// no model.
     pub fn new(input: R) -> Result<Self> {
+        let (magic, input) = peek_magic(input)?;
+        if magic == crate::tensors::MAGIC {
+            let decoder = crate::tensors::Decoder::new(input)?;
+            return Ok(Decoder {
+                inner: Inner::Tensors(Box::new(decoder)),
+            });
+        }
         let decompressor = Decompressor::new(input)?;
         let header = decompressor.header();
         if !BUILTIN_MODELS.contains(&header.model_name.as_str()) {
@@ -181,9 +207,10 @@ impl<R: Read> Decoder<R> {
         Ok(Decoder::from_parts(decompressor, model, Limits::default()))
     }
 
-    /// A decoder with a model you loaded (it must be the archive's: checked before decoding)
-    /// and explicit limits.
+    /// A decoder of a model-coded archive with a model you loaded (it must be the archive's:
+    /// checked before decoding) and explicit limits.
     pub fn with_model(input: R, model: Box<dyn LanguageModel>, limits: Limits) -> Result<Self> {
+        let (_, input) = peek_magic(input)?;
         Ok(Decoder::from_parts(
             Decompressor::new(input)?,
             model,
@@ -192,46 +219,64 @@ impl<R: Read> Decoder<R> {
     }
 
     fn from_parts(
-        decompressor: Decompressor<R>,
+        decompressor: Decompressor<Peeked<R>>,
         model: Box<dyn LanguageModel>,
         limits: Limits,
     ) -> Self {
         Decoder {
-            decompressor,
-            model,
-            limits,
-            block: Vec::new(),
-            pos: 0,
+            inner: Inner::Model {
+                decompressor: Box::new(decompressor),
+                model,
+                limits,
+                block: Vec::new(),
+                pos: 0,
+            },
         }
     }
 
-    /// The archive's header: model, schedule, writer.
-    pub fn header(&self) -> &crate::format::Header {
-        self.decompressor.header()
+    /// The header of a model-coded archive: model, schedule, writer. `None` for a weight-file
+    /// archive, whose description is [`Decoder::layout`].
+    pub fn header(&self) -> Option<&crate::format::Header> {
+        match &self.inner {
+            Inner::Model { decompressor, .. } => Some(decompressor.header()),
+            Inner::Tensors(_) => None,
+        }
+    }
+
+    /// The file's description, for a weight-file archive; `None` for a model-coded one.
+    pub fn layout(&self) -> Option<&crate::tensors::Layout> {
+        match &self.inner {
+            Inner::Model { .. } => None,
+            Inner::Tensors(t) => Some(t.layout()),
+        }
     }
 }
 
 impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.block.len() {
-            self.pos = 0;
-            let more = self
-                .decompressor
-                .next_block(
-                    self.model.as_mut(),
-                    &self.limits,
-                    &mut Silent,
-                    &mut self.block,
-                )
+        let (decompressor, model, limits, block, pos) = match &mut self.inner {
+            Inner::Tensors(t) => return t.read(buf),
+            Inner::Model {
+                decompressor,
+                model,
+                limits,
+                block,
+                pos,
+            } => (decompressor, model, limits, block, pos),
+        };
+        while *pos == block.len() {
+            *pos = 0;
+            let more = decompressor
+                .next_block(model.as_mut(), limits, &mut Silent, block)
                 .map_err(io::Error::other)?;
             if !more {
-                self.block.clear();
+                block.clear();
                 return Ok(0);
             }
         }
-        let n = buf.len().min(self.block.len() - self.pos);
-        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
-        self.pos += n;
+        let n = buf.len().min(block.len() - *pos);
+        buf[..n].copy_from_slice(&block[*pos..*pos + n]);
+        *pos += n;
         Ok(n)
     }
 }
@@ -245,12 +290,11 @@ pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
 
 /// Decompresses a whole archive with the built-in model it names, or a weight-file archive of
 /// [`crate::tensors`].
-pub fn decode_all(mut input: impl Read) -> Result<Vec<u8>> {
-    let mut magic = [0u8; 4];
-    let n = crate::format::read_up_to(&mut input, &mut magic)?;
-    let input = io::Cursor::new(magic[..n].to_vec()).chain(input);
+pub fn decode_all(input: impl Read) -> Result<Vec<u8>> {
+    let (magic, input) = peek_magic(input)?;
     let mut out = Vec::new();
     if magic == crate::tensors::MAGIC {
+        // Faster than through the Decoder: reads and writes overlap the decoding.
         crate::tensors::decompress(input, &mut out, &mut crate::Silent)?;
         return Ok(out);
     }

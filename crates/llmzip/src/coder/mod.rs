@@ -45,6 +45,22 @@ impl<'a> Padded<'a> {
         b
     }
 
+    /// The next two bytes as a little-endian number (0 for those past the end), without
+    /// moving on: with [`skip`](Self::skip), lets a coder renormalise without a branch.
+    #[inline]
+    pub fn peek_u16(&self) -> u32 {
+        match self.input.get(self.pos..self.pos + 2) {
+            Some(&[lo, hi]) => u32::from(lo) | u32::from(hi) << 8,
+            _ => u32::from(self.input.get(self.pos).copied().unwrap_or(0)),
+        }
+    }
+
+    /// Moves `n` bytes on.
+    #[inline]
+    pub fn skip(&mut self, n: usize) {
+        self.pos += n;
+    }
+
     /// Bytes read past the end.
     pub fn overrun(&self) -> usize {
         self.pos.saturating_sub(self.input.len())

@@ -103,7 +103,7 @@ impl Models {
     }
 
     /// Counts slot `i` of table `t` and rebuilds the table when it is due.
-    #[inline]
+    #[inline(always)]
     fn update(&mut self, t: usize, i: usize) {
         self.counts[i] += 1;
         let table = &mut self.tables[t];
@@ -136,7 +136,7 @@ impl Models {
     }
 
     /// The encoder's step: symbol `s` of table `t`, recorded in `out` for [`encode`].
-    #[inline]
+    #[inline(always)]
     pub fn encode(&mut self, t: usize, s: u32, out: &mut Vec<u32>) {
         let i = self.tables[t].base as usize + s as usize;
         out.push(self.interval[i]);
@@ -183,7 +183,18 @@ fn normalise(weights: &[u32], freq: &mut [u16]) {
 
 /// Writes the intervals [`Models::encode`] recorded (in coding order) as one rANS stream.
 pub fn encode(recorded: &[u32]) -> Vec<u8> {
-    let mut words: Vec<u16> = Vec::with_capacity(recorded.len() / 2 + 4);
+    let mut words = Vec::new();
+    let state = encode_words(recorded, &mut words);
+    let mut out = Vec::with_capacity(stream_len(&words));
+    write_stream(state, &words, &mut out);
+    out
+}
+
+/// [`encode`] in two steps, for a caller that codes many streams and keeps `words` (scratch
+/// space) from one to the next: codes `recorded` into `words` (cleared first) and returns the
+/// final state; [`write_stream`] appends the stream, [`stream_len`] bytes, to a buffer.
+pub fn encode_words(recorded: &[u32], words: &mut Vec<u16>) -> u32 {
+    words.clear();
     let mut x = LOW;
     for &r in recorded.iter().rev() {
         let (start, f) = (r >> 16, r & 0xffff);
@@ -195,12 +206,20 @@ pub fn encode(recorded: &[u32]) -> Vec<u8> {
         }
         x = ((x / f) << PROB_BITS) + (x % f) + start;
     }
-    let mut out = Vec::with_capacity(4 + 2 * words.len());
-    out.extend_from_slice(&x.to_le_bytes());
+    x
+}
+
+/// Bytes of the stream of `words`.
+pub fn stream_len(words: &[u16]) -> usize {
+    4 + 2 * words.len()
+}
+
+/// Appends the stream of [`encode_words`]: the final state, then the words in decoding order.
+pub fn write_stream(state: u32, words: &[u16], out: &mut Vec<u8>) {
+    out.extend_from_slice(&state.to_le_bytes());
     for w in words.iter().rev() {
         out.extend_from_slice(&w.to_le_bytes());
     }
-    out
 }
 
 /// Decodes a stream of [`encode`], updating the models exactly as the encoder did.
@@ -224,7 +243,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decodes a symbol of table `t` of `models`.
-    #[inline]
+    #[inline(always)]
     pub fn decode(&mut self, models: &mut Models, t: usize) -> u32 {
         let table = &mut models.tables[t];
         let base = table.base as usize;
@@ -241,12 +260,12 @@ impl<'a> Decoder<'a> {
         let i = base + s as usize;
         let iv = models.interval[i];
         let (start, f) = (iv >> 16, iv & 0xffff);
-        self.x = f * (self.x >> PROB_BITS) + slot - start;
-        if self.x < LOW {
-            let lo = u32::from(self.input.next_byte());
-            let hi = u32::from(self.input.next_byte());
-            self.x = (self.x << 16) | (hi << 8) | lo;
-        }
+        let x = f * (self.x >> PROB_BITS) + slot - start;
+        // Renormalised without a branch: whether it is due is close to a coin toss.
+        let due = x < LOW;
+        let word = self.input.peek_u16();
+        self.x = if due { (x << 16) | word } else { x };
+        self.input.skip(2 * usize::from(due));
         models.update(t, i);
         s
     }

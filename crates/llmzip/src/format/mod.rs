@@ -144,7 +144,7 @@ impl Header {
         if got == 4 && magic == *b"LLMT" {
             return Err(Error::InvalidSetting(
                 "this is a weight-file archive (LLMT), not a model-coded one: read it with \
-                 llmzip::tensors::decompress or llmzip::decode_all"
+                 llmzip::Decoder, llmzip::decode_all or llmzip::tensors::decompress"
                     .into(),
             ));
         }

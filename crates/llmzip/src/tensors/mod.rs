@@ -13,8 +13,9 @@
 //! 3. codes the chunks in parallel batches and writes them in file order.
 //!
 //! Chunks are independent and the arithmetic is integer only, so the archive is the same on every
-//! machine and for every thread count, and memory is bounded by the batch of chunks, never by the
-//! file: multi-gigabyte files stream.
+//! machine and for every thread count. Memory is bounded by the chunks in flight (three batches
+//! of two per thread: one being read, one coded, one written) and per-thread working memory,
+//! never by the file: multi-gigabyte files stream. [`Decoder`] is the same decoding as a `Read`.
 //!
 //! ## Archive (`LLMT`)
 //!
@@ -124,28 +125,118 @@ struct Chunk {
     len: u64,
 }
 
-fn chunks(layout: &Layout) -> impl Iterator<Item = Chunk> + '_ {
-    layout.regions.iter().flat_map(|r| {
-        let unit = r.kind.unit();
-        let per = (CHUNK_BYTES / unit) * unit;
-        (0..r.len.div_ceil(per)).map(move |i| Chunk {
-            kind: r.kind,
-            row: r.row,
-            first: i * per / unit,
-            len: per.min(r.len - i * per),
-        })
-    })
+/// Where the next chunk starts: a region and a byte offset in it. Both sides cut every region
+/// the same way: whole units, at most [`CHUNK_BYTES`] a chunk.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    region: usize,
+    at: u64,
 }
 
-/// The chunks in groups coded at once: enough to keep every thread busy, few enough to bound
-/// memory. How they are grouped changes nothing in the archive, only the speed.
+impl Cursor {
+    fn next(&mut self, layout: &Layout) -> Option<Chunk> {
+        loop {
+            let r = layout.regions.get(self.region)?;
+            if self.at == r.len {
+                self.region += 1;
+                self.at = 0;
+                continue;
+            }
+            let unit = r.kind.unit();
+            let len = ((CHUNK_BYTES / unit) * unit).min(r.len - self.at);
+            let chunk = Chunk {
+                kind: r.kind,
+                row: r.row,
+                first: self.at / unit,
+                len,
+            };
+            self.at += len;
+            return Some(chunk);
+        }
+    }
+
+    /// The next chunks, in a group coded at once: enough to keep every thread busy, few enough
+    /// to bound memory. How they are grouped changes nothing in the archive, only the speed.
+    /// Empty at the end.
+    fn batch(&mut self, layout: &Layout) -> Vec<Chunk> {
+        let size = 2 * rayon::current_num_threads().max(1);
+        std::iter::from_fn(|| self.next(layout))
+            .take(size)
+            .collect()
+    }
+}
+
 fn batches(layout: &Layout) -> impl Iterator<Item = Vec<Chunk>> + '_ {
-    let size = 4 * rayon::current_num_threads().max(1);
-    let mut pending = chunks(layout).peekable();
-    std::iter::from_fn(move || {
-        pending.peek()?;
-        Some(pending.by_ref().take(size).collect())
-    })
+    let mut cursor = Cursor::default();
+    std::iter::from_fn(move || Some(cursor.batch(layout)).filter(|b| !b.is_empty()))
+}
+
+/// The three stages of both directions, overlapped: while the pool codes batch `k`, the calling
+/// thread writes batch `k − 1` and reads batch `k + 1`. Reading and writing stay on the calling
+/// thread (the caller's `Read` and `Write` need not be `Send`), in file order; at most three
+/// batches' buffers (`S`) are alive, and they are reused rather than freed, because on the
+/// machines measured here fresh memory costs more (the kernel zeroes every new page) than
+/// coding into it.
+///
+/// Errors come out in file order: a batch's `write` reports what its `code` found before a
+/// later batch's read error is returned.
+fn pipeline<S: Default + Send>(
+    layout: &Layout,
+    observer: &mut dyn Observer,
+    mut read: impl FnMut(&[Chunk], &mut S) -> Result<()>,
+    code: impl Fn(&[Chunk], &mut S) + Sync,
+    mut write: impl FnMut(&[Chunk], &mut S, &mut dyn Observer) -> Result<()>,
+) -> Result<()> {
+    let mut groups = batches(layout);
+    let mut spare: Vec<S> = Vec::new();
+    let mut read_next = |spare: &mut Vec<S>, groups: &mut dyn Iterator<Item = Vec<Chunk>>| {
+        let Some(group) = groups.next() else {
+            return Ok(None);
+        };
+        let mut state = spare.pop().unwrap_or_default();
+        read(&group, &mut state).map(|()| Some((group, state)))
+    };
+    let mut current = read_next(&mut spare, &mut groups)?;
+    let mut coded: Option<(Vec<Chunk>, S)> = None;
+    while current.is_some() || coded.is_some() {
+        if observer.cancelled() {
+            return Err(Error::Interrupted);
+        }
+        let (mut wrote, mut next) = (Ok(()), Ok(None));
+        rayon::in_place_scope(|scope| {
+            if let Some((group, state)) = current.as_mut() {
+                let code = &code;
+                scope.spawn(move |_| code(group, state));
+            }
+            wrote = match coded.as_mut() {
+                Some((group, state)) => write(group, state, observer),
+                None => Ok(()),
+            };
+            if wrote.is_ok() {
+                next = read_next(&mut spare, &mut groups);
+            }
+        });
+        wrote?;
+        spare.extend(coded.take().map(|(_, state)| state));
+        coded = current.take();
+        current = match next {
+            Ok(next) => next,
+            Err(e) => {
+                if let Some((group, state)) = coded.as_mut() {
+                    write(group, state, observer)?;
+                }
+                return Err(e);
+            }
+        };
+    }
+    Ok(())
+}
+
+/// A batch being compressed: each chunk's bytes and payload.
+#[derive(Default)]
+struct Packing {
+    data: Vec<Vec<u8>>,
+    payloads: Vec<Vec<u8>>,
 }
 
 /// Compresses a file described by `layout`, whose first bytes `head` were already read (by
@@ -176,54 +267,61 @@ pub fn compress(
     header.extend_from_slice(&crc.to_le_bytes());
     out.write_all(&header)?;
 
-    let mut profile = Profile::default();
+    let profile = std::sync::Mutex::new(Profile::default());
+    let scratch = Pool::<fields::Scratch>::default();
     let mut input = std::io::Cursor::new(head).chain(rest);
     let mut whole = crc32fast::Hasher::new();
     let mut done = 0u64;
-    for group in batches(layout) {
-        if observer.cancelled() {
-            return Err(Error::Interrupted);
-        }
-        let data = profile.time(Stage::Read, || {
-            group
-                .iter()
-                .map(|c| {
-                    let mut buf = vec![0u8; c.len as usize];
-                    input.read_exact(&mut buf).map(|_| buf)
-                })
-                .collect::<std::io::Result<Vec<_>>>()
-        });
-        let data = data.map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::InvalidSetting(
-                "the weight file is shorter than its header says (did it change while being \
-                 read?)"
-                    .into(),
-            ),
-            _ => Error::Io(e),
-        })?;
-        let coded: Vec<Vec<u8>> = profile.time(Stage::ArithCode, || {
-            group
-                .par_iter()
-                .zip(data.par_iter())
-                .map(|(c, d)| fields::encode(c.kind, c.row, c.first, d))
-                .collect()
-        });
-        profile.time(Stage::Write, || -> Result<()> {
-            for ((c, d), p) in group.iter().zip(&data).zip(&coded) {
-                whole.update(d);
-                observer.original_block(d);
-                let mut frame = Vec::with_capacity(16);
-                varint::write_u64(&mut frame, p.len() as u64)?;
-                frame.extend_from_slice(&crc32fast::hash(d).to_le_bytes());
-                out.write_all(&frame)?;
-                out.write_all(p)?;
-                summary.count(c.kind, c.len, p.len() as u64);
-                done += c.len;
-            }
-            Ok(())
-        })?;
-        observer.progress(done);
-    }
+    pipeline(
+        layout,
+        observer,
+        |group, batch: &mut Packing| {
+            timed(&profile, Stage::Read, || {
+                batch.data.resize_with(group.len(), Vec::new);
+                for (c, buf) in group.iter().zip(&mut batch.data) {
+                    buf.resize(c.len as usize, 0);
+                    input.read_exact(buf).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => Error::InvalidSetting(
+                            "the weight file is shorter than its header says (did it change \
+                             while being read?)"
+                                .into(),
+                        ),
+                        _ => Error::Io(e),
+                    })?;
+                }
+                Ok(())
+            })
+        },
+        |group, batch| {
+            timed(&profile, Stage::ArithCode, || {
+                batch.payloads.resize_with(group.len(), Vec::new);
+                group
+                    .par_iter()
+                    .zip(batch.data.par_iter())
+                    .zip(batch.payloads.par_iter_mut())
+                    .for_each(|((c, d), p)| {
+                        scratch.with(|s| fields::encode(c.kind, c.row, c.first, d, p, s))
+                    });
+            })
+        },
+        |group, batch, observer| {
+            timed(&profile, Stage::Write, || {
+                for ((c, d), p) in group.iter().zip(&batch.data).zip(&batch.payloads) {
+                    whole.update(d);
+                    observer.original_block(d);
+                    let mut frame = Vec::with_capacity(16);
+                    varint::write_u64(&mut frame, p.len() as u64)?;
+                    frame.extend_from_slice(&crc32fast::hash(d).to_le_bytes());
+                    out.write_all(&frame)?;
+                    out.write_all(p)?;
+                    summary.count(c.kind, c.len, p.len() as u64);
+                    done += c.len;
+                }
+                observer.progress(done);
+                Ok(())
+            })
+        },
+    )?;
     let mut extra = [0u8; 1];
     if input.read(&mut extra)? != 0 {
         return Err(Error::InvalidSetting(
@@ -233,8 +331,44 @@ pub fn compress(
     out.write_all(&whole.finalize().to_le_bytes())?;
     out.flush()?;
     summary.archive_len = out.count;
-    summary.profile = profile;
+    summary.profile = profile.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(summary)
+}
+
+/// Values that tasks on the pool borrow one at a time and give back, so that as many exist as
+/// tasks ran at once (at most the thread count), for as long as the pool lives: working memory
+/// for one call, dropped with it (a thread-local would keep it for the thread's life).
+struct Pool<T>(std::sync::Mutex<Vec<T>>);
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool(std::sync::Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Default> Pool<T> {
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut value = self.lock().pop().unwrap_or_default();
+        let result = f(&mut value);
+        self.lock().push(value);
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Times `f` as `stage` in a profile that stages on two threads add to.
+fn timed<T>(profile: &std::sync::Mutex<Profile>, stage: Stage, f: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let value = f();
+    let elapsed = start.elapsed();
+    profile
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .add(stage, elapsed);
+    value
 }
 
 /// Reads a tensor archive's header.
@@ -349,6 +483,176 @@ pub fn inspect(input: impl Read) -> Result<Summary> {
     walk(input, None::<&mut std::io::Sink>, &mut crate::Silent)
 }
 
+/// A batch being decoded: each chunk's stored CRC and payload, and what it decoded into.
+#[derive(Default)]
+struct Unpacking {
+    frames: Vec<(u32, Vec<u8>)>,
+    decoded: Vec<(Vec<u8>, Result<()>)>,
+}
+
+impl Unpacking {
+    /// Reads the frames of `group`'s chunks.
+    fn read(&mut self, group: &[Chunk], r: &mut Reader<impl Read>) -> Result<()> {
+        self.frames.resize_with(group.len(), Default::default);
+        for (c, (crc, payload)) in group.iter().zip(&mut self.frames) {
+            let len = varint::read_bounded(r, "chunk length", c.len + 1)?;
+            let mut word = [0u8; 4];
+            r.exact(&mut word, "chunk")?;
+            *crc = u32::from_le_bytes(word);
+            payload.resize(len as usize, 0);
+            r.exact(payload, "chunk")?;
+        }
+        Ok(())
+    }
+
+    /// Decodes and checks every chunk of `group` in parallel; each result is kept with its
+    /// chunk, to be reported in file order.
+    fn decode(&mut self, group: &[Chunk]) {
+        self.decoded
+            .resize_with(group.len(), || (Vec::new(), Ok(())));
+        group
+            .par_iter()
+            .zip(self.frames.par_iter())
+            .zip(self.decoded.par_iter_mut())
+            .for_each(|((c, (crc, p)), (data, result))| {
+                *result = fields::decode(c.kind, c.row, c.first, p, c.len as usize, data).and_then(
+                    |()| {
+                        if crate::format::ENFORCE_CHECKSUMS && crc32fast::hash(data) != *crc {
+                            return Err(Error::Corrupt(format!(
+                                "a {} chunk's checksum does not match",
+                                c.kind.name()
+                            )));
+                        }
+                        Ok(())
+                    },
+                );
+            });
+    }
+}
+
+/// Checks the trailer: the whole original's CRC (when it was decoded) and nothing after it.
+fn finish_reading(r: &mut Reader<impl Read>, whole: Option<u32>) -> Result<()> {
+    let mut crc = [0u8; 4];
+    r.exact(&mut crc, "trailer")?;
+    if let Some(whole) = whole {
+        if crate::format::ENFORCE_CHECKSUMS && u32::from_le_bytes(crc) != whole {
+            return Err(Error::Corrupt(
+                "the original's checksum does not match".into(),
+            ));
+        }
+    }
+    let mut extra = [0u8; 1];
+    if r.read(&mut extra)? != 0 {
+        return Err(Error::Corrupt(
+            "data after the end of the tensor archive".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Decompresses a tensor archive read from `R`: a `Read` of the original bytes, decoding a batch
+/// of chunks at a time in parallel (memory: one batch). A chunk's bytes are returned only once
+/// its CRC matched, and the end of stream (`Ok(0)`) only once the whole original's did.
+///
+/// [`decompress`] does the same into a `Write`, faster: it reads and writes while it decodes.
+/// [`crate::Decoder`] reads both kinds of archive and uses this one for tensor archives.
+pub struct Decoder<R: Read> {
+    r: Reader<R>,
+    layout: Layout,
+    cursor: Cursor,
+    group: Vec<Chunk>,
+    batch: Unpacking,
+    /// The chunk of `batch` being served, and how much of it was.
+    serving: usize,
+    served: usize,
+    whole: crc32fast::Hasher,
+    done: bool,
+    /// Set by the first error: every later read fails too, never serving what failed.
+    failed: bool,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads and checks the archive's header.
+    pub fn new(input: R) -> Result<Self> {
+        let mut r = Reader { input, read: 0 };
+        let layout = read_header(&mut r)?;
+        Ok(Decoder {
+            r,
+            layout,
+            cursor: Cursor::default(),
+            group: Vec::new(),
+            batch: Unpacking::default(),
+            serving: 0,
+            served: 0,
+            whole: crc32fast::Hasher::new(),
+            done: false,
+            failed: false,
+        })
+    }
+
+    /// The file's description, from the header.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Makes the next verified bytes available; false at the verified end.
+    fn fill(&mut self) -> Result<bool> {
+        loop {
+            if self.done {
+                return Ok(false);
+            }
+            if let Some((data, result)) = self.batch.decoded.get_mut(self.serving) {
+                if self.served == 0 {
+                    std::mem::replace(result, Ok(()))?;
+                    self.whole.update(data);
+                }
+                if self.served < data.len() {
+                    return Ok(true);
+                }
+                self.serving += 1;
+                self.served = 0;
+                continue;
+            }
+            self.group = self.cursor.batch(&self.layout);
+            self.batch.decoded.clear();
+            (self.serving, self.served) = (0, 0);
+            if self.group.is_empty() {
+                finish_reading(&mut self.r, Some(self.whole.clone().finalize()))?;
+                self.done = true;
+                return Ok(false);
+            }
+            self.batch.read(&self.group, &mut self.r)?;
+            self.batch.decode(&self.group);
+        }
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::other(Error::Corrupt(
+                "an earlier read of this tensor archive failed".into(),
+            )));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.fill() {
+            Ok(true) => {}
+            Ok(false) => return Ok(0),
+            Err(e) => {
+                self.failed = true;
+                return Err(std::io::Error::other(e));
+            }
+        }
+        let data = &self.batch.decoded[self.serving].0[self.served..];
+        let n = buf.len().min(data.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        self.served += n;
+        Ok(n)
+    }
+}
+
 fn walk(
     input: impl Read,
     mut output: Option<&mut impl Write>,
@@ -357,80 +661,47 @@ fn walk(
     let mut r = Reader { input, read: 0 };
     let layout = read_header(&mut r)?;
     let mut summary = Summary::new(layout.clone());
-    let mut profile = Profile::default();
+    let profile = std::sync::Mutex::new(Profile::default());
     let mut whole = crc32fast::Hasher::new();
     let mut done = 0u64;
-    for group in batches(&layout) {
-        if observer.cancelled() {
-            return Err(Error::Interrupted);
-        }
-        let mut frames = Vec::with_capacity(group.len());
-        profile.time(Stage::Read, || -> Result<()> {
-            for c in &group {
-                let len = varint::read_bounded(&mut r, "chunk length", c.len + 1)?;
-                let mut crc = [0u8; 4];
-                r.exact(&mut crc, "chunk")?;
-                let mut payload = vec![0u8; len as usize];
-                r.exact(&mut payload, "chunk")?;
-                frames.push((u32::from_le_bytes(crc), payload));
+    let decoding = output.is_some();
+    pipeline(
+        &layout,
+        observer,
+        |group, batch: &mut Unpacking| timed(&profile, Stage::Read, || batch.read(group, &mut r)),
+        |group, batch| {
+            if decoding {
+                timed(&profile, Stage::ArithCode, || batch.decode(group));
             }
-            Ok(())
-        })?;
-        let Some(out) = output.as_mut() else {
-            for (c, (_, p)) in group.iter().zip(&frames) {
-                summary.count(c.kind, c.len, p.len() as u64);
-            }
-            continue;
-        };
-        let decoded: Vec<Result<Vec<u8>>> = profile.time(Stage::ArithCode, || {
-            group
-                .par_iter()
-                .zip(frames.par_iter())
-                .map(|(c, (crc, p))| {
-                    let data = fields::decode(c.kind, c.row, c.first, p, c.len as usize)?;
-                    if crate::format::ENFORCE_CHECKSUMS && crc32fast::hash(&data) != *crc {
-                        return Err(Error::Corrupt(format!(
-                            "a {} chunk's checksum does not match",
-                            c.kind.name()
-                        )));
-                    }
-                    Ok(data)
-                })
-                .collect()
-        });
-        profile.time(Stage::Write, || -> Result<()> {
-            for ((c, (_, p)), d) in group.iter().zip(&frames).zip(decoded) {
-                let d = d?;
-                whole.update(&d);
-                out.write_all(&d)?;
-                summary.count(c.kind, c.len, p.len() as u64);
-                done += c.len;
-            }
-            Ok(())
-        })?;
-        observer.progress(done);
-    }
-    let mut crc = [0u8; 4];
-    r.exact(&mut crc, "trailer")?;
-    if output.is_some()
-        && crate::format::ENFORCE_CHECKSUMS
-        && u32::from_le_bytes(crc) != whole.finalize()
-    {
-        return Err(Error::Corrupt(
-            "the original's checksum does not match".into(),
-        ));
-    }
-    let mut extra = [0u8; 1];
-    if r.read(&mut extra)? != 0 {
-        return Err(Error::Corrupt(
-            "data after the end of the tensor archive".into(),
-        ));
-    }
+        },
+        |group, batch, observer| {
+            let Some(out) = output.as_mut() else {
+                for (c, (_, p)) in group.iter().zip(&batch.frames) {
+                    summary.count(c.kind, c.len, p.len() as u64);
+                }
+                return Ok(());
+            };
+            timed(&profile, Stage::Write, || {
+                for ((c, (_, p)), (data, result)) in
+                    group.iter().zip(&batch.frames).zip(&mut batch.decoded)
+                {
+                    std::mem::replace(result, Ok(()))?;
+                    whole.update(data);
+                    out.write_all(data)?;
+                    summary.count(c.kind, c.len, p.len() as u64);
+                    done += c.len;
+                }
+                observer.progress(done);
+                Ok(())
+            })
+        },
+    )?;
+    finish_reading(&mut r, decoding.then(|| whole.finalize()))?;
     if let Some(out) = output {
         out.flush()?;
     }
     summary.archive_len = r.read;
-    summary.profile = profile;
+    summary.profile = profile.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(summary)
 }
 

@@ -156,6 +156,10 @@ fn damaged_archives_are_refused_without_panics_or_unchecked_output() {
     let (archive, _) = compress_file(&file);
     for cut in 0..archive.len() {
         assert!(decompress_vec(&archive[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            read_through_decoder(&archive[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
     for i in 0..archive.len() {
         for bit in [0x01u8, 0x80] {
@@ -165,6 +169,9 @@ fn damaged_archives_are_refused_without_panics_or_unchecked_output() {
             // that comes back must be the original.
             if let Ok(out) = decompress_vec(&bad) {
                 assert_eq!(out, file, "flip at {i} decoded other bytes");
+            }
+            if let Ok(out) = read_through_decoder(&bad) {
+                assert_eq!(out, file, "flip at {i} read other bytes");
             }
         }
     }
@@ -199,4 +206,58 @@ fn crafted_claims_fail_at_the_first_chunk() {
     let mut h = MAGIC.to_vec();
     h.extend_from_slice(&[VERSION, 0, 0, 0, 5, 100]);
     assert!(matches!(decompress_vec(&h), Err(Error::Corrupt(_))));
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+fn read_through_decoder(archive: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    Decoder::new(archive)
+        .map_err(std::io::Error::other)?
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn the_streaming_decoder_reads_what_decompress_writes() {
+    for (name, file) in samples() {
+        let (archive, _) = compress_file(&file);
+        // One thread: batches of two chunks, so the samples span several batches.
+        for threads in [1, 3] {
+            let back = in_pool(threads, || read_through_decoder(&archive).unwrap());
+            assert_eq!(back, file, "{name}, {threads} threads");
+        }
+        let mut longer = archive.clone();
+        longer.push(0);
+        assert!(read_through_decoder(&longer).is_err(), "{name}");
+        for cut in [archive.len() - 1, archive.len() / 2, 20] {
+            assert!(read_through_decoder(&archive[..cut]).is_err(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn errors_come_out_in_file_order_across_overlapped_batches() {
+    // Batches of two chunks: [header, bf16], [f32, f16], [i64 bytes]. A damaged bf16 chunk in
+    // the first batch is reported, not the cut in a later one that is read while it decodes.
+    let (_, file) = samples().remove(0);
+    let (archive, _) = compress_file(&file);
+    let mut bad = archive[..archive.len() - 100].to_vec();
+    bad[archive.len() / 3] ^= 0x40;
+    {
+        let mut out = Vec::new();
+        let err = in_pool(1, || {
+            decompress(bad.as_slice(), &mut out, &mut crate::Silent)
+        })
+        .unwrap_err();
+        // The damage shows as a wrong checksum or as a payload that ends too soon.
+        assert!(err.to_string().contains("a bf16 chunk"), "{err}");
+        assert!(file.starts_with(&out) && out.len() < file.len() / 2);
+    }
 }
