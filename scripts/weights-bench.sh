@@ -63,7 +63,7 @@ section=$(
     echo "(\`llmzip compress\` picks it by content); \`grouped + zstd -19\` regroups the bytes of every"
     echo "float tensor (all first bytes, then all second bytes, ...) before zstd, as the seed studies"
     echo "did. gru-bf16 is a bf16 cast of the GRU's f32 weights, a stand-in for real bf16 weights."
-    echo "Speeds are single in-memory runs with all cores; bpb = bits per byte of the file."
+    echo "Speeds are in-memory runs with all cores: single runs, except the tensor codec's, the fastest of three (its speed is close to that of fresh memory, which varies from run to run on this machine); a file smaller than one 4 MiB chunk (gru-bf16) is coded by one thread. bpb = bits per byte of the file."
     echo
     echo "$table"
     echo

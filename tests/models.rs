@@ -319,3 +319,95 @@ fn crafted_smollm2_claims_fail_fast() {
     let err = crafted_fails_fast(&archive, &[], 60);
     assert!(err.contains("corrupt"), "{err}");
 }
+
+/// The llama code path for Hugging Face directories, end to end on a tiny random llama in bf16
+/// (written by the library's test helper): from a directory, thread-count independent, across
+/// context-window slides; then by model id from a Hugging Face cache, offline, and decoded
+/// without -m since the id names the model.
+#[test]
+fn tiny_random_hf_llama_round_trips_from_a_directory_and_the_hub_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-llama");
+    let config: llmzip::models::llama::HfLlamaConfig = serde_json::from_value(serde_json::json!({
+        "model_type": "llama", "vocab_size": 272, "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "bos_token_id": 0,
+        "tie_word_embeddings": true, "torch_dtype": "bfloat16"
+    }))
+    .unwrap();
+    llmzip::testing::write_random_llama(&model, &config, candle_core::DType::BF16, 9).unwrap();
+    let mut data = text(3000);
+    data.extend_from_slice(b"\xff\x00 binary tail \xc3\r\n");
+    std::fs::write(dir.path().join("t.txt"), &data).unwrap();
+    let m = model.to_str().unwrap();
+    let slides = ["--window", "32", "--min-segment", "300"];
+    let mut archives = Vec::new();
+    for threads in ["1", "2"] {
+        let out = format!("t{threads}.llmz");
+        let mut args = vec!["-q", "compress", "t.txt", "-o", &out, "-m", m];
+        args.extend(["--threads", threads]);
+        args.extend(slides);
+        ok(&run(&args, dir.path()));
+        archives.push(std::fs::read(dir.path().join(&out)).unwrap());
+    }
+    assert_eq!(
+        archives[0], archives[1],
+        "archives depend on the thread count"
+    );
+    ok(&run(
+        &["-q", "decompress", "t1.llmz", "-o", "back", "-m", m],
+        dir.path(),
+    ));
+    assert_eq!(std::fs::read(dir.path().join("back")).unwrap(), data);
+
+    // The same files in a Hugging Face cache, found by id with the network off.
+    let hf = dir.path().join("hf");
+    let repo = hf.join("hub/models--owner--tiny-llama");
+    let snapshot = repo.join("snapshots/0123abcd");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(model.join(f), snapshot.join(f)).unwrap();
+    }
+    let offline = |args: &[&str]| {
+        llmzip()
+            .args(args)
+            .current_dir(dir.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", &hf)
+            .env("LLMZIP_MODELS", dir.path().join("none"))
+            .output()
+            .unwrap()
+    };
+    let mut args = vec![
+        "-q",
+        "compress",
+        "t.txt",
+        "-o",
+        "hub.llmz",
+        "-m",
+        "owner/tiny-llama",
+    ];
+    args.extend(slides);
+    ok(&offline(&args));
+    ok(&offline(&["-q", "decompress", "hub.llmz", "-o", "back2"]));
+    assert_eq!(std::fs::read(dir.path().join("back2")).unwrap(), data);
+    let info = offline(&["info", "hub.llmz"]);
+    ok(&info);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("owner/tiny-llama"));
+
+    // An id that is not cached: the message says why and what to do; nothing is written.
+    let err = clean_failure(&offline(&[
+        "-q",
+        "compress",
+        "t.txt",
+        "-m",
+        "owner/missing",
+    ]));
+    assert!(
+        err.contains("HF_HUB_OFFLINE") && err.contains("huggingface.co/owner/missing"),
+        "{err}"
+    );
+    assert!(!dir.path().join("t.txt.llmz").exists());
+}

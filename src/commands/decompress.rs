@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use llmzip::codec::{Decompressor, Limits};
 use llmzip::format::Trailer;
-use llmzip::models::BUILTIN_MODELS;
+use llmzip::models::loads_by_name;
 use llmzip::tensors;
 
 use super::files::{decompressed_name, Input};
@@ -56,12 +56,10 @@ pub fn run(
             let header = decompressor.header();
             let spec = match &args.model {
                 Some(m) => m.clone(),
-                None if BUILTIN_MODELS.contains(&header.model_name.as_str()) => {
-                    header.model_name.clone()
-                }
+                None if loads_by_name(&header.model_name) => header.model_name.clone(),
                 None => bail!(
-                    "the archive was made with model '{}' (fingerprint {}), which is not built in; \
-                     pass its directory with -m",
+                    "the archive was made with model '{}' (fingerprint {}), which was loaded \
+                     from a path; pass that path with -m",
                     header.model_name,
                     header.fingerprint
                 ),

@@ -1,5 +1,6 @@
 //! Where named models come from: a registry of local directories, then (with the `hub` feature)
-//! the Hugging Face cache and the Hub itself.
+//! the Hugging Face cache and the Hub itself, for `gpt2` / `distilgpt2` and any `owner/name`
+//! model id.
 //!
 //! The registry is a value, not a global: a program decides where its models live
 //! ([`Registry::with_dirs`]) or takes the conventional places ([`Registry::from_env`]). Nothing
@@ -13,9 +14,49 @@ use crate::{Error, Result};
 /// File name of SmolLM2-135M-Instruct as unpacked by `scripts/fetch-models.sh`.
 pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// Files a GPT-2 directory needs.
+/// Files every Hugging Face model directory llmzip loads needs, besides its weights
+/// ([`safetensors_files`]).
 #[cfg_attr(not(feature = "hub"), allow(dead_code))]
-const GPT2_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+const HUB_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
+
+/// The safetensors files of a Hugging Face model directory: `model.safetensors`, or the shards
+/// that `model.safetensors.index.json` names (files beside it, in name order).
+pub fn safetensors_files(dir: &Path) -> Result<Vec<String>> {
+    if dir.join("model.safetensors").is_file() {
+        return Ok(vec!["model.safetensors".into()]);
+    }
+    let index = dir.join(SHARD_INDEX);
+    let text = std::fs::read_to_string(&index).map_err(|_| {
+        Error::Model(format!(
+            "{}: no model.safetensors nor {SHARD_INDEX}",
+            dir.display()
+        ))
+    })?;
+    shards(&text).map_err(|e| Error::Model(format!("{}: {e}", index.display())))
+}
+
+const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// The shard files an index names.
+fn shards(index: &str) -> std::result::Result<Vec<String>, String> {
+    let json: serde_json::Value = serde_json::from_str(index).map_err(|e| e.to_string())?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or("no weight_map")?;
+    let mut files: Vec<String> = Vec::new();
+    for file in map.values() {
+        let file = file
+            .as_str()
+            .filter(|f| !f.contains(['/', '\\']) && f.ends_with(".safetensors"))
+            .ok_or_else(|| format!("weight_map names {file}, not a .safetensors file beside it"))?;
+        if !files.iter().any(|f| f == file) {
+            files.push(file.to_string());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
 
 /// Where model files are looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,17 +138,29 @@ impl Registry {
     /// A directory holding `name` (`gpt2` or `distilgpt2`): `<dir>/<name>/` of a registry
     /// directory, else (with the `hub` feature) the Hugging Face cache, else the Hub.
     pub fn gpt2_dir(&self, name: &str) -> Result<PathBuf> {
-        if let Some(dir) = self.find(name) {
-            return Ok(dir);
-        }
         let repo = match name {
             "distilgpt2" => "distilbert/distilgpt2",
             _ => "openai-community/gpt2",
         };
+        self.hub_model(name, repo)
+    }
+
+    /// A directory holding the Hugging Face model `repo` (`owner/name`): `<dir>/owner/name/` of
+    /// a registry directory, else (with the `hub` feature) the Hugging Face cache
+    /// (`HF_HOME`, `HF_HUB_CACHE`), else the Hub, unless `HF_HUB_OFFLINE` is set.
+    pub fn hub_dir(&self, repo: &str) -> Result<PathBuf> {
+        self.hub_model(repo, repo)
+    }
+
+    fn hub_model(&self, name: &str, repo: &str) -> Result<PathBuf> {
+        if let Some(dir) = self.find(name) {
+            return Ok(dir);
+        }
+        let short = name.rsplit('/').next().unwrap_or(name);
         let how = format!(
-            "download config.json, model.safetensors and tokenizer.json of \
+            "download config.json, tokenizer.json and the model's .safetensors files of \
              https://huggingface.co/{repo} on a connected machine into a directory and pass it \
-             with -m ./{name}, or put it at <dir>/{name} for a model directory ({})",
+             with -m ./{short}, or put it at <dir>/{name} for a model directory ({})",
             self.searched()
         );
         if !self.hub {
@@ -127,12 +180,34 @@ fn hub_dir(name: &str, _repo: &str, how: &str) -> Result<PathBuf> {
     )))
 }
 
+/// The snapshot directory of `repo` in the Hugging Face cache, if it holds every file a model
+/// needs.
+#[cfg(feature = "hub")]
+fn cached(cache: &hf_hub::CacheRepo) -> Option<PathBuf> {
+    let paths: Vec<PathBuf> = HUB_FILES
+        .iter()
+        .map(|f| cache.get(f))
+        .collect::<Option<_>>()?;
+    let dir = parent(&paths[0]);
+    if cache.get("model.safetensors").is_some() {
+        return Some(dir);
+    }
+    let index = std::fs::read_to_string(cache.get(SHARD_INDEX)?).ok()?;
+    let complete = shards(&index).ok()?.iter().all(|f| cache.get(f).is_some());
+    complete.then_some(dir)
+}
+
 #[cfg(feature = "hub")]
 fn hub_dir(name: &str, repo: &str, how: &str) -> Result<PathBuf> {
-    let cache = hf_hub::Cache::from_env().model(repo.to_string());
-    let cached: Option<Vec<PathBuf>> = GPT2_FILES.iter().map(|f| cache.get(f)).collect();
-    if let Some(paths) = cached {
-        return Ok(parent(&paths[0]));
+    // hf-hub panics when neither HF_HOME nor a home directory tells it where its cache is.
+    if std::env::var_os("HF_HOME").is_none() && std::env::var_os("HOME").is_none() {
+        return Err(Error::Model(format!(
+            "{name} is not available locally and neither HF_HOME nor HOME says where the \
+             Hugging Face cache is: {how}"
+        )));
+    }
+    if let Some(dir) = cached(&hf_hub::Cache::from_env().model(repo.to_string())) {
+        return Ok(dir);
     }
     if std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0" && !v.is_empty()) {
         return Err(Error::Model(format!(
@@ -148,17 +223,27 @@ fn hub_dir(name: &str, repo: &str, how: &str) -> Result<PathBuf> {
             ))
         })?;
     let model = api.model(repo.to_string());
-    let mut first = None;
-    for file in GPT2_FILES {
-        let path = model.get(file).map_err(|e| {
+    let get = |file: &str| {
+        model.get(file).map_err(|e| {
             Error::Model(format!(
                 "cannot download {file} of {repo} from the Hugging Face Hub ({e}); if this \
                  machine is offline, {how}"
             ))
-        })?;
-        first.get_or_insert(path);
+        })
+    };
+    let config = get(HUB_FILES[0])?;
+    for file in &HUB_FILES[1..] {
+        get(file)?;
     }
-    Ok(parent(&first.expect("GPT2_FILES is not empty")))
+    if get("model.safetensors").is_err() {
+        let index = std::fs::read_to_string(get(SHARD_INDEX)?)?;
+        let files =
+            shards(&index).map_err(|e| Error::Model(format!("{repo}: {SHARD_INDEX}: {e}")))?;
+        for file in files {
+            get(&file)?;
+        }
+    }
+    Ok(parent(&config))
 }
 
 #[cfg(feature = "hub")]
@@ -189,6 +274,11 @@ mod tests {
         let err = none.gpt2_dir("gpt2").unwrap_err().to_string();
         assert!(
             err.contains("huggingface.co/openai-community/gpt2"),
+            "{err}"
+        );
+        let err = none.hub_dir("owner/tiny").unwrap_err().to_string();
+        assert!(
+            err.contains("huggingface.co/owner/tiny") && err.contains("-m ./tiny"),
             "{err}"
         );
     }

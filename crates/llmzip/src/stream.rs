@@ -26,7 +26,7 @@
 use std::io::{self, Read, Write};
 
 use crate::codec::{ArchiveWriter, Decompressor, Limits, Schedule, ScheduleOptions};
-use crate::models::{self, LanguageModel, BUILTIN_MODELS, DEFAULT_MODEL};
+use crate::models::{self, LanguageModel, DEFAULT_MODEL};
 use crate::observer::Silent;
 use crate::registry::Registry;
 use crate::{Error, Result};
@@ -191,10 +191,10 @@ impl<R: Read> Decoder<R> {
         }
         let decompressor = Decompressor::new(input)?;
         let header = decompressor.header();
-        if !BUILTIN_MODELS.contains(&header.model_name.as_str()) {
+        if !models::loads_by_name(&header.model_name) {
             return Err(Error::Model(format!(
-                "the archive was made with model '{}' (fingerprint {}), which is not built in; \
-                 load it and use Decoder::with_model",
+                "the archive was made with model '{}' (fingerprint {}), which is loaded from a \
+                 path; load it and use Decoder::with_model",
                 header.model_name, header.fingerprint
             )));
         }

@@ -80,6 +80,92 @@ pub fn write_random_model(dir: &Path, config: &Gpt2Config, seed: u64) -> Result<
     Ok(())
 }
 
+/// The vocabulary and merges of a tiny byte-level BPE: `<|endoftext|>` (id 0), the 256 byte
+/// characters, and a few English merges after them, for tiny llama models in tests.
+pub fn toy_vocabulary() -> (Vec<String>, Vec<String>) {
+    let mut vocab = vec!["<|endoftext|>".to_string()];
+    vocab.extend(
+        crate::tokenization::byte_characters()
+            .iter()
+            .map(|c| c.to_string()),
+    );
+    let merges: Vec<String> = [
+        "t h", "th e", "Ġ t", "Ġt h", "Ġth e", "a n", "i n", "e r", "Ġ a",
+    ]
+    .map(String::from)
+    .to_vec();
+    for m in &merges {
+        vocab.push(m.replace(' ', ""));
+    }
+    (vocab, merges)
+}
+
+/// Writes a randomly initialised llama in Hugging Face layout to `dir`: `config.json`,
+/// `model.safetensors` with weights in `dtype` (`F32`, `BF16` or `F16`) and the
+/// [`toy_vocabulary`]'s `tokenizer.json` (`config.vocab_size` must be at least its size).
+/// Returns the f32 values of every tensor, by Hugging Face name, as a loader will see them
+/// (rounded to `dtype`).
+pub fn write_random_llama(
+    dir: &Path,
+    config: &crate::models::llama::HfLlamaConfig,
+    dtype: candle_core::DType,
+    seed: u64,
+) -> Result<HashMap<String, Tensor>> {
+    let mut rng = crate::models::rng::SplitMix64::new(seed);
+    let dev = Device::Cpu;
+    let (d, f) = (config.hidden_size, config.intermediate_size);
+    let head_dim = d / config.num_attention_heads;
+    let kv = config
+        .num_key_value_heads
+        .unwrap_or(config.num_attention_heads)
+        * head_dim;
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let mut add = |name: String, shape: &[usize], scale: f32, offset: f32| -> Result<()> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|_| offset + rng.uniform(scale)).collect();
+        let t = Tensor::from_vec(data, shape, &dev)?.to_dtype(dtype)?;
+        tensors.insert(name, t);
+        Ok(())
+    };
+    add(
+        "model.embed_tokens.weight".into(),
+        &[config.vocab_size, d],
+        0.5,
+        0.0,
+    )?;
+    for i in 0..config.num_hidden_layers {
+        let p = |s: &str| format!("model.layers.{i}.{s}.weight");
+        add(p("input_layernorm"), &[d], 0.1, 1.0)?;
+        add(p("post_attention_layernorm"), &[d], 0.1, 1.0)?;
+        for (name, rows, cols) in [
+            ("self_attn.q_proj", d, d),
+            ("self_attn.k_proj", kv, d),
+            ("self_attn.v_proj", kv, d),
+            ("self_attn.o_proj", d, d),
+            ("mlp.gate_proj", f, d),
+            ("mlp.up_proj", f, d),
+            ("mlp.down_proj", d, f),
+        ] {
+            add(p(name), &[rows, cols], 0.3, 0.0)?;
+        }
+    }
+    add("model.norm.weight".into(), &[d], 0.1, 1.0)?;
+    if !config.tie_word_embeddings {
+        add("lm_head.weight".into(), &[config.vocab_size, d], 0.5, 0.0)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    let config = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("config.json"), config)?;
+    let (vocab, merges) = toy_vocabulary();
+    let json = crate::tokenization::tokenizer_json(&vocab, &merges, Default::default());
+    std::fs::write(dir.join("tokenizer.json"), json.to_string())?;
+    tensors
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.to_dtype(candle_core::DType::F32)?)))
+        .collect()
+}
+
 /// A safetensors file with the given `(name, dtype, shape, data)` tensors.
 pub fn safetensors_file(tensors: &[(&str, &str, Vec<u64>, Vec<u8>)]) -> Vec<u8> {
     let mut header = serde_json::Map::new();

@@ -83,9 +83,7 @@ pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Transformer<Gpt2>
     let read = |file: &str| {
         std::fs::read(dir.join(file)).map_err(|e| fail(format!("cannot read {file}: {e}")))
     };
-    let config_bytes = read("config.json")?;
-    let config: Gpt2Config = serde_json::from_slice(&config_bytes)
-        .map_err(|e| fail(format!("config.json is not a GPT-2 config: {e}")))?;
+    let (config, config_bytes): (Gpt2Config, _) = super::read_config(dir, "GPT-2")?;
     if config.n_head == 0 || !config.n_embd.is_multiple_of(config.n_head) {
         return Err(fail(format!(
             "n_embd {} is not a multiple of n_head {}",

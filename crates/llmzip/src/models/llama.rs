@@ -1,5 +1,13 @@
 //! Llama-family models from GGUF files (SmolLM2-135M first), with the tokenizer read from the
-//! file's metadata.
+//! file's metadata, or from Hugging Face directories (`config.json`, `*.safetensors` in
+//! f32/bf16/f16, `tokenizer.json`), as `transformers` saves them and the Hub serves them.
+//!
+//! Both layouts become the same network: the weights are renamed to GGUF's names and assembled
+//! by one function. One difference stays: llama.cpp's converter permutes the rows of the query
+//! and key matrices so that RoPE rotates *adjacent* pairs of a head's dimensions (`rope_i`),
+//! while Hugging Face weights expect the two *halves* of a head rotated against each other
+//! (`rope`); the network applies the variant its weights were written for ([`Rope`]), rather
+//! than permuting either file's weights at load.
 //!
 //! Adapted from candle-transformers' `quantized_llama`, which lacks what the codec needs: a way
 //! to reset the KV cache between batches, a cache that does not copy itself on every step,
@@ -65,8 +73,198 @@ pub struct Llama {
     heads: usize,
     kv_heads: usize,
     eps: f32,
+    rope: Rope,
     device: Device,
     shape: NetShape,
+}
+
+/// Which dimensions of a head RoPE rotates together (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rope {
+    /// Adjacent pairs `(2i, 2i + 1)`: GGUF files (llama.cpp permuted the weights for it).
+    Interleaved,
+    /// Dimension `i` with `i + head_dim / 2`: Hugging Face weights.
+    Halves,
+}
+
+/// The shape of a llama network, from GGUF metadata or a Hugging Face `config.json`.
+struct Hyper {
+    heads: usize,
+    kv_heads: usize,
+    layers: usize,
+    width: usize,
+    ffn: usize,
+    /// Positions the RoPE tables are built for (capped at [`MAX_MODEL_CONTEXT`]).
+    context: usize,
+    eps: f32,
+    rope_base: f32,
+    vocab: usize,
+}
+
+impl Hyper {
+    fn head_dim(&self, fail: &dyn Fn(String) -> Error) -> Result<usize> {
+        let (heads, kv_heads, width) = (self.heads, self.kv_heads, self.width);
+        if heads == 0
+            || kv_heads == 0
+            || heads % kv_heads != 0
+            || width % heads != 0
+            || (width / heads) % 2 != 0
+            || self.layers == 0
+            || self.vocab == 0
+            || self.context == 0
+        {
+            return Err(fail(format!(
+                "inconsistent shape: {heads} heads, {kv_heads} key/value heads, width {width}, \
+                 {} layers, {} tokens, context {}",
+                self.layers, self.vocab, self.context
+            )));
+        }
+        Ok(width / heads)
+    }
+
+    /// The shape a tensor of GGUF name `name` must have (`[rows, columns]` of the matrix as
+    /// `out × in`, or `[len]`).
+    fn expected(&self, name: &str, head_dim: usize) -> Vec<usize> {
+        let (w, kv) = (self.width, self.kv_heads * head_dim);
+        let role = name.rsplit_once('.').map_or(name, |(r, _)| r);
+        let role = role.rsplit('.').next().unwrap_or(role);
+        match role {
+            "token_embd" | "output" => vec![self.vocab, w],
+            "attn_norm" | "ffn_norm" | "output_norm" => vec![w],
+            "attn_q" | "attn_output" => vec![w, w],
+            "attn_k" | "attn_v" => vec![kv, w],
+            "ffn_gate" | "ffn_up" => vec![self.ffn, w],
+            "ffn_down" => vec![w, self.ffn],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One weight as the file holds it: GGML blocks (GGUF) or a dense tensor (safetensors, already
+/// f32).
+enum Weight {
+    Quantized(QTensor),
+    Dense(Tensor),
+}
+
+impl Weight {
+    fn dims(&self) -> &[usize] {
+        match self {
+            Weight::Quantized(q) => q.shape().dims(),
+            Weight::Dense(t) => t.dims(),
+        }
+    }
+
+    fn vector(&self, device: &Device) -> Result<Tensor> {
+        Ok(match self {
+            Weight::Quantized(q) => q.dequantize(device)?,
+            Weight::Dense(t) => t.clone(),
+        })
+    }
+
+    fn matrix(self, format: WeightFormat, device: &Device) -> Result<Matrix> {
+        match self {
+            Weight::Quantized(q) => format.matmul(q, device),
+            Weight::Dense(t) => Ok(match format {
+                WeightFormat::Q8_0 => Matrix::Quantized(QMatMul::QTensor(Arc::new(
+                    QTensor::quantize(&t, GgmlDType::Q8_0)?,
+                ))),
+                WeightFormat::F32 | WeightFormat::Native => Matrix::Dense(t.t()?.contiguous()?),
+            }),
+        }
+    }
+}
+
+/// How a file reaches [`assemble`]: its tensors by GGUF name, and errors that name the file.
+struct Source<'a> {
+    /// The weight GGUF calls `name` (`None` when the file has no such tensor).
+    get: &'a mut dyn FnMut(&str) -> Result<Option<Weight>>,
+    /// The file's own name for a tensor GGUF calls `name`, for messages.
+    own_name: &'a dyn Fn(&str) -> String,
+    fail: &'a dyn Fn(String) -> Error,
+}
+
+/// The network's weights, in GGUF's names whatever the file's layout, every shape checked
+/// against `hyper`.
+fn assemble(
+    hyper: &Hyper,
+    format: WeightFormat,
+    rope: Rope,
+    source: Source,
+    device: &Device,
+) -> Result<Llama> {
+    let Source {
+        get,
+        own_name,
+        fail,
+    } = source;
+    let head_dim = hyper.head_dim(fail)?;
+    let mut weight = |name: &str| -> Result<Option<Weight>> {
+        let Some(w) = get(name)? else {
+            return Ok(None);
+        };
+        let want = hyper.expected(name, head_dim);
+        if w.dims() != want.as_slice() {
+            return Err(fail(format!(
+                "tensor {} has shape {:?}, expected {want:?}",
+                own_name(name),
+                w.dims()
+            )));
+        }
+        Ok(Some(w))
+    };
+    let mut need = |name: &str| -> Result<Weight> {
+        weight(name)?.ok_or_else(|| fail(format!("tensor {} is missing", own_name(name))))
+    };
+    let embed_weight = need("token_embd.weight")?;
+    let embed = embed_weight.vector(device)?;
+    let norm = need("output_norm.weight")?.vector(device)?;
+    let mut blocks = Vec::with_capacity(hyper.layers);
+    for i in 0..hyper.layers {
+        let mut m = |s: &str| need(&format!("blk.{i}.{s}.weight"))?.matrix(format, device);
+        let (wq, wk, wv, wo) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
+        let (gate, up, down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
+        let mut v = |s: &str| need(&format!("blk.{i}.{s}.weight"))?.vector(device);
+        blocks.push(Layer {
+            attn_norm: v("attn_norm")?,
+            wq,
+            wk,
+            wv,
+            wo,
+            ffn_norm: v("ffn_norm")?,
+            gate,
+            up,
+            down,
+            cache: KvCache::new(hyper.context),
+        });
+    }
+    let output = match weight("output.weight")? {
+        Some(w) => w.matrix(format, device)?,
+        None => embed_weight.matrix(format, device)?,
+    };
+    let (cos, sin) = rope_tables(hyper.context, head_dim, hyper.rope_base, device)?;
+    Ok(Llama {
+        embed,
+        layers: blocks,
+        norm,
+        output,
+        cos,
+        sin,
+        heads: hyper.heads,
+        kv_heads: hyper.kv_heads,
+        eps: hyper.eps,
+        rope,
+        device: device.clone(),
+        shape: NetShape {
+            layers: hyper.layers,
+            width: hyper.width,
+            ffn: hyper.ffn,
+            heads: hyper.heads,
+            kv_heads: hyper.kv_heads,
+            head_dim,
+            vocab: hyper.vocab,
+        },
+    })
 }
 
 /// Loads `path` with weights in `weights` (`f32`, `q8_0`, `native`, or the file's own format
@@ -87,26 +285,31 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         )));
     }
     let heads = meta.usize("llama.attention.head_count")?;
-    let kv_heads = meta.usize("llama.attention.head_count_kv").unwrap_or(heads);
-    let layers = meta.usize("llama.block_count")?;
     let width = meta.usize("llama.embedding_length")?;
-    // The RoPE tables are built for the whole context at load: a file may not size them freely.
-    let context = meta.usize("llama.context_length")?.min(MAX_MODEL_CONTEXT);
-    let eps = meta.f32("llama.attention.layer_norm_rms_epsilon")?;
-    let rope_base = meta.f32("llama.rope.freq_base").unwrap_or(10_000.0);
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || width % heads != 0 {
-        return Err(fail(format!(
-            "inconsistent shape: {heads} heads, {kv_heads} key/value heads, width {width}"
-        )));
-    }
-    let head_dim = width / heads;
-    let ffn = meta.usize("llama.feed_forward_length").unwrap_or(4 * width);
+    let mut hyper = Hyper {
+        heads,
+        kv_heads: meta.usize("llama.attention.head_count_kv").unwrap_or(heads),
+        layers: meta.usize("llama.block_count")?,
+        width,
+        ffn: meta.usize("llama.feed_forward_length").unwrap_or(4 * width),
+        // The RoPE tables are built for the whole context at load: a file may not size them
+        // freely.
+        context: meta.usize("llama.context_length")?.min(MAX_MODEL_CONTEXT),
+        eps: meta.f32("llama.attention.layer_norm_rms_epsilon")?,
+        rope_base: meta.f32("llama.rope.freq_base").unwrap_or(10_000.0),
+        vocab: 0,
+    };
 
     let tensor = |file: &mut File, name: &str| -> Result<QTensor> {
         content
             .tensor(file, name, device)
             .map_err(|e| fail(format!("tensor {name}: {e}")))
     };
+    hyper.vocab = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .map(|t| t.shape.dims().first().copied().unwrap_or(0))
+        .ok_or_else(|| fail("tensor token_embd.weight is missing".into()))?;
     let native = tensor(&mut file, "blk.0.attn_q.weight")?.dtype();
     let native_name = format!("{native:?}").to_lowercase();
     let format = match weights.unwrap_or(DEFAULT_WEIGHTS) {
@@ -120,41 +323,21 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
             )))
         }
     };
-    let matrix = |file: &mut File, name: &str| -> Result<Matrix> {
-        format.matmul(tensor(file, name)?, device)
+    let mut get = |name: &str| -> Result<Option<Weight>> {
+        if !content.tensor_infos.contains_key(name) {
+            return Ok(None);
+        }
+        Ok(Some(Weight::Quantized(tensor(&mut file, name)?)))
     };
-    let vector = |file: &mut File, name: &str| -> Result<Tensor> {
-        Ok(tensor(file, name)?.dequantize(device)?)
+    let source = Source {
+        get: &mut get,
+        own_name: &|name| name.to_string(),
+        fail: &fail,
     };
-
-    let embed_q = tensor(&mut file, "token_embd.weight")?;
-    let embed = embed_q.dequantize(device)?;
-    let output = if content.tensor_infos.contains_key("output.weight") {
-        matrix(&mut file, "output.weight")?
-    } else {
-        format.matmul(embed_q, device)?
-    };
-    let norm = vector(&mut file, "output_norm.weight")?;
-    let mut blocks = Vec::with_capacity(layers);
-    for i in 0..layers {
-        let p = |s: &str| format!("blk.{i}.{s}.weight");
-        blocks.push(Layer {
-            attn_norm: vector(&mut file, &p("attn_norm"))?,
-            wq: matrix(&mut file, &p("attn_q"))?,
-            wk: matrix(&mut file, &p("attn_k"))?,
-            wv: matrix(&mut file, &p("attn_v"))?,
-            wo: matrix(&mut file, &p("attn_output"))?,
-            ffn_norm: vector(&mut file, &p("ffn_norm"))?,
-            gate: matrix(&mut file, &p("ffn_gate"))?,
-            up: matrix(&mut file, &p("ffn_up"))?,
-            down: matrix(&mut file, &p("ffn_down"))?,
-            cache: KvCache::new(context),
-        });
-    }
-    let (cos, sin) = rope_tables(context, head_dim, rope_base, device)?;
+    let net = assemble(&hyper, format, Rope::Interleaved, source, device)?;
 
     let tokenizer = gguf_tokenizer(&meta)?;
-    let vocab_size = embed.dim(0)?;
+    let vocab_size = hyper.vocab;
     if tokenizer.vocab_size() != vocab_size {
         return Err(fail(format!(
             "the tokenizer has {} tokens but the embedding {vocab_size}",
@@ -171,6 +354,7 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         WeightFormat::Q8_0 => "q8_0".to_string(),
         WeightFormat::Native => native_name,
     };
+    let context = hyper.context;
     let info = ModelInfo {
         name: path
             .file_stem()
@@ -184,26 +368,217 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         default_window: DEFAULT_WINDOW.min(context as u64),
         default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
     };
-    let net = Llama {
-        embed,
-        layers: blocks,
-        norm,
-        output,
-        cos,
-        sin,
+    Ok(Transformer::new(info, tokenizer, net))
+}
+
+/// The fields of a Hugging Face llama `config.json` that the network needs. Features llmzip
+/// does not implement (RoPE scaling, biases, a head width other than width / heads) are read
+/// so that such a model is refused by name instead of computing something else.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HfLlamaConfig {
+    /// Must be `llama`.
+    pub model_type: String,
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Transformer blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); the query heads' count when absent.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Most positions the model was trained for.
+    pub max_position_embeddings: usize,
+    /// Epsilon of the RMS norms.
+    pub rms_norm_eps: f64,
+    /// RoPE base frequency.
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    /// The output head is the embedding (no `lm_head.weight`).
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Token fed first (a number, or a list whose first entry is used).
+    #[serde(default)]
+    pub bos_token_id: Option<serde_json::Value>,
+    /// Must be absent or null (scaled RoPE, as in Llama 3.1, is not implemented).
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Width of a head; must be `hidden_size / num_attention_heads` when present.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Must be false (biased projections are not implemented).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Must be false.
+    #[serde(default)]
+    pub mlp_bias: bool,
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+
+/// True if `dir` holds a Hugging Face llama model (its `config.json` says `model_type: llama`).
+pub fn is_hf_dir(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .is_some_and(|v| v.get("model_type").and_then(|t| t.as_str()) == Some("llama"))
+}
+
+/// The Hugging Face name of a tensor that GGUF calls `gguf`.
+fn hf_name(gguf: &str) -> String {
+    let fixed = [
+        ("token_embd.weight", "model.embed_tokens.weight"),
+        ("output_norm.weight", "model.norm.weight"),
+        ("output.weight", "lm_head.weight"),
+    ];
+    if let Some((_, hf)) = fixed.iter().find(|(g, _)| *g == gguf) {
+        return hf.to_string();
+    }
+    let Some((layer, role)) = gguf
+        .strip_prefix("blk.")
+        .and_then(|rest| rest.split_once('.'))
+    else {
+        return gguf.to_string();
+    };
+    let role = match role.trim_end_matches(".weight") {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        other => other,
+    };
+    format!("model.layers.{layer}.{role}.weight")
+}
+
+/// Loads a Hugging Face llama directory (`config.json`, `model.safetensors` or its shards,
+/// `tokenizer.json`) named `name`, with weights converted once to `weights` (`f32`, the
+/// default, or `q8_0`).
+pub fn load_hf(
+    dir: &Path,
+    name: &str,
+    weights: Option<&str>,
+    device: &Device,
+) -> Result<Transformer<Llama>> {
+    let fail = |what: String| Error::Model(format!("{}: {what}", dir.display()));
+    let (config, config_bytes): (HfLlamaConfig, _) = super::read_config(dir, "llama")?;
+    let unsupported = |what: &str| {
+        Err(fail(format!(
+            "{what} is not supported (llmzip implements the plain llama architecture)"
+        )))
+    };
+    if config.model_type != "llama" {
+        return unsupported(&format!("model_type '{}'", config.model_type));
+    }
+    if config.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+        return unsupported("rope_scaling");
+    }
+    if config.attention_bias || config.mlp_bias {
+        return unsupported("a biased projection (attention_bias / mlp_bias)");
+    }
+    let heads = config.num_attention_heads;
+    if config
+        .head_dim
+        .is_some_and(|d| heads == 0 || d * heads != config.hidden_size)
+    {
+        return unsupported("head_dim other than hidden_size / num_attention_heads");
+    }
+    let format = match weights.unwrap_or(DEFAULT_WEIGHTS) {
+        "f32" => WeightFormat::F32,
+        "q8_0" => WeightFormat::Q8_0,
+        other => {
+            return Err(Error::InvalidSetting(format!(
+                "weight format '{other}' is not available for this model (use f32 or q8_0)"
+            )))
+        }
+    };
+    let hyper = Hyper {
         heads,
-        kv_heads,
-        eps,
-        device: device.clone(),
-        shape: NetShape {
-            layers,
-            width,
-            ffn,
-            heads,
-            kv_heads,
-            head_dim,
-            vocab: vocab_size,
-        },
+        kv_heads: config.num_key_value_heads.unwrap_or(heads),
+        layers: config.num_hidden_layers,
+        width: config.hidden_size,
+        ffn: config.intermediate_size,
+        context: config.max_position_embeddings.min(MAX_MODEL_CONTEXT),
+        eps: config.rms_norm_eps as f32,
+        rope_base: config.rope_theta as f32,
+        vocab: config.vocab_size,
+    };
+
+    let files = crate::registry::safetensors_files(dir)?;
+    let mut hash = Sha256::new();
+    hash.update(b"llmzip-llama-hf");
+    hash.update(Sha256::digest(&config_bytes));
+    let mut tensors = std::collections::HashMap::new();
+    for file in &files {
+        let path = dir.join(file);
+        hash.update(file_digest(&mut File::open(&path)?)?);
+        let loaded = candle_core::safetensors::load(&path, device)
+            .map_err(|e| fail(format!("{file}: {e}")))?;
+        tensors.extend(loaded);
+    }
+    let mut get = |gguf: &str| -> Result<Option<Weight>> {
+        if gguf == "output.weight" && config.tie_word_embeddings {
+            return Ok(None);
+        }
+        let name = hf_name(gguf);
+        match tensors.remove(&name) {
+            Some(t) => Ok(Some(Weight::Dense(
+                t.to_dtype(candle_core::DType::F32)
+                    .map_err(|e| fail(format!("tensor {name}: {e}")))?,
+            ))),
+            None => Ok(None),
+        }
+    };
+    let source = Source {
+        get: &mut get,
+        own_name: &hf_name,
+        fail: &fail,
+    };
+    let net = assemble(&hyper, format, Rope::Halves, source, device)?;
+
+    let tokenizer_bytes = std::fs::read(dir.join("tokenizer.json"))
+        .map_err(|e| fail(format!("cannot read tokenizer.json: {e}")))?;
+    hash.update(Sha256::digest(&tokenizer_bytes));
+    let tokenizer = BpeTokenizer::from_tokenizer_json(&dir.join("tokenizer.json"))?;
+    if tokenizer.vocab_size() > hyper.vocab {
+        return Err(fail(format!(
+            "the tokenizer has {} tokens but the model predicts {}",
+            tokenizer.vocab_size(),
+            hyper.vocab
+        )));
+    }
+    let bos = match &config.bos_token_id {
+        Some(serde_json::Value::Array(ids)) => ids.first().and_then(|v| v.as_u64()),
+        Some(v) => v.as_u64(),
+        None => None,
+    }
+    .map(|b| b as u32)
+    .or_else(|| tokenizer.token_id("<|endoftext|>"))
+    .filter(|&b| (b as usize) < hyper.vocab)
+    .ok_or_else(|| fail("config.json has no valid bos_token_id".into()))?;
+    let dtype = match format {
+        WeightFormat::Q8_0 => "q8_0",
+        _ => "f32",
+    };
+    let info = ModelInfo {
+        name: name.to_string(),
+        fingerprint: Fingerprint::of(&[&hash.finalize()]),
+        vocab_size: hyper.vocab,
+        bos,
+        backend: Backend::of(device, dtype),
+        max_context: Some(hyper.context as u64),
+        default_window: DEFAULT_WINDOW.min(hyper.context as u64),
+        default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
     };
     Ok(Transformer::new(info, tokenizer, net))
 }
@@ -223,8 +598,11 @@ impl TransformerNet for Llama {
             let q = transformer::split_heads(&apply(&layer.wq, &x)?, self.heads)?;
             let k = transformer::split_heads(&apply(&layer.wk, &x)?, self.kv_heads)?;
             let v = transformer::split_heads(&apply(&layer.wv, &x)?, self.kv_heads)?;
-            let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
+            let rope = match self.rope {
+                Rope::Interleaved => candle_nn::rotary_emb::rope_i,
+                Rope::Halves => candle_nn::rotary_emb::rope,
+            };
+            let (q, k) = (rope(&q, &cos, &sin)?, rope(&k, &cos, &sin)?);
             let (k, v) = layer.cache.append(&k, &v)?;
             let attn = transformer::causal_attention(&q, &k, &v)?;
             h = (h + apply(&layer.wo, &attn)?)?;
@@ -344,6 +722,11 @@ fn gguf_tokenizer(meta: &Meta) -> Result<BpeTokenizer> {
 /// SHA-256 of the whole file, so any change to weights or tokenizer changes the fingerprint.
 fn file_fingerprint(file: &mut File) -> Result<Fingerprint> {
     file.rewind()?;
+    Ok(Fingerprint::of(&[b"llmzip-gguf", &file_digest(file)?]))
+}
+
+/// SHA-256 of what `file` holds from where it stands, read in 1 MiB pieces.
+fn file_digest(file: &mut File) -> Result<[u8; 32]> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -353,7 +736,7 @@ fn file_fingerprint(file: &mut File) -> Result<Fingerprint> {
         }
         h.update(&buf[..n]);
     }
-    Ok(Fingerprint::of(&[b"llmzip-gguf", &h.finalize()]))
+    Ok(h.finalize().into())
 }
 
 /// Typed access to GGUF metadata with errors that name the file and key.
@@ -400,5 +783,226 @@ impl Meta<'_> {
             .iter()
             .map(|v| v.to_string().cloned().map_err(|e| self.wrong(key, e)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::DType;
+
+    use super::*;
+    use crate::models::LanguageModel;
+    use crate::testing::{toy_vocabulary, write_random_llama};
+
+    pub(crate) fn tiny_config() -> HfLlamaConfig {
+        HfLlamaConfig {
+            model_type: "llama".into(),
+            vocab_size: 272,
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: Some(2),
+            max_position_embeddings: 64,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: false,
+            bos_token_id: Some(serde_json::json!(0)),
+            rope_scaling: None,
+            head_dim: None,
+            attention_bias: false,
+            mlp_bias: false,
+        }
+    }
+
+    /// The GGUF file llama.cpp's converter makes of Hugging Face weights: names mapped, the
+    /// query and key rows of each head permuted from halves to pairs (its `permute`:
+    /// `reshape(heads, 2, head_dim / 2, in).swapaxes(1, 2)`), the tokenizer in metadata.
+    /// Written here independently of the loader, so that agreeing with it is evidence.
+    fn write_gguf(path: &Path, config: &HfLlamaConfig, tensors: &HashMap<String, Tensor>) {
+        use gguf_file::Value;
+        let (heads, kv) = (
+            config.num_attention_heads,
+            config.num_key_value_heads.unwrap(),
+        );
+        let hd = config.hidden_size / heads;
+        let permute = |t: &Tensor, n: usize| -> Tensor {
+            let cols = t.dim(1).unwrap();
+            t.reshape((n, 2, hd / 2, cols))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .reshape((n * hd, cols))
+                .unwrap()
+        };
+        let mut named: Vec<(String, QTensor)> = Vec::new();
+        let mut put = |gguf: &str, hf: &str, t: Tensor| {
+            let q = QTensor::quantize(&t, GgmlDType::F32).unwrap();
+            assert!(tensors.contains_key(hf), "{hf}");
+            named.push((gguf.to_string(), q));
+        };
+        put(
+            "token_embd.weight",
+            "model.embed_tokens.weight",
+            tensors["model.embed_tokens.weight"].clone(),
+        );
+        put(
+            "output.weight",
+            "lm_head.weight",
+            tensors["lm_head.weight"].clone(),
+        );
+        put(
+            "output_norm.weight",
+            "model.norm.weight",
+            tensors["model.norm.weight"].clone(),
+        );
+        for i in 0..config.num_hidden_layers {
+            for (g, h) in [
+                ("attn_norm", "input_layernorm"),
+                ("ffn_norm", "post_attention_layernorm"),
+                ("attn_q", "self_attn.q_proj"),
+                ("attn_k", "self_attn.k_proj"),
+                ("attn_v", "self_attn.v_proj"),
+                ("attn_output", "self_attn.o_proj"),
+                ("ffn_gate", "mlp.gate_proj"),
+                ("ffn_up", "mlp.up_proj"),
+                ("ffn_down", "mlp.down_proj"),
+            ] {
+                let hf = format!("model.layers.{i}.{h}.weight");
+                let t = &tensors[&hf];
+                let t = match g {
+                    "attn_q" => permute(t, heads),
+                    "attn_k" => permute(t, kv),
+                    _ => t.clone(),
+                };
+                put(&format!("blk.{i}.{g}.weight"), &hf, t);
+            }
+        }
+        let (vocab, merges) = toy_vocabulary();
+        // The embedding has more rows than the toy tokenizer has tokens: pad the vocabulary.
+        let mut tokens = vocab.clone();
+        while tokens.len() < config.vocab_size {
+            tokens.push(format!("<unused{}>", tokens.len()));
+        }
+        let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
+        let meta: Vec<(&str, Value)> = vec![
+            ("general.architecture", Value::String("llama".into())),
+            ("llama.attention.head_count", Value::U32(heads as u32)),
+            ("llama.attention.head_count_kv", Value::U32(kv as u32)),
+            (
+                "llama.block_count",
+                Value::U32(config.num_hidden_layers as u32),
+            ),
+            (
+                "llama.embedding_length",
+                Value::U32(config.hidden_size as u32),
+            ),
+            (
+                "llama.feed_forward_length",
+                Value::U32(config.intermediate_size as u32),
+            ),
+            (
+                "llama.context_length",
+                Value::U32(config.max_position_embeddings as u32),
+            ),
+            (
+                "llama.attention.layer_norm_rms_epsilon",
+                Value::F32(config.rms_norm_eps as f32),
+            ),
+            ("llama.rope.freq_base", Value::F32(config.rope_theta as f32)),
+            ("tokenizer.ggml.model", Value::String("gpt2".into())),
+            ("tokenizer.ggml.tokens", strings(&tokens)),
+            ("tokenizer.ggml.merges", strings(&merges)),
+            ("tokenizer.ggml.bos_token_id", Value::U32(0)),
+        ];
+        let meta: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+        let named: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut file = File::create(path).unwrap();
+        gguf_file::write(&mut file, &meta, &named).unwrap();
+    }
+
+    /// Both layouts of the same random weights predict the same distributions, step after
+    /// step (RoPE at every position of a row), so the Hugging Face loader's names, orientation
+    /// and RoPE variant are those of llama.cpp's conversion; in f32 and in bf16.
+    #[test]
+    fn hugging_face_and_gguf_layouts_of_one_model_predict_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny_config();
+        for dtype in [DType::F32, DType::BF16] {
+            let hf_dir = dir.path().join(format!("hf-{dtype:?}"));
+            let tensors = write_random_llama(&hf_dir, &config, dtype, 5).unwrap();
+            let gguf = dir.path().join(format!("tiny-{dtype:?}.gguf"));
+            write_gguf(&gguf, &config, &tensors);
+            let mut hf = load_hf(&hf_dir, "tiny", None, &Device::Cpu).unwrap();
+            let mut gg = load(&gguf, None, &Device::Cpu).unwrap();
+            assert_eq!(hf.info().vocab_size, gg.info().vocab_size);
+            assert_eq!(hf.info().bos, gg.info().bos);
+            let ids = hf
+                .tokenizer()
+                .encode(b"the cat in the hat, then another")
+                .unwrap();
+            assert!(ids.len() > 8);
+            assert_eq!(
+                ids,
+                gg.tokenizer()
+                    .encode(b"the cat in the hat, then another")
+                    .unwrap()
+            );
+            hf.start_block(2).unwrap();
+            gg.start_block(2).unwrap();
+            for pair in ids.windows(2) {
+                let (a, b) = (hf.step(pair).unwrap(), gg.step(pair).unwrap());
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-5, "{dtype:?}: probabilities differ by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_or_broken_configs_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = tiny_config();
+        write_random_llama(dir.path(), &config, DType::F32, 1).unwrap();
+        let refuse = |config: &HfLlamaConfig, what: &str| {
+            let json = serde_json::to_string(config).unwrap();
+            std::fs::write(dir.path().join("config.json"), json).unwrap();
+            let err = load_hf(dir.path(), "x", None, &Device::Cpu)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.contains(what), "{what}: {err}");
+        };
+        config.rope_scaling = Some(serde_json::json!({"rope_type": "llama3", "factor": 8.0}));
+        refuse(&config, "rope_scaling");
+        config.rope_scaling = None;
+        config.attention_bias = true;
+        refuse(&config, "attention_bias");
+        config.attention_bias = false;
+        config.intermediate_size = 40;
+        refuse(&config, "mlp.gate_proj");
+        config.intermediate_size = 64;
+        config.num_key_value_heads = Some(3);
+        refuse(&config, "inconsistent shape");
+        config.num_key_value_heads = Some(2);
+        let json = serde_json::to_string(&config).unwrap();
+        std::fs::write(dir.path().join("config.json"), json).unwrap();
+        let err = load_hf(dir.path(), "x", Some("q4_1"), &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("f32 or q8_0"), "{err}");
+        assert!(load_hf(dir.path(), "x", Some("q8_0"), &Device::Cpu).is_ok());
+        std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+        let err = load_hf(dir.path(), "x", None, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
     }
 }

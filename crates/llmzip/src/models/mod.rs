@@ -191,9 +191,10 @@ const MIXING_WRAPPERS: [(&str, fn(Box<dyn LanguageModel>) -> Result<BitMixed>); 
 /// Loads a model by built-in name or path.
 ///
 /// `weights` picks the weight format where a model offers several (GGUF: `f32`, `q8_0`, or the
-/// file's own); `None` takes the model's default. Paths may be a GGUF file, a GPT-2 directory
-/// (Hugging Face layout) or a directory written by `llmzip train`. Downloaded models (`smollm2`,
-/// `gpt2`, `distilgpt2`) are looked up in `registry`.
+/// file's own; Hugging Face llama: `f32` or `q8_0`); `None` takes the model's default. Paths
+/// may be a GGUF file, a llama or GPT-2 directory in Hugging Face layout, or a directory
+/// written by `llmzip train`. Downloaded models (`smollm2`, `gpt2`, `distilgpt2`, and Hugging
+/// Face ids such as `HuggingFaceTB/SmolLM2-135M`) are looked up in `registry`.
 pub fn load(
     spec: &str,
     device: &Device,
@@ -230,19 +231,78 @@ pub fn load(
             let path = Path::new(spec);
             if path.is_file() {
                 Ok(Box::new(llama::load(path, weights, device)?))
-            } else if gpt2::is_gpt2_dir(path) {
-                let name = dir_name(path);
-                only_f32(Box::new(gpt2::load(path, &name, device)?))
             } else if path.is_dir() {
-                only_f32(Box::new(Rnn::from_dir(path, device)?))
+                let name = dir_name(path);
+                load_dir(path, &name, weights, device)
+            } else if is_hub_id(spec) {
+                let dir = registry.hub_dir(spec)?;
+                load_dir(&dir, spec, weights, device)
             } else {
                 Err(Error::Model(format!(
-                    "'{spec}' is neither a built-in model ({}) nor an existing path",
+                    "'{spec}' is neither a built-in model ({}), nor an existing path, nor a \
+                     Hugging Face model id (owner/name)",
                     BUILTIN_MODELS.join(", ")
                 )))
             }
         }
     }
+}
+
+/// A model directory, by what its `config.json` says: a Hugging Face llama or GPT-2, else one
+/// written by `llmzip train`.
+fn load_dir(
+    dir: &Path,
+    name: &str,
+    weights: Option<&str>,
+    device: &Device,
+) -> Result<Box<dyn LanguageModel>> {
+    let only_f32 = |model: Box<dyn LanguageModel>| match weights {
+        None | Some("f32") => Ok(model),
+        Some(w) => Err(Error::InvalidSetting(format!(
+            "model '{name}' only has f32 weights, not '{w}'"
+        ))),
+    };
+    if llama::is_hf_dir(dir) {
+        Ok(Box::new(llama::load_hf(dir, name, weights, device)?))
+    } else if gpt2::is_gpt2_dir(dir) {
+        only_f32(Box::new(gpt2::load(dir, name, device)?))
+    } else {
+        only_f32(Box::new(Rnn::from_dir(dir, device)?))
+    }
+}
+
+/// A Hugging Face directory's `config.json`, parsed as `T` (a `kind` config, for the message),
+/// with its bytes (for the fingerprint).
+pub(crate) fn read_config<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    kind: &str,
+) -> Result<(T, Vec<u8>)> {
+    let fail = |what: String| Error::Model(format!("{}: {what}", dir.display()));
+    let bytes = std::fs::read(dir.join("config.json"))
+        .map_err(|e| fail(format!("cannot read config.json: {e}")))?;
+    let config = serde_json::from_slice(&bytes)
+        .map_err(|e| fail(format!("config.json is not a {kind} config: {e}")))?;
+    Ok((config, bytes))
+}
+
+/// True if `spec` has the form of a Hugging Face model id, `owner/name` (letters, digits,
+/// `-`, `_`, `.`; neither part starting with `.`).
+pub fn is_hub_id(spec: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    spec.split_once('/')
+        .is_some_and(|(owner, name)| part(owner) && part(name))
+}
+
+/// True if an archive's model name is enough to load its model: a built-in name or a Hugging
+/// Face model id (looked up in the registry, the Hugging Face cache, then the Hub). Models
+/// loaded from a path are named by their directory or file and need the path again.
+pub fn loads_by_name(name: &str) -> bool {
+    BUILTIN_MODELS.contains(&name) || is_hub_id(name)
 }
 
 /// The last component of a model directory's path, as the model's name.

@@ -48,30 +48,7 @@ impl BpeTokenizer {
         merges: &[String],
         options: BpeOptions,
     ) -> Result<BpeTokenizer> {
-        let vocab_map: serde_json::Map<String, serde_json::Value> = vocab
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), serde_json::Value::from(i as u64)))
-            .collect();
-        let byte_level = serde_json::json!({
-            "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true
-        });
-        let pre_tokenizer = if options.individual_digits {
-            serde_json::json!({"type": "Sequence", "pretokenizers": [
-                {"type": "Digits", "individual_digits": true}, byte_level]})
-        } else {
-            byte_level
-        };
-        let json = serde_json::json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-            "normalizer": null, "pre_tokenizer": pre_tokenizer, "post_processor": null,
-            "decoder": null,
-            "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                      "vocab": vocab_map, "merges": merges},
-        });
-        let inner: tokenizers::Tokenizer = json
+        let inner: tokenizers::Tokenizer = tokenizer_json(vocab, merges, options)
             .to_string()
             .parse()
             .map_err(|e| Error::Model(format!("cannot build the BPE tokenizer: {e}")))?;
@@ -282,6 +259,50 @@ impl Tokenizer for BpeTokenizer {
 ///
 /// Printable Latin-1 bytes stand for themselves; the other 68 bytes are shifted to U+0100.. in
 /// byte order. This is `bytes_to_unicode` from GPT-2's encoder.py, inverted.
+/// The `tokenizer.json` of a byte-level BPE with `vocab` (token strings in id order) and
+/// `merges`, as Hugging Face's `tokenizers` reads it.
+pub fn tokenizer_json(
+    vocab: &[String],
+    merges: &[String],
+    options: BpeOptions,
+) -> serde_json::Value {
+    let vocab_map: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), serde_json::Value::from(i as u64)))
+        .collect();
+    let byte_level = serde_json::json!({
+        "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true
+    });
+    let pre_tokenizer = if options.individual_digits {
+        serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level]})
+    } else {
+        byte_level
+    };
+    serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": pre_tokenizer, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab_map, "merges": merges},
+    })
+}
+
+/// The 256 byte-level characters in byte order (GPT-2's mapping: printable bytes stand for
+/// themselves, the others for characters from U+0100 on), e.g. `Ġ` for a space.
+pub fn byte_characters() -> Vec<char> {
+    let mut chars = vec![' '; 256];
+    for (c, b) in byte_level_decoding().iter().enumerate() {
+        if let Some(b) = b {
+            chars[*b as usize] = char::from_u32(c as u32).expect("below U+0200");
+        }
+    }
+    chars
+}
+
 fn byte_level_decoding() -> Vec<Option<u8>> {
     let mut table = vec![None; 256 + 68];
     let mut shifted = 0usize;
@@ -304,14 +325,7 @@ mod tests {
 
     /// A toy byte-level vocabulary: the 256 byte characters plus a few merges.
     fn toy() -> BpeTokenizer {
-        let decoding = byte_level_decoding();
-        let mut chars = vec![' '; 256];
-        for (c, b) in decoding.iter().enumerate() {
-            if let Some(b) = b {
-                chars[*b as usize] = char::from_u32(c as u32).unwrap();
-            }
-        }
-        let mut vocab: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+        let mut vocab: Vec<String> = byte_characters().iter().map(|c| c.to_string()).collect();
         let merges: Vec<String> = vec!["t h".into(), "th e".into(), "Ġ the".into()];
         vocab.extend(["th", "the", "Ġthe"].map(String::from));
         BpeTokenizer::from_vocab_and_merges(&vocab, &merges, BpeOptions::default()).unwrap()

@@ -7,7 +7,7 @@
 mod bpe;
 mod bytes;
 
-pub use bpe::{BpeOptions, BpeTokenizer};
+pub use bpe::{byte_characters, tokenizer_json, BpeOptions, BpeTokenizer};
 pub use bytes::ByteTokenizer;
 
 use crate::Result;
