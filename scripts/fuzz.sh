@@ -2,6 +2,7 @@
 # Runs every cargo-fuzz target for SECONDS seconds each and exits non-zero if any crashes.
 #
 #   scripts/fuzz.sh 600            # 10 minutes per target
+#   scripts/fuzz.sh 900 tensors    # only the named targets
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Resumable: each target's
 # corpus lives in fuzz/corpus/TARGET (not committed) and grows across runs; a fresh machine starts
@@ -11,9 +12,11 @@
 # Crashes land in fuzz/artifacts/TARGET/; commit each as a regression test before fixing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:?usage: scripts/fuzz.sh SECONDS}"
+seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
+shift
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
 targets=(archive_structure decompress_default tensors)
+[ $# -gt 0 ] && targets=("$@")
 # No sanitizer: llmzip has no unsafe code, and AddressSanitizer would slow the model's kernels down,
 # so more inputs get through the decoder. Overflow checks and debug assertions stay on (-a).
 build=(cargo +nightly fuzz build --release -s none -a)

@@ -80,6 +80,10 @@ pub struct Row {
     pub peak_rss_mib: Option<f64>,
     /// Seconds per stage of compression: read, tokenize, model_infer, arith_encode, write, other.
     pub compress_profile: Vec<(String, f64)>,
+    /// Where the model's ideal bits went (position in segment, after window slides); empty
+    /// for baselines and the tensor codec.
+    #[serde(default)]
+    pub costs: llmzip::codec::Costs,
 }
 
 impl Row {
@@ -99,6 +103,7 @@ impl Row {
             verified: false,
             peak_rss_mib: None,
             compress_profile: Vec::new(),
+            costs: Default::default(),
         }
     }
 
@@ -258,6 +263,7 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                 let d = start.elapsed().as_secs_f64();
                 row.finish(archive.len() as u64, c, d, back == *data);
                 row.record(&summary.profile, c);
+                row.costs = summary.costs;
                 rows.push(row);
                 done += 2 * data.len() as u64;
                 bar.set_position(done);

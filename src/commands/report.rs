@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::bench::baselines::BaselineResult;
 use indicatif::HumanBytes;
-use llmzip::codec::Summary;
+use llmzip::codec::{Costs, Summary, Tally, AFTER_SLIDE};
 use llmzip::stats::Stage;
 use llmzip::tensors;
 
@@ -101,6 +101,9 @@ pub fn stats(decoding: bool, s: &Summary, elapsed: Duration, baseline: Option<Ba
             "  tokens          {} ({} blocks coded, {} stored)",
             s.tokens, s.coded_blocks, s.stored_blocks
         );
+        for line in cost_lines(&s.costs) {
+            eprintln!("  {line}");
+        }
     }
     eprintln!("  speed           {}", speed(s.original_len, elapsed));
     if let Some(b) = baseline {
@@ -113,6 +116,31 @@ pub fn stats(decoding: bool, s: &Summary, elapsed: Duration, baseline: Option<Ba
             speed(b.input_bytes, b.elapsed)
         );
     }
+}
+
+/// Where the model's ideal bits went: per position bucket in the segments and after window
+/// slides, bits per token and share of all bits (buckets without tokens left out).
+pub fn cost_lines(c: &Costs) -> Vec<String> {
+    let all = c.total().bits.max(1e-12);
+    let line = |label: &str, t: &Tally| {
+        format!(
+            "  {label:<20} {:>9} tokens {:>7.3} bits/token {:>6.1} % of the bits",
+            t.tokens,
+            t.bits_per_token(),
+            100.0 * t.bits / all
+        )
+    };
+    let mut lines = vec!["where the bits go (Σ -log2 p by position in the segment)".to_string()];
+    for (label, t) in c.position_rows() {
+        if t.tokens > 0 {
+            lines.push(line(&label, &t));
+        }
+    }
+    if c.after_slide.tokens > 0 {
+        let label = format!("{AFTER_SLIDE} after a slide");
+        lines.push(line(&label, &c.after_slide));
+    }
+    lines
 }
 
 /// A tensor archive's summary in the shape the per-file report prints.

@@ -17,13 +17,15 @@ use crate::{Error, Result};
 /// it [slides](LanguageModel::slide) and is re-fed BOS plus the most recent `window / 2 - 1`
 /// tokens in one [`prefill`](LanguageModel::prefill). All rows start together, so they all slide at the same
 /// steps, which depend on nothing but `window`: the decoder replays them exactly.
+///
+/// `code` also learns how many steps ago the last slide was ([`steps_since_slide`]).
 pub fn run(
     model: &mut dyn LanguageModel,
     lengths: &[usize],
     window: usize,
     profile: &mut Profile,
     mut on_step: impl FnMut(usize) -> Result<()>,
-    mut code: impl FnMut(usize, usize, &[f32]) -> Result<u32>,
+    mut code: impl FnMut(usize, usize, Option<usize>, &[f32]) -> Result<u32>,
 ) -> Result<()> {
     let rows = lengths.len();
     let steps = lengths.iter().copied().max().unwrap_or(0);
@@ -34,9 +36,9 @@ pub fn run(
     let mut done = 0;
     // Tokens fed to each row so far (only kept when there is a window to slide).
     let mut fed: Vec<Vec<u32>> = vec![Vec::new(); if window > 0 { rows } else { 0 }];
-    let mut context = 0;
     for t in 0..steps {
-        let probs = if window > 0 && context == window {
+        let since_slide = steps_since_slide(t, window);
+        let probs = if since_slide == Some(0) {
             let keep = window / 2;
             let mut batch = Vec::with_capacity(rows * keep);
             for (row, history) in fed.iter().enumerate() {
@@ -44,13 +46,11 @@ pub fn run(
                 batch.extend_from_slice(&history[history.len() + 2 - keep..]);
                 batch.push(inputs[row]);
             }
-            context = keep;
             profile.time(Stage::ModelInfer, || -> Result<_> {
                 model.slide(rows)?;
                 model.prefill(&batch, keep)
             })?
         } else {
-            context += 1;
             profile.time(Stage::ModelInfer, || model.step(&inputs))?
         };
         for (history, &input) in fed.iter_mut().zip(&inputs) {
@@ -68,7 +68,8 @@ pub fn run(
         profile.time(Stage::ArithCode, || -> Result<()> {
             for (row, &len) in lengths.iter().enumerate() {
                 if t < len {
-                    inputs[row] = code(row, t, &probs[row * vocab..(row + 1) * vocab])?;
+                    let probs = &probs[row * vocab..(row + 1) * vocab];
+                    inputs[row] = code(row, t, since_slide, probs)?;
                     done += 1;
                 }
             }
@@ -77,4 +78,46 @@ pub fn run(
         on_step(done)?;
     }
     Ok(())
+}
+
+/// How many steps before step `t` the context window last slid (`Some(0)`: it slides at `t`),
+/// or `None` before the first slide. The model holds `window` tokens at most: the first slide
+/// comes when it is full, at step `window`; a slide's prefill leaves it holding `window / 2`,
+/// each later step adds one, and the step that finds it full again slides: `window − window / 2
+/// + 1` steps after the last. A function of `t` and `window` alone, the same on both sides.
+pub fn steps_since_slide(t: usize, window: usize) -> Option<usize> {
+    if window == 0 || t < window {
+        return None;
+    }
+    Some((t - window) % (window - window / 2 + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slide steps are those of a model whose context grows by one per step and is cut to
+    /// half the window when full (what `run` used to count step by step).
+    #[test]
+    fn slides_come_when_the_window_is_full() {
+        for window in [0usize, 2, 3, 8, 33] {
+            let mut context = 0;
+            for t in 0..200 {
+                let slides = window > 0 && context == window;
+                if slides {
+                    context = window / 2;
+                } else {
+                    context += 1;
+                }
+                assert_eq!(
+                    steps_since_slide(t, window) == Some(0),
+                    slides,
+                    "{window} {t}"
+                );
+            }
+        }
+        assert_eq!(steps_since_slide(10, 8), Some(2));
+        assert_eq!(steps_since_slide(25, 16), Some(0));
+        assert_eq!(steps_since_slide(7, 8), None);
+    }
 }

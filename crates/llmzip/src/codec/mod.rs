@@ -12,6 +12,7 @@
 //! crafted stream within a few thousand symbols. The encoder applies the same limits and uses
 //! fewer rows where a block would need more, so its archives decode within the default limits.
 
+mod costs;
 mod lockstep;
 mod schedule;
 
@@ -24,6 +25,8 @@ use crate::observer::{check_cancel, Observer};
 use crate::stats::{Profile, Stage};
 use crate::{Error, Result};
 
+pub use costs::{Costs, Tally, AFTER_SLIDE, POSITION_EDGES};
+pub use lockstep::steps_since_slide;
 pub use schedule::{segment_lengths, Schedule, ScheduleOptions, MIN_WINDOW};
 
 /// Working memory a model may use beyond its weights, by default.
@@ -86,6 +89,9 @@ pub struct Summary {
     pub tokens: u64,
     /// The model's ideal code length for those tokens, Σ -log2 p, in bits (compression only).
     pub ideal_bits: f64,
+    /// The same, by where the tokens stood: position in segment, after a window slide
+    /// (compression only).
+    pub costs: Costs,
     /// Blocks coded through the model.
     pub coded_blocks: u64,
     /// Blocks stored verbatim.
@@ -223,9 +229,10 @@ impl<W: Write> ArchiveWriter<W> {
                     schedule.window as usize,
                     &mut summary.profile,
                     |done| block_progress(observer, start, block_len, done as u64, total),
-                    |row, t, probs| {
+                    |row, t, since_slide, probs| {
                         let token = tokens[offsets[row] + t];
-                        encoder.encode(probs, token)?;
+                        let bits = encoder.encode(probs, token)?;
+                        summary.costs.add(t, since_slide, bits);
                         Ok(token)
                     },
                 )?;
@@ -455,7 +462,7 @@ impl<R: Read> Decompressor<R> {
                     schedule.window as usize,
                     &mut summary.profile,
                     |done| block_progress(observer, start, len, done as u64, tokens),
-                    |row, _t, probs| {
+                    |row, _t, _since_slide, probs| {
                         let token = decoder.decode(probs)?;
                         debug_assert!(token < vocab);
                         rows[row].push(token);

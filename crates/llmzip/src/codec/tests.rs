@@ -230,6 +230,19 @@ fn context_window_slides_identically_on_both_sides() {
     .unwrap();
     let learned: u32 = model.counts[0].iter().sum();
     assert!(learned > 250, "{learned} transitions counted");
+
+    // The cost tallies count every token once, add up to the ideal code length, and see the
+    // tokens after slides (with slides every 9 steps, all from the first slide on); the
+    // first 16 positions are 16 per row of the long blocks and all 17 tokens of the last.
+    let c = &slid.costs;
+    assert_eq!(c.total().tokens, data.len() as u64);
+    assert!((c.total().bits - slid.ideal_bits).abs() < 1e-6 * slid.ideal_bits);
+    assert!(c.after_slide.tokens > 0 && c.after_slide.tokens < data.len() as u64);
+    assert_eq!(plain.costs.after_slide.tokens, 0);
+    assert_eq!(
+        plain.costs.by_position[0].tokens,
+        (3 * 4 * 16) as u64 - (4 * 16 - 17)
+    );
 }
 
 #[test]

@@ -221,8 +221,9 @@ impl BlockEncoder {
         }
     }
 
-    /// Encodes `symbol` under the distribution `probs`.
-    pub fn encode(&mut self, probs: &[f32], symbol: u32) -> Result<()> {
+    /// Encodes `symbol` under the distribution `probs`; returns its ideal cost, −log2 p, in
+    /// bits.
+    pub fn encode(&mut self, probs: &[f32], symbol: u32) -> Result<f64> {
         let index = symbol as usize;
         if index >= probs.len() {
             return Err(Error::InvalidSetting(format!(
@@ -231,7 +232,8 @@ impl BlockEncoder {
             )));
         }
         quantize(probs, &mut self.weights)?;
-        self.ideal_bits -= f64::from(probs[index].max(f32::MIN_POSITIVE)).log2();
+        let bits = -f64::from(probs[index].max(f32::MIN_POSITIVE)).log2();
+        self.ideal_bits += bits;
         let model = categorical(&self.weights)?;
         let fail = |e| Error::InvalidSetting(format!("range coder failed: {e}"));
         self.coder.encode_symbol(index, model).map_err(fail)?;
@@ -240,7 +242,7 @@ impl BlockEncoder {
                 .encode_symbol(check, check_model())
                 .map_err(fail)?;
         }
-        Ok(())
+        Ok(bits)
     }
 
     /// The model's ideal code length so far (sum of -log2 p of the coded symbols), in bits.
