@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Order-0 entropies of the fields of a safetensors file's f32/bf16 tensors: what any per-value
 model of the exponent, the sign and the mantissa bytes can hope for (docs/benchmarks.md,
-"Weight files"). No numpy needed.
+"Weight files"). The last lines bound a per-tensor model of the sign, exponent and top k
+mantissa bits *jointly* (the rest raw): the ratio it would reach on the whole file's floats.
+No numpy needed.
 
     python3 scripts/weight-entropy.py crates/llmzip/models/gru/model.safetensors
 """
@@ -24,6 +26,8 @@ def main(path):
     base = 8 + n
     print(f"{'tensor':<22} {'dtype':<5} {'values':>8} {'exponent':>9} {'sign':>6} "
           f"{'sign|above':>10} {'mantissa bytes (high to low)':>30}")
+    joint_bits = collections.Counter()
+    raw_bits = 0
     for name, t in sorted(header.items()):
         if name == "__metadata__" or t["dtype"] not in ("F32", "BF16"):
             continue
@@ -53,9 +57,16 @@ def main(path):
             shift = max(mant_bits - 8 * (byte + 1), 0)
             mask = (1 << min(8, mant_bits - 8 * byte)) - 1
             mant.append(entropy(collections.Counter((v >> shift) & mask for v in values)))
+        raw_bits += 8 * width * len(values)
+        for k in (0, 2, 4, 6):
+            top = collections.Counter(v >> (mant_bits - k) for v in values)
+            joint_bits[k] += len(values) * (entropy(top) + mant_bits - k)
         print(f"{name:<22} {t['dtype']:<5} {len(values):>8} {entropy(exps):>9.3f} "
               f"{entropy(signs):>6.3f} {cond_text:>10} "
               f"{' '.join(f'{m:.3f}' for m in mant):>30}")
+    for k, bits in sorted(joint_bits.items()):
+        print(f"sign + exponent + top {k} mantissa bits jointly, per tensor, the rest raw: "
+              f"{raw_bits / bits:.4f}x of the floats")
 
 
 if __name__ == "__main__":
