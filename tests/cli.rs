@@ -148,6 +148,9 @@ fn stats_report_has_profile_and_baseline() {
         "bits per byte",
         "model ideal",
         "zip -9 baseline",
+        "where the bits go",
+        "tokens 0-15 ",
+        "tokens 1024-4095 ",
     ] {
         assert!(err.contains(needle), "missing '{needle}' in:\n{err}");
     }
