@@ -536,6 +536,11 @@ pub fn load_hf(
                 t.to_dtype(candle_core::DType::F32)
                     .map_err(|e| fail(format!("tensor {name}: {e}")))?,
             ))),
+            // Untied and without its own head, transformers would start one at random: that
+            // model cannot be reproduced.
+            None if gguf == "output.weight" => Err(fail(
+                "lm_head.weight is missing and tie_word_embeddings is false".into(),
+            )),
             None => Ok(None),
         }
     };
@@ -998,6 +1003,24 @@ mod tests {
             .to_string();
         assert!(err.contains("f32 or q8_0"), "{err}");
         assert!(load_hf(dir.path(), "x", Some("q8_0"), &Device::Cpu).is_ok());
+        // An untied model without its head is refused, a tied one needs none.
+        let mut weights =
+            candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu)
+                .unwrap();
+        weights.remove("lm_head.weight");
+        candle_core::safetensors::save(&weights, dir.path().join("model.safetensors")).unwrap();
+        let err = load_hf(dir.path(), "x", None, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("lm_head.weight"), "{err}");
+        config.tie_word_embeddings = true;
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_string(&config).unwrap(),
+        )
+        .unwrap();
+        assert!(load_hf(dir.path(), "x", None, &Device::Cpu).is_ok());
         std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
         let err = load_hf(dir.path(), "x", None, &Device::Cpu)
             .err()
