@@ -29,6 +29,7 @@ make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
 # Weight files (the tensor codec, chosen by content): every modelled format of each container.
 make weights.safetensors
 make weights.gguf
+make weights-k.gguf
 if [ "${1:-}" != "--no-smollm2" ]; then
   scripts/fetch-models.sh
   make smollm2-f32.txt -m smollm2

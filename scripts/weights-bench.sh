@@ -6,6 +6,9 @@
 #   gru-bf16.safetensors   the same weights cast to bf16 (round to nearest even): a stand-in,
 #                          since no registry package reachable here ships bf16 LLM weights
 #   smollm2.gguf           SmolLM2-135M-Instruct Q4_1 (scripts/fetch-models.sh): q4_1, q8_0, f32
+#   gru-k-quants.gguf      the GRU's matrices quantized by candle to Q4_K and to Q6_K (the
+#                          k_quant_gguf example): K-quants of real weights, a stand-in, since
+#                          no registry package reachable here ships a K-quant model
 #
 # One `llmzip bench` run over the three (every row decompressed and compared), plus gru-cm4 on
 # the two GRU files for the text model's figure (too slow for the 98 MB GGUF: hours), whose rows
@@ -45,7 +48,10 @@ if "__metadata__" in header:
 j = json.dumps(out, separators=(",", ":")).encode()
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + data)
 PY
-files=("$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" "$work/smollm2.gguf")
+cargo run --release -q -p llmzip --example k_quant_gguf -- "$work/gru-f32.safetensors" \
+    "$work/gru-k-quants.gguf"
+files=("$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" "$work/smollm2.gguf"
+    "$work/gru-k-quants.gguf")
 include=()
 if [ "$text_model" = 1 ]; then
     "$bin" -q bench "${files[0]}" "${files[1]}" --models gru-cm4 --no-baselines \
@@ -62,7 +68,8 @@ section=$(
     echo "llmzip $(git rev-parse --short HEAD 2>/dev/null || echo unknown). \`tensors\` is the weight-file codec"
     echo "(\`llmzip compress\` picks it by content); \`grouped + zstd -19\` regroups the bytes of every"
     echo "float tensor (all first bytes, then all second bytes, ...) before zstd, as the seed studies"
-    echo "did. gru-bf16 is a bf16 cast of the GRU's f32 weights, a stand-in for real bf16 weights."
+    echo "did. gru-bf16 is a bf16 cast of the GRU's f32 weights, a stand-in for real bf16 weights;"
+    echo "gru-k-quants holds the GRU's matrices quantized by candle to Q4_K and to Q6_K (stand-ins too)."
     echo "Speeds are in-memory runs with all cores: single runs, except the tensor codec's, the fastest of three (its speed is close to that of fresh memory, which varies from run to run on this machine); a file smaller than one 4 MiB chunk (gru-bf16) is coded by one thread. bpb = bits per byte of the file."
     echo
     echo "$table"

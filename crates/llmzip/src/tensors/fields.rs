@@ -321,6 +321,18 @@ fn run(
             blocks(kind, reference, row, first, buf, io);
             vec![reference]
         }
+        Kind::Q4K | Kind::Q6K => {
+            let unit = kind.unit() as usize;
+            let reference = match header {
+                Some(h) => h[0],
+                None => {
+                    let d = buf.get(k_scale_at(kind)..).unwrap_or(&[]);
+                    Float::F16.common_exponent_strided(d, unit)
+                }
+            };
+            k_blocks(kind, reference, row, first, buf, io);
+            vec![reference]
+        }
     }
 }
 
@@ -478,8 +490,26 @@ fn space(kind: Kind) -> Space {
                 .chain(repeat_n(16, 17))
                 .chain(repeat_n(256, 16)),
         ),
+        Kind::Q4K | Kind::Q6K => Space::new(
+            // The super-block scale and minimum as above; q4_k's 12 bytes of sub-block scales
+            // by position, its nibbles by their sub-block's zero point; q6_k's 16 sub-block
+            // scales by position, its 6-bit values by the size of their sub-block's scale.
+            repeat_n(32, 2 * 256)
+                .chain(repeat_n(16, 2 * 32))
+                .chain(repeat_n(256, 12))
+                .chain(repeat_n(16, 17))
+                .chain(repeat_n(256, 16))
+                .chain(repeat_n(64, 16)),
+        ),
     }
 }
+
+/// Table bases of [`space`] for the K-quants, after the block formats' first four groups
+/// (their scales and minima are coded like those of q4_1).
+const K4_SCALES: usize = 576;
+const K4_NIBBLES: usize = K4_SCALES + 12;
+const K6_SCALES: usize = K4_NIBBLES + 17;
+const K6_QUANTS: usize = K6_SCALES + 16;
 
 /// Table bases of [`space`] for the block formats.
 const SCALE_EXP: usize = 0;
@@ -598,6 +628,107 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
     }
 }
 
+/// Where a K-quant super-block keeps its f16 scale.
+fn k_scale_at(kind: Kind) -> usize {
+    match kind {
+        Kind::Q6K => 208,
+        _ => 0,
+    }
+}
+
+/// Sub-block `j`'s 6-bit scale and minimum in q4_k's 12 packed bytes (ggml's
+/// `get_scale_min_k4`).
+fn k4_scale_min(j: usize, q: &[u8]) -> (u32, u32) {
+    if j < 4 {
+        (u32::from(q[j] & 63), u32::from(q[j + 4] & 63))
+    } else {
+        (
+            u32::from((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)),
+            u32::from((q[j + 4] >> 4) | ((q[j] >> 6) << 4)),
+        )
+    }
+}
+
+/// The K-quants, super-block by super-block. Fields are coded in an order of their own (a
+/// q6_k block's scales before its values, though the file stores them after), so that every
+/// context is known to the decoder when it is needed.
+fn k_blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
+    let unit = kind.unit() as usize;
+    let h = Float::F16;
+    let at = k_scale_at(kind);
+    let mut rows = Rows::new(row, first);
+    let mut prev = u32::from(reference);
+    let mut prev_min = u32::from(reference);
+    for block in buf.chunks_exact_mut(unit) {
+        let ctx = bucket(prev, reference) * 16 + bucket(rows.above(), reference);
+        let (d, e) = h.code_scale(h.load(block, at), SCALE_EXP + ctx, SCALE_TOP, io);
+        h.store(block, at, d);
+        rows.advance(e);
+        prev = e;
+        if kind == Kind::Q4K {
+            let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);
+            let (m, e) = h.code_scale(h.load(block, 2), MIN_EXP + ctx, MIN_TOP, io);
+            h.store(block, 2, m);
+            prev_min = e;
+            for (j, b) in block[4..16].iter_mut().enumerate() {
+                *b = io.symbol(u32::from(*b), K4_SCALES + j) as u8;
+            }
+            let (dd, dm) = (f16_to_f32(d), f16_to_f32(m));
+            let scales: [u8; 12] = block[4..16].try_into().expect("12 bytes");
+            for group in 0..4 {
+                let zero = |j: usize| {
+                    let (sc, mn) = k4_scale_min(j, &scales);
+                    let z = dm * mn as f32 / (dd * sc as f32);
+                    if z.is_finite() {
+                        (z + 0.5).clamp(0.0, 15.0) as usize
+                    } else {
+                        16
+                    }
+                };
+                let (lo_t, hi_t) = (
+                    K4_NIBBLES + zero(2 * group),
+                    K4_NIBBLES + zero(2 * group + 1),
+                );
+                for q in &mut block[16 + 32 * group..16 + 32 * (group + 1)] {
+                    let lo = io.symbol(u32::from(*q & 15), lo_t);
+                    let hi = io.symbol(u32::from(*q >> 4), hi_t);
+                    *q = (lo | (hi << 4)) as u8;
+                }
+            }
+        } else {
+            for (j, b) in block[192..208].iter_mut().enumerate() {
+                *b = io.symbol(u32::from(*b), K6_SCALES + j) as u8;
+            }
+            // ggml's layout: for each half n of 128 values, byte l < 32 of ql[64n..] holds
+            // values l (low nibble) and l + 64 (high), byte l + 32 values l + 32 and l + 96,
+            // and qh[32n + l] the top 2 bits of all four; value i of the half has scale
+            // 8n + i / 16.
+            for n in 0..2 {
+                for l in 0..32 {
+                    let (a, b, c) = (64 * n + l, 64 * n + l + 32, 128 + 32 * n + l);
+                    let (qa, qb, qh) = (block[a], block[b], block[c]);
+                    let mut q = [
+                        u32::from(qa & 15) | u32::from(qh & 3) << 4,
+                        u32::from(qb & 15) | u32::from((qh >> 2) & 3) << 4,
+                        u32::from(qa >> 4) | u32::from((qh >> 4) & 3) << 4,
+                        u32::from(qb >> 4) | u32::from(qh >> 6) << 4,
+                    ];
+                    for (k, v) in q.iter_mut().enumerate() {
+                        let scale = block[192 + 8 * n + l / 16 + 2 * k] as i8;
+                        let t = K6_QUANTS + (scale.unsigned_abs() >> 3).min(15) as usize;
+                        *v = io.symbol(*v, t);
+                    }
+                    block[a] = ((q[0] & 15) | (q[2] & 15) << 4) as u8;
+                    block[b] = ((q[1] & 15) | (q[3] & 15) << 4) as u8;
+                    block[c] =
+                        ((q[0] >> 4) | (q[1] >> 4) << 2 | (q[2] >> 4) << 4 | (q[3] >> 4) << 6)
+                            as u8;
+                }
+            }
+        }
+    }
+}
+
 /// f16 bits to f32, exactly (integer work only: the same on every machine).
 fn f16_to_f32(h: u32) -> f32 {
     let sign = (h >> 15) & 1;
@@ -695,9 +826,9 @@ mod tests {
     #[test]
     fn every_format_round_trips_any_bytes() {
         let mut s = crate::models::rng::SplitMix64::new(3);
-        let random: Vec<u8> = (0..34 * 200).map(|_| lcg(&mut s) as u8).collect();
+        let random: Vec<u8> = (0..210 * 80).map(|_| lcg(&mut s) as u8).collect();
         for kind in Kind::ALL {
-            for len in [0, kind.unit() as usize, 34 * 20 * 4] {
+            for len in [0, kind.unit() as usize, kind.unit() as usize * 80] {
                 for (row, first) in [(0, 0), (3, 0), (7, 5)] {
                     let n = round_trip(kind, row, first, &random[..len]);
                     assert!(n <= len + 1, "{kind:?} expanded {len} to {n}");

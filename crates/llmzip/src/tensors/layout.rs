@@ -32,11 +32,17 @@ pub enum Kind {
     Q4_0 = 5,
     /// GGML Q4_1: blocks of an f16 scale, an f16 minimum and 32 4-bit values.
     Q4_1 = 6,
+    /// GGML Q4_K: super-blocks of 256 values: f16 scale and minimum, eight 6-bit sub-block
+    /// scales and minima (12 bytes), 256 4-bit values.
+    Q4K = 7,
+    /// GGML Q6_K: super-blocks of 256 6-bit values (low 4 bits, high 2 bits), sixteen 8-bit
+    /// sub-block scales, an f16 scale.
+    Q6K = 8,
 }
 
 impl Kind {
     /// Every kind, in tag order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Bytes,
         Kind::F32,
         Kind::F16,
@@ -44,6 +50,8 @@ impl Kind {
         Kind::Q8_0,
         Kind::Q4_0,
         Kind::Q4_1,
+        Kind::Q4K,
+        Kind::Q6K,
     ];
 
     /// The kind with tag `tag`, if any.
@@ -60,13 +68,16 @@ impl Kind {
             Kind::Q8_0 => 34,
             Kind::Q4_0 => 18,
             Kind::Q4_1 => 20,
+            Kind::Q4K => 144,
+            Kind::Q6K => 210,
         }
     }
 
-    /// Weights in one unit (32 for the block formats).
+    /// Weights in one unit (32 for the block formats, 256 for the K-quants).
     pub fn values_per_unit(self) -> u64 {
         match self {
             Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => 32,
+            Kind::Q4K | Kind::Q6K => 256,
             _ => 1,
         }
     }
@@ -81,6 +92,8 @@ impl Kind {
             Kind::Q8_0 => "q8_0",
             Kind::Q4_0 => "q4_0",
             Kind::Q4_1 => "q4_1",
+            Kind::Q4K => "q4_k",
+            Kind::Q6K => "q6_k",
         }
     }
 }
@@ -468,16 +481,17 @@ fn gguf(head: &[u8], total: u64) -> Parse {
             2 => (Kind::Q4_0, 32, 18),
             3 => (Kind::Q4_1, 32, 20),
             8 => (Kind::Q8_0, 32, 34),
-            // Other formats (K-quants, integers, ...) are coded as bytes, if their size is known.
+            12 => (Kind::Q4K, 256, 144),
+            14 => (Kind::Q6K, 256, 210),
+            // Other formats (integers, other K-quants, ...) are coded as bytes, if their size is
+            // known.
             24 => (Kind::Bytes, 1, 1),
             25 => (Kind::Bytes, 1, 2),
             26 => (Kind::Bytes, 1, 4),
             27 | 28 => (Kind::Bytes, 1, 8),
             10 => (Kind::Bytes, 256, 84),
             11 => (Kind::Bytes, 256, 110),
-            12 => (Kind::Bytes, 256, 144),
             13 => (Kind::Bytes, 256, 176),
-            14 => (Kind::Bytes, 256, 210),
             15 => (Kind::Bytes, 256, 292),
             _ => return Parse::Invalid,
         };

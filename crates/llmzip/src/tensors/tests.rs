@@ -261,3 +261,46 @@ fn errors_come_out_in_file_order_across_overlapped_batches() {
         assert!(file.starts_with(&out) && out.len() < file.len() / 2);
     }
 }
+
+/// K-quants made by candle (llama.cpp's reference quantizers) from the GRU's real weights:
+/// they round-trip, and modelling their fields beats coding the same regions as bytes (what
+/// llmzip did before it knew them).
+#[test]
+fn k_quants_of_real_weights_round_trip_and_beat_bytes() {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/gru/model.safetensors");
+    let weights = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
+    for (dtype, kind) in [(GgmlDType::Q4K, Kind::Q4K), (GgmlDType::Q6K, Kind::Q6K)] {
+        let w = &weights["rnn.1.weight_hh"]; // 768 × 256
+        let q = QTensor::quantize(w, dtype).unwrap();
+        let name = gguf_file::Value::String("k".into());
+        let mut file = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut file, &[("general.name", &name)], &[("w", &q)]).unwrap();
+        let file = file.into_inner();
+        let (archive, summary) = compress_file(&file);
+        assert!(summary.kinds.iter().any(|(k, _)| *k == kind), "{kind:?}");
+        assert_eq!(decompress_vec(&archive).unwrap(), file);
+        let as_bytes = Layout {
+            container: summary.layout.container,
+            regions: summary
+                .layout
+                .regions
+                .iter()
+                .map(|r| Region {
+                    kind: Kind::Bytes,
+                    len: r.len,
+                    row: 0,
+                })
+                .collect(),
+        };
+        let mut plain = Vec::new();
+        compress(&[], &as_bytes, &file[..], &mut plain, &mut crate::Silent).unwrap();
+        eprintln!(
+            "{kind:?}: {} bytes, modelled {}, as bytes {}",
+            file.len(),
+            archive.len(),
+            plain.len()
+        );
+        assert!(archive.len() < plain.len(), "{kind:?}");
+    }
+}
