@@ -6,7 +6,7 @@
 #   gru-bf16.safetensors   the same weights cast to bf16 (round to nearest even): a stand-in,
 #                          since no registry package reachable here ships bf16 LLM weights
 #   smollm2.gguf           SmolLM2-135M-Instruct Q4_1 (scripts/fetch-models.sh): q4_1, q8_0, f32
-#   gru-k-quants.gguf      the GRU's matrices quantized by candle to Q4_K and to Q6_K (the
+#   gru-k-quants.gguf      the GRU's matrices quantized by candle to Q4_K, Q5_K and Q6_K (the
 #                          k_quant_gguf example): K-quants of real weights, a stand-in, since
 #                          no registry package reachable here ships a K-quant model
 #
@@ -69,7 +69,7 @@ section=$(
     echo "(\`llmzip compress\` picks it by content); \`grouped + zstd -19\` regroups the bytes of every"
     echo "float tensor (all first bytes, then all second bytes, ...) before zstd, as the seed studies"
     echo "did. gru-bf16 is a bf16 cast of the GRU's f32 weights, a stand-in for real bf16 weights;"
-    echo "gru-k-quants holds the GRU's matrices quantized by candle to Q4_K and to Q6_K (stand-ins too)."
+    echo "gru-k-quants holds the GRU's matrices quantized by candle to Q4_K, Q5_K and Q6_K (stand-ins too)."
     echo "Speeds are in-memory runs with all cores: single runs, except the tensor codec's, the fastest of three (its speed is close to that of fresh memory, which varies from run to run on this machine); a file smaller than one 4 MiB chunk (gru-bf16) is coded by one thread. bpb = bits per byte of the file."
     echo
     echo "$table"

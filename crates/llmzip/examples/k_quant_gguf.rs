@@ -1,7 +1,7 @@
 //! Writes a GGUF file of K-quants made from real weights, for the weight-file benchmark
 //! (`scripts/weights-bench.sh`): every 2-D f32/bf16/f16 tensor of a safetensors file whose rows
-//! are a multiple of 256 long, quantized by candle (llama.cpp's reference quantizers) to Q4_K
-//! and again to Q6_K, as two tensors each; other tensors are left out. With COPIES, every
+//! are a multiple of 256 long, quantized by candle (llama.cpp's reference quantizers) to Q4_K,
+//! Q5_K and Q6_K, as three tensors each; other tensors are left out. With COPIES, every
 //! tensor is written that many times (under new names), to make a file large enough for speed
 //! figures: the codec codes 4 MiB chunks independently and finds no repeats between them.
 //!
@@ -27,7 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let t = t.to_dtype(DType::F32)?;
-        for (dtype, tag) in [(GgmlDType::Q4K, "q4_k"), (GgmlDType::Q6K, "q6_k")] {
+        for (dtype, tag) in [
+            (GgmlDType::Q4K, "q4_k"),
+            (GgmlDType::Q5K, "q5_k"),
+            (GgmlDType::Q6K, "q6_k"),
+        ] {
             for copy in 0..copies {
                 out.push((
                     format!("{name}.{tag}.{copy}"),

@@ -21,9 +21,10 @@
 //!   block's scale; sign and top mantissa bits of both by exponent. q4 nibbles under the
 //!   block's zero point (the nibble that decodes to 0: −m/d), which says where its values
 //!   centre (-1.3 % of q4_1 bytes against one table); q8 quants under the scale's bucket.
-//! * **K-quants** (q4_k, q6_k; super-blocks of 256 values): the super-block's f16 scale (and
-//!   q4_k's minimum) like q4_1's; the packed sub-block scales byte by byte, by position; q4_k's
-//!   nibbles under their sub-block's zero point (`dmin·m / (d·sc)`), q6_k's 6-bit values under
+//! * **K-quants** (q4_k, q5_k, q6_k; super-blocks of 256 values): the super-block's f16 scale
+//!   (and q4_k's and q5_k's minimum) like q4_1's; the packed sub-block scales byte by byte, by
+//!   position; q4_k's nibbles and q5_k's 5-bit values under their sub-block's zero point
+//!   (`dmin·m / (d·sc)`), q6_k's 6-bit values under
 //!   the size of their sub-block's scale, which is coded first although the file stores it
 //!   after them. On K-quants of the GRU's weights (candle's quantizers) this gives 1.070x
 //!   (q4_k) and 1.040x (q6_k) where coding them as bytes gave 1.000x
@@ -328,7 +329,7 @@ fn run(
             blocks(kind, reference, row, first, buf, io);
             vec![reference]
         }
-        Kind::Q4K | Kind::Q6K => {
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => {
             let unit = kind.unit() as usize;
             let reference = match header {
                 Some(h) => h[0],
@@ -497,16 +498,18 @@ fn space(kind: Kind) -> Space {
                 .chain(repeat_n(16, 17))
                 .chain(repeat_n(256, 16)),
         ),
-        Kind::Q4K | Kind::Q6K => Space::new(
-            // The super-block scale and minimum as above; q4_k's 12 bytes of sub-block scales
-            // by position, its nibbles by their sub-block's zero point; q6_k's 16 sub-block
-            // scales by position, its 6-bit values by the size of their sub-block's scale.
+        Kind::Q4K | Kind::Q5K | Kind::Q6K => Space::new(
+            // The super-block scale and minimum as above; q4_k's (and q5_k's) 12 bytes of
+            // sub-block scales by position, q4_k's nibbles by their sub-block's zero point;
+            // q6_k's 16 sub-block scales by position, its 6-bit values by the size of their
+            // sub-block's scale; q5_k's 5-bit values by their sub-block's zero point.
             repeat_n(32, 2 * 256)
                 .chain(repeat_n(16, 2 * 32))
                 .chain(repeat_n(256, 12))
                 .chain(repeat_n(16, 17))
                 .chain(repeat_n(256, 16))
-                .chain(repeat_n(64, 16)),
+                .chain(repeat_n(64, 16))
+                .chain(repeat_n(32, 33)),
         ),
     }
 }
@@ -517,6 +520,7 @@ const K4_SCALES: usize = 576;
 const K4_NIBBLES: usize = K4_SCALES + 12;
 const K6_SCALES: usize = K4_NIBBLES + 17;
 const K6_QUANTS: usize = K6_SCALES + 16;
+const K5_VALUES: usize = K6_QUANTS + 16;
 
 /// Table bases of [`space`] for the block formats.
 const SCALE_EXP: usize = 0;
@@ -672,7 +676,7 @@ fn k_blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io:
         h.store(block, at, d);
         rows.advance(e);
         prev = e;
-        if kind == Kind::Q4K {
+        if kind != Kind::Q6K {
             let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);
             let (m, e) = h.code_scale(h.load(block, 2), MIN_EXP + ctx, MIN_TOP, io);
             h.store(block, 2, m);
@@ -682,24 +686,43 @@ fn k_blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io:
             }
             let (dd, dm) = (f16_to_f32(d), f16_to_f32(m));
             let scales: [u8; 12] = block[4..16].try_into().expect("12 bytes");
-            for group in 0..4 {
-                let zero = |j: usize| {
-                    let (sc, mn) = k4_scale_min(j, &scales);
-                    let z = dm * mn as f32 / (dd * sc as f32);
-                    if z.is_finite() {
-                        (z + 0.5).clamp(0.0, 15.0) as usize
-                    } else {
-                        16
+            // The value that decodes to zero in sub-block j: dmin·m / (d·sc), clamped to the
+            // format's values (0..=top), or top + 1 when undefined.
+            let zero = |j: usize, top: f32| {
+                let (sc, mn) = k4_scale_min(j, &scales);
+                let z = dm * mn as f32 / (dd * sc as f32);
+                if z.is_finite() {
+                    (z + 0.5).clamp(0.0, top) as usize
+                } else {
+                    top as usize + 1
+                }
+            };
+            if kind == Kind::Q4K {
+                for group in 0..4 {
+                    let lo_t = K4_NIBBLES + zero(2 * group, 15.0);
+                    let hi_t = K4_NIBBLES + zero(2 * group + 1, 15.0);
+                    for q in &mut block[16 + 32 * group..16 + 32 * (group + 1)] {
+                        let lo = io.symbol(u32::from(*q & 15), lo_t);
+                        let hi = io.symbol(u32::from(*q >> 4), hi_t);
+                        *q = (lo | (hi << 4)) as u8;
                     }
-                };
-                let (lo_t, hi_t) = (
-                    K4_NIBBLES + zero(2 * group),
-                    K4_NIBBLES + zero(2 * group + 1),
-                );
-                for q in &mut block[16 + 32 * group..16 + 32 * (group + 1)] {
-                    let lo = io.symbol(u32::from(*q & 15), lo_t);
-                    let hi = io.symbol(u32::from(*q >> 4), hi_t);
-                    *q = (lo | (hi << 4)) as u8;
+                }
+            } else {
+                // q5_k: qh[0..32] at 16, qs[0..128] at 48. Group g's byte l holds values l
+                // (low nibble, fifth bit: bit 2g of qh[l]) and l + 32 (high nibble, bit 2g + 1).
+                for group in 0..4 {
+                    let lo_t = K5_VALUES + zero(2 * group, 31.0);
+                    let hi_t = K5_VALUES + zero(2 * group + 1, 31.0);
+                    for l in 0..32 {
+                        let (q, h) = (block[48 + 32 * group + l], block[16 + l]);
+                        let lo = u32::from(q & 15) | u32::from((h >> (2 * group)) & 1) << 4;
+                        let hi = u32::from(q >> 4) | u32::from((h >> (2 * group + 1)) & 1) << 4;
+                        let lo = io.symbol(lo, lo_t);
+                        let hi = io.symbol(hi, hi_t);
+                        block[48 + 32 * group + l] = ((lo & 15) | (hi & 15) << 4) as u8;
+                        let bits = ((lo >> 4) | (hi >> 4) << 1) as u8;
+                        block[16 + l] = (h & !(3 << (2 * group))) | bits << (2 * group);
+                    }
                 }
             }
         } else {

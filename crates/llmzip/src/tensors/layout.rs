@@ -38,11 +38,13 @@ pub enum Kind {
     /// GGML Q6_K: super-blocks of 256 6-bit values (low 4 bits, high 2 bits), sixteen 8-bit
     /// sub-block scales, an f16 scale.
     Q6K = 8,
+    /// GGML Q5_K: q4_k's super-blocks with a fifth bit per value (32 bytes of high bits).
+    Q5K = 9,
 }
 
 impl Kind {
     /// Every kind, in tag order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Bytes,
         Kind::F32,
         Kind::F16,
@@ -52,6 +54,7 @@ impl Kind {
         Kind::Q4_1,
         Kind::Q4K,
         Kind::Q6K,
+        Kind::Q5K,
     ];
 
     /// The kind with tag `tag`, if any.
@@ -70,6 +73,7 @@ impl Kind {
             Kind::Q4_1 => 20,
             Kind::Q4K => 144,
             Kind::Q6K => 210,
+            Kind::Q5K => 176,
         }
     }
 
@@ -77,7 +81,7 @@ impl Kind {
     pub fn values_per_unit(self) -> u64 {
         match self {
             Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => 32,
-            Kind::Q4K | Kind::Q6K => 256,
+            Kind::Q4K | Kind::Q5K | Kind::Q6K => 256,
             _ => 1,
         }
     }
@@ -94,6 +98,7 @@ impl Kind {
             Kind::Q4_1 => "q4_1",
             Kind::Q4K => "q4_k",
             Kind::Q6K => "q6_k",
+            Kind::Q5K => "q5_k",
         }
     }
 }
@@ -482,6 +487,7 @@ fn gguf(head: &[u8], total: u64) -> Parse {
             3 => (Kind::Q4_1, 32, 20),
             8 => (Kind::Q8_0, 32, 34),
             12 => (Kind::Q4K, 256, 144),
+            13 => (Kind::Q5K, 256, 176),
             14 => (Kind::Q6K, 256, 210),
             // Other formats (integers, other K-quants, ...) are coded as bytes, if their size is
             // known.
@@ -491,7 +497,6 @@ fn gguf(head: &[u8], total: u64) -> Parse {
             27 | 28 => (Kind::Bytes, 1, 8),
             10 => (Kind::Bytes, 256, 84),
             11 => (Kind::Bytes, 256, 110),
-            13 => (Kind::Bytes, 256, 176),
             15 => (Kind::Bytes, 256, 292),
             _ => return Parse::Invalid,
         };

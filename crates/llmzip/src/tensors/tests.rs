@@ -270,7 +270,11 @@ fn k_quants_of_real_weights_round_trip_and_beat_bytes() {
     use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/gru/model.safetensors");
     let weights = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
-    for (dtype, kind) in [(GgmlDType::Q4K, Kind::Q4K), (GgmlDType::Q6K, Kind::Q6K)] {
+    for (dtype, kind) in [
+        (GgmlDType::Q4K, Kind::Q4K),
+        (GgmlDType::Q5K, Kind::Q5K),
+        (GgmlDType::Q6K, Kind::Q6K),
+    ] {
         let w = &weights["rnn.1.weight_hh"]; // 768 × 256
         let q = QTensor::quantize(w, dtype).unwrap();
         let name = gguf_file::Value::String("k".into());
