@@ -78,13 +78,6 @@ section=$(
     echo "<!-- weights: end -->"
 )
 doc=docs/benchmarks.md
-python3 - "$doc" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-pattern = re.compile(r"<!-- weights: begin.*?<!-- weights: end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+python3 scripts/replace-section.py weights "$doc" "$section"
 printf '%s\n' "$section" >"$out/section.md"
 echo "wrote the weight-file section of $doc"

@@ -77,13 +77,6 @@ section=$(
     echo "Ratio $(python3 -c "print(f'{$bytes / $archive:.4f}')")×. <!-- weights-memory: end -->"
 )
 doc=docs/benchmarks.md
-python3 - "$doc" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-pattern = re.compile(r"<!-- weights-memory: begin.*?<!-- weights-memory: end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
+python3 scripts/replace-section.py weights-memory "$doc" "$section"
 printf '%s\n' "$section"
 rm -f "$big" "$work/big.llmz"

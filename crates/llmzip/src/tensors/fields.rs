@@ -320,25 +320,21 @@ fn run(
             floats(f, reference, row, first, buf, io);
             vec![reference]
         }
-        Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => {
-            let unit = kind.unit() as usize;
-            let reference = match header {
-                Some(h) => h[0],
-                None => Float::F16.common_exponent_strided(buf, unit),
-            };
-            blocks(kind, reference, row, first, buf, io);
-            vec![reference]
-        }
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => {
-            let unit = kind.unit() as usize;
+        Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 | Kind::Q4K | Kind::Q5K | Kind::Q6K => {
+            // The reference is the most common exponent of the blocks' f16 scales.
             let reference = match header {
                 Some(h) => h[0],
                 None => {
-                    let d = buf.get(k_scale_at(kind)..).unwrap_or(&[]);
-                    Float::F16.common_exponent_strided(d, unit)
+                    let scales = buf.get(scale_at(kind)..).unwrap_or(&[]);
+                    Float::F16.common_exponent_strided(scales, kind.unit() as usize)
                 }
             };
-            k_blocks(kind, reference, row, first, buf, io);
+            match kind {
+                Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => {
+                    blocks(kind, reference, row, first, buf, io)
+                }
+                _ => k_blocks(kind, reference, row, first, buf, io),
+            }
             vec![reference]
         }
     }
@@ -639,8 +635,8 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
     }
 }
 
-/// Where a K-quant super-block keeps its f16 scale.
-fn k_scale_at(kind: Kind) -> usize {
+/// Where a block keeps its f16 scale (q6_k at its end, the others first).
+fn scale_at(kind: Kind) -> usize {
     match kind {
         Kind::Q6K => 208,
         _ => 0,
@@ -666,7 +662,7 @@ fn k4_scale_min(j: usize, q: &[u8]) -> (u32, u32) {
 fn k_blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
     let unit = kind.unit() as usize;
     let h = Float::F16;
-    let at = k_scale_at(kind);
+    let at = scale_at(kind);
     let mut rows = Rows::new(row, first);
     let mut prev = u32::from(reference);
     let mut prev_min = u32::from(reference);
