@@ -26,6 +26,8 @@ make gru-cm-multiblock.txt --block-size 1K
 make gru-cm2-window.txt -m gru-cm2 --window 64 --min-segment 200
 make gru-cm3.txt -m gru-cm3
 make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
+make gru2.txt -m gru2
+make gru2-cm5.txt -m gru2-cm5 --window 64 --min-segment 200
 # Weight files (the tensor codec, chosen by content): every modelled format of each container.
 make weights.safetensors
 make weights.gguf

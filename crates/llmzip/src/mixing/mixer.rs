@@ -17,23 +17,41 @@ pub(crate) fn dot<const N: usize>(inputs: &[i16; N], weights: &[i32; N]) -> i32 
 /// The rate [`train`] takes for a step of exactly `input · error >> shift`.
 pub(crate) const UNIT_RATE: i32 = 16;
 
-/// One step of online gradient descent on coding cost for a mixer whose output was `st`:
-/// weights move by `input · error · rate / 16 >> shift` and stay within ±`max_weight`, so sums
-/// cannot overflow. With `rate` = [`UNIT_RATE`] the step is exactly `input · error >> shift`
+/// How a mixer learns: the size of its steps, their bound, and how they round.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Learning {
+    /// Weights move by `input · error · rate / 16 >> shift`.
+    pub shift: i32,
+    /// In sixteenths; [`UNIT_RATE`] makes the step exactly `input · error >> shift`.
+    pub rate: i32,
+    /// Weights stay within ±`max_weight`, so sums cannot overflow.
+    pub max_weight: i32,
+    /// Steps round to nearest instead of down. A step that rounds down drifts every weight by
+    /// −½ on average per update, which a mixer with a small learning rate (a large `shift`)
+    /// cannot outgrow; the first mixers round down (their archives depend on it).
+    pub nearest: bool,
+}
+
+/// One step of online gradient descent on coding cost for a mixer whose output was `st`.
+/// With `rate` = [`UNIT_RATE`] and rounding down, the step is exactly `input · error >> shift`
 /// (models made before rates existed depend on that).
 pub(crate) fn train<const N: usize>(
     weights: &mut [i32; N],
     inputs: &[i16; N],
     st: i32,
     bit: u32,
-    shift: i32,
-    max_weight: i32,
-    rate: i32,
+    how: Learning,
 ) {
-    let err = i64::from(((bit as i32) << 12) - squash(st)) * i64::from(rate);
+    let err = i64::from(((bit as i32) << 12) - squash(st)) * i64::from(how.rate);
+    let half = if how.nearest {
+        1i64 << (how.shift + 3)
+    } else {
+        0
+    };
+    let max = i64::from(how.max_weight);
     for (w, &x) in weights.iter_mut().zip(inputs) {
-        let step = (i64::from(x) * err) >> (shift + 4);
-        *w = (i64::from(*w) + step).clamp(-i64::from(max_weight), i64::from(max_weight)) as i32;
+        let step = (i64::from(x) * err + half) >> (how.shift + 4);
+        *w = (i64::from(*w) + step).clamp(-max, max) as i32;
     }
 }
 
@@ -49,7 +67,13 @@ mod tests {
                 let inputs = [2047i16, -2047, 1, -1, 0, 300, -301, 1234];
                 let mut a = [1 << 14; 8];
                 let mut b = a;
-                train(&mut a, &inputs, st, bit, 12, 1 << 24, UNIT_RATE);
+                let how = Learning {
+                    shift: 12,
+                    rate: UNIT_RATE,
+                    max_weight: 1 << 24,
+                    nearest: false,
+                };
+                train(&mut a, &inputs, st, bit, how);
                 let err = ((bit as i32) << 12) - squash(st);
                 for (w, &x) in b.iter_mut().zip(&inputs) {
                     *w = (*w + ((i32::from(x) * err) >> 12)).clamp(-(1 << 24), 1 << 24);

@@ -171,6 +171,26 @@ impl Tuning {
     }
 }
 
+/// What `gru-cm5` changes in `gru-cm4` (hashed into its fingerprint, not into the older
+/// models'): a second-layer mixer instead of the average of the four, and column contexts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refine {
+    /// The second-layer mixer's learning rate: weights move by `input · error >> final_shift`,
+    /// rounded to nearest.
+    pub final_shift: i32,
+    /// Column contexts look up the first this many bytes of the line above.
+    pub line_bytes: usize,
+}
+
+/// The refinements of `gru-cm5` (chosen on the validation texts, docs/training.md).
+pub(crate) const REFINE: Refine = Refine {
+    final_shift: 16,
+    line_bytes: 256,
+};
+
+/// Inputs of the second-layer mixer: the four mixers, the inner model, a bias.
+const FINAL_INPUTS: usize = 6;
+
 /// Weight sets of `gru-cm4`'s fourth mixer: the match model's state (no prediction at this
 /// node, or the match length in four bands) × bit depth.
 const MATCH_MIXER_SETS: usize = 5 * 8;
@@ -197,8 +217,14 @@ const BASE_CONTEXTS: usize = ORDERS.len() + 2;
 /// Contexts only `gru-cm3` uses (word triples); the others leave their inputs at zero, which
 /// changes nothing in their sums or their mixers' learning.
 const EXTRA_CONTEXTS: usize = 3;
+/// Contexts only `gru-cm5` uses: the position in the line with the byte above it, the byte
+/// above with the last byte and the byte above-right, the position in the line with the current
+/// word. The others leave their inputs at zero.
+const COLUMN_CONTEXTS: usize = 3;
+/// Where the column contexts start.
+const COLUMNS_AT: usize = BASE_CONTEXTS + EXTRA_CONTEXTS;
 /// Contexts per row.
-const CONTEXTS: usize = BASE_CONTEXTS + EXTRA_CONTEXTS;
+const CONTEXTS: usize = COLUMNS_AT + COLUMN_CONTEXTS;
 /// Models with a state map: the contexts, then the match model.
 const MODELS: usize = CONTEXTS + 1;
 /// The match model predicts after a repeat of this many bytes.
@@ -263,6 +289,11 @@ struct RowState {
     prev_word: u64,
     /// The word before the previous one (`gru-cm3`).
     prev2_word: u64,
+    /// `gru-cm5`: the current line and the one before it (their first
+    /// [`Refine::line_bytes`]), and the position in the line.
+    line: Vec<u8>,
+    above: Vec<u8>,
+    column: u32,
     /// Context keys of the last prediction, under which the next byte is counted; `None` where
     /// the history is too short.
     keys: [Option<u64>; CONTEXTS],
@@ -277,6 +308,8 @@ struct RowState {
     /// The fourth mixer's weight set (`gru-cm4`).
     select4: Vec<u8>,
     apm_slot: Vec<u32>,
+    /// `gru-cm5`: the second-layer mixer's output (its weight set is the fourth mixer's).
+    final_out: Vec<i32>,
     predicted: bool,
     started: bool,
     /// Where the match model points.
@@ -291,6 +324,9 @@ impl RowState {
             word: 0,
             prev_word: 0,
             prev2_word: 0,
+            line: Vec::new(),
+            above: Vec::new(),
+            column: 0,
             keys: [None; CONTEXTS],
             inputs: vec![[0; INPUTS]; 256],
             states: vec![[u16::MAX; MODELS]; 256],
@@ -299,6 +335,7 @@ impl RowState {
             select: vec![0; 256],
             select4: vec![0; 256],
             apm_slot: vec![0; 256],
+            final_out: vec![0; 256],
             predicted: false,
             started: false,
             matched: Match::default(),
@@ -306,8 +343,14 @@ impl RowState {
     }
 
     /// The keys of the current contexts; orders up to `direct_orders` as their raw bytes (for
-    /// direct tables), all others hashed.
-    fn context_keys(&self, direct_orders: usize, extras: bool) -> [Option<u64>; CONTEXTS] {
+    /// direct tables), all others hashed. The word triples with `extras`, the column contexts
+    /// with `columns`.
+    fn context_keys(
+        &self,
+        direct_orders: usize,
+        extras: bool,
+        columns: bool,
+    ) -> [Option<u64>; CONTEXTS] {
         let mut keys = [None; CONTEXTS];
         for (k, &order) in ORDERS.iter().enumerate() {
             if self.len >= order {
@@ -349,13 +392,40 @@ impl RowState {
                     ^ (0xD6 << 56),
             ));
         }
+        if columns {
+            // Chosen on the validation texts: with the line's position and the bytes above,
+            // text laid out in lines (wrapped prose, code, tables) predicts its line breaks,
+            // indentation and aligned columns.
+            let col = u64::from(self.column.min(255));
+            let at = |i: u32| u64::from(self.above.get(i as usize).copied().unwrap_or(0));
+            let above = at(self.column);
+            let last = self.history & 0xFF;
+            let word = self.word.wrapping_mul(0x9E37_79B9) << 16;
+            let b = COLUMNS_AT;
+            keys[b] = Some(mix64(col | above << 8 | (0xC1 << 56)));
+            keys[b + 1] = Some(mix64(
+                above | last << 8 | at(self.column + 1) << 16 | (0xC3 << 56),
+            ));
+            keys[b + 2] = Some(mix64(col | word | (0xC4 << 56)));
+        }
         keys
     }
 
-    /// Extends the histories with a byte.
-    fn push(&mut self, byte: u8) {
+    /// Extends the histories with a byte; `line_bytes` of each line are kept for the column
+    /// contexts (none without them).
+    fn push(&mut self, byte: u8, line_bytes: usize) {
         self.history = (self.history << 8) | u64::from(byte);
         self.len = (self.len + 1).min(8);
+        if byte == b'\n' {
+            std::mem::swap(&mut self.line, &mut self.above);
+            self.line.clear();
+            self.column = 0;
+        } else {
+            if self.line.len() < line_bytes {
+                self.line.push(byte);
+            }
+            self.column = self.column.saturating_add(1);
+        }
         if byte.is_ascii_alphabetic() {
             let c = u64::from(byte.to_ascii_lowercase());
             self.word = mix64(self.word.wrapping_add(c).wrapping_mul(0x100_0000_01B3));
@@ -389,6 +459,10 @@ struct Shared {
     weights4: Vec<[i32; INPUTS]>,
     updates: [Vec<u32>; 4],
     apm: Apm,
+    /// `gru-cm5`: its refinements and the second-layer mixer's weights (one set per match
+    /// state and depth, as the fourth mixer's).
+    refine: Option<Refine>,
+    final_weights: Vec<[i32; FINAL_INPUTS]>,
     stretch: Vec<i16>,
     /// 65536 / (n + 1.5) for state-map updates.
     recip: Vec<u32>,
@@ -400,6 +474,7 @@ impl Shared {
         bounded: Option<&Bounded>,
         extras: bool,
         tuning: Option<&Tuning>,
+        refine: Option<&Refine>,
     ) -> Shared {
         let tuned = tuning.is_some();
         let sets = |n: usize| if tuned { n } else { 0 };
@@ -408,7 +483,11 @@ impl Shared {
         let tables = (0..CONTEXTS)
             .map(|k| match (bounded, ORDERS.get(k)) {
                 (None, _) => Store::Growing(Table::default()),
+                // Contexts a version does not use: an empty table that is never filled.
                 (Some(_), _) if k >= BASE_CONTEXTS && !extras => Store::Growing(Table::default()),
+                (Some(_), _) if k >= COLUMNS_AT && refine.is_none() => {
+                    Store::Growing(Table::default())
+                }
                 (Some(b), Some(&order)) if order <= b.direct_orders => {
                     Store::Direct(DirectTable::new(order))
                 }
@@ -451,6 +530,16 @@ impl Shared {
                 vec![0; sets(MATCH_MIXER_SETS)],
             ],
             apm: Apm::new(256 * 256, APM_RATE),
+            refine: refine.cloned(),
+            // The average of the four mixers to start with.
+            final_weights: vec![
+                [1 << 14, 1 << 14, 1 << 14, 1 << 14, 0, 0];
+                if refine.is_some() {
+                    MATCH_MIXER_SETS
+                } else {
+                    0
+                }
+            ],
             stretch: stretch_table(),
             recip: state_map::rates(STATE_LIMIT),
         }
@@ -459,7 +548,7 @@ impl Shared {
     /// Predicts one row's next byte from the inner model's distribution `inner`, writes the
     /// byte distribution into `out`, and keeps in `row` what learning from the byte will need.
     fn predict(&self, row: &mut RowState, inner: &[f32], out: &mut [f32]) {
-        row.keys = row.context_keys(self.direct_orders, self.extras);
+        row.keys = row.context_keys(self.direct_orders, self.extras, self.refine.is_some());
         // Subtree sums of the inner distribution: node n covers leaves below it (leaves 256..511).
         let mut tree = [0f32; 512];
         for (b, &p) in inner.iter().enumerate() {
@@ -563,7 +652,14 @@ impl Shared {
                     row.select4[n] = sel4 as u8;
                     let st4 = mixer::dot(inputs, &self.weights4[sel4]);
                     row.mixer_out[n] = [st1, st2, st3, st4];
-                    (st1 + st2 + st3 + st4) / 4
+                    if self.refine.is_some() {
+                        let x = final_inputs(&row.mixer_out[n], inputs[0]);
+                        let f = mixer::dot(&x, &self.final_weights[sel4]);
+                        row.final_out[n] = f;
+                        f
+                    } else {
+                        (st1 + st2 + st3 + st4) / 4
+                    }
                 } else {
                     row.mixer_out[n] = [st1, st2, st3, 0];
                     (st1 + st2 + st3) / 3
@@ -617,7 +713,13 @@ impl Shared {
                             rate
                         }
                     };
-                    mixer::train(weights, inputs, st, bit, MIX_SHIFT, MAX_WEIGHT, rate);
+                    let how = mixer::Learning {
+                        shift: MIX_SHIFT,
+                        rate,
+                        max_weight: MAX_WEIGHT,
+                        nearest: false,
+                    };
+                    mixer::train(weights, inputs, st, bit, how);
                 }
                 for (k, &s) in row.states[n].iter().enumerate() {
                     if s != u16::MAX {
@@ -625,6 +727,17 @@ impl Shared {
                     }
                 }
                 self.apm.update(row.apm_slot[n], bit);
+                if let Some(r) = &self.refine {
+                    let x = final_inputs(&row.mixer_out[n], inputs[0]);
+                    let w = &mut self.final_weights[chosen[3]];
+                    let how = mixer::Learning {
+                        shift: r.final_shift,
+                        rate: mixer::UNIT_RATE,
+                        max_weight: MAX_WEIGHT,
+                        nearest: true,
+                    };
+                    mixer::train(w, &x, row.final_out[n], bit, how);
+                }
                 n = 2 * n + bit as usize;
             }
         }
@@ -636,6 +749,20 @@ impl Shared {
         self.matches
             .learn(index, &mut row.matched, row.history, row.len, byte);
     }
+}
+
+/// The second-layer mixer's inputs: the four mixers' outputs, the inner model's stretched
+/// probability, a bias.
+fn final_inputs(out: &[i32; 4], inner: i16) -> [i16; FINAL_INPUTS] {
+    // Mixer outputs are clamped to ±2047, so they fit.
+    [
+        out[0] as i16,
+        out[1] as i16,
+        out[2] as i16,
+        out[3] as i16,
+        inner,
+        256,
+    ]
 }
 
 /// What identifies the model's arithmetic: the parameters, and the fixed tables computed from
@@ -669,6 +796,15 @@ fn identity_tuned(tuning: &Tuning) -> String {
     format!("{} tuning={tuning:?}", identity_extended())
 }
 
+/// `gru-cm5`'s identity: `gru-cm4`'s, the refinements, and the column contexts.
+fn identity_refined(refine: &Refine) -> String {
+    format!(
+        "{} refine={refine:?} final=by-match-state-x-depth(4 mixers+inner+bias,rounded) \
+         columns=(col+above,above+last+above-right,col+word)",
+        identity_tuned(&TUNING)
+    )
+}
+
 /// A byte-level model with bitwise context mixing on top.
 pub struct BitMixed {
     inner: Box<dyn LanguageModel>,
@@ -679,6 +815,8 @@ pub struct BitMixed {
     extras: bool,
     /// `gru-cm4`'s learning.
     tuning: Option<Tuning>,
+    /// `gru-cm5`'s refinements.
+    refine: Option<Refine>,
     shared: Shared,
     rows: Vec<RowState>,
 }
@@ -708,6 +846,14 @@ impl BitMixed {
         BitMixed::wrap(inner, "cm4", params, Some(BOUNDED), true, Some(TUNING))
     }
 
+    /// `gru-cm4` with a second-layer mixer and column contexts: `NAME-cm5`, as `gru2-cm5`.
+    pub fn refined(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
+        let params = identity_refined(&REFINE);
+        let mut m = BitMixed::wrap(inner, "cm5", params, Some(BOUNDED), true, Some(TUNING))?;
+        m.refine = Some(REFINE);
+        Ok(m)
+    }
+
     fn wrap(
         inner: Box<dyn LanguageModel>,
         suffix: &str,
@@ -726,7 +872,8 @@ impl BitMixed {
             bounded,
             extras,
             tuning,
-            shared: Shared::new(0, None, false, None),
+            refine: None,
+            shared: Shared::new(0, None, false, None, None),
             rows: Vec::new(),
         })
     }
@@ -742,7 +889,7 @@ impl BitMixed {
             }
             if let Ok(byte) = u8::try_from(tok) {
                 self.shared.learn(index, row, byte);
-                row.push(byte);
+                row.push(byte, self.refine.as_ref().map_or(0, |r| r.line_bytes));
             }
         }
     }
@@ -774,7 +921,11 @@ impl LanguageModel for BitMixed {
         let tables = match &self.bounded {
             // The rows' texts (grown by doubling, or rings of a fixed size) and the fixed tables.
             Some(b) => {
-                let contexts = if self.extras { CONTEXTS } else { BASE_CONTEXTS };
+                let contexts = match (self.extras, &self.refine) {
+                    (false, _) => BASE_CONTEXTS,
+                    (true, None) => COLUMNS_AT,
+                    (true, Some(_)) => CONTEXTS,
+                };
                 let texts = match &self.tuning {
                     Some(t) => texts.min(t.match_history.max(4096 * shape.rows)),
                     None => texts,
@@ -789,12 +940,13 @@ impl LanguageModel for BitMixed {
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
         // The old tables go first, so that two sets never coexist.
-        self.shared = Shared::new(0, None, false, None);
+        self.shared = Shared::new(0, None, false, None, None);
         self.shared = Shared::new(
             rows,
             self.bounded.as_ref(),
             self.extras,
             self.tuning.as_ref(),
+            self.refine.as_ref(),
         );
         self.rows = vec![RowState::new(); rows];
         self.inner.start_block(rows)
@@ -878,11 +1030,12 @@ mod tests {
 
     /// Round trip through a fresh decoder of the same kind; ideal bits per byte.
     fn compress_scheduled(model: &mut BitMixed, data: &[u8], s: &Schedule) -> (Vec<u8>, f64) {
-        let mut decoder = match (&model.bounded, model.extras, &model.tuning) {
+        let mut decoder = match (&model.bounded, model.extras, &model.tuning, &model.refine) {
             (None, ..) => BitMixed::new(Uniform::boxed()).unwrap(),
-            (Some(_), false, _) => BitMixed::bounded(Uniform::boxed()).unwrap(),
-            (Some(_), true, None) => BitMixed::extended(Uniform::boxed()).unwrap(),
-            (Some(_), true, Some(_)) => BitMixed::tuned(Uniform::boxed()).unwrap(),
+            (Some(_), false, ..) => BitMixed::bounded(Uniform::boxed()).unwrap(),
+            (Some(_), true, None, _) => BitMixed::extended(Uniform::boxed()).unwrap(),
+            (Some(_), true, Some(_), None) => BitMixed::tuned(Uniform::boxed()).unwrap(),
+            (Some(_), true, Some(_), Some(_)) => BitMixed::refined(Uniform::boxed()).unwrap(),
         };
         let (archive, summary) = round_trip(model, &mut decoder, data, s);
         (archive, summary.ideal_bits / data.len().max(1) as f64)
@@ -957,6 +1110,50 @@ mod tests {
         const { assert!(TUNING.rate_floor < mixer::UNIT_RATE) };
     }
 
+    /// Lines of fixed-width fields, as in a table or aligned code: where the breaks and the
+    /// padding fall depends on the position in the line.
+    fn table() -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut x = 99u32;
+        for _ in 0..600 {
+            let mut line = String::new();
+            for width in [9, 5, 12, 7] {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let field = format!("{}", x >> (14 + x % 9));
+                line.push_str(&format!("{field:>width$} |"));
+            }
+            data.extend_from_slice(line.as_bytes());
+            data.push(b'\n');
+        }
+        data
+    }
+
+    /// `gru-cm5` (second-layer mixer and column contexts on top of `gru-cm4`) round-trips,
+    /// learns the layout of lines that `gru-cm4` cannot see, and is a model of its own.
+    #[test]
+    fn refined_mixing_round_trips_learns_columns_and_is_another_model() {
+        let fresh = || BitMixed::refined(Uniform::boxed()).unwrap();
+        let cm4 = || BitMixed::tuned(Uniform::boxed()).unwrap();
+        let (_, on_text) = compress_with(&mut fresh(), &sample());
+        let (_, cm4_text) = compress_with(&mut cm4(), &sample());
+        assert!(on_text < cm4_text * 1.02, "cm4 {cm4_text}, cm5 {on_text}");
+        let (_, on_table) = compress_with(&mut fresh(), &table());
+        let (_, cm4_table) = compress_with(&mut cm4(), &table());
+        assert!(
+            on_table < cm4_table * 0.97,
+            "cm4 {cm4_table}, cm5 {on_table}"
+        );
+        let m = fresh();
+        assert_eq!(m.info().name, "uniform-cm5");
+        assert_ne!(m.info().fingerprint, cm4().info().fingerprint);
+        let edits: [fn(&mut Refine); 2] = [|r| r.final_shift += 1, |r| r.line_bytes /= 2];
+        for edit in edits {
+            let mut r = REFINE;
+            edit(&mut r);
+            assert_ne!(identity_refined(&r), identity_refined(&REFINE), "{r:?}");
+        }
+    }
+
     /// With a context window, `gru-cm` starts over at every slide while `gru-cm2` keeps what it
     /// learned; both decode exactly (the decoder slides and prefills at the same steps).
     #[test]
@@ -1001,13 +1198,14 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        // gru-cm, gru-cm2, gru-cm3, gru-cm4.
+        // gru-cm, gru-cm2, gru-cm3, gru-cm4, gru-cm5.
         type Make = fn(Box<dyn LanguageModel>) -> Result<BitMixed>;
-        let kinds: [Make; 4] = [
+        let kinds: [Make; 5] = [
             BitMixed::new,
             BitMixed::bounded,
             BitMixed::extended,
             BitMixed::tuned,
+            BitMixed::refined,
         ];
         for make in kinds {
             let fresh = || make(Uniform::boxed()).unwrap();

@@ -168,6 +168,9 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "gru-cm2",
     "gru-cm3",
     "gru-cm4",
+    "gru-cm5",
+    "gru2",
+    "gru2-cm5",
     "smollm2",
     "gpt2",
     "distilgpt2",
@@ -181,7 +184,8 @@ pub const DEFAULT_MODEL: &str = "gru-cm4";
 /// them (`gru-cm4` = the embedded GRU in version 4). No suffix ends another (`-cm` vs
 /// `-cm2`), so the order does not matter.
 #[allow(clippy::type_complexity)]
-const MIXING_WRAPPERS: [(&str, fn(Box<dyn LanguageModel>) -> Result<BitMixed>); 4] = [
+const MIXING_WRAPPERS: [(&str, fn(Box<dyn LanguageModel>) -> Result<BitMixed>); 5] = [
+    ("-cm5", BitMixed::refined),
     ("-cm4", BitMixed::tuned),
     ("-cm3", BitMixed::extended),
     ("-cm2", BitMixed::bounded),
@@ -215,8 +219,10 @@ pub fn load(
             "model '{spec}' only has f32 weights, not '{w}'"
         ))),
     };
+    if let Some(model) = Rnn::builtin(spec, device) {
+        return only_f32(Box::new(model?));
+    }
     match spec {
-        "gru" => only_f32(Box::new(Rnn::embedded(device)?)),
         "smollm2" => {
             let path = registry.smollm2()?;
             let mut model = llama::load(&path, weights, device)?;

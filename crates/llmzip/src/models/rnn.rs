@@ -262,13 +262,31 @@ pub struct Rnn {
     state: Vec<Tensor>,
 }
 
-const EMBEDDED_CONFIG: &[u8] = include_bytes!("../../models/gru/config.json");
-const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../models/gru/model.safetensors");
+/// The GRUs compiled into the binary, by name: config and weights. A retrained GRU comes under
+/// a new name (its fingerprint differs), so that archives of the older one keep decoding.
+const EMBEDDED: [(&str, &[u8], &[u8]); 2] = [
+    (
+        "gru",
+        include_bytes!("../../models/gru/config.json"),
+        include_bytes!("../../models/gru/model.safetensors"),
+    ),
+    (
+        "gru2",
+        include_bytes!("../../models/gru2/config.json"),
+        include_bytes!("../../models/gru2/model.safetensors"),
+    ),
+];
 
 impl Rnn {
-    /// The default model compiled into the binary.
+    /// The first model compiled into the binary (`gru`).
     pub fn embedded(device: &Device) -> Result<Rnn> {
-        Rnn::from_bytes("gru", EMBEDDED_CONFIG, EMBEDDED_WEIGHTS, device)
+        Rnn::builtin("gru", device).expect("gru is embedded")
+    }
+
+    /// A GRU compiled into the binary, by name (`gru`, `gru2`); `None` for other names.
+    pub fn builtin(name: &str, device: &Device) -> Option<Result<Rnn>> {
+        let (name, config, weights) = EMBEDDED.iter().find(|(n, ..)| *n == name)?;
+        Some(Rnn::from_bytes(name, config, weights, device))
     }
 
     /// Loads `config.json` + `model.safetensors` from a directory (or the directory of a given
@@ -528,9 +546,18 @@ mod tests {
     }
 
     #[test]
-    fn embedded_model_loads() {
-        let m = Rnn::embedded(&Device::Cpu).unwrap();
-        assert_eq!(m.info().vocab_size, 256);
-        assert!(m.parameter_count() > 0);
+    fn embedded_models_load_and_differ() {
+        let names = EMBEDDED.map(|(n, ..)| n);
+        let models: Vec<Rnn> = names
+            .iter()
+            .map(|n| Rnn::builtin(n, &Device::Cpu).unwrap().unwrap())
+            .collect();
+        for (m, name) in models.iter().zip(names) {
+            assert_eq!(m.info().vocab_size, 256);
+            assert_eq!(m.info().name, name);
+            assert!(m.parameter_count() > 0);
+        }
+        assert_ne!(models[0].info().fingerprint, models[1].info().fingerprint);
+        assert!(Rnn::builtin("gru3", &Device::Cpu).is_none());
     }
 }
