@@ -157,11 +157,13 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
     }
 }
 
-/// Names accepted by `-m` besides paths. `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to
-/// a byte-level model, `NAME-cm2` the same with fixed-size tables whose statistics survive a
-/// context-window slide, `NAME-cm3` that with three more word contexts, `NAME-cm4` that with
-/// per-set learning rates, a fourth mixer, confidence inputs and a match history of fixed size;
-/// a directory path followed by one of these suffixes works too.
+/// Names accepted by `-m` besides paths. `gru` and `gru2` are the embedded GRUs (`gru2` trained
+/// on further). `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to a byte-level model,
+/// `NAME-cm2` the same with fixed-size tables whose statistics survive a context-window slide,
+/// `NAME-cm3` that with three more word contexts, `NAME-cm4` that with per-set learning rates,
+/// a fourth mixer, confidence inputs and a match history of fixed size, `NAME-cm5` that with a
+/// second-layer mixer and column contexts; every version works over either GRU (`gru2-cm4`)
+/// and over a directory path. The list names the usual ones.
 pub const BUILTIN_MODELS: &[&str] = &[
     "gru",
     "gru-cm",
@@ -176,12 +178,13 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "distilgpt2",
 ];
 
-/// The model used when none is given: the embedded GRU with bitwise context mixing, version 4
-/// (`gru-cm` was the default before; its archives keep decoding by name).
-pub const DEFAULT_MODEL: &str = "gru-cm4";
+/// The model used when none is given: the second embedded GRU with bitwise context mixing,
+/// version 5 (`gru-cm4` and `gru-cm` were the defaults before; their archives keep decoding by
+/// name).
+pub const DEFAULT_MODEL: &str = "gru2-cm5";
 
 /// The context-mixing versions a byte-level model can be wrapped in, by the suffix that names
-/// them (`gru-cm4` = the embedded GRU in version 4). No suffix ends another (`-cm` vs
+/// them (`gru2-cm5` = the second embedded GRU in version 5). No suffix ends another (`-cm` vs
 /// `-cm2`), so the order does not matter.
 #[allow(clippy::type_complexity)]
 const MIXING_WRAPPERS: [(&str, fn(Box<dyn LanguageModel>) -> Result<BitMixed>); 5] = [
@@ -308,7 +311,13 @@ pub fn is_hub_id(spec: &str) -> bool {
 /// Face model id (looked up in the registry, the Hugging Face cache, then the Hub). Models
 /// loaded from a path are named by their directory or file and need the path again.
 pub fn loads_by_name(name: &str) -> bool {
-    BUILTIN_MODELS.contains(&name) || is_hub_id(name)
+    BUILTIN_MODELS.contains(&name)
+        || is_hub_id(name)
+        // Any mixing version over an embedded GRU (`gru2-cm4`), listed or not.
+        || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
+            name.strip_suffix(suffix)
+                .is_some_and(|base| Rnn::embedded_names().any(|n| n == base))
+        })
 }
 
 /// The last component of a model directory's path, as the model's name.
@@ -317,4 +326,25 @@ pub(crate) fn dir_name(path: &Path) -> String {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: an archive of `gru2-cm4` (a mixing version over the second embedded GRU that
+    /// `BUILTIN_MODELS` does not list) was refused by `decompress` as if loaded from a path.
+    #[test]
+    fn every_mixing_version_of_an_embedded_gru_loads_by_name() {
+        for name in [
+            "gru", "gru2", "gru-cm", "gru-cm4", "gru-cm5", "gru2-cm4", "gru2-cm2",
+        ] {
+            assert!(loads_by_name(name), "{name}");
+            let model = load(name, &Device::Cpu, None, &Registry::default()).unwrap();
+            assert_eq!(model.info().name, name);
+        }
+        for name in ["mymodel", "mymodel-cm4", "gru3-cm5", "gru2-cm9", "-cm4"] {
+            assert!(!loads_by_name(name), "{name}");
+        }
+    }
 }

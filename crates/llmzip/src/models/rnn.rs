@@ -283,6 +283,11 @@ impl Rnn {
         Rnn::builtin("gru", device).expect("gru is embedded")
     }
 
+    /// The names of the GRUs compiled into the binary.
+    pub fn embedded_names() -> impl Iterator<Item = &'static str> {
+        EMBEDDED.iter().map(|(n, ..)| *n)
+    }
+
     /// A GRU compiled into the binary, by name (`gru`, `gru2`); `None` for other names.
     pub fn builtin(name: &str, device: &Device) -> Option<Result<Rnn>> {
         let (name, config, weights) = EMBEDDED.iter().find(|(n, ..)| *n == name)?;
@@ -547,7 +552,7 @@ mod tests {
 
     #[test]
     fn embedded_models_load_and_differ() {
-        let names = EMBEDDED.map(|(n, ..)| n);
+        let names: Vec<&str> = Rnn::embedded_names().collect();
         let models: Vec<Rnn> = names
             .iter()
             .map(|n| Rnn::builtin(n, &Device::Cpu).unwrap().unwrap())
