@@ -45,14 +45,19 @@
 //!
 //! Versions (each its own name and fingerprint; older archives keep decoding): `gru-cm` as
 //! above; `gru-cm2`, the same mixing over tables of fixed size ([`BOUNDED`]) whose statistics
-//! survive a context-window slide; `gru-cm3`, three more word contexts; `gru-cm4` (the default),
+//! survive a context-window slide; `gru-cm3`, three more word contexts; `gru-cm4`,
 //! how the mixers learn ([`TUNING`]): a learning rate per weight set that starts high and settles,
 //! a fourth mixer chosen by the match model's state, a second "confidence" input per context, and
-//! a match history of fixed size, so that nothing in it grows with the block. New contexts and
+//! a match history of fixed size, so that nothing in it grows with the block; `gru-cm5`
+//! ([`REFINE`]; the default as `gru2-cm5`, over the GRU trained on), a second-layer mixer that
+//! learns how to weigh the four mixers (one weight set per match state and depth) instead of
+//! averaging them, and three column contexts (position in the line, the bytes above), which
+//! text laid out in lines predicts its breaks, indentation and aligned fields from. New contexts and
 //! inputs come as extra mixer inputs that older versions leave at zero: a zero input adds nothing
 //! to a sum and its weight never moves, so one piece of code computes every version exactly.
 //!
-//! Identity: every constant that changes a prediction lives in [`PARAMS`], and the fingerprint
+//! Identity: every constant that changes a prediction lives in [`PARAMS`] (and a version's
+//! [`BOUNDED`], [`TUNING`], [`REFINE`]), and the fingerprint
 //! hashes its `Debug` form together with the squash and count-level tables, so a changed value
 //! gives a new fingerprint and old archives are refused by name instead of decoded wrongly.
 
