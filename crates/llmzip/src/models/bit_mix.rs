@@ -409,7 +409,7 @@ impl RowState {
             let b = COLUMNS_AT;
             keys[b] = Some(mix64(col | above << 8 | (0xC1 << 56)));
             keys[b + 1] = Some(mix64(
-                above | last << 8 | at(self.column + 1) << 16 | (0xC3 << 56),
+                above | last << 8 | at(self.column.saturating_add(1)) << 16 | (0xC3 << 56),
             ));
             keys[b + 2] = Some(mix64(col | word | (0xC4 << 56)));
         }
