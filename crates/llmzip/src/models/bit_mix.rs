@@ -1148,6 +1148,21 @@ mod tests {
             on_table < cm4_table * 0.97,
             "cm4 {cm4_table}, cm5 {on_table}"
         );
+        // With window slides (rows keep their line and the one above across a slide, on both
+        // sides) the archive decodes and does not depend on the thread count.
+        let windowed = Schedule {
+            window: 64,
+            ..schedule()
+        };
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let (one, _) = pool(1).install(|| compress_scheduled(&mut fresh(), &table(), &windowed));
+        let (three, _) = pool(3).install(|| compress_scheduled(&mut fresh(), &table(), &windowed));
+        assert_eq!(one, three);
         let m = fresh();
         assert_eq!(m.info().name, "uniform-cm5");
         assert_ne!(m.info().fingerprint, cm4().info().fingerprint);
