@@ -2,6 +2,7 @@
 //!
 //! Adding a model means one new file implementing [`LanguageModel`] plus one line in [`load`].
 
+mod activation;
 mod bit_mix;
 mod device;
 pub mod gpt2;
@@ -20,7 +21,7 @@ pub use bit_mix::BitMixed;
 pub use device::{device, platform};
 #[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;
-pub use rnn::{save_dir, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
+pub use rnn::{save_dir, Activations, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
 pub use transformer::{Transformer, TransformerNet};
 
 use crate::registry::Registry;

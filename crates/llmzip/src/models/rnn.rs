@@ -18,6 +18,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::activation;
 use super::rng::SplitMix64;
 use super::{Backend, BatchShape, Fingerprint, LanguageModel, ModelInfo, RNN_SEGMENT_TOKENS};
 use crate::tokenization::{ByteTokenizer, Tokenizer};
@@ -132,6 +133,52 @@ fn gru_update_fused(gi: &Tensor, h: &Tensor, layer: &RnnLayer, hidden: usize) ->
     Ok(Tensor::from_vec(h_new, (rows, hidden), h.device())?)
 }
 
+/// A cell update with [`Activations::Portable`]: the gate arithmetic of [`Cell::update`] done
+/// row by row with [`activation`]'s functions, rows in parallel (each row's result is the same
+/// whichever thread computes it). The matrix product stays candle's, on the model's device.
+fn update_portable(
+    cell: Cell,
+    gi: &Tensor,
+    state: &[Tensor],
+    layer: &RnnLayer,
+    hidden: usize,
+) -> Result<Vec<Tensor>> {
+    use rayon::prelude::*;
+    let gh = state[0].matmul(&layer.w_hh_t)?.broadcast_add(&layer.b_hh)?;
+    let rows = state[0].dim(0)?;
+    let g = cell.gates() * hidden;
+    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.contiguous()?.flatten_all()?.to_vec1()?) };
+    let (gi, gh) = (flat(gi)?, flat(&gh)?);
+    let old: Vec<Vec<f32>> = state.iter().map(flat).collect::<Result<_>>()?;
+    let mut new: Vec<Vec<f32>> = vec![vec![0f32; rows * hidden]; state.len()];
+    let device = state[0].device();
+    match cell {
+        Cell::Gru => new[0]
+            .par_chunks_mut(hidden)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let span = row * g..(row + 1) * g;
+                let h = &old[0][row * hidden..(row + 1) * hidden];
+                activation::gru_row(&gi[span.clone()], &gh[span], h, out);
+            }),
+        Cell::Lstm => {
+            let (h_new, c_new) = new.split_at_mut(1);
+            h_new[0]
+                .par_chunks_mut(hidden)
+                .zip(c_new[0].par_chunks_mut(hidden))
+                .enumerate()
+                .for_each(|(row, (h_out, c_out))| {
+                    let span = row * g..(row + 1) * g;
+                    let c = &old[1][row * hidden..(row + 1) * hidden];
+                    activation::lstm_row(&gi[span.clone()], &gh[span], c, h_out, c_out);
+                })
+        }
+    }
+    new.into_iter()
+        .map(|v| Ok(Tensor::from_vec(v, (rows, hidden), device)?))
+        .collect()
+}
+
 /// Shape of a recurrent model, stored as `config.json` next to the weights.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RnnConfig {
@@ -143,10 +190,35 @@ pub struct RnnConfig {
     pub hidden_size: usize,
     /// Stacked recurrent layers.
     pub num_layers: usize,
+    /// Whose `exp`/`sigmoid`/`tanh`/softmax inference uses. Absent in the configurations of
+    /// models made before the choice existed, which therefore keep libm's (and their
+    /// fingerprints, which hash this configuration's JSON).
+    #[serde(default, skip_serializing_if = "Activations::is_libm")]
+    pub activations: Activations,
+}
+
+/// The activation functions a recurrent model's inference computes with. Part of the model's
+/// arithmetic: archives decode only with the same choice, so it is fixed per model (in its
+/// `config.json`) and covered by its fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activations {
+    /// The C library's `expf`/`tanhf` and candle's softmax: the embedded `gru` and `gru2`.
+    #[default]
+    Libm,
+    /// llmzip's own, from IEEE-754 basic operations ([`super::activation`]): the same bits on
+    /// every platform and several times faster. What `llmzip train` writes for new models.
+    Portable,
+}
+
+impl Activations {
+    fn is_libm(&self) -> bool {
+        *self == Activations::Libm
+    }
 }
 
 impl RnnConfig {
-    /// A configuration of the given cell and sizes.
+    /// A configuration of the given cell and sizes, with [`Activations::Portable`].
     pub fn new(cell: Cell, embed_dim: usize, hidden_size: usize, num_layers: usize) -> Self {
         RnnConfig {
             arch: match cell {
@@ -157,6 +229,7 @@ impl RnnConfig {
             embed_dim,
             hidden_size,
             num_layers,
+            activations: Activations::Portable,
         }
     }
 
@@ -445,9 +518,14 @@ impl LanguageModel for Rnn {
                 x.matmul(&layer.w_ih_t)?.broadcast_add(&layer.b_ih)?
             };
             let state = &self.state[l * k..(l + 1) * k];
-            let next = match (self.cell, &self.device) {
-                (Cell::Gru, Device::Cpu) => vec![gru_update_fused(&gi, &state[0], layer, hidden)?],
-                _ => self.cell.update(&gi, state, layer, hidden)?,
+            let next = match (self.config.activations, self.cell, &self.device) {
+                (Activations::Portable, cell, _) => {
+                    update_portable(cell, &gi, state, layer, hidden)?
+                }
+                (Activations::Libm, Cell::Gru, Device::Cpu) => {
+                    vec![gru_update_fused(&gi, &state[0], layer, hidden)?]
+                }
+                (Activations::Libm, cell, _) => cell.update(&gi, state, layer, hidden)?,
             };
             x = next[0].clone();
             for (slot, t) in self.state[l * k..(l + 1) * k].iter_mut().zip(next) {
@@ -455,8 +533,19 @@ impl LanguageModel for Rnn {
             }
         }
         let logits = x.matmul(&self.head_w_t)?.broadcast_add(&self.head_b)?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
-        Ok(probs.flatten_all()?.to_vec1::<f32>()?)
+        match self.config.activations {
+            Activations::Libm => {
+                let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+                Ok(probs.flatten_all()?.to_vec1::<f32>()?)
+            }
+            Activations::Portable => {
+                let mut probs = logits.flatten_all()?.to_vec1::<f32>()?;
+                probs
+                    .chunks_mut(RnnConfig::VOCAB)
+                    .for_each(activation::softmax);
+                Ok(probs)
+            }
+        }
     }
 }
 
@@ -548,6 +637,76 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn activations_default_to_libm_and_only_portable_is_written() {
+        // Configurations from before the field must keep their arithmetic and their JSON (the
+        // fingerprint hashes it).
+        let old = r#"{"arch":"gru","embed_dim":32,"hidden_size":256,"num_layers":2}"#;
+        let cfg: RnnConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg.activations, Activations::Libm);
+        assert_eq!(serde_json::to_string(&cfg).unwrap(), old);
+        let new = RnnConfig::new(Cell::Gru, 32, 256, 2);
+        assert_eq!(new.activations, Activations::Portable);
+        let json = serde_json::to_string(&new).unwrap();
+        assert!(json.ends_with(r#","activations":"portable"}"#), "{json}");
+        let bad = old.replace('}', r#","activations":"fast"}"#);
+        assert!(serde_json::from_str::<RnnConfig>(&bad).is_err());
+    }
+
+    #[test]
+    fn portable_activations_stay_close_to_the_candle_ops_for_both_cells() {
+        let mut rng = SplitMix64::new(11);
+        for cell in [Cell::Gru, Cell::Lstm] {
+            let dir = tempfile::tempdir().unwrap();
+            let model = tiny_model(dir.path(), cell);
+            let hidden = model.config.hidden_size;
+            let g = cell.gates() * hidden;
+            for (rows, scale) in [(1, 1.0), (6, 5.0)] {
+                let layer = &model.layers[1];
+                let gi: Vec<f32> = (0..rows * g).map(|_| rng.uniform(scale)).collect();
+                let gi = Tensor::from_vec(gi, (rows, g), &Device::Cpu).unwrap();
+                let state: Vec<Tensor> = (0..cell.state_tensors())
+                    .map(|_| {
+                        let v: Vec<f32> = (0..rows * hidden).map(|_| rng.uniform(1.0)).collect();
+                        Tensor::from_vec(v, (rows, hidden), &Device::Cpu).unwrap()
+                    })
+                    .collect();
+                let want = cell.update(&gi, &state, layer, hidden).unwrap();
+                let got = update_portable(cell, &gi, &state, layer, hidden).unwrap();
+                assert_eq!(want.len(), got.len());
+                for (w, g) in want.iter().zip(&got) {
+                    let diff = (w - g).unwrap().abs().unwrap().max_all().unwrap();
+                    let diff = diff.to_scalar::<f32>().unwrap();
+                    assert!(diff < 1e-6, "{cell:?}, {rows} rows: {diff}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn portable_steps_do_not_depend_on_the_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |threads: usize| -> Vec<u32> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut m = Rnn::from_dir(dir.path(), &Device::Cpu).unwrap();
+                m.start_block(9).unwrap();
+                let mut bits = Vec::new();
+                for t in 0..5u32 {
+                    let inputs: Vec<u32> = (0..9).map(|r| (r * 31 + t * 7) % 257).collect();
+                    bits.extend(m.step(&inputs).unwrap().into_iter().map(f32::to_bits));
+                }
+                bits
+            })
+        };
+        let m = tiny_model(dir.path(), Cell::Gru);
+        assert_eq!(m.config.activations, Activations::Portable);
+        assert_eq!(run(1), run(4));
     }
 
     #[test]

