@@ -28,6 +28,7 @@ make gru-cm3.txt -m gru-cm3
 make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
 make gru2.txt -m gru2
 make gru2-cm5.txt -m gru2-cm5 --window 64 --min-segment 200
+make gru3-cm5.txt -m gru3-cm5 --window 64 --min-segment 200
 # Weight files (the tensor codec, chosen by content): every modelled format of each container.
 make weights.safetensors
 make weights.gguf

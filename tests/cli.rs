@@ -466,7 +466,7 @@ fn crafted_claims_fail_fast_with_the_default_model() {
         let err = crafted_fails_fast(&archive, &[], 20);
         assert!(err.contains("corrupt"), "{err}");
     }
-    // The default model's memory does not grow with the block (gru2-cm5's tables and match
+    // The default model's memory does not grow with the block (gru3-cm5's tables and match
     // history are of fixed size), so the 64 MiB claim fits the default limit and reaches the
     // same early stop.
     let err = crafted_fails_fast(&claim, &[], 20);

@@ -19,13 +19,14 @@ const TENSORS: &str = tensors::MODEL_NAME;
 pub struct CompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model: a built-in name (gru2-cm5, gru-cm4, gru-cm3, gru-cm2, gru-cm, gru2, gru, smollm2,
-    /// gpt2, distilgpt2), a GGUF file, or a model directory (GPT-2 in Hugging Face layout, or
+    /// Model: a built-in name (gru3-cm5, gru2-cm5, gru-cm4, gru-cm3, gru-cm2, gru-cm, gru3, gru2,
+    /// gru, smollm2, smollm2-cm, gpt2, distilgpt2), a GGUF file, or a model directory (GPT-2 in Hugging Face layout, or
     /// one written by `llmzip train`; add `-cm5` to mix it with the file's own statistics like
     /// the default, or an older version: `-cm`, `-cm2` with fixed-size tables, `-cm3` with more
     /// word contexts, `-cm4` with tuned mixers); `tensors` for the weight-file codec. Without
     /// -m, safetensors and GGUF files are recognised by their content and get the weight-file
-    /// codec, anything else gru2-cm5.
+    /// codec, anything else gru3-cm5. Over a token model (smollm2), `-cm` adds an adaptive
+    /// bias head instead.
     #[arg(short, long)]
     pub model: Option<String>,
     /// Weight format of GGUF models: f32 (dequantized; fastest on CPU), q8_0, or the file's own

@@ -35,7 +35,7 @@ use crate::{Error, Result};
 /// default schedule, as `llmzip compress` uses.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// A built-in model name (`gru2-cm5`, `gru`, `smollm2`, …) or a model path, as for `-m`.
+    /// A built-in model name (`gru3-cm5`, `gru`, `smollm2`, …) or a model path, as for `-m`.
     pub model: String,
     /// `cpu`, `cuda` or `metal`.
     pub device: String,

@@ -792,7 +792,7 @@ impl Meta<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use candle_core::DType;

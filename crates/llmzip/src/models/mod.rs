@@ -11,6 +11,7 @@ pub(crate) mod rng;
 mod rnn;
 #[cfg(test)]
 pub(crate) mod testing;
+mod token_mix;
 mod transformer;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ pub use device::{device, platform};
 #[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Activations, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
+pub use token_mix::TokenMixed;
 pub use transformer::{Transformer, TransformerNet};
 
 use crate::registry::Registry;
@@ -158,12 +160,12 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
     }
 }
 
-/// Names accepted by `-m` besides paths. `gru` and `gru2` are the embedded GRUs (`gru2` trained
-/// on further). `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to a byte-level model,
+/// Names accepted by `-m` besides paths. `gru`, `gru2` and `gru3` are the embedded GRUs (each
+/// trained on further than the one before; `gru3` computes with portable activations). `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to a byte-level model,
 /// `NAME-cm2` the same with fixed-size tables whose statistics survive a context-window slide,
 /// `NAME-cm3` that with three more word contexts, `NAME-cm4` that with per-set learning rates,
 /// a fourth mixer, confidence inputs and a match history of fixed size, `NAME-cm5` that with a
-/// second-layer mixer and column contexts; every version works over either GRU (`gru2-cm4`)
+/// second-layer mixer and column contexts; every version works over every GRU (`gru2-cm4`)
 /// and over a directory path. The list names the usual ones.
 pub const BUILTIN_MODELS: &[&str] = &[
     "gru",
@@ -174,27 +176,42 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "gru-cm5",
     "gru2",
     "gru2-cm5",
+    "gru3",
+    "gru3-cm5",
     "smollm2",
     "gpt2",
     "distilgpt2",
 ];
 
-/// The model used when none is given: the second embedded GRU with bitwise context mixing,
-/// version 5 (`gru-cm4` and `gru-cm` were the defaults before; their archives keep decoding by
-/// name).
-pub const DEFAULT_MODEL: &str = "gru2-cm5";
+/// The model used when none is given: the third embedded GRU (portable activations) with
+/// bitwise context mixing, version 5 (`gru2-cm5`, `gru-cm4` and `gru-cm` were the defaults
+/// before; their archives keep decoding by name).
+pub const DEFAULT_MODEL: &str = "gru3-cm5";
 
 /// The context-mixing versions a byte-level model can be wrapped in, by the suffix that names
 /// them (`gru2-cm5` = the second embedded GRU in version 5). No suffix ends another (`-cm` vs
 /// `-cm2`), so the order does not matter.
 #[allow(clippy::type_complexity)]
-const MIXING_WRAPPERS: [(&str, fn(Box<dyn LanguageModel>) -> Result<BitMixed>); 5] = [
-    ("-cm5", BitMixed::refined),
-    ("-cm4", BitMixed::tuned),
-    ("-cm3", BitMixed::extended),
-    ("-cm2", BitMixed::bounded),
-    ("-cm", BitMixed::new),
+const MIXING_WRAPPERS: [(
+    &str,
+    fn(Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>>,
+); 5] = [
+    ("-cm5", |m| Ok(Box::new(BitMixed::refined(m)?))),
+    ("-cm4", |m| Ok(Box::new(BitMixed::tuned(m)?))),
+    ("-cm3", |m| Ok(Box::new(BitMixed::extended(m)?))),
+    ("-cm2", |m| Ok(Box::new(BitMixed::bounded(m)?))),
+    ("-cm", context_mixed),
 ];
+
+/// `NAME-cm`: bitwise context mixing over a byte model, the adaptive bias head over a token
+/// model.
+fn context_mixed(inner: Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>> {
+    if inner.info().vocab_size > 256 {
+        Ok(Box::new(TokenMixed::new(inner)?))
+    } else {
+        Ok(Box::new(BitMixed::new(inner)?))
+    }
+}
 
 /// Loads a model by built-in name or path.
 ///
@@ -213,7 +230,7 @@ pub fn load(
     if !Path::new(spec).exists() {
         for (suffix, wrap) in MIXING_WRAPPERS {
             if let Some(base) = spec.strip_suffix(suffix) {
-                return Ok(Box::new(wrap(load(base, device, weights, registry)?)?));
+                return wrap(load(base, device, weights, registry)?);
             }
         }
     }
@@ -338,13 +355,14 @@ mod tests {
     #[test]
     fn every_mixing_version_of_an_embedded_gru_loads_by_name() {
         for name in [
-            "gru", "gru2", "gru-cm", "gru-cm4", "gru-cm5", "gru2-cm4", "gru2-cm2",
+            "gru", "gru2", "gru3", "gru-cm", "gru-cm4", "gru-cm5", "gru2-cm4", "gru2-cm2",
+            "gru3-cm5",
         ] {
             assert!(loads_by_name(name), "{name}");
             let model = load(name, &Device::Cpu, None, &Registry::default()).unwrap();
             assert_eq!(model.info().name, name);
         }
-        for name in ["mymodel", "mymodel-cm4", "gru3-cm5", "gru2-cm9", "-cm4"] {
+        for name in ["mymodel", "mymodel-cm4", "gru4-cm5", "gru2-cm9", "-cm4"] {
             assert!(!loads_by_name(name), "{name}");
         }
     }

@@ -337,7 +337,7 @@ pub struct Rnn {
 
 /// The GRUs compiled into the binary, by name: config and weights. A retrained GRU comes under
 /// a new name (its fingerprint differs), so that archives of the older one keep decoding.
-const EMBEDDED: [(&str, &[u8], &[u8]); 2] = [
+const EMBEDDED: [(&str, &[u8], &[u8]); 3] = [
     (
         "gru",
         include_bytes!("../../models/gru/config.json"),
@@ -347,6 +347,11 @@ const EMBEDDED: [(&str, &[u8], &[u8]); 2] = [
         "gru2",
         include_bytes!("../../models/gru2/config.json"),
         include_bytes!("../../models/gru2/model.safetensors"),
+    ),
+    (
+        "gru3",
+        include_bytes!("../../models/gru3/config.json"),
+        include_bytes!("../../models/gru3/model.safetensors"),
     ),
 ];
 
@@ -361,7 +366,7 @@ impl Rnn {
         EMBEDDED.iter().map(|(n, ..)| *n)
     }
 
-    /// A GRU compiled into the binary, by name (`gru`, `gru2`); `None` for other names.
+    /// A GRU compiled into the binary, by name (`gru`, `gru2`, `gru3`); `None` for other names.
     pub fn builtin(name: &str, device: &Device) -> Option<Result<Rnn>> {
         let (name, config, weights) = EMBEDDED.iter().find(|(n, ..)| *n == name)?;
         Some(Rnn::from_bytes(name, config, weights, device))
@@ -721,7 +726,17 @@ mod tests {
             assert_eq!(m.info().name, name);
             assert!(m.parameter_count() > 0);
         }
-        assert_ne!(models[0].info().fingerprint, models[1].info().fingerprint);
-        assert!(Rnn::builtin("gru3", &Device::Cpu).is_none());
+        for (i, a) in models.iter().enumerate() {
+            for b in &models[i + 1..] {
+                assert_ne!(a.info().fingerprint, b.info().fingerprint);
+            }
+        }
+        // gru3 is the first with portable activations; the older two keep libm's.
+        let activations: Vec<Activations> = models.iter().map(|m| m.config.activations).collect();
+        assert_eq!(
+            activations,
+            [Activations::Libm, Activations::Libm, Activations::Portable]
+        );
+        assert!(Rnn::builtin("gru4", &Device::Cpu).is_none());
     }
 }
