@@ -29,7 +29,7 @@ const ROUNDER: f32 = 12_582_912.0;
 
 /// `ln 2` split (Cody and Waite; the constants of Cephes' `expf`) so that `n · LN2_HI` is exact
 /// for the `|n| ≤ 127` that occur: `LN2_HI` has 9 significant bits.
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 355.0 / 512.0;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
 /// `e^x` for `x` clamped to `[-87, 87]`.
@@ -38,6 +38,8 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// degree-5 minimax `q` in Horner form; `2^n` written straight into the exponent bits.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
+    // Not `clamp`: that would pass a NaN through, where these turn it into a limit.
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-EXP_LIMIT).min(EXP_LIMIT);
     let k = x * std::f32::consts::LOG2_E + ROUNDER;
     let n = k - ROUNDER;
@@ -47,7 +49,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let q = q * r + 8.333_452e-3;
     let q = q * r + 4.166_579_6e-2;
     let q = q * r + 1.666_666_5e-1;
-    let q = q * r + 5.000_000_1e-1;
+    let q = q * r + 0.5;
     let p = q * (r * r) + r + 1.0;
     // k's bits are 0x4B40_0000 + n; adding 127 − 2²² leaves 127 + n in the low bits, and the
     // shift drops everything above them into the void, leaving the biased exponent of 2^n.
