@@ -54,6 +54,29 @@ impl Default for Limits {
 
 /// The most rows up to `wanted` whose batch fits `limits`, for a block of `tokens` tokens and
 /// `block_len` bytes.
+/// Memory a coded block needs beyond the model's working memory: its decoded tokens (`u32`
+/// each, kept per row until the block is detokenized) and its bytes. Part of every block's memory
+/// claim on both sides, so that the decoder checks it before allocating either from the header's
+/// counts.
+fn block_buffers(tokens: u64, block_len: u64) -> u64 {
+    tokens.saturating_mul(4).saturating_add(block_len)
+}
+
+/// What a block of this shape may make either side allocate: the model's claim and the
+/// block's own buffers.
+fn block_memory(
+    model: &dyn LanguageModel,
+    schedule: &Schedule,
+    rows: u64,
+    tokens: u64,
+    block_len: u64,
+) -> u64 {
+    let shape = schedule.batch_shape(rows, tokens, block_len);
+    model
+        .working_memory(&shape)
+        .saturating_add(block_buffers(tokens, block_len))
+}
+
 fn rows_within(
     model: &dyn LanguageModel,
     schedule: &Schedule,
@@ -63,7 +86,13 @@ fn rows_within(
     block_len: usize,
 ) -> Result<usize> {
     let cost = |rows: usize| {
-        model.working_memory(&schedule.batch_shape(rows as u64, tokens as u64, block_len as u64))
+        block_memory(
+            model,
+            schedule,
+            rows as u64,
+            tokens as u64,
+            block_len as u64,
+        )
     };
     (1..=wanted.max(1))
         .rev()
@@ -429,7 +458,7 @@ impl<R: Read> Decompressor<R> {
                 crc,
                 ..
             }) => {
-                let needed = model.working_memory(&schedule.batch_shape(segments, tokens, len));
+                let needed = block_memory(model, &schedule, segments, tokens, len);
                 if needed > limits.memory {
                     return Err(Error::MemoryLimit {
                         during: "decoding this archive",
@@ -451,8 +480,9 @@ impl<R: Read> Decompressor<R> {
                     ));
                 }
                 let lengths = segment_lengths(tokens as usize, segments as usize);
-                // Grown as tokens are decoded, not preallocated from header counts.
-                let mut rows: Vec<Vec<u32>> = vec![Vec::new(); lengths.len()];
+                // Sized from the header's counts, which the memory claim above has checked.
+                let mut rows: Vec<Vec<u32>> =
+                    lengths.iter().map(|&n| Vec::with_capacity(n)).collect();
                 let mut decoder = BlockDecoder::new(payload)?;
                 let start = summary.original_len;
                 let vocab = model.info().vocab_size as u32;
@@ -471,9 +501,10 @@ impl<R: Read> Decompressor<R> {
                 )?;
                 summary.tokens += tokens;
                 block.clear();
-                // One sequence, not row by row: a multi-token escape may straddle rows.
+                // As one sequence (a multi-token escape may straddle rows), without copying it.
                 summary.profile.time(Stage::Tokenize, || {
-                    model.tokenizer().decode(&rows.concat(), block)
+                    block.reserve_exact(len as usize);
+                    model.tokenizer().decode_parts(&rows, block)
                 })?;
                 summary.coded_blocks += 1;
                 (len, crc)

@@ -420,8 +420,10 @@ fn cancellation_stops_with_interrupted() {
 fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     let data = text(4000);
     let s = small_schedule();
+    // The block's own buffers are part of the claim: 4 bytes per token and 1 per byte.
+    let buffers = 5 * data.len() as u64;
     let two_rows = Limits {
-        memory: 2 * BIGRAM_ROW_BYTES,
+        memory: 2 * BIGRAM_ROW_BYTES + buffers,
     };
     let mut archive = Vec::new();
     compress(
@@ -449,7 +451,7 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     // A decoder allowing one row refuses before the model runs, and says how to allow it.
     let mut model = BigramModel::new(1);
     let one_row = Limits {
-        memory: BIGRAM_ROW_BYTES,
+        memory: BIGRAM_ROW_BYTES + buffers,
     };
     let err = Decompressor::new(archive.as_slice())
         .unwrap()
@@ -458,6 +460,27 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     assert!(matches!(err, Error::MemoryLimit { .. }), "{err}");
     assert!(err.to_string().contains("--memory"), "{err}");
     assert_eq!(model.steps, 0);
+    // Without room for the buffers, two rows' worth of model memory holds one row.
+    let mut archive = Vec::new();
+    let model_only = Limits {
+        memory: 2 * BIGRAM_ROW_BYTES,
+    };
+    let mut model = BigramModel::new(1);
+    compress(
+        &mut data.as_slice(),
+        &mut archive,
+        &mut model,
+        &s,
+        &model_only,
+        &mut Silent,
+    )
+    .unwrap();
+    let mut input = archive.as_slice();
+    let header = Header::read(&mut input).unwrap();
+    match BlockHeader::read(&mut input, &header.schedule).unwrap() {
+        BlockHeader::Coded { segments, .. } => assert_eq!(segments, 1),
+        other => panic!("{other:?}"),
+    }
     // An encoder that cannot fit even one row refuses.
     let err = compress(
         &mut data.as_slice(),

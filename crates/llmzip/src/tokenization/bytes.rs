@@ -25,6 +25,12 @@ impl Tokenizer for ByteTokenizer {
         }
         Ok(())
     }
+
+    /// Every token is one byte: the parts decode one after the other.
+    fn decode_parts(&self, parts: &[Vec<u32>], out: &mut Vec<u8>) -> Result<()> {
+        out.reserve(parts.iter().map(Vec::len).sum());
+        parts.iter().try_for_each(|p| self.decode(p, out))
+    }
 }
 
 #[cfg(test)]
@@ -38,6 +44,13 @@ mod tests {
         let mut back = Vec::new();
         ByteTokenizer.decode(&tokens, &mut back).unwrap();
         assert_eq!(back, data);
+        let parts = [tokens[..7].to_vec(), Vec::new(), tokens[7..].to_vec()];
+        let mut joined = Vec::new();
+        ByteTokenizer.decode_parts(&parts, &mut joined).unwrap();
+        assert_eq!(joined, data);
+        assert!(ByteTokenizer
+            .decode_parts(&[vec![1], vec![256]], &mut joined)
+            .is_err());
         assert!(ByteTokenizer.decode(&[256], &mut back).is_err());
     }
 }

@@ -20,4 +20,13 @@ pub trait Tokenizer: Send + Sync {
     fn encode(&self, bytes: &[u8]) -> Result<Vec<u32>>;
     /// Appends the bytes of `tokens` to `out`.
     fn decode(&self, tokens: &[u32], out: &mut Vec<u8>) -> Result<()>;
+
+    /// Appends the bytes of one token sequence given in consecutive parts (a block's rows) to
+    /// `out`, exactly as [`decode`](Self::decode) of their concatenation would. The default
+    /// builds that concatenation, because one token's bytes may depend on its neighbours (an
+    /// escape may straddle two parts); tokenizers whose tokens decode one at a time skip the
+    /// copy, which for bytes would be four bytes of memory per byte of block.
+    fn decode_parts(&self, parts: &[Vec<u32>], out: &mut Vec<u8>) -> Result<()> {
+        self.decode(&parts.concat(), out)
+    }
 }
