@@ -331,10 +331,11 @@ pub fn is_hub_id(spec: &str) -> bool {
 pub fn loads_by_name(name: &str) -> bool {
     BUILTIN_MODELS.contains(&name)
         || is_hub_id(name)
-        // Any mixing version over an embedded GRU (`gru2-cm4`), listed or not.
+        || Rnn::embedded_names().any(|n| n == name)
+        // Any mixing version over a model that loads by name (`gru2-cm4`, `smollm2-cm`),
+        // listed or not.
         || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
-            name.strip_suffix(suffix)
-                .is_some_and(|base| Rnn::embedded_names().any(|n| n == base))
+            name.strip_suffix(suffix).is_some_and(loads_by_name)
         })
 }
 
@@ -365,5 +366,15 @@ mod tests {
         for name in ["mymodel", "mymodel-cm4", "gru4-cm5", "gru2-cm9", "-cm4"] {
             assert!(!loads_by_name(name), "{name}");
         }
+    }
+
+    /// Regression: `decompress` refused a `smollm2-cm` archive as if its model had been loaded
+    /// from a path, because only wrappers over embedded GRUs were known to load by name.
+    #[test]
+    fn wrappers_over_downloaded_and_hub_models_load_by_name() {
+        for name in ["smollm2-cm", "gpt2-cm", "HuggingFaceTB/SmolLM2-135M-cm"] {
+            assert!(loads_by_name(name), "{name}");
+        }
+        assert!(!loads_by_name("mymodel.gguf-cm"));
     }
 }

@@ -36,7 +36,7 @@ pub(crate) struct BiasParams {
 
 /// The parameters of `-cm` over a token model.
 pub(crate) const BIAS: BiasParams = BiasParams {
-    rate: 0.02,
+    rate: 0.3,
     limit: 8.0,
 };
 
