@@ -1,23 +1,58 @@
 #!/usr/bin/env bash
 # Regenerates docs/benchmarks.md (and docs/bench/: CSV, JSON, plots) by running `llmzip bench`
 # on the Canterbury texts with every model given (default: the embedded gru) on this machine.
-#   scripts/update-benchmarks.sh [--models gru,...] [--devices cpu,...] [--threads N]
+#   scripts/update-benchmarks.sh [--one-thread MODELS] [--memory-probe MODEL] [--models gru,...]
+#                                [--devices cpu,...] [--threads N]
+# --one-thread MODELS adds a table of those models with one compute thread (the main table uses
+# all cores); --memory-probe MODEL adds the peak memory of compressing and decompressing 5 MB of
+# random base64 (nearly every context new, so every table page is touched) with the default
+# 1 MiB blocks and with one 8 MiB block. The other arguments go to `llmzip bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+one_thread=""; probe=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --one-thread) one_thread="$2"; shift 2 ;;
+    --memory-probe) probe="$2"; shift 2 ;;
+    *) break ;;
+  esac
+done
 [ -f data/test/alice29.txt ] || scripts/fetch-data.sh
 cargo build --release -q
 out=docs/bench
 mkdir -p "$out"
+bin=target/release/llmzip
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+one_table=""
+if [ -n "$one_thread" ]; then
+  one_table=$("$bin" --threads 1 bench -q --no-baselines --models "$one_thread" --out "$tmp/one")
+fi
+probe_table=""
+if [ -n "$probe" ]; then
+  head -c 3900000 /dev/urandom | base64 -w 76 >"$tmp/random.b64"
+  size=$(stat -c %s "$tmp/random.b64")
+  probe_table="| blocks | compress peak MiB | decompress peak MiB | exact |"$'\n'"|---|---:|---:|---|"
+  for blocks in 1M 8M; do
+    /usr/bin/time -f %M -o "$tmp/c.kib" "$bin" -q compress -m "$probe" --block-size "$blocks" \
+      -c "$tmp/random.b64" >"$tmp/r.llmz"
+    /usr/bin/time -f %M -o "$tmp/d.kib" "$bin" -q decompress -c "$tmp/r.llmz" >"$tmp/back"
+    exact=no; cmp -s "$tmp/back" "$tmp/random.b64" && exact=yes
+    probe_table+=$'\n'"| $blocks | $(($(cat "$tmp/c.kib") / 1024)) | $(($(cat "$tmp/d.kib") / 1024)) | $exact |"
+  done
+fi
 # GPU rows come from a GPU machine (scripts/gpu-bench.sh writes results.json there); kept in
 # docs/bench/gpu-results.json, they join this run's tables and plots.
 gpu=()
 [ -f "$out/gpu-results.json" ] && gpu=(--include "$out/gpu-results.json")
-table=$(target/release/llmzip bench -q --out "$out" "${gpu[@]}" "$@")
+table=$("$bin" bench -q --out "$out" "${gpu[@]}" "$@")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 {
   echo "# Benchmarks"
   echo
-  echo "Regenerate with \`scripts/update-benchmarks.sh $*\` (runs \`llmzip bench\` on the Canterbury"
+  args="$*"
+  [ -n "$probe" ] && args="--memory-probe $probe $args"
+  [ -n "$one_thread" ] && args="--one-thread $one_thread $args"
+  echo "Regenerate with \`scripts/update-benchmarks.sh $args\` (runs \`llmzip bench\` on the Canterbury"
   echo "texts from \`scripts/fetch-data.sh\`, then rewrites this page and \`docs/bench/\`)."
   echo
   echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d);"
@@ -41,6 +76,26 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   else
     echo "GPU figures: none yet. The CUDA binary (\`scripts/build-cuda.sh\`) and the GPU benchmark"
     echo "(\`scripts/gpu-bench.sh\`) exist, but no session has been lent a GPU machine (docs/devices.md)."
+  fi
+  if [ -n "$one_table" ]; then
+    echo
+    echo "## One compute thread"
+    echo
+    echo "\`llmzip --threads 1 bench --no-baselines --models $one_thread\`, same run (archives are"
+    echo "identical to the ones above: results never depend on the thread count)."
+    echo
+    echo "$one_table"
+  fi
+  if [ -n "$probe_table" ]; then
+    echo
+    echo "## Peak memory on incompressible text"
+    echo
+    echo "$size bytes of random base64 (\`head -c 3900000 /dev/urandom | base64 -w 76\`: nearly every"
+    echo "context is new, so every page of the model's tables is touched), \`-m $probe\`, peak resident"
+    echo "memory of the whole process (\`/usr/bin/time -f %M\`), compressing with \`--block-size\` as"
+    echo "given and decompressing that archive."
+    echo
+    echo "$probe_table"
   fi
   # The weight-file section, kept from its own script (scripts/weights-bench.sh).
   if [ -f "$out/weights/section.md" ]; then
