@@ -425,23 +425,28 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     let two_rows = Limits {
         memory: 2 * BIGRAM_ROW_BYTES + buffers,
     };
-    let mut archive = Vec::new();
-    compress(
-        &mut data.as_slice(),
-        &mut archive,
-        &mut BigramModel::new(1),
-        &s,
-        &two_rows,
-        &mut Silent,
-    )
-    .unwrap();
+    // The archive within `limits` and the row count of its (only) block.
+    let compressed = |limits: &Limits| {
+        let mut archive = Vec::new();
+        compress(
+            &mut data.as_slice(),
+            &mut archive,
+            &mut BigramModel::new(1),
+            &s,
+            limits,
+            &mut Silent,
+        )
+        .unwrap();
+        let mut input = archive.as_slice();
+        let header = Header::read(&mut input).unwrap();
+        match BlockHeader::read(&mut input, &header.schedule).unwrap() {
+            BlockHeader::Coded { segments, .. } => (archive, segments),
+            other => panic!("{other:?}"),
+        }
+    };
     // 4000 tokens would take 5 rows of 300+; the limit allows 2.
-    let mut input = archive.as_slice();
-    let header = Header::read(&mut input).unwrap();
-    match BlockHeader::read(&mut input, &header.schedule).unwrap() {
-        BlockHeader::Coded { segments, .. } => assert_eq!(segments, 2),
-        other => panic!("{other:?}"),
-    }
+    let (archive, segments) = compressed(&two_rows);
+    assert_eq!(segments, 2);
     let mut back = Vec::new();
     Decompressor::new(archive.as_slice())
         .unwrap()
@@ -461,26 +466,10 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     assert!(err.to_string().contains("--memory"), "{err}");
     assert_eq!(model.steps, 0);
     // Without room for the buffers, two rows' worth of model memory holds one row.
-    let mut archive = Vec::new();
     let model_only = Limits {
         memory: 2 * BIGRAM_ROW_BYTES,
     };
-    let mut model = BigramModel::new(1);
-    compress(
-        &mut data.as_slice(),
-        &mut archive,
-        &mut model,
-        &s,
-        &model_only,
-        &mut Silent,
-    )
-    .unwrap();
-    let mut input = archive.as_slice();
-    let header = Header::read(&mut input).unwrap();
-    match BlockHeader::read(&mut input, &header.schedule).unwrap() {
-        BlockHeader::Coded { segments, .. } => assert_eq!(segments, 1),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(compressed(&model_only).1, 1);
     // An encoder that cannot fit even one row refuses.
     let err = compress(
         &mut data.as_slice(),

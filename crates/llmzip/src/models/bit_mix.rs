@@ -63,7 +63,7 @@
 
 use rayon::prelude::*;
 
-use super::{byte_wrapper_info, check_step, BatchShape, LanguageModel, ModelInfo};
+use super::{byte_wrapper_info, check_step, last_of_rows, BatchShape, LanguageModel, ModelInfo};
 use crate::mixing::apm::Apm;
 use crate::mixing::context::{mix64, DirectTable, HashedTable, Store, Table};
 use crate::mixing::logistic::{squash, stretch_table};
@@ -981,8 +981,7 @@ impl LanguageModel for BitMixed {
             }
             return Ok(probs);
         }
-        let last: Vec<u32> = (0..rows).map(|r| tokens[r * len + len - 1]).collect();
-        check_step(&last, self.rows.len())?;
+        let last = last_of_rows(tokens, self.rows.len(), len)?;
         self.learn(&last);
         let mut probs = self.inner.prefill(tokens, len)?;
         self.predict(&mut probs);

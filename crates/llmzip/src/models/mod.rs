@@ -148,6 +148,19 @@ pub(crate) fn byte_wrapper_info(
     })
 }
 
+/// The last token of each of `rows` rows of a prefill (`tokens` is `rows × len`, row-major):
+/// what a wrapper that has learned the re-fed tokens before still has to learn. Refuses a
+/// prefill whose shape does not match the batch.
+pub(crate) fn last_of_rows(tokens: &[u32], rows: usize, len: usize) -> Result<Vec<u32>> {
+    if len == 0 || tokens.len() != rows * len {
+        return Err(Error::InvalidSetting(format!(
+            "prefill of {} tokens on a batch of {rows} rows of {len}",
+            tokens.len()
+        )));
+    }
+    Ok((0..rows).map(|r| tokens[r * len + len - 1]).collect())
+}
+
 /// Refuses a step whose input count is not the batch's row count.
 pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
     if inputs.len() == rows {

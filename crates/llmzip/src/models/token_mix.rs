@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use super::activation;
-use super::{check_step, BatchShape, Fingerprint, LanguageModel, ModelInfo};
+use super::{check_step, last_of_rows, BatchShape, Fingerprint, LanguageModel, ModelInfo};
 use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
 
@@ -170,14 +170,7 @@ impl LanguageModel for TokenMixed {
 
     /// Only the last token of each row is new (the one just coded); the re-fed ones were learned.
     fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
-        let rows = self.started.len();
-        if len == 0 || tokens.len() != rows * len {
-            return Err(Error::InvalidSetting(format!(
-                "prefill of {} tokens on a batch of {rows} rows of {len}",
-                tokens.len()
-            )));
-        }
-        let last: Vec<u32> = (0..rows).map(|r| tokens[r * len + len - 1]).collect();
+        let last = last_of_rows(tokens, self.started.len(), len)?;
         self.learn(&last);
         let mut probs = self.inner.prefill(tokens, len)?;
         self.predict(&mut probs);
