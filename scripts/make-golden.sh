@@ -35,8 +35,9 @@ make weights.gguf
 make weights-k.gguf
 if [ "${1:-}" != "--no-smollm2" ]; then
   scripts/fetch-models.sh
-  make smollm2-f32.txt -m smollm2
+  make smollm2-f32.txt -m smollm2 --dtype f32
   make smollm2-q8_0.txt -m smollm2 --dtype q8_0
-  make smollm2-window.txt -m smollm2 --window 64 --segments 2 --min-segment 64
-  make smollm2-cm.txt -m smollm2-cm --segments 2 --min-segment 64
+  make smollm2-window.txt -m smollm2 --window 64 --segments 2 --min-segment 64 --dtype f32
+  make smollm2-cm.txt -m smollm2-cm --segments 2 --min-segment 64 --dtype f32
+  make smollm2-int8.txt -m smollm2-cm --window 64 --segments 2 --min-segment 64
 fi

@@ -55,7 +55,7 @@ fn smollm2_round_trips_text_and_predicts_well() {
     ok(&info);
     let shown = String::from_utf8_lossy(&info.stdout).into_owned();
     assert!(
-        shown.contains("smollm2") && shown.contains("cpu/f32"),
+        shown.contains("smollm2") && shown.contains("cpu/int8"),
         "{shown}"
     );
 }
@@ -160,7 +160,7 @@ fn smollm2_codes_any_bytes_and_replays_the_weight_format() {
         dir.path(),
     ));
     assert!(
-        err.contains("q5_k") && err.contains("f32, q8_0 or q4_1"),
+        err.contains("q5_k") && err.contains("int8, f32, q8_0 or q4_1"),
         "{err}"
     );
 }
@@ -292,8 +292,8 @@ fn gpt2_offline_error_says_what_to_do() {
 fn smollm2_golden_archives_decode() {
     models_dir();
     let checked = check_golden(|name| name.starts_with("smollm2"));
-    // f32, q8_0, a window slide and the bias head (tests/golden/README.md).
-    assert!(checked >= 4, "only {checked} SmolLM2 golden archives found");
+    // f32, q8_0, a window slide, the bias head, and int8 (tests/golden/README.md).
+    assert!(checked >= 5, "only {checked} SmolLM2 golden archives found");
 }
 
 #[test]

@@ -16,10 +16,13 @@
 //! weight format.
 //!
 //! ## Weight formats
-//! * `f32`: every matrix dequantized once at load. Slowest single-stream but the only format
-//!   whose matrix kernels get faster with the lockstep batch (one large matmul per step): the
-//!   CPU default.
-//! * `q8_0`: requantized once at load; fast single-stream, flat with batch size.
+//! * `int8` (the CPU default): Q8_0 weights times Q8_0 activations, the whole network computed
+//!   by llmzip's own code ([`super::llama_int8`], [`super::int8`]) with batched kernels and an
+//!   order of operations fixed in the source, so its archives decode on any CPU. CPU only.
+//! * `f32`: every matrix dequantized once at load and run through candle's ops: the GPU
+//!   default, and the CPU default of archives made before `int8` (they keep decoding with it).
+//! * `q8_0`: requantized once at load, candle's kernels; fast single-stream, flat with batch
+//!   size.
 //! * the file's own format (e.g. `q4_1`), as stored.
 //!
 //! The format changes the probabilities, so it is recorded in the archive header as the
@@ -34,13 +37,23 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use sha2::{Digest, Sha256};
 
+use super::int8::Int8Matrix;
+use super::llama_int8::{self, Int8Llama};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, Fingerprint, ModelInfo};
 use crate::tokenization::{BpeOptions, BpeTokenizer};
 use crate::{Error, Result};
 
-/// Weight format used when none is asked for.
-pub const DEFAULT_WEIGHTS: &str = "f32";
+/// Weight format used when none is asked for, by device: llmzip's own `int8` code on the CPU
+/// (about 2.4 times the speed of `f32` on alice29 for 0.1 % more bytes, docs/models.md), `f32`
+/// on GPUs, where candle's kernels run.
+pub fn default_weights(device: &Device) -> &'static str {
+    if device.is_cpu() {
+        "int8"
+    } else {
+        "f32"
+    }
+}
 
 /// Most positions llmzip attends over with a GGUF model, whatever its metadata claims (RoPE tables
 /// of this length take 32 MiB at a head width of 64).
@@ -48,6 +61,19 @@ const MAX_MODEL_CONTEXT: usize = 1 << 17;
 
 /// Default context window in tokens, chosen by measurement (docs/models.md).
 pub const DEFAULT_WINDOW: u64 = 2048;
+
+/// A block's weights as the file gave them, shapes checked.
+struct LayerWeights {
+    attn_norm: Weight,
+    wq: Weight,
+    wk: Weight,
+    wv: Weight,
+    wo: Weight,
+    ffn_norm: Weight,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
+}
 
 struct Layer {
     attn_norm: Tensor,
@@ -62,8 +88,22 @@ struct Layer {
     cache: KvCache,
 }
 
-/// The network of a llama-family GGUF model.
+/// The network of a llama-family model.
 pub struct Llama {
+    net: Net,
+    device: Device,
+    shape: NetShape,
+}
+
+/// Who computes it: candle's ops (`f32`, `q8_0`, the file's format) or llmzip's own CPU code
+/// (`int8`, [`super::llama_int8`]).
+enum Net {
+    Candle(CandleLlama),
+    Int8(Box<Int8Llama>),
+}
+
+/// The network as candle ops.
+struct CandleLlama {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: Tensor,
@@ -74,13 +114,11 @@ pub struct Llama {
     kv_heads: usize,
     eps: f32,
     rope: Rope,
-    device: Device,
-    shape: NetShape,
 }
 
 /// Which dimensions of a head RoPE rotates together (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rope {
+pub(super) enum Rope {
     /// Adjacent pairs `(2i, 2i + 1)`: GGUF files (llama.cpp permuted the weights for it).
     Interleaved,
     /// Dimension `i` with `i + head_dim / 2`: Hugging Face weights.
@@ -162,14 +200,19 @@ impl Weight {
         })
     }
 
-    fn matrix(self, format: WeightFormat, device: &Device) -> Result<Matrix> {
+    /// The weight's values, row-major, in `f32`.
+    fn values(&self, device: &Device) -> Result<Vec<f32>> {
+        Ok(self.vector(device)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    fn matrix(self, format: CandleFormat, device: &Device) -> Result<Matrix> {
         match self {
             Weight::Quantized(q) => format.matmul(q, device),
             Weight::Dense(t) => Ok(match format {
-                WeightFormat::Q8_0 => Matrix::Quantized(QMatMul::QTensor(Arc::new(
+                CandleFormat::Q8_0 => Matrix::Quantized(QMatMul::QTensor(Arc::new(
                     QTensor::quantize(&t, GgmlDType::Q8_0)?,
                 ))),
-                WeightFormat::F32 | WeightFormat::Native => Matrix::Dense(t.t()?.contiguous()?),
+                CandleFormat::F32 | CandleFormat::Native => Matrix::Dense(t.t()?.contiguous()?),
             }),
         }
     }
@@ -216,54 +259,110 @@ fn assemble(
     let mut need = |name: &str| -> Result<Weight> {
         weight(name)?.ok_or_else(|| fail(format!("tensor {} is missing", own_name(name))))
     };
-    let embed_weight = need("token_embd.weight")?;
-    let embed = embed_weight.vector(device)?;
-    let norm = need("output_norm.weight")?.vector(device)?;
-    let mut blocks = Vec::with_capacity(hyper.layers);
+    let embed = need("token_embd.weight")?;
+    let norm = need("output_norm.weight")?;
+    let mut layers = Vec::with_capacity(hyper.layers);
     for i in 0..hyper.layers {
-        let mut m = |s: &str| need(&format!("blk.{i}.{s}.weight"))?.matrix(format, device);
-        let (wq, wk, wv, wo) = (m("attn_q")?, m("attn_k")?, m("attn_v")?, m("attn_output")?);
-        let (gate, up, down) = (m("ffn_gate")?, m("ffn_up")?, m("ffn_down")?);
-        let mut v = |s: &str| need(&format!("blk.{i}.{s}.weight"))?.vector(device);
-        blocks.push(Layer {
-            attn_norm: v("attn_norm")?,
-            wq,
-            wk,
-            wv,
-            wo,
-            ffn_norm: v("ffn_norm")?,
-            gate,
-            up,
-            down,
-            cache: KvCache::new(hyper.context),
+        let mut w = |s: &str| need(&format!("blk.{i}.{s}.weight"));
+        layers.push(LayerWeights {
+            attn_norm: w("attn_norm")?,
+            wq: w("attn_q")?,
+            wk: w("attn_k")?,
+            wv: w("attn_v")?,
+            wo: w("attn_output")?,
+            ffn_norm: w("ffn_norm")?,
+            gate: w("ffn_gate")?,
+            up: w("ffn_up")?,
+            down: w("ffn_down")?,
         });
     }
-    let output = match weight("output.weight")? {
-        Some(w) => w.matrix(format, device)?,
-        None => embed_weight.matrix(format, device)?,
-    };
+    let output = weight("output.weight")?;
     let (cos, sin) = rope_tables(hyper.context, head_dim, hyper.rope_base, device)?;
-    Ok(Llama {
-        embed,
-        layers: blocks,
-        norm,
-        output,
-        cos,
-        sin,
+    let shape = NetShape {
+        layers: hyper.layers,
+        width: hyper.width,
+        ffn: hyper.ffn,
         heads: hyper.heads,
         kv_heads: hyper.kv_heads,
-        eps: hyper.eps,
-        rope,
+        head_dim,
+        vocab: hyper.vocab,
+    };
+    let net = match format {
+        WeightFormat::Int8 => {
+            let matrix = |parts: &[&Weight]| -> Result<Int8Matrix> {
+                let mut values = Vec::new();
+                for p in parts {
+                    values.extend(p.values(device)?);
+                }
+                let inner = parts[0].dims()[1];
+                Ok(Int8Matrix::quantize(&values, values.len() / inner, inner))
+            };
+            let mut blocks = Vec::with_capacity(layers.len());
+            for l in &layers {
+                blocks.push(llama_int8::Layer {
+                    attn_norm: l.attn_norm.values(device)?,
+                    qkv: matrix(&[&l.wq, &l.wk, &l.wv])?,
+                    wo: matrix(&[&l.wo])?,
+                    ffn_norm: l.ffn_norm.values(device)?,
+                    gate_up: matrix(&[&l.gate, &l.up])?,
+                    down: matrix(&[&l.down])?,
+                    cache: Vec::new(),
+                });
+            }
+            Net::Int8(Box::new(Int8Llama {
+                output: matrix(&[output.as_ref().unwrap_or(&embed)])?,
+                embed: embed.values(device)?,
+                layers: blocks,
+                norm: norm.values(device)?,
+                cos: cos.flatten_all()?.to_vec1::<f32>()?,
+                sin: sin.flatten_all()?.to_vec1::<f32>()?,
+                width: hyper.width,
+                ffn: hyper.ffn,
+                heads: hyper.heads,
+                kv_heads: hyper.kv_heads,
+                head_dim,
+                eps: hyper.eps,
+                rope,
+                context: hyper.context,
+                rows: 0,
+                cached: 0,
+            }))
+        }
+        WeightFormat::Candle(format) => {
+            let mut blocks = Vec::with_capacity(layers.len());
+            for l in layers {
+                blocks.push(Layer {
+                    attn_norm: l.attn_norm.vector(device)?,
+                    wq: l.wq.matrix(format, device)?,
+                    wk: l.wk.matrix(format, device)?,
+                    wv: l.wv.matrix(format, device)?,
+                    wo: l.wo.matrix(format, device)?,
+                    ffn_norm: l.ffn_norm.vector(device)?,
+                    gate: l.gate.matrix(format, device)?,
+                    up: l.up.matrix(format, device)?,
+                    down: l.down.matrix(format, device)?,
+                    cache: KvCache::new(hyper.context),
+                });
+            }
+            let embed_vector = embed.vector(device)?;
+            Net::Candle(CandleLlama {
+                output: output.unwrap_or(embed).matrix(format, device)?,
+                embed: embed_vector,
+                layers: blocks,
+                norm: norm.vector(device)?,
+                cos,
+                sin,
+                heads: hyper.heads,
+                kv_heads: hyper.kv_heads,
+                eps: hyper.eps,
+                rope,
+            })
+        }
+    };
+    Ok(Llama {
+        net,
         device: device.clone(),
-        shape: NetShape {
-            layers: hyper.layers,
-            width: hyper.width,
-            ffn: hyper.ffn,
-            heads: hyper.heads,
-            kv_heads: hyper.kv_heads,
-            head_dim,
-            vocab: hyper.vocab,
-        },
+        shape,
     })
 }
 
@@ -312,17 +411,7 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         .ok_or_else(|| fail("tensor token_embd.weight is missing".into()))?;
     let native = tensor(&mut file, "blk.0.attn_q.weight")?.dtype();
     let native_name = format!("{native:?}").to_lowercase();
-    let format = match weights.unwrap_or(DEFAULT_WEIGHTS) {
-        "f32" => WeightFormat::F32,
-        "q8_0" => WeightFormat::Q8_0,
-        w if w == "native" || w == native_name => WeightFormat::Native,
-        other => {
-            return Err(Error::InvalidSetting(format!(
-                "weight format '{other}' is not available for this model (use f32, q8_0 or \
-                 {native_name})"
-            )))
-        }
-    };
+    let format = WeightFormat::parse(weights, Some(&native_name), device)?;
     let mut get = |name: &str| -> Result<Option<Weight>> {
         if !content.tensor_infos.contains_key(name) {
             return Ok(None);
@@ -349,11 +438,7 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         .ok()
         .filter(|&b| (b as usize) < vocab_size)
         .ok_or_else(|| fail("no valid tokenizer.ggml.bos_token_id".into()))?;
-    let dtype = match format {
-        WeightFormat::F32 => "f32".to_string(),
-        WeightFormat::Q8_0 => "q8_0".to_string(),
-        WeightFormat::Native => native_name,
-    };
+    let dtype = format.name(&native_name);
     let context = hyper.context;
     let info = ModelInfo {
         name: path
@@ -493,15 +578,7 @@ pub fn load_hf(
     {
         return unsupported("head_dim other than hidden_size / num_attention_heads");
     }
-    let format = match weights.unwrap_or(DEFAULT_WEIGHTS) {
-        "f32" => WeightFormat::F32,
-        "q8_0" => WeightFormat::Q8_0,
-        other => {
-            return Err(Error::InvalidSetting(format!(
-                "weight format '{other}' is not available for this model (use f32 or q8_0)"
-            )))
-        }
-    };
+    let format = WeightFormat::parse(weights, None, device)?;
     let hyper = Hyper {
         heads,
         kv_heads: config.num_key_value_heads.unwrap_or(heads),
@@ -571,16 +648,13 @@ pub fn load_hf(
     .or_else(|| tokenizer.token_id("<|endoftext|>"))
     .filter(|&b| (b as usize) < hyper.vocab)
     .ok_or_else(|| fail("config.json has no valid bos_token_id".into()))?;
-    let dtype = match format {
-        WeightFormat::Q8_0 => "q8_0",
-        _ => "f32",
-    };
+    let dtype = format.name("f32");
     let info = ModelInfo {
         name: name.to_string(),
         fingerprint: Fingerprint::of(&[&hash.finalize()]),
         vocab_size: hyper.vocab,
         bos,
-        backend: Backend::of(device, dtype),
+        backend: Backend::of(device, &dtype),
         max_context: Some(hyper.context as u64),
         default_window: DEFAULT_WINDOW.min(hyper.context as u64),
         default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
@@ -589,6 +663,53 @@ pub fn load_hf(
 }
 
 impl TransformerNet for Llama {
+    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
+        match &mut self.net {
+            Net::Candle(net) => net.forward(ids, pos),
+            Net::Int8(net) => {
+                let rows = ids.dim(0)?;
+                let logits = net.logits(&ids.flatten_all()?.to_vec1::<u32>()?, rows, pos)?;
+                Ok(Tensor::from_vec(
+                    logits,
+                    (rows, self.shape.vocab),
+                    &self.device,
+                )?)
+            }
+        }
+    }
+
+    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
+        match &mut self.net {
+            Net::Int8(net) => net.probabilities(ids, rows, pos),
+            Net::Candle(_) => {
+                let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), &self.device)?;
+                let logits = self.forward(&ids, pos)?;
+                transformer::softmax_rows(&logits)
+            }
+        }
+    }
+
+    fn clear_cache(&mut self) {
+        match &mut self.net {
+            Net::Candle(net) => {
+                for layer in &mut net.layers {
+                    layer.cache.clear();
+                }
+            }
+            Net::Int8(net) => net.clear(),
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn shape(&self) -> NetShape {
+        self.shape
+    }
+}
+
+impl CandleLlama {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (rows, len) = ids.dims2()?;
         let width = self.embed.dim(1)?;
@@ -619,24 +740,10 @@ impl TransformerNet for Llama {
             candle_nn::ops::rms_norm(&transformer::last_position(&h)?, &self.norm, self.eps)?;
         apply(&self.output, &last)
     }
-
-    fn clear_cache(&mut self) {
-        for layer in &mut self.layers {
-            layer.cache.clear();
-        }
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn shape(&self) -> NetShape {
-        self.shape
-    }
 }
 
-/// A weight matrix: dequantized and stored transposed (`in × out`, contiguous, which the f32
-/// matmul kernels read without repacking), or quantized (`out × in`, ggml layout).
+/// A weight matrix for candle: dequantized and stored transposed (`in × out`, contiguous, which
+/// the f32 matmul kernels read without repacking), or quantized (`out × in`, ggml layout).
 enum Matrix {
     Dense(Tensor),
     Quantized(QMatMul),
@@ -655,24 +762,77 @@ fn apply(w: &Matrix, x: &Tensor) -> Result<Tensor> {
     Ok(y.reshape(out)?)
 }
 
+/// How the weights are stored and who computes with them.
 #[derive(Clone, Copy)]
 enum WeightFormat {
+    Candle(CandleFormat),
+    /// Q8_0 weights times Q8_0 activations in llmzip's own code ([`super::llama_int8`]).
+    Int8,
+}
+
+/// The formats candle's ops compute with.
+#[derive(Clone, Copy)]
+enum CandleFormat {
     F32,
     Q8_0,
+    /// The file's own quantization (GGUF).
     Native,
 }
 
 impl WeightFormat {
+    /// The format called `weights` (the default when `None`); `native` is the file's own
+    /// quantization where it has one (GGUF).
+    fn parse(weights: Option<&str>, native: Option<&str>, device: &Device) -> Result<WeightFormat> {
+        let format = match weights.unwrap_or(default_weights(device)) {
+            "f32" => WeightFormat::Candle(CandleFormat::F32),
+            "q8_0" => WeightFormat::Candle(CandleFormat::Q8_0),
+            "int8" => WeightFormat::Int8,
+            w if native.is_some_and(|n| w == "native" || w == n) => {
+                WeightFormat::Candle(CandleFormat::Native)
+            }
+            other => {
+                let mut names = vec!["int8", "f32", "q8_0"];
+                names.extend(native);
+                let last = names.pop().unwrap_or_default();
+                return Err(Error::InvalidSetting(format!(
+                    "weight format '{other}' is not available for this model (use {} or {last})",
+                    names.join(", ")
+                )));
+            }
+        };
+        if matches!(format, WeightFormat::Int8) && !device.is_cpu() {
+            return Err(Error::InvalidSetting(
+                "the int8 weight format runs on the CPU only: use --device cpu, or --dtype f32 \
+                 on this device"
+                    .into(),
+            ));
+        }
+        Ok(format)
+    }
+
+    /// The name recorded in archive headers; `native` is the file's own format's.
+    fn name(self, native: &str) -> String {
+        match self {
+            WeightFormat::Candle(CandleFormat::F32) => "f32",
+            WeightFormat::Candle(CandleFormat::Q8_0) => "q8_0",
+            WeightFormat::Int8 => "int8",
+            WeightFormat::Candle(CandleFormat::Native) => native,
+        }
+        .to_string()
+    }
+}
+
+impl CandleFormat {
     fn matmul(self, q: QTensor, device: &Device) -> Result<Matrix> {
         Ok(match self {
-            WeightFormat::F32 => Matrix::Dense(q.dequantize(device)?.t()?.contiguous()?),
-            WeightFormat::Q8_0 if q.dtype() != GgmlDType::Q8_0 => {
+            CandleFormat::F32 => Matrix::Dense(q.dequantize(device)?.t()?.contiguous()?),
+            CandleFormat::Q8_0 if q.dtype() != GgmlDType::Q8_0 => {
                 Matrix::Quantized(QMatMul::QTensor(Arc::new(QTensor::quantize(
                     &q.dequantize(device)?,
                     GgmlDType::Q8_0,
                 )?)))
             }
-            WeightFormat::Q8_0 | WeightFormat::Native => {
+            CandleFormat::Q8_0 | CandleFormat::Native => {
                 Matrix::Quantized(QMatMul::QTensor(Arc::new(q)))
             }
         })
@@ -969,6 +1129,123 @@ pub(crate) mod tests {
         }
     }
 
+    /// The tiny model in both layouts (GGUF's interleaved RoPE and Hugging Face's halves), loaded
+    /// with `weights`.
+    fn tiny_pair(dir: &Path, weights: Option<&str>) -> [Transformer<Llama>; 2] {
+        let config = tiny_config();
+        let hf_dir = dir.join("hf");
+        let gguf = dir.join("tiny.gguf");
+        if !gguf.exists() {
+            let tensors = write_random_llama(&hf_dir, &config, DType::F32, 7).unwrap();
+            write_gguf(&gguf, &config, &tensors);
+        }
+        [
+            load(&gguf, weights, &Device::Cpu).unwrap(),
+            load_hf(&hf_dir, "tiny", weights, &Device::Cpu).unwrap(),
+        ]
+    }
+
+    /// Steps `ids` (two rows) after a prefill of their first `prefill` tokens, returning every
+    /// distribution.
+    fn run_rows(model: &mut Transformer<Llama>, ids: &[u32], prefill: usize) -> Vec<Vec<f32>> {
+        model.start_block(2).unwrap();
+        let half = ids.len() / 2;
+        let row = |r: usize, a: usize, b: usize| ids[r * half + a..r * half + b].to_vec();
+        let first = [row(0, 0, prefill), row(1, 0, prefill)].concat();
+        let mut out = vec![model.prefill(&first, prefill).unwrap()];
+        for t in prefill..half {
+            out.push(
+                model
+                    .step(&[row(0, t, t + 1), row(1, t, t + 1)].concat())
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn int8_weights_predict_like_f32_in_both_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"the cat in the hat, then another cat sat on the mat";
+        for (mut f32s, mut int8) in tiny_pair(dir.path(), None)
+            .into_iter()
+            .zip(tiny_pair(dir.path(), Some("int8")))
+        {
+            assert_eq!(int8.info().backend.dtype, "int8");
+            assert_eq!(int8.info().fingerprint, f32s.info().fingerprint);
+            let ids = f32s.tokenizer().encode(text).unwrap();
+            let ids = &ids[..ids.len() / 2 * 2];
+            let (a, b) = (run_rows(&mut f32s, ids, 3), run_rows(&mut int8, ids, 3));
+            for (a, b) in a.iter().zip(&b) {
+                assert!(b.iter().all(|p| p.is_finite() && *p >= 0.0));
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 0.02, "int8 and f32 differ by {worst}");
+            }
+        }
+    }
+
+    /// Bit for bit: a prefill gives what the same tokens give step by step, whatever the thread
+    /// count, and after a reset the network remembers nothing.
+    #[test]
+    fn int8_results_depend_on_nothing_but_the_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let [mut model, _] = tiny_pair(dir.path(), Some("int8"));
+        let ids = model
+            .tokenizer()
+            .encode(b"a long enough text for two rows of tokens, and more")
+            .unwrap();
+        let ids = &ids[..ids.len() / 2 * 2];
+        let bits = |v: &[Vec<f32>]| -> Vec<u32> {
+            v.iter()
+                .flat_map(|p| p.iter().map(|x| x.to_bits()))
+                .collect()
+        };
+        let want = run_rows(&mut model, ids, 1);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool.install(|| run_rows(&mut model, ids, 1));
+            assert_eq!(bits(&got), bits(&want), "{threads} threads");
+        }
+        // The last distribution after a prefill of 5 equals the 5th step's.
+        let prefilled = run_rows(&mut model, ids, 5);
+        assert_eq!(bits(&prefilled[..1]), bits(&want[4..5]));
+        assert_eq!(bits(&prefilled[1..]), bits(&want[5..]));
+    }
+
+    #[test]
+    fn int8_archives_round_trip_through_window_slides() {
+        use crate::codec::Schedule;
+        use crate::models::testing::round_trip;
+        let dir = tempfile::tempdir().unwrap();
+        let text = "the cat and the hat sat on the mat; then the rat ate the hat. ".repeat(8);
+        let schedule = Schedule {
+            block_size: 1 << 20,
+            max_segments: 3,
+            min_segment_tokens: 16,
+            window: 24,
+        };
+        let [mut a, _] = tiny_pair(dir.path(), Some("int8"));
+        let [mut b, _] = tiny_pair(dir.path(), Some("int8"));
+        let (_, summary) = round_trip(&mut a, &mut b, text.as_bytes(), &schedule);
+        assert!(summary.costs.after_slide.tokens > 0, "no window slide");
+    }
+
+    #[test]
+    fn unknown_weight_formats_name_the_choices() {
+        let err = WeightFormat::parse(Some("int4"), Some("q4_1"), &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("(use int8, f32, q8_0 or q4_1)"), "{err}");
+    }
+
     #[test]
     fn unsupported_or_broken_configs_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
@@ -1001,7 +1278,7 @@ pub(crate) mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("f32 or q8_0"), "{err}");
+        assert!(err.contains("(use int8, f32 or q8_0)"), "{err}");
         assert!(load_hf(dir.path(), "x", Some("q8_0"), &Device::Cpu).is_ok());
         // An untied model without its head is refused, a tied one needs none.
         let mut weights =

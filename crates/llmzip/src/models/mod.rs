@@ -6,7 +6,9 @@ mod activation;
 mod bit_mix;
 mod device;
 pub mod gpt2;
+mod int8;
 pub mod llama;
+mod llama_int8;
 pub(crate) mod rng;
 mod rnn;
 #[cfg(test)]

@@ -16,6 +16,12 @@ pub trait TransformerNet {
     /// Runs `ids` (`rows × len`) at positions `pos..pos + len` of every row, appending to the
     /// cache, and returns the logits after the last position, `rows × vocab`.
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
+    /// [`TransformerNet::forward`] of `ids` (`rows × len`, row-major) as next-token
+    /// probabilities, `rows × vocab` (candle's softmax unless the network has its own).
+    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
+        let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), self.device())?;
+        softmax_rows(&self.forward(&ids, pos)?)
+    }
     /// Empties the KV cache.
     fn clear_cache(&mut self);
     /// Where the network computes.
@@ -104,11 +110,9 @@ impl<N: TransformerNet> Transformer<N> {
                 self.pos
             )));
         }
-        let ids = Tensor::from_slice(tokens, (self.rows, len), self.net.device())?;
-        let logits = self.net.forward(&ids, self.pos)?;
+        let probs = self.net.probabilities(tokens, self.rows, self.pos)?;
         self.pos += len;
-        let probs = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
-        Ok(probs.flatten_all()?.to_vec1::<f32>()?)
+        Ok(probs)
     }
 }
 
@@ -144,6 +148,12 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
     fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
         self.run(tokens, len)
     }
+}
+
+/// candle's softmax of each row of `logits`, flattened.
+pub fn softmax_rows(logits: &Tensor) -> Result<Vec<f32>> {
+    let probs = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+    Ok(probs.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// Keys and values of one layer for all rows, in buffers that grow by doubling (up to `limit`)

@@ -1,0 +1,415 @@
+//! Batched int8 matrix products for the CPU, with the same bits on every CPU and thread count.
+//!
+//! The `int8` weight format of the llama models. Weights and activations are both quantized in
+//! blocks of 32 along the inner dimension, the scheme of ggml's Q8_0 (one `f32` scale per block,
+//! `q = round(x / d)` with `d = max|x| / 127`), and a product is
+//!
+//! ```text
+//! y[m][n] = Σ_b  (dx[m][b] · dw[n][b]) · Σ_{j<32} qx[m][32b + j] · qw[n][32b + j]
+//! ```
+//!
+//! **Why int8.** The lockstep batch makes the forward pass a matrix–matrix product (rows × weights)
+//! at every step; in `f32` it is bound by the FMA units (docs/models.md, "Where the time goes").
+//! One AVX-512 VNNI instruction does 64 int8 multiply–adds where an `f32` FMA does 16, and the
+//! weights take a quarter of the memory. candle's own Q8_0 kernels work one row at a time (no gain
+//! from the batch) and have their AVX kernels only in builds with `target-feature=+avx2`.
+//!
+//! **Why the bits do not depend on the CPU.** The inner sums over a block are integers and exact
+//! whatever the order (at most 32 · 127² = 516,128, also exact in `f32`). Across blocks, every
+//! output is accumulated in block order by one thread with the same three IEEE operations (one
+//! multiply of the two scales, one by the block sum, one add; never a fused multiply–add). The
+//! VNNI kernel, selected at run time, and the portable loop compute exactly that, so an archive
+//! made on a CPU with VNNI decodes on one without, only slower (tested: [`tests`]). Threads split
+//! the output columns, never a sum.
+//!
+//! **The VNNI kernel.** `vpdpbusd` multiplies unsigned by signed bytes, so activations are stored
+//! offset by 128 and each block's sum is started at `−128 · Σ qw` (precomputed per column and
+//! block), which leaves exactly `Σ qx · qw`. Weights are packed in panels of 16 output columns,
+//! 4 consecutive inner indices per column per 32-bit lane, the layout the instruction reads; a
+//! panel of a 576-wide matrix is 9 KiB and stays in L1 while every row of the batch passes over it.
+
+use rayon::prelude::*;
+
+/// Inner indices per quantization block.
+pub const BLOCK: usize = 32;
+/// Output columns per packed panel (one 512-bit vector of `i32`/`f32`).
+const PANEL: usize = 16;
+/// Bytes of packed weights per panel and block.
+const PANEL_BLOCK: usize = PANEL * BLOCK;
+
+/// A weight matrix (`out × in`) quantized and packed for [`Int8Matrix::matmul`].
+#[derive(Debug, Clone)]
+pub struct Int8Matrix {
+    out: usize,
+    inner: usize,
+    blocks: usize,
+    panels: usize,
+    /// `[panel][block][BLOCK / 4][PANEL][4]` signed bytes.
+    w: Vec<i8>,
+    /// `[panel][block][PANEL]` scales.
+    scale: Vec<f32>,
+    /// `[panel][block][PANEL]`: `−128 · Σ qw` of the block.
+    offset: Vec<i32>,
+}
+
+/// `x` quantized to one block: `(scale, values)`, ggml's Q8_0 rule.
+fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    d
+}
+
+impl Int8Matrix {
+    /// Quantizes `weights`, row-major `out × inner` (PyTorch's and ggml's layout).
+    pub fn quantize(weights: &[f32], out: usize, inner: usize) -> Int8Matrix {
+        assert_eq!(weights.len(), out * inner, "weights of the wrong size");
+        let blocks = inner.div_ceil(BLOCK);
+        let panels = out.div_ceil(PANEL);
+        let mut w = vec![0i8; panels * blocks * PANEL_BLOCK];
+        let mut scale = vec![0f32; panels * blocks * PANEL];
+        let mut offset = vec![0i32; panels * blocks * PANEL];
+        let mut xs = [0f32; BLOCK];
+        let mut qs = [0i8; BLOCK];
+        for n in 0..out {
+            let (panel, col) = (n / PANEL, n % PANEL);
+            let row = &weights[n * inner..(n + 1) * inner];
+            for b in 0..blocks {
+                let part = &row[b * BLOCK..((b + 1) * BLOCK).min(inner)];
+                xs.fill(0.0);
+                xs[..part.len()].copy_from_slice(part);
+                let d = quantize_block(&xs, &mut qs);
+                let at = (panel * blocks + b) * PANEL + col;
+                scale[at] = d;
+                offset[at] = -128 * qs.iter().map(|&q| q as i32).sum::<i32>();
+                let base = (panel * blocks + b) * PANEL_BLOCK;
+                for (j, &q) in qs.iter().enumerate() {
+                    w[base + (j / 4) * PANEL * 4 + col * 4 + j % 4] = q;
+                }
+            }
+        }
+        Int8Matrix {
+            out,
+            inner,
+            blocks,
+            panels,
+            w,
+            scale,
+            offset,
+        }
+    }
+
+    /// Output width.
+    pub fn out(&self) -> usize {
+        self.out
+    }
+
+    /// `x · Wᵀ` for `x` row-major `rows × inner`: `rows × out`, row-major.
+    pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.matmul_with(x, rows, Kernel::detect())
+    }
+
+    fn matmul_with(&self, x: &[f32], rows: usize, kernel: Kernel) -> Vec<f32> {
+        assert_eq!(x.len(), rows * self.inner, "input of the wrong size");
+        let acts = Activations::quantize(x, rows, self.inner, self.blocks);
+        let width = self.panels * PANEL;
+        let mut y = vec![0f32; rows * width];
+        // Threads take runs of panels; each writes only its own columns of `y`.
+        let per_task = self
+            .panels
+            .div_ceil(4 * rayon::current_num_threads().max(1))
+            .max(1);
+        let tasks = self.panels.div_ceil(per_task);
+        let out = SharedOut(y.as_mut_ptr());
+        (0..tasks).into_par_iter().for_each(|t| {
+            let out = &out;
+            for panel in t * per_task..((t + 1) * per_task).min(self.panels) {
+                let mut tile = [[0f32; PANEL]; TILE_ROWS];
+                let mut m = 0;
+                while m < rows {
+                    let r = (rows - m).min(TILE_ROWS);
+                    self.panel_rows(&acts, Tile { panel, m, r }, &mut tile, kernel);
+                    for (i, vals) in tile[..r].iter().enumerate() {
+                        // SAFETY: row m + i, columns of this panel only: no other task writes
+                        // them, and they lie inside `y` (`rows × width`).
+                        unsafe {
+                            let dst = out.0.add((m + i) * width + panel * PANEL);
+                            std::ptr::copy_nonoverlapping(vals.as_ptr(), dst, PANEL);
+                        }
+                    }
+                    m += r;
+                }
+            }
+        });
+        if width != self.out {
+            y = y
+                .chunks(width)
+                .flat_map(|row| row[..self.out].iter().copied())
+                .collect();
+        }
+        y
+    }
+
+    /// One tile's outputs, computed by `kernel`.
+    fn panel_rows(&self, acts: &Activations, tile: Tile, out: &mut TileOut, kernel: Kernel) {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Vnni` is only chosen when the CPU has these features.
+            Kernel::Vnni => unsafe { vnni::panel_rows(self, acts, tile, out) },
+            Kernel::Portable => self.panel_rows_portable(acts, tile, out),
+        }
+    }
+
+    fn panel_rows_portable(&self, acts: &Activations, tile: Tile, tile_out: &mut TileOut) {
+        let Tile { panel, m, r } = tile;
+        for (i, out) in tile_out[..r].iter_mut().enumerate() {
+            let row = m + i;
+            let mut acc = [0f32; PANEL];
+            for b in 0..self.blocks {
+                let w = &self.w[(panel * self.blocks + b) * PANEL_BLOCK..][..PANEL_BLOCK];
+                let x = &acts.q[row * acts.stride + b * BLOCK..][..BLOCK];
+                let mut sums = [0i32; PANEL];
+                for (j4, group) in w.chunks_exact(PANEL * 4).enumerate() {
+                    let xs = &x[j4 * 4..j4 * 4 + 4];
+                    for (sum, ws) in sums.iter_mut().zip(group.chunks_exact(4)) {
+                        *sum += xs
+                            .iter()
+                            .zip(ws)
+                            .map(|(&a, &b)| a as i32 * b as i32)
+                            .sum::<i32>();
+                    }
+                }
+                let dx = acts.scale[row * self.blocks + b];
+                let dw = &self.scale[(panel * self.blocks + b) * PANEL..][..PANEL];
+                for c in 0..PANEL {
+                    acc[c] += (dx * dw[c]) * sums[c] as f32;
+                }
+            }
+            *out = acc;
+        }
+    }
+}
+
+/// Rows of the batch handled together (each packed weight vector loaded once per tile).
+const TILE_ROWS: usize = 8;
+
+/// Rows `m..m + r` (`r ≤ TILE_ROWS`) of one panel's 16 outputs.
+#[derive(Clone, Copy)]
+struct Tile {
+    panel: usize,
+    m: usize,
+    r: usize,
+}
+
+/// A tile's outputs, row by row.
+type TileOut = [[f32; PANEL]; TILE_ROWS];
+
+/// Where `matmul` writes; tasks write disjoint columns.
+struct SharedOut(*mut f32);
+// SAFETY: see the use in `matmul_with`: every task writes a disjoint set of elements.
+unsafe impl Sync for SharedOut {}
+
+/// Activations quantized per row and block.
+struct Activations {
+    /// `rows × stride` signed values (`stride` = blocks · 32, zero-padded).
+    q: Vec<i8>,
+    stride: usize,
+    /// `rows × blocks` scales.
+    scale: Vec<f32>,
+}
+
+impl Activations {
+    fn quantize(x: &[f32], rows: usize, inner: usize, blocks: usize) -> Activations {
+        let stride = blocks * BLOCK;
+        let mut q = vec![0i8; rows * stride];
+        let mut scale = vec![0f32; rows * blocks];
+        let mut xs = [0f32; BLOCK];
+        for m in 0..rows {
+            let row = &x[m * inner..(m + 1) * inner];
+            for b in 0..blocks {
+                let part = &row[b * BLOCK..((b + 1) * BLOCK).min(inner)];
+                xs.fill(0.0);
+                xs[..part.len()].copy_from_slice(part);
+                let dst = &mut q[m * stride + b * BLOCK..][..BLOCK];
+                scale[m * blocks + b] = quantize_block(&xs, dst);
+            }
+        }
+        Activations { q, stride, scale }
+    }
+}
+
+/// Which inner loop runs; all give the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                return Kernel::Vnni;
+            }
+        }
+        Kernel::Portable
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::{Activations, Int8Matrix, Tile, TileOut, BLOCK, PANEL, PANEL_BLOCK};
+    use std::arch::x86_64::*;
+
+    /// The VNNI version of `Int8Matrix::panel_rows_portable`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn panel_rows(
+        w: &Int8Matrix,
+        acts: &Activations,
+        t: Tile,
+        out: &mut TileOut,
+    ) {
+        let (panel, m, tile) = (t.panel, t.m, out);
+        match t.r {
+            8 => rows_n::<8>(w, acts, panel, m, tile),
+            7 => rows_n::<7>(w, acts, panel, m, tile),
+            6 => rows_n::<6>(w, acts, panel, m, tile),
+            5 => rows_n::<5>(w, acts, panel, m, tile),
+            4 => rows_n::<4>(w, acts, panel, m, tile),
+            3 => rows_n::<3>(w, acts, panel, m, tile),
+            2 => rows_n::<2>(w, acts, panel, m, tile),
+            _ => rows_n::<1>(w, acts, panel, m, tile),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn rows_n<const R: usize>(
+        w: &Int8Matrix,
+        acts: &Activations,
+        panel: usize,
+        m: usize,
+        tile: &mut TileOut,
+    ) {
+        let blocks = w.blocks;
+        let bias = _mm512_set1_epi8(-128i8);
+        let mut acc = [_mm512_setzero_ps(); R];
+        let wp = w.w.as_ptr().add(panel * blocks * PANEL_BLOCK);
+        let sp = w.scale.as_ptr().add(panel * blocks * PANEL);
+        let op = w.offset.as_ptr().add(panel * blocks * PANEL);
+        for b in 0..blocks {
+            let start = _mm512_loadu_si512(op.add(b * PANEL) as *const _);
+            let mut sums = [start; R];
+            for j4 in 0..BLOCK / 4 {
+                let wv = _mm512_loadu_si512(wp.add(b * PANEL_BLOCK + j4 * PANEL * 4) as *const _);
+                for (i, sum) in sums.iter_mut().enumerate() {
+                    let xp = acts
+                        .q
+                        .as_ptr()
+                        .add((m + i) * acts.stride + b * BLOCK + j4 * 4);
+                    let x4 = (xp as *const i32).read_unaligned();
+                    // x + 128 as unsigned bytes: flipping the sign bit.
+                    let xu = _mm512_xor_si512(_mm512_set1_epi32(x4), bias);
+                    *sum = _mm512_dpbusd_epi32(*sum, xu, wv);
+                }
+            }
+            let dw = _mm512_loadu_ps(sp.add(b * PANEL));
+            for (i, a) in acc.iter_mut().enumerate() {
+                let dx = _mm512_set1_ps(*acts.scale.get_unchecked((m + i) * blocks + b));
+                let s = _mm512_mul_ps(dx, dw);
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(s, _mm512_cvtepi32_ps(sums[i])));
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tile[i].as_mut_ptr(), *a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
+            })
+            .collect()
+    }
+
+    /// Close to the f32 product (the quantization error of two Q8_0 operands).
+    #[test]
+    fn approximates_the_f32_product() {
+        let (rows, inner, out) = (5, 100, 37);
+        let (x, w) = (data(rows * inner, 1), data(out * inner, 2));
+        let y = Int8Matrix::quantize(&w, out, inner).matmul(&x, rows);
+        for m in 0..rows {
+            for n in 0..out {
+                let exact: f32 = (0..inner)
+                    .map(|k| x[m * inner + k] * w[n * inner + k])
+                    .sum();
+                // Each operand is off by at most half a step, d / 2 ≤ max|v| / 254 = 2 / 254.
+                let bound: f32 = (0..inner)
+                    .map(|k| (x[m * inner + k].abs() + w[n * inner + k].abs() + 0.01) / 127.0)
+                    .sum();
+                let got = y[m * out + n];
+                assert!(
+                    (got - exact).abs() <= bound,
+                    "{got} vs {exact} (bound {bound})"
+                );
+            }
+        }
+    }
+
+    /// Every kernel and thread count gives the same bits, for every tile remainder.
+    #[test]
+    fn kernels_and_thread_counts_agree_bit_for_bit() {
+        let (inner, out) = (96, 50);
+        let w = Int8Matrix::quantize(&data(out * inner, 3), out, inner);
+        for rows in [1, 7, 8, 13] {
+            let x = data(rows * inner, rows as u32);
+            let want = w.matmul_with(&x, rows, Kernel::Portable);
+            let detected = Kernel::detect();
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool.install(|| w.matmul_with(&x, rows, detected));
+                let same = want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{detected:?}, {rows} rows, {threads} threads");
+            }
+        }
+    }
+
+    /// Pinned bits of one product, so that a change of the arithmetic cannot pass unnoticed.
+    #[test]
+    fn pinned_bits() {
+        let (rows, inner, out) = (2, 64, 3);
+        let w = Int8Matrix::quantize(&data(out * inner, 5), out, inner);
+        let y = w.matmul(&data(rows * inner, 6), rows);
+        let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(
+            bits,
+            [1084434445, 1100854457, 3221663279, 1099879296, 1076413517, 3240489956],
+            "{y:?}"
+        );
+    }
+}
