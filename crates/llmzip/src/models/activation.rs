@@ -102,6 +102,7 @@ pub(crate) fn lstm_row(gi: &[f32], gh: &[f32], c: &[f32], h_out: &mut [f32], c_o
 }
 
 /// Softmax of one row in place: `e^(x − max) / Σ`, the sum taken left to right.
+#[inline]
 pub(crate) fn softmax(row: &mut [f32]) {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     for v in row.iter_mut() {

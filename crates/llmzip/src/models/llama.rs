@@ -326,6 +326,7 @@ fn assemble(
                 context: hyper.context,
                 rows: 0,
                 cached: 0,
+                buffers: Default::default(),
             }))
         }
         WeightFormat::Candle(format) => {

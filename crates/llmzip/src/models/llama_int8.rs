@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use super::activation;
-use super::int8::Int8Matrix;
+use super::int8::{Int8Matrix, Scratch};
 use super::llama::Rope;
 use crate::{Error, Result};
 
@@ -39,11 +39,55 @@ pub(super) struct Layer {
     pub cache: Vec<HeadCache>,
 }
 
-/// The keys and values one key/value head has seen in one row, `positions × head_dim` each.
+/// The keys and values one key/value head has seen in one row, `positions × head_dim` each, in
+/// chunks of [`CHUNK`] positions: the cache grows a chunk at a time and is never moved (a
+/// doubling buffer was copying and page-faulting 8 % of a run away), and a reset keeps the
+/// chunks for the next block.
 #[derive(Default)]
 pub(super) struct HeadCache {
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+/// Positions per chunk of a [`HeadCache`].
+const CHUNK: usize = 256;
+
+impl HeadCache {
+    fn push(&mut self, key: &[f32], value: &[f32]) {
+        let c = self.len / CHUNK;
+        if c == self.keys.len() {
+            self.keys.push(Vec::with_capacity(CHUNK * key.len()));
+            self.values.push(Vec::with_capacity(CHUNK * value.len()));
+        }
+        self.keys[c].extend_from_slice(key);
+        self.values[c].extend_from_slice(value);
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.keys.iter_mut().for_each(Vec::clear);
+        self.values.iter_mut().for_each(Vec::clear);
+        self.len = 0;
+    }
+
+    /// The first `n` keys, chunk by chunk (`positions × d` slices, in order).
+    fn keys(&self, n: usize, d: usize) -> impl Iterator<Item = &[f32]> {
+        Self::first(&self.keys, n, d)
+    }
+
+    /// The first `n` values, chunk by chunk.
+    fn values(&self, n: usize, d: usize) -> impl Iterator<Item = &[f32]> {
+        Self::first(&self.values, n, d)
+    }
+
+    fn first(chunks: &[Vec<f32>], n: usize, d: usize) -> impl Iterator<Item = &[f32]> {
+        chunks
+            .iter()
+            .enumerate()
+            .take(n.div_ceil(CHUNK))
+            .map(move |(c, chunk)| &chunk[..(n - c * CHUNK).min(CHUNK) * d])
+    }
 }
 
 /// The whole network and its KV cache.
@@ -67,12 +111,28 @@ pub(super) struct Int8Llama {
     /// Rows of the cached batch and positions cached per row.
     pub rows: usize,
     pub cached: usize,
+    /// A step's intermediate vectors, kept from step to step.
+    pub buffers: Buffers,
 }
 
-/// `x · w / rms(x)` for every vector of `x` (each `w.len()` wide).
-fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+/// The intermediate vectors of a forward pass (`tokens × width` and the like).
+#[derive(Default)]
+pub(super) struct Buffers {
+    h: Vec<f32>,
+    x: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    act: Vec<f32>,
+    /// A product's output.
+    y: Vec<f32>,
+    scratch: Scratch,
+}
+
+/// `x · w / rms(x)` for every vector of `x` (each `w.len()` wide), into `out`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
     let width = w.len();
-    let mut out = vec![0f32; x.len()];
+    out.clear();
+    out.resize(x.len(), 0.0);
     for (o, v) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
         let sum = v.iter().fold(0f32, |s, &a| s + a * a);
         let inv = 1.0 / (sum / width as f32 + eps).sqrt();
@@ -80,26 +140,58 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
             *o = (a * inv) * g;
         }
     }
-    out
 }
 
-/// `Σ a·b` in 8 lanes, reduced pairwise: an order fixed here, which compilers vectorize.
-#[inline]
+/// `Σ a·b` in 8 lanes, reduced pairwise: lane `l` sums the products at `l, l + 8, l + 16, …`
+/// in order, then `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the tail. On x86-64
+/// the lanes are two SSE registers (the baseline every x86-64 CPU has: compilers leave this loop
+/// scalar otherwise, at three times the time); elsewhere plain code with the same operations.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
-        }
-    }
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    let lanes = lanes8(ca, cb);
     let mut tail = 0f32;
     for (x, y) in ra.iter().zip(rb) {
         tail += x * y;
     }
     let [a0, a1, a2, a3, a4, a5, a6, a7] = lanes;
     (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + tail
+}
+
+/// The 8 lane sums of [`dot`].
+#[inline(always)]
+fn lanes8(a: &[[f32; 8]], b: &[[f32; 8]]) -> [f32; 8] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE is part of x86-64; every load reads 4 floats inside a [f32; 8].
+        unsafe {
+            let (mut lo, mut hi) = (_mm_setzero_ps(), _mm_setzero_ps());
+            for (x, y) in a.iter().zip(b) {
+                let (x, y) = (x.as_ptr(), y.as_ptr());
+                lo = _mm_add_ps(lo, _mm_mul_ps(_mm_loadu_ps(x), _mm_loadu_ps(y)));
+                hi = _mm_add_ps(
+                    hi,
+                    _mm_mul_ps(_mm_loadu_ps(x.add(4)), _mm_loadu_ps(y.add(4))),
+                );
+            }
+            let mut out = [0f32; 8];
+            _mm_storeu_ps(out.as_mut_ptr(), lo);
+            _mm_storeu_ps(out.as_mut_ptr().add(4), hi);
+            out
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut lanes = [0f32; 8];
+        for (x, y) in a.iter().zip(b) {
+            for l in 0..8 {
+                lanes[l] += x[l] * y[l];
+            }
+        }
+        lanes
+    }
 }
 
 impl Int8Llama {
@@ -125,8 +217,7 @@ impl Int8Llama {
     pub fn clear(&mut self) {
         for layer in &mut self.layers {
             for head in &mut layer.cache {
-                head.keys.clear();
-                head.values.clear();
+                head.clear();
             }
         }
         self.rows = 0;
@@ -168,42 +259,60 @@ impl Int8Llama {
             )));
         }
         let vocab = self.embed.len() / self.width;
-        let mut h = Vec::with_capacity(ids.len() * self.width);
+        let mut b = std::mem::take(&mut self.buffers);
+        b.h.clear();
         for &id in ids {
             let id = id as usize;
             if id >= vocab {
                 return Err(Error::Model(format!("token {id} outside the vocabulary")));
             }
-            h.extend_from_slice(&self.embed[id * self.width..][..self.width]);
+            b.h.extend_from_slice(&self.embed[id * self.width..][..self.width]);
         }
         let tokens = rows * len;
         for l in 0..self.layers.len() {
-            let x = rms_norm(&h, &self.layers[l].attn_norm, self.eps);
-            let mut qkv = self.layers[l].qkv.matmul(&x, tokens);
-            self.rope_and_cache(l, &mut qkv, len, pos);
-            let attn = self.attention(l, &qkv, rows, len, pos);
+            rms_norm(&b.h, &self.layers[l].attn_norm, self.eps, &mut b.x);
             let layer = &self.layers[l];
-            add(&mut h, &layer.wo.matmul(&attn, tokens));
-            let x = rms_norm(&h, &layer.ffn_norm, self.eps);
-            let gu = layer.gate_up.matmul(&x, tokens);
-            let mut act = vec![0f32; tokens * self.ffn];
-            act.par_chunks_mut(self.ffn)
-                .zip(gu.par_chunks(2 * self.ffn))
+            layer
+                .qkv
+                .matmul_into(&b.x, tokens, &mut b.qkv, &mut b.scratch);
+            self.rope_and_cache(l, &mut b.qkv, len, pos);
+            self.attention(l, &b.qkv, rows, len, pos, &mut b.attn);
+            let layer = &self.layers[l];
+            layer
+                .wo
+                .matmul_into(&b.attn, tokens, &mut b.y, &mut b.scratch);
+            add(&mut b.h, &b.y);
+            rms_norm(&b.h, &layer.ffn_norm, self.eps, &mut b.x);
+            layer
+                .gate_up
+                .matmul_into(&b.x, tokens, &mut b.y, &mut b.scratch);
+            b.act.clear();
+            b.act.resize(tokens * self.ffn, 0.0);
+            b.act
+                .par_chunks_mut(self.ffn)
+                .zip(b.y.par_chunks(2 * self.ffn))
                 .for_each(|(a, gu)| {
                     let (g, u) = gu.split_at(self.ffn);
                     for ((a, &g), &u) in a.iter_mut().zip(g).zip(u) {
                         *a = (g * activation::sigmoid(g)) * u;
                     }
                 });
-            add(&mut h, &layer.down.matmul(&act, tokens));
+            layer
+                .down
+                .matmul_into(&b.act, tokens, &mut b.y, &mut b.scratch);
+            add(&mut b.h, &b.y);
         }
         self.cached += len;
-        let last: Vec<f32> = h
-            .chunks_exact(len * self.width)
-            .flat_map(|row| row[(len - 1) * self.width..].iter().copied())
-            .collect();
-        let x = rms_norm(&last, &self.norm, self.eps);
-        Ok(self.output.matmul(&x, rows))
+        b.y.clear();
+        for row in b.h.chunks_exact(len * self.width) {
+            b.y.extend_from_slice(&row[(len - 1) * self.width..]);
+        }
+        rms_norm(&b.y, &self.norm, self.eps, &mut b.x);
+        let mut logits = Vec::new();
+        self.output
+            .matmul_into(&b.x, rows, &mut logits, &mut b.scratch);
+        self.buffers = b;
+        Ok(logits)
     }
 
     /// Rotates the queries and keys of `qkv` and appends keys and values to layer `l`'s cache.
@@ -221,62 +330,169 @@ impl Int8Llama {
             let r = i / len;
             for g in 0..kv {
                 let head = &mut layer.cache[r * kv + g];
-                head.keys.extend_from_slice(&token[(heads + g) * d..][..d]);
-                head.values
-                    .extend_from_slice(&token[(heads + kv + g) * d..][..d]);
+                head.push(
+                    &token[(heads + g) * d..][..d],
+                    &token[(heads + kv + g) * d..][..d],
+                );
             }
         }
     }
 
     /// Causal attention of every query in `qkv` over layer `l`'s cache: `tokens × heads·d`.
     ///
-    /// One task per row and key/value head; it passes over that head's keys and values once
-    /// per query position, for all the query heads of its group together.
-    fn attention(&self, l: usize, qkv: &[f32], rows: usize, len: usize, pos: usize) -> Vec<f32> {
+    /// One task per row; for each key/value head it passes over the keys and values once per
+    /// query position, for all the query heads of its group together.
+    fn attention(
+        &self,
+        l: usize,
+        qkv: &[f32],
+        rows: usize,
+        len: usize,
+        pos: usize,
+        out: &mut Vec<f32>,
+    ) {
         let (d, heads, kv) = (self.head_dim, self.heads, self.kv_heads);
         let (stride, group, scale) = ((heads + 2 * kv) * d, heads / kv, 1.0 / (d as f32).sqrt());
         let cache = &self.layers[l].cache;
-        let parts: Vec<Vec<f32>> = (0..rows * kv)
-            .into_par_iter()
-            .map(|task| {
-                let (r, g) = (task / kv, task % kv);
-                let head = &cache[task];
-                let mut out = vec![0f32; len * group * d];
+        out.clear();
+        out.resize(rows * len * heads * d, 0.0);
+        out.par_chunks_mut(len * heads * d)
+            .enumerate()
+            .for_each(|(r, out)| {
                 let mut scores = vec![0f32; group * (pos + len)];
                 for t in 0..len {
                     let keys = pos + t + 1;
                     let token = &qkv[(r * len + t) * stride..][..stride];
-                    let queries = &token[g * group * d..][..group * d];
-                    for (j, k) in head.keys.chunks_exact(d).take(keys).enumerate() {
-                        for (q, s) in queries.chunks_exact(d).zip(scores.chunks_exact_mut(keys)) {
-                            s[j] = dot(q, k) * scale;
-                        }
-                    }
-                    let scores = &mut scores[..group * keys];
-                    scores.chunks_exact_mut(keys).for_each(activation::softmax);
-                    let out = &mut out[t * group * d..][..group * d];
-                    for (j, v) in head.values.chunks_exact(d).take(keys).enumerate() {
-                        for (i, o) in out.chunks_exact_mut(d).enumerate() {
-                            let w = scores[i * keys + j];
-                            for (o, &v) in o.iter_mut().zip(v) {
-                                *o += w * v;
-                            }
-                        }
+                    let out = &mut out[t * heads * d..][..heads * d];
+                    // Query head h = g · group + i reads key/value head g.
+                    for (g, out) in out.chunks_exact_mut(group * d).enumerate() {
+                        let query = Query {
+                            queries: &token[g * group * d..][..group * d],
+                            keys,
+                            scale,
+                        };
+                        let head = &cache[r * kv + g];
+                        attend_compiled(head, query, d, &mut scores[..group * keys], out);
                     }
                 }
-                out
-            })
-            .collect();
-        // Reassemble `tokens × heads·d`: query head h = g · group + i.
-        let mut out = vec![0f32; rows * len * heads * d];
-        for (task, part) in parts.iter().enumerate() {
-            let (r, g) = (task / kv, task % kv);
-            for t in 0..len {
-                let dst = &mut out[((r * len + t) * heads + g * group) * d..][..group * d];
-                dst.copy_from_slice(&part[t * group * d..][..group * d]);
+            });
+    }
+}
+
+/// The query heads of one group at one position, over the first `keys` cached positions.
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    /// `group × d`.
+    queries: &'a [f32],
+    keys: usize,
+    scale: f32,
+}
+
+/// [`attend`] in the copy compiled for this CPU: the same source and the same operations in
+/// the same order, built for AVX-512 (wider vectors, twice the registers) where the CPU has it,
+/// otherwise for the baseline. Compilers never fuse a multiply and an add on their own, so the
+/// copies give the same bits (tested).
+fn attend_compiled(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512 F.
+        return unsafe { attend_avx512(head, query, d, scores, out) };
+    }
+    attend_any(head, query, d, scores, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn attend_avx512(
+    head: &HeadCache,
+    query: Query,
+    d: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    attend_any(head, query, d, scores, out)
+}
+
+/// [`attend`], through [`attend_fixed`] for SmolLM2's shape.
+#[inline(always)]
+fn attend_any(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
+    let group = query.queries.len() / d;
+    match (d, group) {
+        (64, 3) => attend_fixed::<64, 3>(head, query, scores, out),
+        _ => attend(head, query, d, scores, out),
+    }
+}
+
+/// Attention of one [`Query`]: `scores` (`group × keys`) are scratch, `out` (`group × d`)
+/// receives `Σ_j softmax(q·k_j · scale)_j · v_j`, summed in key order.
+#[inline(always)]
+fn attend(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
+    let Query {
+        queries,
+        keys,
+        scale,
+    } = query;
+    let all_keys = head.keys(keys, d).flat_map(|c| c.chunks_exact(d));
+    for (j, k) in all_keys.enumerate() {
+        for (q, s) in queries.chunks_exact(d).zip(scores.chunks_exact_mut(keys)) {
+            s[j] = dot(q, k) * scale;
+        }
+    }
+    scores.chunks_exact_mut(keys).for_each(activation::softmax);
+    out.fill(0.0);
+    let all_values = head.values(keys, d).flat_map(|c| c.chunks_exact(d));
+    for (j, v) in all_values.enumerate() {
+        for (i, o) in out.chunks_exact_mut(d).enumerate() {
+            let w = scores[i * keys + j];
+            for (o, &v) in o.iter_mut().zip(v) {
+                *o += w * v;
             }
         }
-        out
+    }
+}
+
+/// [`attend`] for a head width `D` and group size `G` known when compiling (SmolLM2's 64 and 3),
+/// so that the `G` output vectors stay in registers: the same operations in the same order.
+#[inline(always)]
+fn attend_fixed<const D: usize, const G: usize>(
+    head: &HeadCache,
+    query: Query,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let Query {
+        queries,
+        keys,
+        scale,
+    } = query;
+    let q: [&[f32; D]; G] = std::array::from_fn(|i| queries[i * D..][..D].try_into().unwrap());
+    let mut j = 0;
+    for chunk in head.keys(keys, D) {
+        let (chunk, _) = chunk.as_chunks::<D>();
+        for k in chunk {
+            for i in 0..G {
+                scores[i * keys + j] = dot(q[i], k) * scale;
+            }
+            j += 1;
+        }
+    }
+    scores.chunks_exact_mut(keys).for_each(activation::softmax);
+    let mut acc = [[0f32; D]; G];
+    let mut j = 0;
+    for chunk in head.values(keys, D) {
+        let (chunk, _) = chunk.as_chunks::<D>();
+        for v in chunk {
+            for i in 0..G {
+                let w = scores[i * keys + j];
+                for c in 0..D {
+                    acc[i][c] += w * v[c];
+                }
+            }
+            j += 1;
+        }
+    }
+    for (o, a) in out.chunks_exact_mut(D).zip(&acc) {
+        o.copy_from_slice(a);
     }
 }
 
@@ -284,5 +500,61 @@ impl Int8Llama {
 fn add(h: &mut [f32], x: &[f32]) {
     for (h, &x) in h.iter_mut().zip(x) {
         *h += x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SIMD lanes of `dot` are its plain lanes.
+    #[test]
+    fn dot_lanes_are_the_plain_lanes() {
+        let a: Vec<f32> = (0..67).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let b: Vec<f32> = (0..67).map(|i| (i as f32 * 0.91).cos() / 7.0).collect();
+        let mut lanes = [0f32; 8];
+        for c in 0..8 {
+            for l in 0..8 {
+                lanes[l] += a[c * 8 + l] * b[c * 8 + l];
+            }
+        }
+        let tail = (64..67).fold(0f32, |t, i| t + a[i] * b[i]);
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = lanes;
+        let want = (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + tail;
+        assert_eq!(dot(&a, &b).to_bits(), want.to_bits());
+    }
+
+    /// The specialised attention, and its copy compiled for this CPU, give the generic one's
+    /// bits.
+    #[test]
+    fn fixed_width_attention_is_the_generic_one() {
+        let (d, group, keys) = (64, 3, 300);
+        let mut x = 1u32;
+        let mut next = move || {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        let mut head = HeadCache::default();
+        for _ in 0..keys {
+            let (k, v): (Vec<f32>, Vec<f32>) = (0..d).map(|_| (next(), next())).unzip();
+            head.push(&k, &v);
+        }
+        let queries: Vec<f32> = (0..group * d).map(|_| 4.0 * next()).collect();
+        for n in [1, 255, 256, 257, keys] {
+            let query = Query {
+                queries: &queries,
+                keys: n,
+                scale: 0.125,
+            };
+            let (mut s1, mut s2) = (vec![0f32; group * n], vec![0f32; group * n]);
+            let (mut o1, mut o2) = (vec![1f32; group * d], vec![2f32; group * d]);
+            attend(&head, query, d, &mut s1, &mut o1);
+            attend_fixed::<64, 3>(&head, query, &mut s2, &mut o2);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&o1), bits(&o2), "{n} keys");
+            // The copy compiled for this CPU (AVX-512 here) too.
+            attend_compiled(&head, query, d, &mut s2, &mut o2);
+            assert_eq!(bits(&o1), bits(&o2), "{n} keys, compiled for this CPU");
+        }
     }
 }
