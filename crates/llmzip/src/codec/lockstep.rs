@@ -75,6 +75,7 @@ pub fn run(
             }
             Ok(())
         })?;
+        model.recycle(probs);
         on_step(done)?;
     }
     Ok(())

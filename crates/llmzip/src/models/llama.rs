@@ -327,6 +327,7 @@ fn assemble(
                 rows: 0,
                 cached: 0,
                 buffers: Default::default(),
+                spare: Vec::new(),
             }))
         }
         WeightFormat::Candle(format) => {
@@ -687,6 +688,12 @@ impl TransformerNet for Llama {
                 let logits = self.forward(&ids, pos)?;
                 transformer::softmax_rows(&logits)
             }
+        }
+    }
+
+    fn recycle(&mut self, probs: Vec<f32>) {
+        if let Net::Int8(net) = &mut self.net {
+            net.spare = probs;
         }
     }
 

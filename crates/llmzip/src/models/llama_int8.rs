@@ -113,6 +113,8 @@ pub(super) struct Int8Llama {
     pub cached: usize,
     /// A step's intermediate vectors, kept from step to step.
     pub buffers: Buffers,
+    /// A vector of probabilities the codec handed back, for the next step's output.
+    pub spare: Vec<f32>,
 }
 
 /// The intermediate vectors of a forward pass (`tokens × width` and the like).
@@ -308,7 +310,7 @@ impl Int8Llama {
             b.y.extend_from_slice(&row[(len - 1) * self.width..]);
         }
         rms_norm(&b.y, &self.norm, self.eps, &mut b.x);
-        let mut logits = Vec::new();
+        let mut logits = std::mem::take(&mut self.spare);
         self.output
             .matmul_into(&b.x, rows, &mut logits, &mut b.scratch);
         self.buffers = b;

@@ -184,6 +184,10 @@ impl LanguageModel for TokenMixed {
         self.predict(&mut probs);
         Ok(probs)
     }
+
+    fn recycle(&mut self, probs: Vec<f32>) {
+        self.inner.recycle(probs);
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,11 @@ pub trait TransformerNet {
         let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), self.device())?;
         softmax_rows(&self.forward(&ids, pos)?)
     }
+    /// Takes back a vector [`TransformerNet::probabilities`] returned (see
+    /// [`LanguageModel::recycle`]).
+    fn recycle(&mut self, probs: Vec<f32>) {
+        drop(probs);
+    }
     /// Empties the KV cache.
     fn clear_cache(&mut self);
     /// Where the network computes.
@@ -147,6 +152,10 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
 
     fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
         self.run(tokens, len)
+    }
+
+    fn recycle(&mut self, probs: Vec<f32>) {
+        self.net.recycle(probs);
     }
 }
 
