@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 use super::int8::Int8Matrix;
 use super::llama_int8::{self, Int8Llama};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
-use super::{Backend, Fingerprint, ModelInfo};
+use super::{Backend, BatchShape, Fingerprint, ModelInfo};
 use crate::tokenization::{BpeOptions, BpeTokenizer};
 use crate::{Error, Result};
 
@@ -715,6 +715,13 @@ impl TransformerNet for Llama {
     fn shape(&self) -> NetShape {
         self.shape
     }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        match &self.net {
+            Net::Candle(_) => self.shape.working_memory(shape),
+            Net::Int8(_) => llama_int8::working_memory(&self.shape, shape),
+        }
+    }
 }
 
 impl CandleLlama {
@@ -1175,7 +1182,7 @@ pub(crate) mod tests {
     fn int8_weights_predict_like_f32_in_both_layouts() {
         let dir = tempfile::tempdir().unwrap();
         let text = b"the cat in the hat, then another cat sat on the mat";
-        for (mut f32s, mut int8) in tiny_pair(dir.path(), None)
+        for (mut f32s, mut int8) in tiny_pair(dir.path(), Some("f32"))
             .into_iter()
             .zip(tiny_pair(dir.path(), Some("int8")))
         {
@@ -1243,6 +1250,25 @@ pub(crate) mod tests {
         let [mut b, _] = tiny_pair(dir.path(), Some("int8"));
         let (_, summary) = round_trip(&mut a, &mut b, text.as_bytes(), &schedule);
         assert!(summary.costs.after_slide.tokens > 0, "no window slide");
+    }
+
+    /// The int8 network claims its KV cache once (it is never copied) and so less than candle's
+    /// network, but never less than the cache itself.
+    #[test]
+    fn int8_memory_claim_covers_the_cache_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let [int8, _] = tiny_pair(dir.path(), Some("int8"));
+        let [f32s, _] = tiny_pair(dir.path(), Some("f32"));
+        let shape = BatchShape {
+            rows: 3,
+            positions: 512,
+            prefill: 0,
+            block_len: 1000,
+        };
+        let c = tiny_config();
+        let kv = 3 * 512 * (c.num_hidden_layers * 2 * 2 * (c.hidden_size / 4)) as u64 * 4;
+        let (a, b) = (int8.working_memory(&shape), f32s.working_memory(&shape));
+        assert!(a >= kv && a < b, "int8 {a}, f32 {b}, cache {kv}");
     }
 
     #[test]

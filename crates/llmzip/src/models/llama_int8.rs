@@ -23,6 +23,8 @@ use rayon::prelude::*;
 use super::activation;
 use super::int8::{Int8Matrix, Scratch};
 use super::llama::Rope;
+use super::transformer::NetShape;
+use super::BatchShape;
 use crate::{Error, Result};
 
 /// One transformer block.
@@ -50,8 +52,35 @@ pub(super) struct HeadCache {
     len: usize,
 }
 
-/// Positions per chunk of a [`HeadCache`].
+/// Positions per chunk of a [`HeadCache`] (at most `CHUNK − 1` positions of slack per row).
 const CHUNK: usize = 256;
+
+/// Upper estimate of the working memory of a lockstep batch, in bytes: per row, the KV cache of
+/// the positions held (in whole chunks, written once and never copied), the larger of a step's
+/// and a prefill's intermediate vectors, and two output rows (the one being computed and the one
+/// the codec hands back). Attention keeps only one row of scores per task, never a
+/// `len × len` matrix.
+///
+/// Measured (SmolLM2, alice29 at the default schedule: 42 rows of ~1 K positions, 2 threads):
+/// see docs/models.md, "Memory".
+pub(super) fn working_memory(net: &NetShape, shape: &BatchShape) -> u64 {
+    let f = 4u64;
+    let kv_per_position = (net.layers * 2 * net.kv_heads * net.head_dim) as u64 * f;
+    let positions = shape.positions.div_ceil(CHUNK as u64) * CHUNK as u64;
+    let kv = kv_per_position.saturating_mul(positions);
+    let qkv = ((net.heads + 2 * net.kv_heads) * net.head_dim) as u64;
+    // h, x, qkv, attention output, the activated and the gate/up vectors, a product's output,
+    // and the quantized activations (a byte per input).
+    let per_token = (4 * net.width as u64 + qkv + 3 * net.ffn as u64) * f + 2 * net.ffn as u64;
+    let tokens = shape.prefill.max(1);
+    let scores = (net.heads as u64 * f).saturating_mul(positions.max(shape.prefill));
+    let output = 2 * net.vocab as u64 * f;
+    let per_row = kv
+        .saturating_add(per_token.saturating_mul(tokens))
+        .saturating_add(scores)
+        .saturating_add(output);
+    shape.rows.saturating_mul(per_row)
+}
 
 impl HeadCache {
     fn push(&mut self, key: &[f32], value: &[f32]) {

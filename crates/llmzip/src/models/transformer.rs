@@ -33,6 +33,10 @@ pub trait TransformerNet {
     fn device(&self) -> &Device;
     /// The sizes that determine working memory.
     fn shape(&self) -> NetShape;
+    /// Upper estimate of the working memory of a lockstep batch, in bytes.
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        self.shape().working_memory(shape)
+    }
 }
 
 /// The sizes of a transformer that determine its working memory.
@@ -131,7 +135,7 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
     }
 
     fn working_memory(&self, shape: &BatchShape) -> u64 {
-        self.net.shape().working_memory(shape)
+        self.net.working_memory(shape)
     }
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
