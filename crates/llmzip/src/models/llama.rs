@@ -453,7 +453,7 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         backend: Backend::of(device, &dtype),
         max_context: Some(context as u64),
         default_window: DEFAULT_WINDOW.min(context as u64),
-        default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
+        default_segment_tokens: format.segment_tokens(),
     };
     Ok(Transformer::new(info, tokenizer, net))
 }
@@ -659,7 +659,7 @@ pub fn load_hf(
         backend: Backend::of(device, &dtype),
         max_context: Some(hyper.context as u64),
         default_window: DEFAULT_WINDOW.min(hyper.context as u64),
-        default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
+        default_segment_tokens: format.segment_tokens(),
     };
     Ok(Transformer::new(info, tokenizer, net))
 }
@@ -823,6 +823,14 @@ impl WeightFormat {
             ));
         }
         Ok(format)
+    }
+
+    /// The default row length of the lockstep batch.
+    fn segment_tokens(self) -> u64 {
+        match self {
+            WeightFormat::Int8 => super::INT8_SEGMENT_TOKENS,
+            WeightFormat::Candle(_) => super::TRANSFORMER_SEGMENT_TOKENS,
+        }
     }
 
     /// The name recorded in archive headers; `native` is the file's own format's.

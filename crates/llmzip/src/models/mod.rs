@@ -71,8 +71,14 @@ pub struct BatchShape {
 /// Segment length for recurrent models: long segments, since their state carries all context.
 pub const RNN_SEGMENT_TOKENS: u64 = 8 << 10;
 
-/// Segment length for transformers, chosen by measurement on alice29 (docs/models.md).
+/// Segment length for transformers computed by candle (f32, q8_0: GPT-2, llamas on GPUs),
+/// chosen by measurement on alice29 (docs/models.md).
 pub const TRANSFORMER_SEGMENT_TOKENS: u64 = 1 << 10;
+
+/// Segment length for llamas in the `int8` format (the CPU default): 1.5 K tokens. Measured on
+/// the first 150,000 bytes of a validation text (docs.html): 0.838 → 0.791 bits per byte
+/// against 1 K-token rows, at 922 instead of 1,014 B/s (docs/models.md, "Rows for int8").
+pub const INT8_SEGMENT_TOKENS: u64 = 1536;
 
 /// A next-symbol predictor shaped for lockstep batches.
 ///
