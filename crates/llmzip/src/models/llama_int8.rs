@@ -350,23 +350,25 @@ impl Int8Llama {
     fn rope_and_cache(&mut self, l: usize, qkv: &mut [f32], len: usize, pos: usize) {
         let (d, heads, kv) = (self.head_dim, self.heads, self.kv_heads);
         let stride = (heads + 2 * kv) * d;
-        for (i, token) in qkv.chunks_exact_mut(stride).enumerate() {
-            let p = pos + i % len;
-            for head in token[..(heads + kv) * d].chunks_exact_mut(d) {
-                self.rotate(head, p);
-            }
-        }
-        let layer = &mut self.layers[l];
-        for (i, token) in qkv.chunks_exact(stride).enumerate() {
-            let r = i / len;
-            for g in 0..kv {
-                let head = &mut layer.cache[r * kv + g];
-                head.push(
-                    &token[(heads + g) * d..][..d],
-                    &token[(heads + kv + g) * d..][..d],
-                );
-            }
-        }
+        // One task per row: its tokens rotated, then appended to its own heads' caches.
+        let mut cache = std::mem::take(&mut self.layers[l].cache);
+        let this = &*self;
+        qkv.par_chunks_mut(len * stride)
+            .zip(cache.par_chunks_mut(kv))
+            .for_each(|(row, heads_cache)| {
+                for (t, token) in row.chunks_exact_mut(stride).enumerate() {
+                    for head in token[..(heads + kv) * d].chunks_exact_mut(d) {
+                        this.rotate(head, pos + t);
+                    }
+                    for (g, head) in heads_cache.iter_mut().enumerate() {
+                        head.push(
+                            &token[(heads + g) * d..][..d],
+                            &token[(heads + kv + g) * d..][..d],
+                        );
+                    }
+                }
+            });
+        self.layers[l].cache = cache;
     }
 
     /// Causal attention of every query in `qkv` over layer `l`'s cache: `tokens × heads·d`.

@@ -95,26 +95,42 @@ impl TokenMixed {
     fn learn(&mut self, inputs: &[u32]) {
         let vocab = self.info.vocab_size;
         let BiasParams { rate, limit } = self.params;
-        let mut changed = false;
-        for (row, &token) in inputs.iter().enumerate() {
-            if !std::mem::replace(&mut self.started[row], true) {
-                continue;
-            }
-            let q = &self.predicted[row * vocab..(row + 1) * vocab];
-            for (b, &p) in self.bias.iter_mut().zip(q) {
-                *b -= rate * p;
-            }
-            if let Some(b) = self.bias.get_mut(token as usize) {
-                *b += rate;
-            }
-            changed = true;
+        // Rows that had a prediction, in row order.
+        let rows: Vec<(usize, u32)> = inputs
+            .iter()
+            .enumerate()
+            .filter(|&(row, _)| std::mem::replace(&mut self.started[row], true))
+            .map(|(row, &token)| (row, token))
+            .collect();
+        if rows.is_empty() {
+            return;
         }
-        if changed {
-            for (s, b) in self.scale.iter_mut().zip(self.bias.iter_mut()) {
-                *b = b.max(-limit).min(limit);
-                *s = activation::exp(*b);
-            }
-        }
+        // Each bias sees the rows' updates in row order, whichever thread runs its chunk.
+        const CHUNK: usize = 4096;
+        let predicted = &self.predicted;
+        self.bias
+            .par_chunks_mut(CHUNK)
+            .zip(self.scale.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (bias, scale))| {
+                let start = c * CHUNK;
+                for &(row, token) in &rows {
+                    let q = &predicted[row * vocab + start..][..bias.len()];
+                    for (b, &p) in bias.iter_mut().zip(q) {
+                        *b -= rate * p;
+                    }
+                    if let Some(b) = (token as usize)
+                        .checked_sub(start)
+                        .and_then(|i| bias.get_mut(i))
+                    {
+                        *b += rate;
+                    }
+                }
+                for (s, b) in scale.iter_mut().zip(bias.iter_mut()) {
+                    *b = b.max(-limit).min(limit);
+                    *s = activation::exp(*b);
+                }
+            });
     }
 
     /// Turns the inner model's `probs` into `q ∝ p·e^b`, row by row, and keeps them.
