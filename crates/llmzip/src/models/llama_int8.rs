@@ -15,8 +15,8 @@
 //! Threads split rows and output columns, never a sum.
 //!
 //! **Layout.** Activations are `tokens × width`, token `t` of row `r` at `r · len + t`. The KV
-//! cache keeps each row's key/value head apart (`positions × head_dim`, contiguous), and one
-//! task reads it once for all the query heads that share it.
+//! cache keeps each row's key/value head apart (`positions × head_dim`, in chunks of 256
+//! positions), and one task reads it once for all the query heads that share it.
 
 use rayon::prelude::*;
 
@@ -56,18 +56,19 @@ pub(super) struct HeadCache {
 const CHUNK: usize = 256;
 
 /// Upper estimate of the working memory of a lockstep batch, in bytes: per row, the KV cache of
-/// the positions held (in whole chunks, written once and never copied), the larger of a step's
-/// and a prefill's intermediate vectors, and two output rows (the one being computed and the one
-/// the codec hands back). Attention keeps only one row of scores per task, never a
-/// `len × len` matrix.
+/// the positions held (in whole chunks, written once and never copied) with half as much again
+/// for the allocator, the larger of a step's and a prefill's intermediate vectors, and two
+/// output rows (the one being computed and the one the codec hands back). Attention keeps only
+/// one row of scores per task, never a `len × len` matrix.
 ///
-/// Measured (SmolLM2, alice29 at the default schedule: 42 rows of ~1 K positions, 2 threads):
-/// see docs/models.md, "Memory".
+/// Measured: SmolLM2 on alice29 at the default schedule (28 rows of ~1.5 K positions, a cache of
+/// 1.9 GiB) peaked 2,412 MiB above the 544 MiB of a run on 2 KB, which this estimate's
+/// 2.9 GiB covers; the cache alone would not (docs/models.md, "The int8 network").
 pub(super) fn working_memory(net: &NetShape, shape: &BatchShape) -> u64 {
     let f = 4u64;
     let kv_per_position = (net.layers * 2 * net.kv_heads * net.head_dim) as u64 * f;
     let positions = shape.positions.div_ceil(CHUNK as u64) * CHUNK as u64;
-    let kv = kv_per_position.saturating_mul(positions);
+    let kv = kv_per_position.saturating_mul(positions).saturating_mul(3) / 2;
     let qkv = ((net.heads + 2 * net.kv_heads) * net.head_dim) as u64;
     // h, x, qkv, attention output, the activated and the gate/up vectors, a product's output,
     // and the quantized activations (a byte per input).
