@@ -40,4 +40,5 @@ if [ "${1:-}" != "--no-smollm2" ]; then
   make smollm2-window.txt -m smollm2 --window 64 --segments 2 --min-segment 64 --dtype f32
   make smollm2-cm.txt -m smollm2-cm --segments 2 --min-segment 64 --dtype f32
   make smollm2-int8.txt -m smollm2-cm --window 64 --segments 2 --min-segment 64
+  make smollm2-cm2.txt -m smollm2-cm2 --window 64 --segments 2 --min-segment 64
 fi

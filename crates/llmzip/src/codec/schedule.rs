@@ -66,6 +66,7 @@ impl Schedule {
             },
             prefill: if slides { self.window / 2 } else { 0 },
             block_len,
+            tokens,
         }
     }
 }

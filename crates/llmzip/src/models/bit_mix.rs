@@ -67,7 +67,7 @@ use super::{byte_wrapper_info, check_step, last_of_rows, BatchShape, LanguageMod
 use crate::mixing::apm::Apm;
 use crate::mixing::context::{mix64, DirectTable, HashedTable, Store, Table};
 use crate::mixing::logistic::{squash, stretch_table};
-use crate::mixing::match_model::{Match, MatchModel};
+use crate::mixing::match_model::{self, Match, MatchModel};
 use crate::mixing::mixer;
 use crate::mixing::state_map::{self, count_level, count_state, StateMap};
 use crate::tokenization::Tokenizer;
@@ -203,7 +203,7 @@ const MATCH_MIXER_SETS: usize = 5 * 8;
 impl Bounded {
     /// Most bytes the fixed tables take, for `contexts` kinds of context.
     fn table_bytes(&self, contexts: usize) -> u64 {
-        let mut total = MatchModel::index_bytes(self.match_bits);
+        let mut total = match_model::index_bytes(self.match_bits);
         for k in 0..contexts {
             total += match ORDERS.get(k) {
                 Some(&order) if order <= self.direct_orders => DirectTable::bytes(order),

@@ -1272,6 +1272,7 @@ pub(crate) mod tests {
             positions: 512,
             prefill: 0,
             block_len: 1000,
+            tokens: 1500,
         };
         let c = tiny_config();
         let kv = 3 * 512 * (c.num_hidden_layers * 2 * 2 * (c.hidden_size / 4)) as u64 * 4;

@@ -66,6 +66,8 @@ pub struct BatchShape {
     pub prefill: u64,
     /// Original bytes of the block.
     pub block_len: u64,
+    /// Tokens of the block, all rows together.
+    pub tokens: u64,
 }
 
 /// Segment length for recurrent models: long segments, since their state carries all context.
@@ -228,7 +230,7 @@ const MIXING_WRAPPERS: [(
     ("-cm5", |m| Ok(Box::new(BitMixed::refined(m)?))),
     ("-cm4", |m| Ok(Box::new(BitMixed::tuned(m)?))),
     ("-cm3", |m| Ok(Box::new(BitMixed::extended(m)?))),
-    ("-cm2", |m| Ok(Box::new(BitMixed::bounded(m)?))),
+    ("-cm2", context_mixed2),
     ("-cm", context_mixed),
 ];
 
@@ -239,6 +241,16 @@ fn context_mixed(inner: Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>
         Ok(Box::new(TokenMixed::new(inner)?))
     } else {
         Ok(Box::new(BitMixed::new(inner)?))
+    }
+}
+
+/// `NAME-cm2`: bitwise context mixing with bounded tables over a byte model, the bias head and
+/// a token match model over a token model.
+fn context_mixed2(inner: Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>> {
+    if inner.info().vocab_size > 256 {
+        Ok(Box::new(TokenMixed::refined(inner)?))
+    } else {
+        Ok(Box::new(BitMixed::bounded(inner)?))
     }
 }
 
