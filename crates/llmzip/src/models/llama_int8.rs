@@ -158,6 +158,10 @@ pub(super) struct Buffers {
     /// A product's output.
     y: Vec<f32>,
     scratch: Scratch,
+    /// Each row's attention scores. Kept, not allocated per task: mimalloc returns a page
+    /// that falls free between steps to the OS, and faulting it back in (a 2 MiB huge page,
+    /// zeroed) cost 13 % of the run (`perf`, docs/models.md).
+    scores: Vec<Vec<f32>>,
 }
 
 /// `x · w / rms(x)` for every vector of `x` (each `w.len()` wide), into `out`.
@@ -308,7 +312,7 @@ impl Int8Llama {
                 .qkv
                 .matmul_into(&b.x, tokens, &mut b.qkv, &mut b.scratch);
             self.rope_and_cache(l, &mut b.qkv, len, pos);
-            self.attention(l, &b.qkv, rows, len, pos, &mut b.attn);
+            self.attention(l, &b.qkv, (rows, len, pos), &mut b.scores, &mut b.attn);
             let layer = &self.layers[l];
             layer
                 .wo
@@ -380,9 +384,8 @@ impl Int8Llama {
         &self,
         l: usize,
         qkv: &[f32],
-        rows: usize,
-        len: usize,
-        pos: usize,
+        (rows, len, pos): (usize, usize, usize),
+        scores: &mut Vec<Vec<f32>>,
         out: &mut Vec<f32>,
     ) {
         let (d, heads, kv) = (self.head_dim, self.heads, self.kv_heads);
@@ -390,10 +393,13 @@ impl Int8Llama {
         let cache = &self.layers[l].cache;
         out.clear();
         out.resize(rows * len * heads * d, 0.0);
+        scores.resize_with(rows, Vec::new);
         out.par_chunks_mut(len * heads * d)
+            .zip(scores.par_iter_mut())
             .enumerate()
-            .for_each(|(r, out)| {
-                let mut scores = vec![0f32; group * (pos + len)];
+            .for_each(|(r, (out, scores))| {
+                scores.clear();
+                scores.resize(group * (pos + len), 0.0);
                 for t in 0..len {
                     let keys = pos + t + 1;
                     let token = &qkv[(r * len + t) * stride..][..stride];
