@@ -197,7 +197,9 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
 /// `NAME-cm3` that with three more word contexts, `NAME-cm4` that with per-set learning rates,
 /// a fourth mixer, confidence inputs and a match history of fixed size, `NAME-cm5` that with a
 /// second-layer mixer and column contexts; every version works over every GRU (`gru2-cm4`)
-/// and over a directory path. The list names the usual ones.
+/// and over a directory path. Over a token model (SmolLM2, GPT-2, a llama) `NAME-cm` is the
+/// adaptive bias head and `NAME-cm2` that with token match models ([`TokenMixed`]). The list
+/// names the usual ones.
 pub const BUILTIN_MODELS: &[&str] = &[
     "gru",
     "gru-cm",
@@ -210,6 +212,8 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "gru3",
     "gru3-cm5",
     "smollm2",
+    "smollm2-cm",
+    "smollm2-cm2",
     "gpt2",
     "distilgpt2",
 ];
@@ -413,7 +417,12 @@ mod tests {
     /// from a path, because only wrappers over embedded GRUs were known to load by name.
     #[test]
     fn wrappers_over_downloaded_and_hub_models_load_by_name() {
-        for name in ["smollm2-cm", "gpt2-cm", "HuggingFaceTB/SmolLM2-135M-cm"] {
+        for name in [
+            "smollm2-cm",
+            "smollm2-cm2",
+            "gpt2-cm",
+            "HuggingFaceTB/SmolLM2-135M-cm2",
+        ] {
             assert!(loads_by_name(name), "{name}");
         }
         assert!(!loads_by_name("mymodel.gguf-cm"));
