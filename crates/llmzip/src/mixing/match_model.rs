@@ -29,7 +29,7 @@ enum Index {
 /// grow with the block.
 #[derive(Clone)]
 struct Text<S> {
-    bytes: Vec<S>,
+    symbols: Vec<S>,
     /// Bytes pushed so far.
     len: u32,
     /// `Some(2^k - 1)`: only the last 2^k bytes are kept.
@@ -39,7 +39,7 @@ struct Text<S> {
 impl<S> Default for Text<S> {
     fn default() -> Self {
         Text {
-            bytes: Vec::new(),
+            symbols: Vec::new(),
             len: 0,
             ring: None,
         }
@@ -53,15 +53,15 @@ impl<S: Copy> Text<S> {
             return None;
         }
         match self.ring {
-            None => self.bytes.get(pos as usize).copied(),
-            Some(mask) => (self.len - pos <= mask + 1).then(|| self.bytes[(pos & mask) as usize]),
+            None => self.symbols.get(pos as usize).copied(),
+            Some(mask) => (self.len - pos <= mask + 1).then(|| self.symbols[(pos & mask) as usize]),
         }
     }
 
     fn push(&mut self, symbol: S) {
         match self.ring {
-            Some(mask) if self.len > mask => self.bytes[(self.len & mask) as usize] = symbol,
-            _ => self.bytes.push(symbol),
+            Some(mask) if self.len > mask => self.symbols[(self.len & mask) as usize] = symbol,
+            _ => self.symbols.push(symbol),
         }
         self.len += 1;
     }
@@ -278,7 +278,7 @@ mod tests {
             &bad[..bad.len().min(5)],
             bad.first().map(|&i| (seen[i], near[i]))
         );
-        assert_eq!(ring.texts[0].bytes.len(), 4096);
+        assert_eq!(ring.texts[0].symbols.len(), 4096);
         // Rows share the budget: 4 rows of 1 MiB in 4 MiB.
         let ring: MatchModel = MatchModel::bounded_history(4, 7, 16, 4 << 20);
         assert_eq!(ring.texts[3].ring, Some((1 << 20) - 1));

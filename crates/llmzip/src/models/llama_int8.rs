@@ -158,9 +158,8 @@ pub(super) struct Buffers {
     /// A product's output.
     y: Vec<f32>,
     scratch: Scratch,
-    /// Each row's attention scores. Kept, not allocated per task: mimalloc returns a page
-    /// that falls free between steps to the OS, and faulting it back in (a 2 MiB huge page,
-    /// zeroed) cost 13 % of the run (`perf`, docs/models.md).
+    /// Each row's attention scores, kept from step to step instead of allocated per task and
+    /// layer.
     scores: Vec<Vec<f32>>,
 }
 

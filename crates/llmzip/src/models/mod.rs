@@ -159,11 +159,17 @@ pub(crate) fn byte_wrapper_info(
             base.name, base.vocab_size
         )));
     }
-    Ok(ModelInfo {
+    Ok(wrapper_info(base, suffix, tag, params))
+}
+
+/// The identity of any wrapper over a model described by `base`: named `<base>-<suffix>`,
+/// fingerprinted by `tag`, the base's fingerprint and the wrapper's parameters.
+pub(crate) fn wrapper_info(base: ModelInfo, suffix: &str, tag: &str, params: &str) -> ModelInfo {
+    ModelInfo {
         name: format!("{}-{suffix}", base.name),
         fingerprint: Fingerprint::of(&[tag.as_bytes(), &base.fingerprint.0, params.as_bytes()]),
         ..base
-    })
+    }
 }
 
 /// The last token of each of `rows` rows of a prefill (`tokens` is `rows × len`, row-major):

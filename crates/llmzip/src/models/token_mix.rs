@@ -35,7 +35,7 @@
 use rayon::prelude::*;
 
 use super::activation;
-use super::{check_step, last_of_rows, BatchShape, Fingerprint, LanguageModel, ModelInfo};
+use super::{check_step, last_of_rows, wrapper_info, BatchShape, LanguageModel, ModelInfo};
 use crate::mixing::match_model::{self, Match, MatchModel};
 use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
@@ -254,6 +254,7 @@ impl Head {
         self.scale.fill(1.0);
         self.predicted = Vec::new();
         self.started = vec![false; rows];
+        // The old match models go first, so that two sets never coexist.
         self.matches = None;
         self.matches = self.match_params.map(|p| Matches::new(p, rows));
     }
@@ -315,29 +316,24 @@ impl Head {
     fn predict(&mut self, probs: &mut [f32]) {
         let vocab = self.vocab;
         let scale = &self.scale;
-        match &mut self.matches {
-            None => probs.par_chunks_mut(vocab).for_each(|row| {
+        // Without match models nothing is expected, and `boost` only normalises.
+        let (expected, matchers) = match &self.matches {
+            Some(m) => (m.expected(), m.matchers.as_slice()),
+            None => (vec![Vec::new(); probs.len() / vocab], &[][..]),
+        };
+        let boosted: Vec<Boosted> = probs
+            .par_chunks_mut(vocab)
+            .zip(expected)
+            .map(|(row, expected)| {
                 let sum = scaled(row, scale);
-                if sum > 0.0 && sum.is_finite() {
-                    let inv = 1.0 / sum;
-                    row.iter_mut().for_each(|p| *p *= inv);
+                if !(sum > 0.0 && sum.is_finite()) {
+                    return Boosted::default();
                 }
-            }),
-            Some(m) => {
-                let expected = m.expected();
-                let matchers = &m.matchers;
-                probs
-                    .par_chunks_mut(vocab)
-                    .zip(expected)
-                    .map(|(row, expected)| {
-                        let sum = scaled(row, scale);
-                        if !(sum > 0.0 && sum.is_finite()) {
-                            return Boosted::default();
-                        }
-                        boost(row, sum, &expected, matchers)
-                    })
-                    .collect_into_vec(&mut m.boosted);
-            }
+                boost(row, sum, &expected, matchers)
+            })
+            .collect();
+        if let Some(m) = &mut self.matches {
+            m.boosted = boosted;
         }
         self.predicted.clear();
         self.predicted.extend_from_slice(probs);
@@ -387,13 +383,13 @@ impl TokenMixed {
     }
 
     pub(crate) fn with(inner: Box<dyn LanguageModel>, params: BiasParams) -> Result<TokenMixed> {
-        let identity = (b"llmzip-token-bias-v1".as_slice(), format!("{params:?}"));
-        TokenMixed::build(inner, "-cm", identity, params, None)
+        let identity = ("llmzip-token-bias-v1", format!("{params:?}"));
+        TokenMixed::build(inner, "cm", identity, params, None)
     }
 
     pub(crate) fn mixed(inner: Box<dyn LanguageModel>, params: MixParams) -> Result<TokenMixed> {
-        let identity = (b"llmzip-token-mix-v2".as_slice(), format!("{params:?}"));
-        TokenMixed::build(inner, "-cm2", identity, params.bias, Some(params.matches))
+        let identity = ("llmzip-token-mix-v2", format!("{params:?}"));
+        TokenMixed::build(inner, "cm2", identity, params.bias, Some(params.matches))
     }
 
     /// `identity`: the version tag and the parameters, hashed with the inner model's
@@ -401,17 +397,11 @@ impl TokenMixed {
     fn build(
         inner: Box<dyn LanguageModel>,
         suffix: &str,
-        (tag, params): (&[u8], String),
+        (tag, params): (&str, String),
         bias: BiasParams,
         matches: Option<MatchParams>,
     ) -> Result<TokenMixed> {
-        let base = check_vocabulary(inner.as_ref())?;
-        let fingerprint = Fingerprint::of(&[tag, &base.fingerprint.0, params.as_bytes()]);
-        let info = ModelInfo {
-            name: format!("{}{suffix}", base.name),
-            fingerprint,
-            ..base
-        };
+        let info = wrapper_info(check_vocabulary(inner.as_ref())?, suffix, tag, &params);
         let vocab = info.vocab_size;
         Ok(TokenMixed {
             inner,
