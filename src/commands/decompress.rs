@@ -22,6 +22,10 @@ pub struct DecompressArgs {
     /// Model to decode with [default: the built-in model the archive names].
     #[arg(short, long)]
     pub model: Option<String>,
+    /// Download the model the archive names from the Hugging Face Hub if it is not installed
+    /// (never done otherwise: an archive alone does not make llmzip reach the network).
+    #[arg(long)]
+    pub allow_download: bool,
 }
 
 pub fn run(
@@ -56,7 +60,9 @@ pub fn run(
             let header = decompressor.header();
             let spec = match &args.model {
                 Some(m) => m.clone(),
-                None if loads_by_name(&header.model_name) => header.model_name.clone(),
+                None if loads_by_name(&header.model_name, &models.registry()) => {
+                    header.model_name.clone()
+                }
                 None => bail!(
                     "the archive was made with model '{}' (fingerprint {}), which was loaded \
                      from a path; pass that path with -m",
@@ -66,7 +72,10 @@ pub fn run(
             };
             // The weight format is part of the computation: take the archive's.
             let weights = header.backend.dtype.clone();
-            let model = models.get(&spec, Some(&weights))?;
+            // A model the user named with -m may be downloaded; one the archive names only with
+            // --allow-download.
+            let download = args.model.is_some() || args.allow_download;
+            let model = models.get_named_by_archive(&spec, Some(&weights), download)?;
             Ok(decompressor.run(cx.writer, model, &limits, cx.observer)?)
         },
     )

@@ -34,6 +34,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
                 s.layout.container.name(),
                 s.layout.regions.len()
             );
+            println!("  decodes on     any machine (no model: integer coding only)");
             println!("  original size  {} bytes", s.original_len);
             println!(
                 "  archive size   {} bytes ({:.3}x)",
@@ -63,6 +64,10 @@ pub fn run(args: InfoArgs) -> Result<()> {
         );
         println!("  tokenizer      {}", h.tokenizer);
         println!("  backend        {}", h.backend);
+        println!(
+            "  decodes on     {}",
+            llmzip::models::portability(&h.backend, &h.tokenizer).describe()
+        );
         println!(
             "  schedule       blocks of {}, up to {} segments of at least {} tokens, context {window}",
             HumanBytes(s.block_size),

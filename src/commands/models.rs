@@ -24,11 +24,41 @@ impl ModelCache {
     }
 
     /// The model for `spec` (a built-in name or a path) with weight format `weights`, loading
-    /// it the first time.
+    /// it the first time. A model the user named may be downloaded.
     pub fn get(&mut self, spec: &str, weights: Option<&str>) -> Result<&mut dyn LanguageModel> {
+        self.get_from(spec, weights, true)
+    }
+
+    /// [`get`](Self::get) for a model that an archive names: downloaded only if `download`
+    /// (the user's `--allow-download`).
+    pub fn get_named_by_archive(
+        &mut self,
+        spec: &str,
+        weights: Option<&str>,
+        download: bool,
+    ) -> Result<&mut dyn LanguageModel> {
+        self.get_from(spec, weights, download)
+    }
+
+    /// The registry models are looked up in (without downloads).
+    pub fn registry(&self) -> Registry {
+        self.registry.clone().without_downloads()
+    }
+
+    fn get_from(
+        &mut self,
+        spec: &str,
+        weights: Option<&str>,
+        download: bool,
+    ) -> Result<&mut dyn LanguageModel> {
         let key = (spec.to_string(), weights.map(str::to_string));
         if !self.loaded.contains_key(&key) {
-            let model = models::load(spec, &self.device, weights, &self.registry)
+            let registry = if download {
+                self.registry.clone()
+            } else {
+                self.registry.clone().without_downloads()
+            };
+            let model = models::load(spec, &self.device, weights, &registry)
                 .with_context(|| format!("model '{spec}'"))?;
             self.loaded.insert(key.clone(), model);
         }

@@ -52,6 +52,12 @@ pub enum Error {
     /// A check failed; says which.
     Corrupt(String),
 
+    #[error("{0}")]
+    /// A machine-bound archive (candle's CPU kernels, see [`crate::models::Portability`]) failed
+    /// its check on another machine: most likely this CPU rounds differently, not damage. Says
+    /// where it decodes.
+    MachineBound(String),
+
     #[error(
         "this archive was made with model '{needed_name}' (fingerprint {needed_fingerprint}), \
          but the loaded model is '{given_name}' (fingerprint {given_fingerprint}); \

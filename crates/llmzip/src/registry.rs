@@ -63,6 +63,9 @@ fn shards(index: &str) -> std::result::Result<Vec<String>, String> {
 pub struct Registry {
     dirs: Vec<PathBuf>,
     hub: bool,
+    /// Whether a model missing from the directories and the Hugging Face cache may be downloaded
+    /// from the Hub: yes when the user named it, never because an archive names it.
+    download: bool,
 }
 
 impl Default for Registry {
@@ -72,13 +75,14 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The conventional places, in order: `$LLMZIP_MODELS`, `./models`, and the user's data
-    /// directory (`$XDG_DATA_HOME/llmzip/models`, else `~/.local/share/llmzip/models`); then,
-    /// with the `hub` feature, the Hugging Face cache and Hub (for `gpt2` / `distilgpt2`).
+    /// The conventional places, in order: the directories `$LLMZIP_MODELS` lists (one, or
+    /// several separated like `PATH`), `./models`, and the user's data directory
+    /// (`$XDG_DATA_HOME/llmzip/models`, else `~/.local/share/llmzip/models`); then, with the
+    /// `hub` feature, the Hugging Face cache and Hub (for `gpt2` / `distilgpt2`).
     pub fn from_env() -> Registry {
         let mut dirs = Vec::new();
         if let Some(d) = std::env::var_os("LLMZIP_MODELS").filter(|d| !d.is_empty()) {
-            dirs.push(PathBuf::from(d));
+            dirs.extend(std::env::split_paths(&d).filter(|p| !p.as_os_str().is_empty()));
         }
         dirs.push(PathBuf::from("models"));
         let data_home = std::env::var_os("XDG_DATA_HOME")
@@ -92,7 +96,24 @@ impl Registry {
         if let Some(data) = data_home {
             dirs.push(data.join("llmzip/models"));
         }
-        Registry { dirs, hub: true }
+        Registry {
+            dirs,
+            hub: true,
+            download: true,
+        }
+    }
+
+    /// The same places, but a model that is not there already is never downloaded: for models
+    /// that an archive names (decompression), which must not make the program fetch gigabytes
+    /// from the network without the user asking. The error names the way to allow it.
+    pub fn without_downloads(mut self) -> Registry {
+        self.download = false;
+        self
+    }
+
+    /// Whether models may be downloaded from the Hugging Face Hub.
+    pub fn downloads(&self) -> bool {
+        self.hub && self.download
     }
 
     /// Only `dirs`, in order; never the Hugging Face cache or network.
@@ -100,6 +121,7 @@ impl Registry {
         Registry {
             dirs: dirs.into_iter().collect(),
             hub: false,
+            download: false,
         }
     }
 
@@ -168,12 +190,12 @@ impl Registry {
                 "{name} is not available locally: {how}"
             )));
         }
-        hub_dir(name, repo, &how)
+        hub_dir(name, repo, &how, self.download)
     }
 }
 
 #[cfg(not(feature = "hub"))]
-fn hub_dir(name: &str, _repo: &str, how: &str) -> Result<PathBuf> {
+fn hub_dir(name: &str, _repo: &str, how: &str, _download: bool) -> Result<PathBuf> {
     Err(Error::Model(format!(
         "{name} is not available locally and this build cannot reach the Hugging Face Hub \
          (llmzip's `hub` feature is off): {how}"
@@ -198,7 +220,7 @@ fn cached(cache: &hf_hub::CacheRepo) -> Option<PathBuf> {
 }
 
 #[cfg(feature = "hub")]
-fn hub_dir(name: &str, repo: &str, how: &str) -> Result<PathBuf> {
+fn hub_dir(name: &str, repo: &str, how: &str, download: bool) -> Result<PathBuf> {
     // hf-hub panics when neither HF_HOME nor a home directory tells it where its cache is.
     if std::env::var_os("HF_HOME").is_none() && std::env::var_os("HOME").is_none() {
         return Err(Error::Model(format!(
@@ -208,6 +230,13 @@ fn hub_dir(name: &str, repo: &str, how: &str) -> Result<PathBuf> {
     }
     if let Some(dir) = cached(&hf_hub::Cache::from_env().model(repo.to_string())) {
         return Ok(dir);
+    }
+    if !download {
+        return Err(Error::Model(format!(
+            "{name} is not in the Hugging Face cache, and llmzip does not download a model \
+             because an archive names it: run again with --allow-download (or pass -m {name}) to \
+             download {repo} from the Hugging Face Hub, or {how}"
+        )));
     }
     if std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0" && !v.is_empty()) {
         return Err(Error::Model(format!(

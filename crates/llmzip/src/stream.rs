@@ -179,8 +179,9 @@ fn peek_magic<R: Read>(mut input: R) -> Result<([u8; 4], Peeked<R>)> {
 impl<R: Read> Decoder<R> {
     /// Reads the header and, for a model-coded archive, loads the built-in model it names, with
     /// the archive's weight format, on the device it was made on, within the default limits;
-    /// downloaded models are looked up in [`Registry::from_env`]. A weight-file archive needs
-    /// no model.
+    /// downloaded models are looked up in [`Registry::from_env`], and never downloaded (an
+    /// archive is not the user asking for a download): load such a model yourself and use
+    /// [`Decoder::with_model`]. A weight-file archive needs no model.
     pub fn new(input: R) -> Result<Self> {
         let (magic, input) = peek_magic(input)?;
         if magic == crate::tensors::MAGIC {
@@ -191,7 +192,9 @@ impl<R: Read> Decoder<R> {
         }
         let decompressor = Decompressor::new(input)?;
         let header = decompressor.header();
-        if !models::loads_by_name(&header.model_name) {
+        // Never a download because an archive names a model (see Registry::without_downloads).
+        let registry = Registry::from_env().without_downloads();
+        if !models::loads_by_name(&header.model_name, &registry) {
             return Err(Error::Model(format!(
                 "the archive was made with model '{}' (fingerprint {}), which is loaded from a \
                  path; load it and use Decoder::with_model",
@@ -202,7 +205,7 @@ impl<R: Read> Decoder<R> {
             &header.model_name,
             &models::device(&header.backend.device)?,
             Some(&header.backend.dtype),
-            &Registry::from_env(),
+            &registry,
         )?;
         Ok(Decoder::from_parts(decompressor, model, Limits::default()))
     }

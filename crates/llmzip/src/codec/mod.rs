@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 
 use crate::coder::{BlockDecoder, BlockEncoder};
 use crate::format::{self, ArchiveReader, BlockHeader, Header, Trailer};
-use crate::models::LanguageModel;
+use crate::models::{self, LanguageModel};
 use crate::observer::{check_cancel, Observer};
 use crate::stats::{Profile, Stage};
 use crate::{Error, Result};
@@ -436,7 +436,10 @@ impl<R: Read> Decompressor<R> {
                 let crc_ok =
                     trailer.crc == self.crc_all.clone().finalize() || !format::ENFORCE_CHECKSUMS;
                 if !crc_ok {
-                    return Err(self.corruption("the checksum of the whole file does not match"));
+                    return Err(corruption(
+                        reader.header(),
+                        "the checksum of the whole file does not match",
+                    ));
                 }
                 self.summary.archive_len = self.reader.bytes_read();
                 self.finished = true;
@@ -486,6 +489,12 @@ impl<R: Read> Decompressor<R> {
                 let mut decoder = BlockDecoder::new(payload)?;
                 let start = summary.original_len;
                 let vocab = model.info().vocab_size as u32;
+                // The coded data is intact (checked above): a symbol the coder cannot place
+                // means the model computed other probabilities than the encoder's.
+                let replayed = |e: Error| match e {
+                    Error::Corrupt(what) => corruption(reader.header(), &what),
+                    other => other,
+                };
                 lockstep::run(
                     model,
                     &lengths,
@@ -498,21 +507,28 @@ impl<R: Read> Decompressor<R> {
                         rows[row].push(token);
                         Ok(token)
                     },
-                )?;
+                )
+                .map_err(replayed)?;
                 summary.tokens += tokens;
                 block.clear();
                 // As one sequence (a multi-token escape may straddle rows), without copying it.
-                summary.profile.time(Stage::Tokenize, || {
-                    block.reserve_exact(len as usize);
-                    model.tokenizer().decode_parts(&rows, block)
-                })?;
+                summary
+                    .profile
+                    .time(Stage::Tokenize, || {
+                        block.reserve_exact(len as usize);
+                        model.tokenizer().decode_parts(&rows, block)
+                    })
+                    .map_err(replayed)?;
                 summary.coded_blocks += 1;
                 (len, crc)
             }
         };
         let crc_ok = crc32fast::hash(block) == crc || !format::ENFORCE_CHECKSUMS;
         if block.len() as u64 != len || !crc_ok {
-            return Err(self.corruption("a block's checksum does not match"));
+            return Err(corruption(
+                self.header(),
+                "a block's checksum does not match",
+            ));
         }
         observer.original_block(block);
         self.crc_all.update(block);
@@ -526,21 +542,30 @@ impl<R: Read> Decompressor<R> {
     pub fn summary(&self) -> &Summary {
         &self.summary
     }
+}
 
-    /// A corruption error that also points at a platform difference, the one innocent cause.
-    fn corruption(&self, what: &str) -> Error {
-        let here = crate::models::platform();
-        let backend = &self.header().backend;
-        let made_on = &backend.platform;
-        let mut msg = what.to_string();
-        // GPU archives had their whole platform checked before decoding (check_model).
-        if !backend.must_match_exactly() && *made_on != here {
-            msg.push_str(&format!(
-                " (the archive was made on {made_on}, this machine is {here}: floating-point \
-                 kernels can differ between CPU families, so decompress it on a {made_on} machine)"
-            ));
-        }
-        Error::Corrupt(msg)
+/// The error for a failed check of decoded data: corruption, unless the archive is machine-bound
+/// ([`models::Portability`]) and so may simply come from a CPU that rounds differently.
+fn corruption(header: &Header, what: &str) -> Error {
+    let backend = &header.backend;
+    match models::portability(backend, &header.tokenizer) {
+        models::Portability::MachineBound => Error::MachineBound(format!(
+            "{what}: this archive is machine-bound: its model ({}, {}) was computed by \
+                 candle's CPU kernels, whose rounding depends on the CPU that runs them \
+                 (cache sizes, SIMD code), and this machine ({}) rounds differently from the \
+                 one that made it ({}), or the file is damaged. Decompress it on the machine \
+                 that made it, with {} or a later release; archives of this model made since \
+                 are portable (--dtype int8 or f32 on the CPU)",
+            header.model_name,
+            backend.dtype,
+            models::platform(),
+            backend.platform,
+            header.writer
+        )),
+        _ => Error::Corrupt(format!(
+            "{what} (the model's arithmetic is the same on every machine, so the file is \
+                 damaged, or this is a bug in llmzip: please report it if the file is intact)"
+        )),
     }
 }
 

@@ -69,10 +69,40 @@ pub(crate) fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(x + x) + 1.0)
 }
 
+/// The functions a recurrent cell's gates and output are computed with: llmzip's own
+/// ([`Portable`]) or the replicas of those the first GRUs were made with
+/// ([`super::glibc::Glibc`]). The cell arithmetic around them is shared ([`gru_row`],
+/// [`lstm_row`]), so the two differ in these functions alone.
+pub(crate) trait Gates {
+    /// `1 / (1 + e^-x)`.
+    fn sigmoid(x: f32) -> f32;
+    /// `tanh x`.
+    fn tanh(x: f32) -> f32;
+    /// Softmax of one row of logits, in place.
+    fn softmax(row: &mut [f32]);
+}
+
+/// llmzip's portable functions (this module's).
+pub(crate) struct Portable;
+
+impl Gates for Portable {
+    #[inline(always)]
+    fn sigmoid(x: f32) -> f32 {
+        sigmoid(x)
+    }
+    #[inline(always)]
+    fn tanh(x: f32) -> f32 {
+        tanh(x)
+    }
+    fn softmax(row: &mut [f32]) {
+        softmax(row)
+    }
+}
+
 /// The GRU cell's gate arithmetic for one row, in place of candle's ops:
 /// `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`, `n = tanh(gi_n + r·gh_n)`, `h' = n + z·(h − n)`.
 /// `gi` and `gh` hold the three gate blocks (`3·H`), `h` and `out` one state (`H`).
-pub(crate) fn gru_row(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
+pub(crate) fn gru_row<G: Gates>(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
     let hidden = h.len();
     assert!(gi.len() == 3 * hidden && gh.len() == 3 * hidden && out.len() == hidden);
     let (gi_r, rest) = gi.split_at(hidden);
@@ -80,24 +110,30 @@ pub(crate) fn gru_row(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
     let (gh_r, rest) = gh.split_at(hidden);
     let (gh_z, gh_n) = rest.split_at(hidden);
     for j in 0..hidden {
-        let r = sigmoid(gi_r[j] + gh_r[j]);
-        let z = sigmoid(gi_z[j] + gh_z[j]);
-        let n = tanh(gi_n[j] + r * gh_n[j]);
+        let r = G::sigmoid(gi_r[j] + gh_r[j]);
+        let z = G::sigmoid(gi_z[j] + gh_z[j]);
+        let n = G::tanh(gi_n[j] + r * gh_n[j]);
         out[j] = n + z * (h[j] - n);
     }
 }
 
 /// The LSTM cell's gate arithmetic for one row: with `g = gi + gh` (blocks i, f, g, o),
 /// `c' = σ(f)·c + σ(i)·tanh(g)`, `h' = σ(o)·tanh(c')`.
-pub(crate) fn lstm_row(gi: &[f32], gh: &[f32], c: &[f32], h_out: &mut [f32], c_out: &mut [f32]) {
+pub(crate) fn lstm_row<G: Gates>(
+    gi: &[f32],
+    gh: &[f32],
+    c: &[f32],
+    h_out: &mut [f32],
+    c_out: &mut [f32],
+) {
     let hidden = c.len();
     assert!(gi.len() == 4 * hidden && gh.len() == 4 * hidden);
     assert!(h_out.len() == hidden && c_out.len() == hidden);
     for j in 0..hidden {
         let pre = |k: usize| gi[k * hidden + j] + gh[k * hidden + j];
-        let c_new = sigmoid(pre(1)) * c[j] + sigmoid(pre(0)) * tanh(pre(2));
+        let c_new = G::sigmoid(pre(1)) * c[j] + G::sigmoid(pre(0)) * G::tanh(pre(2));
         c_out[j] = c_new;
-        h_out[j] = sigmoid(pre(3)) * tanh(c_new);
+        h_out[j] = G::sigmoid(pre(3)) * G::tanh(c_new);
     }
 }
 

@@ -1,17 +1,23 @@
 //! Where a model computes, and how an archive names that place.
 //!
-//! Neural models compute in floating point, and floating-point results depend on the hardware
-//! and the kernels that run on it: candle's CPU matrix kernels pick AVX-512, AVX2+FMA or plain
-//! SIMD code at run time, and a GPU's results depend on the GPU model (its instruction set, what
-//! its driver's JIT makes of the PTX) and on cuBLAS, which chooses its algorithms by GPU and
-//! version. An archive therefore records its [`Backend`]: device, dtype and a *platform* string.
+//! Neural models compute in floating point, and floating-point results depend on the kernels
+//! that compute them. An archive therefore records its [`Backend`]: device, dtype and a
+//! *platform* string, and [`portability`] says from those which machines can decode it:
 //!
-//! - On the CPU the platform is the CPU family (`x86_64+avx512`). A difference is only named in
-//!   the error when a checksum fails: several models (the integer mixing of `gru-cm*` around a GRU
-//!   whose rounding agrees) do decode across families, and refusing them would lose data people
-//!   could read.
-//! - On a GPU the platform adds the GPU's identity: name, compute capability, driver and cuBLAS
-//!   versions. A difference there is refused *before* decoding (see
+//! - **Any CPU** ([`Portability::AnyCpu`]): the recurrent models and the llama networks in the
+//!   `int8` and `f32-portable` formats run on llmzip's own kernels, whose order of operations is
+//!   fixed in the source (never by a vector width, a cache size or a thread count; fused
+//!   multiply-adds computed exactly where the CPU has none) and whose `exp`/`tanh` are llmzip's.
+//!   Their archives decode on every x86-64 and aarch64 machine (scripts/cross-cpu.sh checks the
+//!   golden archives under emulated CPUs). The platform string is informational.
+//! - **Machine-bound** ([`Portability::MachineBound`]): transformers computed by candle's CPU
+//!   kernels (`f32` and `q8_0` llamas and GPT-2 of earlier releases, a GGUF file's own format).
+//!   candle's matrix products block their sums by the CPU's cache sizes and pick SIMD code at
+//!   run time, so two CPUs of the same family can round differently (an archive made on one AMD
+//!   EPYC failed on an Intel Xeon, both `x86_64+avx512`). Such archives decode where they were
+//!   made; elsewhere a failed check is reported as that, not as corruption.
+//! - **Exact platform** (GPUs): the platform adds the GPU's identity: name, compute capability,
+//!   driver and cuBLAS versions. A difference there is refused *before* decoding (see
 //!   [`Backend::must_match_exactly`]), because nothing guarantees two GPUs round alike.
 //!
 //! Opening a CUDA device never panics and never needs a CUDA library to *start* the program: the
@@ -49,6 +55,53 @@ impl Backend {
     /// checked before decoding: true for GPUs, whose results depend on the GPU and its software.
     pub fn must_match_exactly(&self) -> bool {
         self.device != "cpu"
+    }
+}
+
+/// Which machines can decode an archive, from its header alone ([`Backend`] and tokenizer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Portability {
+    /// Every CPU: llmzip's own kernels.
+    AnyCpu,
+    /// The machine that made it (or one whose CPU rounds candle's kernels alike).
+    MachineBound,
+    /// The same GPU, driver and libraries, checked before decoding.
+    ExactPlatform,
+}
+
+/// The weight formats of token models computed by llmzip's own CPU kernels.
+pub const PORTABLE_DTYPES: [&str; 2] = ["int8", F32_PORTABLE];
+
+/// The dtype of transformers in f32 on llmzip's own CPU kernels (`--dtype f32` on the CPU since
+/// their introduction; `f32` in a CPU archive's header is candle's, machine-bound).
+pub const F32_PORTABLE: &str = "f32-portable";
+
+/// Which machines decode an archive of `backend` with tokenizer `tokenizer`.
+pub fn portability(backend: &Backend, tokenizer: &str) -> Portability {
+    if backend.must_match_exactly() {
+        Portability::ExactPlatform
+    } else if tokenizer == crate::tokenization::BYTES_ID
+        || PORTABLE_DTYPES.contains(&backend.dtype.as_str())
+    {
+        // Byte-level models are the recurrent ones, on llmzip's own kernels.
+        Portability::AnyCpu
+    } else {
+        Portability::MachineBound
+    }
+}
+
+impl Portability {
+    /// One line for `llmzip info`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Portability::AnyCpu => {
+                "any CPU (llmzip's own kernels, one order of operations everywhere)"
+            }
+            Portability::MachineBound => {
+                "the machine that made it (candle's CPU kernels, whose rounding depends on the CPU)"
+            }
+            Portability::ExactPlatform => "the same GPU, driver and libraries only",
+        }
     }
 }
 

@@ -5,10 +5,12 @@
 mod activation;
 mod bit_mix;
 mod device;
+mod glibc;
 pub mod gpt2;
 mod int8;
 pub mod llama;
 mod llama_int8;
+mod matmul;
 pub(crate) mod rng;
 mod rnn;
 #[cfg(test)]
@@ -21,7 +23,7 @@ use std::path::Path;
 use candle_core::Device;
 
 pub use bit_mix::BitMixed;
-pub use device::{device, platform};
+pub use device::{device, platform, portability, Portability, F32_PORTABLE, PORTABLE_DTYPES};
 #[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Activations, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
@@ -307,6 +309,16 @@ pub fn load(
         }
         _ => {
             let path = Path::new(spec);
+            if !path.exists() && is_plain_name(spec) {
+                if let Some(dir) = registry.find(spec).filter(|p| p.is_dir()) {
+                    return load_dir(&dir, spec, weights, device);
+                }
+                if let Some(file) = registry.find(&format!("{spec}.gguf")) {
+                    let mut model = llama::load(&file, weights, device)?;
+                    model.rename(spec);
+                    return Ok(Box::new(model));
+                }
+            }
             if path.is_file() {
                 Ok(Box::new(llama::load(path, weights, device)?))
             } else if path.is_dir() {
@@ -376,18 +388,33 @@ pub fn is_hub_id(spec: &str) -> bool {
         .is_some_and(|(owner, name)| part(owner) && part(name))
 }
 
-/// True if an archive's model name is enough to load its model: a built-in name or a Hugging
-/// Face model id (looked up in the registry, the Hugging Face cache, then the Hub). Models
+/// True if an archive's model name is enough to load its model: a built-in name, a Hugging
+/// Face model id (looked up in the registry, the Hugging Face cache, then the Hub), or a model
+/// directory (or `NAME.gguf`) of that name in one of `registry`'s directories. Other models
 /// loaded from a path are named by their directory or file and need the path again.
-pub fn loads_by_name(name: &str) -> bool {
+pub fn loads_by_name(name: &str, registry: &Registry) -> bool {
     BUILTIN_MODELS.contains(&name)
         || is_hub_id(name)
         || Rnn::embedded_names().any(|n| n == name)
+        || (is_plain_name(name)
+            && (registry.find(name).is_some_and(|p| p.is_dir())
+                || registry.find(&format!("{name}.gguf")).is_some()))
         // Any mixing version over a model that loads by name (`gru2-cm4`, `smollm2-cm`),
         // listed or not.
         || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
-            name.strip_suffix(suffix).is_some_and(loads_by_name)
+            name.strip_suffix(suffix)
+                .is_some_and(|base| loads_by_name(base, registry))
         })
+}
+
+/// A name that can only mean an entry of a model directory: letters, digits, `-`, `_`, `.`, not
+/// starting with `.` (so never a path that leaves the directory).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// The last component of a model directory's path, as the model's name.
@@ -406,16 +433,17 @@ mod tests {
     /// `BUILTIN_MODELS` does not list) was refused by `decompress` as if loaded from a path.
     #[test]
     fn every_mixing_version_of_an_embedded_gru_loads_by_name() {
+        let none = Registry::with_dirs([]);
         for name in [
             "gru", "gru2", "gru3", "gru-cm", "gru-cm4", "gru-cm5", "gru2-cm4", "gru2-cm2",
             "gru3-cm5",
         ] {
-            assert!(loads_by_name(name), "{name}");
+            assert!(loads_by_name(name, &none), "{name}");
             let model = load(name, &Device::Cpu, None, &Registry::default()).unwrap();
             assert_eq!(model.info().name, name);
         }
         for name in ["mymodel", "mymodel-cm4", "gru4-cm5", "gru2-cm9", "-cm4"] {
-            assert!(!loads_by_name(name), "{name}");
+            assert!(!loads_by_name(name, &none), "{name}");
         }
     }
 
@@ -423,14 +451,42 @@ mod tests {
     /// from a path, because only wrappers over embedded GRUs were known to load by name.
     #[test]
     fn wrappers_over_downloaded_and_hub_models_load_by_name() {
+        let none = Registry::with_dirs([]);
         for name in [
             "smollm2-cm",
             "smollm2-cm2",
             "gpt2-cm",
             "HuggingFaceTB/SmolLM2-135M-cm2",
         ] {
-            assert!(loads_by_name(name), "{name}");
+            assert!(loads_by_name(name, &none), "{name}");
         }
-        assert!(!loads_by_name("mymodel.gguf-cm"));
+        assert!(!loads_by_name("mymodel.gguf-cm", &none));
+    }
+
+    /// Models in a registry directory load by their name (how the golden archives of the tiny
+    /// test models find them), wrapped or not; names that are paths never reach outside it.
+    #[test]
+    fn models_in_a_registry_directory_load_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RnnConfig::new(Cell::Gru, 4, 8, 1);
+        let model_dir = dir.path().join("tiny");
+        save_dir(
+            &model_dir,
+            &cfg,
+            &cfg.init_weights(5, &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let registry = Registry::with_dirs([dir.path().to_path_buf()]);
+        for name in ["tiny", "tiny-cm5"] {
+            assert!(loads_by_name(name, &registry), "{name}");
+            let model = load(name, &Device::Cpu, None, &registry).unwrap();
+            assert_eq!(model.info().name, name);
+        }
+        assert!(!loads_by_name("tiny", &Registry::with_dirs([])));
+        assert!(!loads_by_name(
+            "../tiny",
+            &Registry::with_dirs([model_dir.join("x")])
+        ));
+        assert!(!is_plain_name(".hidden") && !is_plain_name("a/b") && is_plain_name("a.b-c_1"));
     }
 }

@@ -3,13 +3,16 @@
 use super::Tokenizer;
 use crate::{Error, Result};
 
+/// The byte tokenizer's identity in archive headers.
+pub const BYTES_ID: &str = "bytes";
+
 /// Maps each byte to the token with the same value (vocabulary of 256).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ByteTokenizer;
 
 impl Tokenizer for ByteTokenizer {
     fn id(&self) -> &str {
-        "bytes"
+        BYTES_ID
     }
 
     fn encode(&self, bytes: &[u8]) -> Result<Vec<u32>> {

@@ -8,7 +8,7 @@ mod bpe;
 mod bytes;
 
 pub use bpe::{byte_characters, tokenizer_json, BpeOptions, BpeTokenizer};
-pub use bytes::ByteTokenizer;
+pub use bytes::{ByteTokenizer, BYTES_ID};
 
 use crate::Result;
 
