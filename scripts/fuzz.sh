@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh 600            # 10 minutes per target
 #   scripts/fuzz.sh 900 tensors    # only the named targets
 #
-# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Resumable: each target's
+# Needs the nightly toolchain; installs cargo-fuzz from crates.io when it is missing (about a
+# minute; `cargo install cargo-fuzz --locked`). Resumable: each target's
 # corpus lives in fuzz/corpus/TARGET (not committed) and grows across runs; a fresh machine starts
 # from the committed seeds (fuzz/seeds/: real archives of small files) and tests/golden/*.llmz.
 # Every run appends a line to fuzz/runs.tsv (committed): date, commit, target, seconds,
@@ -14,10 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
 shift
-command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "cargo-fuzz is missing: installing it from crates.io (cargo install cargo-fuzz --locked)" >&2
+  cargo install cargo-fuzz --locked >&2
+fi
 targets=(archive_structure decompress_default tensors)
 [ $# -gt 0 ] && targets=("$@")
-# No sanitizer: llmzip has no unsafe code, and AddressSanitizer would slow the model's kernels down,
+# No sanitizer: llmzip's only unsafe code is SIMD intrinsics behind run-time feature checks, and
+# AddressSanitizer would slow the model's kernels down,
 # so more inputs get through the decoder. Overflow checks and debug assertions stay on (-a).
 build=(cargo +nightly fuzz build --release -s none -a)
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src fuzz/fuzz_targets || echo +changes)"

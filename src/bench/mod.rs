@@ -214,12 +214,14 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                 continue;
             }
             let model = match &device {
-                Ok(d) => models::load(spec, d, opts.weights.as_deref(), &opts.registry)
-                    .and_then(|m| {
-                        let schedule = Schedule::for_model(&opts.schedule, m.info())?;
-                        Ok((m, schedule))
-                    })
-                    .map_err(|e| e.to_string()),
+                Ok(d) => {
+                    models::load_for_compression(spec, d, opts.weights.as_deref(), &opts.registry)
+                        .and_then(|m| {
+                            let schedule = Schedule::for_model(&opts.schedule, m.info())?;
+                            Ok((m, schedule))
+                        })
+                        .map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.clone()),
             };
             let (mut model, schedule) = match model {

@@ -11,7 +11,21 @@ use llmzip::Registry;
 pub struct ModelCache {
     device: Device,
     registry: Registry,
-    loaded: HashMap<(String, Option<String>), Box<dyn LanguageModel>>,
+    loaded: HashMap<(String, Option<String>, bool), Box<dyn LanguageModel>>,
+}
+
+/// What a model is loaded for: new archives (where `f32` on the CPU means `f32-portable`) or an
+/// archive's own weight format.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Compress,
+    Decompress { download: bool },
+}
+
+impl Purpose {
+    fn compress(self) -> bool {
+        matches!(self, Purpose::Compress)
+    }
 }
 
 impl ModelCache {
@@ -24,9 +38,10 @@ impl ModelCache {
     }
 
     /// The model for `spec` (a built-in name or a path) with weight format `weights`, loading
-    /// it the first time. A model the user named may be downloaded.
+    /// it the first time, to make new archives with ([`models::load_for_compression`]). A
+    /// model the user named may be downloaded.
     pub fn get(&mut self, spec: &str, weights: Option<&str>) -> Result<&mut dyn LanguageModel> {
-        self.get_from(spec, weights, true)
+        self.get_from(spec, weights, Purpose::Compress)
     }
 
     /// [`get`](Self::get) for a model that an archive names: downloaded only if `download`
@@ -37,7 +52,7 @@ impl ModelCache {
         weights: Option<&str>,
         download: bool,
     ) -> Result<&mut dyn LanguageModel> {
-        self.get_from(spec, weights, download)
+        self.get_from(spec, weights, Purpose::Decompress { download })
     }
 
     /// The registry models are looked up in (without downloads).
@@ -49,17 +64,28 @@ impl ModelCache {
         &mut self,
         spec: &str,
         weights: Option<&str>,
-        download: bool,
+        purpose: Purpose,
     ) -> Result<&mut dyn LanguageModel> {
-        let key = (spec.to_string(), weights.map(str::to_string));
+        let key = (
+            spec.to_string(),
+            weights.map(str::to_string),
+            purpose.compress(),
+        );
         if !self.loaded.contains_key(&key) {
-            let registry = if download {
-                self.registry.clone()
-            } else {
-                self.registry.clone().without_downloads()
-            };
-            let model = models::load(spec, &self.device, weights, &registry)
-                .with_context(|| format!("model '{spec}'"))?;
+            let model = match purpose {
+                Purpose::Compress => {
+                    models::load_for_compression(spec, &self.device, weights, &self.registry)
+                }
+                Purpose::Decompress { download } => {
+                    let registry = if download {
+                        self.registry.clone()
+                    } else {
+                        self.registry.clone().without_downloads()
+                    };
+                    models::load(spec, &self.device, weights, &registry)
+                }
+            }
+            .with_context(|| format!("model '{spec}'"))?;
             self.loaded.insert(key.clone(), model);
         }
         Ok(self.loaded.get_mut(&key).expect("just inserted").as_mut())

@@ -63,9 +63,9 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Loads the model these options name.
+    /// Loads the model these options name, for compression ([`models::load_for_compression`]).
     pub fn load_model(&self) -> Result<Box<dyn LanguageModel>> {
-        models::load(
+        models::load_for_compression(
             &self.model,
             &models::device(&self.device)?,
             self.weights.as_deref(),

@@ -1,6 +1,12 @@
 //! GPT-2 and DistilGPT-2 (candle-transformers has no GPT-2): Hugging Face `config.json` +
 //! `model.safetensors` + a tokenizer (`tokenizer.json`, or `vocab.json`/`merges.txt`, or
 //! OpenAI's `encoder.json`/`vocab.bpe`).
+//!
+//! Two computations of the same network, recorded in the archive as the dtype:
+//! `f32-portable` (the CPU default): llmzip's own network ([`super::llama_own`], GPT-2 being a
+//! variant of its blocks), one order of operations on every CPU; and `f32`: candle's ops, on
+//! GPUs, and on the CPU for archives made before the portable network existed (machine-bound:
+//! [`super::Portability`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,8 +14,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::llama_own::{self, Gpt2Parts, Matrix, OwnLlama};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
-use super::{Backend, Fingerprint, ModelInfo};
+use super::{Backend, BatchShape, Fingerprint, ModelInfo, F32_PORTABLE};
 use crate::tokenization::BpeTokenizer;
 use crate::{Error, Result};
 
@@ -58,15 +65,26 @@ struct Block {
     cache: KvCache,
 }
 
-/// The GPT-2 network.
+/// The GPT-2 network, computed by candle or by llmzip's own code.
 pub struct Gpt2 {
+    net: Net,
+    shape: NetShape,
+    device: Device,
+}
+
+enum Net {
+    Candle(CandleGpt2),
+    Own(Box<OwnLlama>),
+}
+
+/// The network as candle ops.
+struct CandleGpt2 {
     wte: Tensor,
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: (Tensor, Tensor),
     heads: usize,
     eps: f32,
-    device: Device,
 }
 
 /// True if `dir` holds a GPT-2 style model (its `config.json` says `model_type: gpt2`).
@@ -77,8 +95,32 @@ pub fn is_gpt2_dir(dir: &Path) -> bool {
         .is_some_and(|v| v.get("model_type").and_then(|t| t.as_str()) == Some("gpt2"))
 }
 
-/// Loads a GPT-2 model directory.
-pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Transformer<Gpt2>> {
+/// Loads a GPT-2 model directory, computed as `weights` says: `f32-portable` (llmzip's own
+/// network, CPU only), `f32` (candle's), or `None` for the device's default (the former on the
+/// CPU, the latter elsewhere).
+pub fn load(
+    dir: &Path,
+    name: &str,
+    format: Option<&str>,
+    device: &Device,
+) -> Result<Transformer<Gpt2>> {
+    let dtype = match format {
+        None if device.is_cpu() => F32_PORTABLE,
+        None | Some("f32") => "f32",
+        Some(F32_PORTABLE) if device.is_cpu() => F32_PORTABLE,
+        Some(F32_PORTABLE) => {
+            return Err(Error::InvalidSetting(format!(
+                "the {F32_PORTABLE} weight format runs on the CPU only: use --device cpu, or \
+                 --dtype f32 on this device"
+            )))
+        }
+        Some(other) => {
+            return Err(Error::InvalidSetting(format!(
+                "model '{name}' has f32 weights only (computed as f32 or {F32_PORTABLE}), not \
+                 '{other}'"
+            )))
+        }
+    };
     let fail = |what: String| Error::Model(format!("{}: {what}", dir.display()));
     let read = |file: &str| {
         std::fs::read(dir.join(file)).map_err(|e| fail(format!("cannot read {file}: {e}")))
@@ -129,13 +171,22 @@ pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Transformer<Gpt2>
             cache: KvCache::new(config.n_positions),
         });
     }
-    let net = Gpt2 {
+    let candle = CandleGpt2 {
         wte: weights.get("wte.weight", &[config.vocab_size, d])?,
         wpe: weights.get("wpe.weight", &[config.n_positions, d])?,
         blocks,
         ln_f: weights.norm("ln_f", d)?,
         heads: config.n_head,
         eps: config.layer_norm_epsilon as f32,
+    };
+    let shape = candle.shape();
+    let net = Gpt2 {
+        net: if dtype == F32_PORTABLE {
+            Net::Own(Box::new(candle.own(config.n_positions)?))
+        } else {
+            Net::Candle(candle)
+        },
+        shape,
         device: device.clone(),
     };
     let bos = tokenizer
@@ -151,7 +202,7 @@ pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Transformer<Gpt2>
         ]),
         vocab_size: config.vocab_size,
         bos,
-        backend: Backend::of(device, "f32"),
+        backend: Backend::of(device, dtype),
         max_context: Some(config.n_positions as u64),
         default_window: DEFAULT_WINDOW.min(config.n_positions as u64),
         default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
@@ -180,7 +231,7 @@ fn load_tokenizer(dir: &Path) -> Result<(BpeTokenizer, Vec<u8>)> {
     )))
 }
 
-impl TransformerNet for Gpt2 {
+impl CandleGpt2 {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (rows, len) = ids.dims2()?;
         let d = self.wte.dim(1)?;
@@ -213,10 +264,6 @@ impl TransformerNet for Gpt2 {
         }
     }
 
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
     fn shape(&self) -> NetShape {
         let width = self.wpe.dims()[1];
         NetShape {
@@ -227,6 +274,120 @@ impl TransformerNet for Gpt2 {
             kv_heads: self.heads,
             head_dim: width / self.heads,
             vocab: self.wte.dims()[0],
+        }
+    }
+
+    /// The same weights for llmzip's own network: every product transposed to `out × in` (Hugging
+    /// Face's GPT-2 stores `in × out`) and packed, the output head tied to the embedding.
+    fn own(self, context: usize) -> Result<OwnLlama> {
+        let values = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let matrix = |w: &Tensor| -> Result<Matrix> {
+            let (inner, out) = w.dims2()?;
+            Ok(Matrix::new(
+                false,
+                &values(&w.t()?.contiguous()?)?,
+                out,
+                inner,
+            ))
+        };
+        let shape = self.shape();
+        let mut layers = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            layers.push(llama_own::Layer {
+                gpt2: Some(Gpt2Parts {
+                    attn_norm_bias: values(&b.ln1.1)?,
+                    qkv_bias: values(&b.attn_b)?,
+                    wo_bias: values(&b.proj_b)?,
+                    ffn_norm_bias: values(&b.ln2.1)?,
+                    up_bias: values(&b.fc_b)?,
+                    down_bias: values(&b.out_b)?,
+                }),
+                attn_norm: values(&b.ln1.0)?,
+                qkv: matrix(&b.attn_w)?,
+                wo: matrix(&b.proj_w)?,
+                ffn_norm: values(&b.ln2.0)?,
+                gate_up: matrix(&b.fc_w)?,
+                down: matrix(&b.out_w)?,
+                cache: Vec::new(),
+            });
+        }
+        let embed = values(&self.wte)?;
+        Ok(OwnLlama {
+            output: Matrix::new(false, &embed, shape.vocab, shape.width),
+            embed,
+            layers,
+            norm: values(&self.ln_f.0)?,
+            norm_bias: Some(values(&self.ln_f.1)?),
+            positions: Some(values(&self.wpe)?),
+            cos: Vec::new(),
+            sin: Vec::new(),
+            width: shape.width,
+            ffn: shape.ffn,
+            heads: shape.heads,
+            kv_heads: shape.kv_heads,
+            head_dim: shape.head_dim,
+            eps: self.eps,
+            rope: None,
+            context,
+            rows: 0,
+            cached: 0,
+            buffers: Default::default(),
+            spare: Vec::new(),
+        })
+    }
+}
+
+impl TransformerNet for Gpt2 {
+    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
+        match &mut self.net {
+            Net::Candle(net) => net.forward(ids, pos),
+            Net::Own(net) => {
+                let rows = ids.dim(0)?;
+                let logits = net.logits(&ids.flatten_all()?.to_vec1::<u32>()?, rows, pos)?;
+                Ok(Tensor::from_vec(
+                    logits,
+                    (rows, self.shape.vocab),
+                    &self.device,
+                )?)
+            }
+        }
+    }
+
+    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
+        match &mut self.net {
+            Net::Own(net) => net.probabilities(ids, rows, pos),
+            Net::Candle(net) => {
+                let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), &self.device)?;
+                transformer::softmax_rows(&net.forward(&ids, pos)?)
+            }
+        }
+    }
+
+    fn recycle(&mut self, probs: Vec<f32>) {
+        if let Net::Own(net) = &mut self.net {
+            net.spare = probs;
+        }
+    }
+
+    fn clear_cache(&mut self) {
+        match &mut self.net {
+            Net::Candle(net) => net.clear_cache(),
+            Net::Own(net) => net.clear(),
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn shape(&self) -> NetShape {
+        self.shape
+    }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        match &self.net {
+            Net::Candle(_) => self.shape.working_memory(shape),
+            Net::Own(_) => llama_own::working_memory(&self.shape, shape, true),
         }
     }
 }
@@ -262,5 +423,70 @@ impl Weights<'_> {
             self.get(&format!("{name}.weight"), &[d])?,
             self.get(&format!("{name}.bias"), &[d])?,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::LanguageModel;
+    use crate::testing::{toy_vocabulary, write_random_model};
+
+    /// llmzip's own GPT-2 computes what candle's computes, to float rounding, through a prefill
+    /// and steps over two rows; and its bits do not depend on the thread count.
+    #[test]
+    fn own_network_predicts_like_candles() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vocab, merges) = toy_vocabulary();
+        let config = Gpt2Config {
+            vocab_size: vocab.len(),
+            n_positions: 64,
+            n_embd: 32,
+            n_layer: 2,
+            n_head: 4,
+            layer_norm_epsilon: 1e-5,
+            model_type: "gpt2".into(),
+        };
+        write_random_model(dir.path(), &config, 3).unwrap();
+        let json = crate::tokenization::tokenizer_json(&vocab, &merges, Default::default());
+        std::fs::write(dir.path().join("tokenizer.json"), json.to_string()).unwrap();
+        let mut candle = load(dir.path(), "t", Some("f32"), &Device::Cpu).unwrap();
+        let mut own = load(dir.path(), "t", None, &Device::Cpu).unwrap();
+        assert_eq!(own.info().backend.dtype, F32_PORTABLE);
+        assert_eq!(candle.info().backend.dtype, "f32");
+        let ids = own
+            .tokenizer()
+            .encode(b"the hat and the cat, the end")
+            .unwrap();
+        let half = ids.len() / 2;
+        let run = |m: &mut Transformer<Gpt2>| -> Vec<Vec<f32>> {
+            m.start_block(2).unwrap();
+            let mut out = vec![m
+                .prefill(&[&ids[..3], &ids[half..half + 3]].concat(), 3)
+                .unwrap()];
+            for t in 3..half {
+                out.push(m.step(&[ids[t], ids[half + t]]).unwrap());
+            }
+            out
+        };
+        let (a, b) = (run(&mut candle), run(&mut own));
+        for (a, b) in a.iter().zip(&b) {
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "differ by {worst}");
+        }
+        let bits = |v: &[Vec<f32>]| -> Vec<u32> {
+            v.iter()
+                .flat_map(|p| p.iter().map(|x| x.to_bits()))
+                .collect()
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        assert_eq!(bits(&pool.install(|| run(&mut own))), bits(&b));
     }
 }

@@ -17,7 +17,7 @@
 //!
 //! ## Weight formats
 //! * `int8` (the CPU default): Q8_0 weights times Q8_0 activations, the whole network computed
-//!   by llmzip's own code ([`super::llama_int8`], [`super::int8`]) with batched kernels and an
+//!   by llmzip's own code ([`super::llama_own`], [`super::int8`]) with batched kernels and an
 //!   order of operations fixed in the source, so its archives decode on any CPU. CPU only.
 //! * `f32`: every matrix dequantized once at load and run through candle's ops: the GPU
 //!   default, and the CPU default of archives made before `int8` (they keep decoding with it).
@@ -37,8 +37,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use sha2::{Digest, Sha256};
 
-use super::int8::Int8Matrix;
-use super::llama_int8::{self, Int8Llama};
+use super::llama_own::{self, OwnLlama};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, BatchShape, Fingerprint, ModelInfo};
 use crate::tokenization::{BpeOptions, BpeTokenizer};
@@ -96,10 +95,10 @@ pub struct Llama {
 }
 
 /// Who computes it: candle's ops (`f32`, `q8_0`, the file's format) or llmzip's own CPU code
-/// (`int8`, [`super::llama_int8`]).
+/// (`int8`, `f32-portable`: [`super::llama_own`]).
 enum Net {
     Candle(CandleLlama),
-    Int8(Box<Int8Llama>),
+    Own(Box<OwnLlama>),
 }
 
 /// The network as candle ops.
@@ -288,18 +287,25 @@ fn assemble(
         vocab: hyper.vocab,
     };
     let net = match format {
-        WeightFormat::Int8 => {
-            let matrix = |parts: &[&Weight]| -> Result<Int8Matrix> {
+        WeightFormat::Int8 | WeightFormat::OwnF32 => {
+            let int8 = matches!(format, WeightFormat::Int8);
+            let matrix = |parts: &[&Weight]| -> Result<llama_own::Matrix> {
                 let mut values = Vec::new();
                 for p in parts {
                     values.extend(p.values(device)?);
                 }
                 let inner = parts[0].dims()[1];
-                Ok(Int8Matrix::quantize(&values, values.len() / inner, inner))
+                Ok(llama_own::Matrix::new(
+                    int8,
+                    &values,
+                    values.len() / inner,
+                    inner,
+                ))
             };
             let mut blocks = Vec::with_capacity(layers.len());
             for l in &layers {
-                blocks.push(llama_int8::Layer {
+                blocks.push(llama_own::Layer {
+                    gpt2: None,
                     attn_norm: l.attn_norm.values(device)?,
                     qkv: matrix(&[&l.wq, &l.wk, &l.wv])?,
                     wo: matrix(&[&l.wo])?,
@@ -309,11 +315,13 @@ fn assemble(
                     cache: Vec::new(),
                 });
             }
-            Net::Int8(Box::new(Int8Llama {
+            Net::Own(Box::new(OwnLlama {
                 output: matrix(&[output.as_ref().unwrap_or(&embed)])?,
                 embed: embed.values(device)?,
                 layers: blocks,
                 norm: norm.values(device)?,
+                norm_bias: None,
+                positions: None,
                 cos: cos.flatten_all()?.to_vec1::<f32>()?,
                 sin: sin.flatten_all()?.to_vec1::<f32>()?,
                 width: hyper.width,
@@ -322,7 +330,7 @@ fn assemble(
                 kv_heads: hyper.kv_heads,
                 head_dim,
                 eps: hyper.eps,
-                rope,
+                rope: Some(rope),
                 context: hyper.context,
                 rows: 0,
                 cached: 0,
@@ -668,7 +676,7 @@ impl TransformerNet for Llama {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         match &mut self.net {
             Net::Candle(net) => net.forward(ids, pos),
-            Net::Int8(net) => {
+            Net::Own(net) => {
                 let rows = ids.dim(0)?;
                 let logits = net.logits(&ids.flatten_all()?.to_vec1::<u32>()?, rows, pos)?;
                 Ok(Tensor::from_vec(
@@ -682,7 +690,7 @@ impl TransformerNet for Llama {
 
     fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
         match &mut self.net {
-            Net::Int8(net) => net.probabilities(ids, rows, pos),
+            Net::Own(net) => net.probabilities(ids, rows, pos),
             Net::Candle(_) => {
                 let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), &self.device)?;
                 let logits = self.forward(&ids, pos)?;
@@ -692,7 +700,7 @@ impl TransformerNet for Llama {
     }
 
     fn recycle(&mut self, probs: Vec<f32>) {
-        if let Net::Int8(net) = &mut self.net {
+        if let Net::Own(net) = &mut self.net {
             net.spare = probs;
         }
     }
@@ -704,7 +712,7 @@ impl TransformerNet for Llama {
                     layer.cache.clear();
                 }
             }
-            Net::Int8(net) => net.clear(),
+            Net::Own(net) => net.clear(),
         }
     }
 
@@ -719,7 +727,7 @@ impl TransformerNet for Llama {
     fn working_memory(&self, shape: &BatchShape) -> u64 {
         match &self.net {
             Net::Candle(_) => self.shape.working_memory(shape),
-            Net::Int8(_) => llama_int8::working_memory(&self.shape, shape),
+            Net::Own(net) => llama_own::working_memory(&self.shape, shape, net.is_f32()),
         }
     }
 }
@@ -781,8 +789,10 @@ fn apply(w: &Matrix, x: &Tensor) -> Result<Tensor> {
 #[derive(Clone, Copy)]
 enum WeightFormat {
     Candle(CandleFormat),
-    /// Q8_0 weights times Q8_0 activations in llmzip's own code ([`super::llama_int8`]).
+    /// Q8_0 weights times Q8_0 activations in llmzip's own code ([`super::llama_own`]).
     Int8,
+    /// f32 weights in llmzip's own code, one summation order on every CPU (`f32-portable`).
+    OwnF32,
 }
 
 /// The formats candle's ops compute with.
@@ -802,11 +812,12 @@ impl WeightFormat {
             "f32" => WeightFormat::Candle(CandleFormat::F32),
             "q8_0" => WeightFormat::Candle(CandleFormat::Q8_0),
             "int8" => WeightFormat::Int8,
+            super::F32_PORTABLE => WeightFormat::OwnF32,
             w if native.is_some_and(|n| w == "native" || w == n) => {
                 WeightFormat::Candle(CandleFormat::Native)
             }
             other => {
-                let mut names = vec!["int8", "f32", "q8_0"];
+                let mut names = vec!["int8", "f32", super::F32_PORTABLE, "q8_0"];
                 names.extend(native);
                 let last = names.pop().unwrap_or_default();
                 return Err(Error::InvalidSetting(format!(
@@ -815,12 +826,12 @@ impl WeightFormat {
                 )));
             }
         };
-        if matches!(format, WeightFormat::Int8) && !device.is_cpu() {
-            return Err(Error::InvalidSetting(
-                "the int8 weight format runs on the CPU only: use --device cpu, or --dtype f32 \
-                 on this device"
-                    .into(),
-            ));
+        if matches!(format, WeightFormat::Int8 | WeightFormat::OwnF32) && !device.is_cpu() {
+            return Err(Error::InvalidSetting(format!(
+                "the {} weight format runs on the CPU only: use --device cpu, or --dtype f32 \
+                 on this device",
+                format.name("")
+            )));
         }
         Ok(format)
     }
@@ -829,7 +840,7 @@ impl WeightFormat {
     fn segment_tokens(self) -> u64 {
         match self {
             WeightFormat::Int8 => super::INT8_SEGMENT_TOKENS,
-            WeightFormat::Candle(_) => super::TRANSFORMER_SEGMENT_TOKENS,
+            WeightFormat::Candle(_) | WeightFormat::OwnF32 => super::TRANSFORMER_SEGMENT_TOKENS,
         }
     }
 
@@ -839,6 +850,7 @@ impl WeightFormat {
             WeightFormat::Candle(CandleFormat::F32) => "f32",
             WeightFormat::Candle(CandleFormat::Q8_0) => "q8_0",
             WeightFormat::Int8 => "int8",
+            WeightFormat::OwnF32 => super::F32_PORTABLE,
             WeightFormat::Candle(CandleFormat::Native) => native,
         }
         .to_string()
@@ -1186,15 +1198,23 @@ pub(crate) mod tests {
         out
     }
 
+    /// llmzip's own network, with int8 weights (approximately) and with f32 weights (to float
+    /// rounding), computes what candle's f32 network computes.
     #[test]
-    fn int8_weights_predict_like_f32_in_both_layouts() {
+    fn own_networks_predict_like_candles_f32_in_both_layouts() {
+        for (format, tolerance) in [("int8", 0.02), (super::super::F32_PORTABLE, 1e-5)] {
+            own_network_predicts_like_candles(format, tolerance);
+        }
+    }
+
+    fn own_network_predicts_like_candles(format: &str, tolerance: f32) {
         let dir = tempfile::tempdir().unwrap();
         let text = b"the cat in the hat, then another cat sat on the mat";
         for (mut f32s, mut int8) in tiny_pair(dir.path(), Some("f32"))
             .into_iter()
-            .zip(tiny_pair(dir.path(), Some("int8")))
+            .zip(tiny_pair(dir.path(), Some(format)))
         {
-            assert_eq!(int8.info().backend.dtype, "int8");
+            assert_eq!(int8.info().backend.dtype, format);
             assert_eq!(int8.info().fingerprint, f32s.info().fingerprint);
             let ids = f32s.tokenizer().encode(text).unwrap();
             let ids = &ids[..ids.len() / 2 * 2];
@@ -1206,7 +1226,7 @@ pub(crate) mod tests {
                     .zip(b)
                     .map(|(x, y)| (x - y).abs())
                     .fold(0f32, f32::max);
-                assert!(worst < 0.02, "int8 and f32 differ by {worst}");
+                assert!(worst < tolerance, "{format} and f32 differ by {worst}");
             }
         }
     }
@@ -1214,9 +1234,15 @@ pub(crate) mod tests {
     /// Bit for bit: a prefill gives what the same tokens give step by step, whatever the thread
     /// count, and after a reset the network remembers nothing.
     #[test]
-    fn int8_results_depend_on_nothing_but_the_tokens() {
+    fn own_results_depend_on_nothing_but_the_tokens() {
+        for format in ["int8", super::super::F32_PORTABLE] {
+            own_results_depend_on_tokens(format);
+        }
+    }
+
+    fn own_results_depend_on_tokens(format: &str) {
         let dir = tempfile::tempdir().unwrap();
-        let [mut model, _] = tiny_pair(dir.path(), Some("int8"));
+        let [mut model, _] = tiny_pair(dir.path(), Some(format));
         let ids = model
             .tokenizer()
             .encode(b"a long enough text for two rows of tokens, and more")
@@ -1234,7 +1260,7 @@ pub(crate) mod tests {
                 .build()
                 .unwrap();
             let got = pool.install(|| run_rows(&mut model, ids, 1));
-            assert_eq!(bits(&got), bits(&want), "{threads} threads");
+            assert_eq!(bits(&got), bits(&want), "{format}, {threads} threads");
         }
         // The last distribution after a prefill of 5 equals the 5th step's.
         let prefilled = run_rows(&mut model, ids, 5);
@@ -1286,7 +1312,10 @@ pub(crate) mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("(use int8, f32, q8_0 or q4_1)"), "{err}");
+        assert!(
+            err.contains("(use int8, f32, f32-portable, q8_0 or q4_1)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1321,7 +1350,10 @@ pub(crate) mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("(use int8, f32 or q8_0)"), "{err}");
+        assert!(
+            err.contains("(use int8, f32, f32-portable or q8_0)"),
+            "{err}"
+        );
         assert!(load_hf(dir.path(), "x", Some("q8_0"), &Device::Cpu).is_ok());
         // An untied model without its head is refused, a tied one needs none.
         let mut weights =

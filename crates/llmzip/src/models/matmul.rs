@@ -55,6 +55,28 @@ impl PackedMatrix {
         PackedMatrix { k, n, panels }
     }
 
+    /// Packs `w` given output by output (`N × K` row-major, the layout of llama and GGUF
+    /// weights): the matrix `wᵀ`.
+    pub(crate) fn from_outputs(w: &[f32], n: usize, k: usize) -> Self {
+        assert!(k > 0, "a product over nothing");
+        assert_eq!(w.len(), k * n, "weight matrix is not {n} × {k}");
+        let count = n.div_ceil(PANEL);
+        let mut panels = vec![0f32; count * k * PANEL];
+        for (c, panel) in panels.chunks_exact_mut(k * PANEL).enumerate() {
+            for j in c * PANEL..((c + 1) * PANEL).min(n) {
+                for (p, &v) in w[j * k..(j + 1) * k].iter().enumerate() {
+                    panel[p * PANEL + j - c * PANEL] = v;
+                }
+            }
+        }
+        PackedMatrix { k, n, panels }
+    }
+
+    /// Outputs per row.
+    pub(crate) fn out(&self) -> usize {
+        self.n
+    }
+
     /// `a · W + bias` for `a` of `m × K` (row-major); returns `m × N`.
     pub(crate) fn matmul(&self, a: &[f32], m: usize, bias: Option<&[f32]>) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
@@ -228,6 +250,9 @@ mod tests {
             let w: Vec<f32> = (0..k * n).map(|_| rng.uniform(0.2)).collect();
             let bias: Vec<f32> = (0..n).map(|_| rng.uniform(1.0)).collect();
             let packed = PackedMatrix::new(&w, k, n);
+            let transposed: Vec<f32> = (0..n * k).map(|i| w[(i % k) * n + i / k]).collect();
+            let by_outputs = PackedMatrix::from_outputs(&transposed, n, k);
+            assert_eq!(bits(&by_outputs.panels), bits(&packed.panels));
             let want = reference(&a, &w, m, k, n);
             let got = packed.matmul(&a, m, None);
             assert_eq!(bits(&got), bits(&want), "{m}×{k}×{n}");

@@ -9,7 +9,7 @@ mod glibc;
 pub mod gpt2;
 mod int8;
 pub mod llama;
-mod llama_int8;
+mod llama_own;
 mod matmul;
 pub(crate) mod rng;
 mod rnn;
@@ -288,7 +288,7 @@ pub fn load(
         }
     }
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {
-        None | Some("f32") => Ok(model),
+        None | Some("f32" | F32_PORTABLE) => Ok(model),
         Some(w) => Err(Error::InvalidSetting(format!(
             "model '{spec}' only has f32 weights, not '{w}'"
         ))),
@@ -305,7 +305,7 @@ pub fn load(
         }
         "gpt2" | "distilgpt2" => {
             let dir = registry.gpt2_dir(spec)?;
-            only_f32(Box::new(gpt2::load(&dir, spec, device)?))
+            Ok(Box::new(gpt2::load(&dir, spec, weights, device)?))
         }
         _ => {
             let path = Path::new(spec);
@@ -338,6 +338,23 @@ pub fn load(
     }
 }
 
+/// [`load`] for making new archives: the same, except that `f32` on the CPU means the portable
+/// f32 network (`f32-portable`). candle's f32 kernels stay what `f32` in an archive header means,
+/// so that archives made with them keep decoding, but on the CPU they are machine-bound
+/// ([`Portability`]), and no new archive should be.
+pub fn load_for_compression(
+    spec: &str,
+    device: &Device,
+    weights: Option<&str>,
+    registry: &Registry,
+) -> Result<Box<dyn LanguageModel>> {
+    let weights = match weights {
+        Some("f32") if device.is_cpu() => Some(F32_PORTABLE),
+        w => w,
+    };
+    load(spec, device, weights, registry)
+}
+
 /// A model directory, by what its `config.json` says: a Hugging Face llama or GPT-2, else one
 /// written by `llmzip train`.
 fn load_dir(
@@ -347,7 +364,7 @@ fn load_dir(
     device: &Device,
 ) -> Result<Box<dyn LanguageModel>> {
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {
-        None | Some("f32") => Ok(model),
+        None | Some("f32" | F32_PORTABLE) => Ok(model),
         Some(w) => Err(Error::InvalidSetting(format!(
             "model '{name}' only has f32 weights, not '{w}'"
         ))),
@@ -355,7 +372,7 @@ fn load_dir(
     if llama::is_hf_dir(dir) {
         Ok(Box::new(llama::load_hf(dir, name, weights, device)?))
     } else if gpt2::is_gpt2_dir(dir) {
-        only_f32(Box::new(gpt2::load(dir, name, device)?))
+        Ok(Box::new(gpt2::load(dir, name, weights, device)?))
     } else {
         only_f32(Box::new(Rnn::from_dir(dir, device)?))
     }

@@ -1,12 +1,14 @@
-//! The llama network on llmzip's own CPU code: the `int8` weight format.
+//! The llama network on llmzip's own CPU code: the `int8` and `f32-portable` weight formats; and
+//! GPT-2 as a variant of it ([`Gpt2Parts`]: layer norms, biases, learned positions, GELU), in
+//! `f32-portable`.
 //!
 //! **Why not candle here.** At the lockstep batch the f32 network spends most of a step outside
 //! the weight products: in attention, which candle runs as one small matrix product per row and
 //! head (thousands of calls per step, each waking the thread pool), in thread hand-offs, and in
 //! zeroing the fresh pages every op allocates (docs/models.md, "Where the time goes"). This file
 //! computes the same network on plain `f32` buffers: the weight products in [`super::int8`]'s
-//! batched kernels, attention one row per task, everything else in loops whose order is written
-//! down here.
+//! batched kernels (`int8`) or [`super::matmul`]'s fixed-order f32 kernel (`f32-portable`),
+//! attention one row per task, everything else in loops whose order is written down here.
 //!
 //! **Why it is the same everywhere.** Every sum is taken in an order fixed by this code (never by
 //! a thread count or a SIMD width chosen at run time), no fused multiply–add is left to the
@@ -23,20 +25,70 @@ use rayon::prelude::*;
 use super::activation;
 use super::int8::{Int8Matrix, Scratch};
 use super::llama::Rope;
+use super::matmul::PackedMatrix;
 use super::transformer::NetShape;
 use super::BatchShape;
 use crate::{Error, Result};
 
+/// A weight matrix of the network, in one of its two formats.
+pub(super) enum Matrix {
+    /// Q8_0 weights times Q8_0 activations ([`super::int8`]).
+    Int8(Int8Matrix),
+    /// f32 weights, each output summed in one fixed order ([`super::matmul`]).
+    F32(PackedMatrix),
+}
+
+impl Matrix {
+    /// The matrix in `format` (`int8` or not) from its weights, `out × inner` row-major.
+    pub fn new(int8: bool, weights: &[f32], out: usize, inner: usize) -> Matrix {
+        if int8 {
+            Matrix::Int8(Int8Matrix::quantize(weights, out, inner))
+        } else {
+            Matrix::F32(PackedMatrix::from_outputs(weights, out, inner))
+        }
+    }
+
+    /// Outputs per row.
+    pub fn out(&self) -> usize {
+        match self {
+            Matrix::Int8(m) => m.out(),
+            Matrix::F32(m) => m.out(),
+        }
+    }
+
+    /// `y = x · Wᵀ` for `rows` rows of `x`.
+    fn matmul_into(&self, x: &[f32], rows: usize, y: &mut Vec<f32>, scratch: &mut Scratch) {
+        match self {
+            Matrix::Int8(m) => m.matmul_into(x, rows, y, scratch),
+            Matrix::F32(m) => *y = m.matmul(x, rows, None),
+        }
+    }
+}
+
+/// What GPT-2 adds to a llama block: biases on the norms (which makes them layer norms: the
+/// mean is subtracted too) and on every product. GELU replaces the gated SiLU feed-forward, and
+/// `gate_up` holds the single up projection.
+pub(super) struct Gpt2Parts {
+    pub attn_norm_bias: Vec<f32>,
+    pub qkv_bias: Vec<f32>,
+    pub wo_bias: Vec<f32>,
+    pub ffn_norm_bias: Vec<f32>,
+    pub up_bias: Vec<f32>,
+    pub down_bias: Vec<f32>,
+}
+
 /// One transformer block.
 pub(super) struct Layer {
+    /// GPT-2's biases; `None` for a llama block.
+    pub gpt2: Option<Gpt2Parts>,
     pub attn_norm: Vec<f32>,
     /// Queries, keys and values in one product (`(heads + 2·kv_heads)·head_dim` outputs).
-    pub qkv: Int8Matrix,
-    pub wo: Int8Matrix,
+    pub qkv: Matrix,
+    pub wo: Matrix,
     pub ffn_norm: Vec<f32>,
     /// Gate and up projections in one product (`2·ffn` outputs).
-    pub gate_up: Int8Matrix,
-    pub down: Int8Matrix,
+    pub gate_up: Matrix,
+    pub down: Matrix,
     /// The KV cache: for row `r` and key/value head `g`, `cache[r · kv_heads + g]`.
     pub cache: Vec<HeadCache>,
 }
@@ -64,7 +116,10 @@ const CHUNK: usize = 256;
 /// Measured: SmolLM2 on alice29 at the default schedule (28 rows of ~1.5 K positions, a cache of
 /// 1.9 GiB) peaked 2,412 MiB above the 544 MiB of a run on 2 KB, which this estimate's
 /// 2.9 GiB covers; the cache alone would not (docs/models.md, "The int8 network").
-pub(super) fn working_memory(net: &NetShape, shape: &BatchShape) -> u64 {
+///
+/// The `f32-portable` format's products also keep a panel-major copy of their output: twice the
+/// largest product (`2·ffn` per token) more.
+pub(super) fn working_memory(net: &NetShape, shape: &BatchShape, f32_products: bool) -> u64 {
     let f = 4u64;
     let kv_per_position = (net.layers * 2 * net.kv_heads * net.head_dim) as u64 * f;
     let positions = shape.positions.div_ceil(CHUNK as u64) * CHUNK as u64;
@@ -72,7 +127,10 @@ pub(super) fn working_memory(net: &NetShape, shape: &BatchShape) -> u64 {
     let qkv = ((net.heads + 2 * net.kv_heads) * net.head_dim) as u64;
     // h, x, qkv, attention output, the activated and the gate/up vectors, a product's output,
     // and the quantized activations (a byte per input).
-    let per_token = (4 * net.width as u64 + qkv + 3 * net.ffn as u64) * f + 2 * net.ffn as u64;
+    let mut per_token = (4 * net.width as u64 + qkv + 3 * net.ffn as u64) * f + 2 * net.ffn as u64;
+    if f32_products {
+        per_token += 4 * net.ffn as u64 * f;
+    }
     let tokens = shape.prefill.max(1);
     let scores = (net.heads as u64 * f).saturating_mul(positions.max(shape.prefill));
     let output = 2 * net.vocab as u64 * f;
@@ -121,12 +179,17 @@ impl HeadCache {
 }
 
 /// The whole network and its KV cache.
-pub(super) struct Int8Llama {
+pub(super) struct OwnLlama {
     /// `vocab × width`.
     pub embed: Vec<f32>,
     pub layers: Vec<Layer>,
     pub norm: Vec<f32>,
-    pub output: Int8Matrix,
+    /// GPT-2's final norm bias (a layer norm); `None` for llamas.
+    pub norm_bias: Option<Vec<f32>>,
+    /// GPT-2's learned position embeddings (`context × width`), added to the token embeddings;
+    /// llamas rotate queries and keys instead (`rope`).
+    pub positions: Option<Vec<f32>>,
+    pub output: Matrix,
     /// `context × head_dim / 2` each.
     pub cos: Vec<f32>,
     pub sin: Vec<f32>,
@@ -136,7 +199,8 @@ pub(super) struct Int8Llama {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub eps: f32,
-    pub rope: Rope,
+    /// How queries and keys are rotated; `None` (GPT-2): not at all.
+    pub rope: Option<Rope>,
     pub context: usize,
     /// Rows of the cached batch and positions cached per row.
     pub rows: usize,
@@ -175,6 +239,39 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
             *o = (a * inv) * g;
         }
     }
+}
+
+/// [`rms_norm`], or with a bias a layer norm: `(x − mean) / √(var + ε) · w + b`, mean and
+/// variance summed left to right.
+fn norm(x: &[f32], w: &[f32], bias: Option<&[f32]>, eps: f32, out: &mut Vec<f32>) {
+    let Some(bias) = bias else {
+        return rms_norm(x, w, eps, out);
+    };
+    let width = w.len();
+    out.clear();
+    out.resize(x.len(), 0.0);
+    for (o, v) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+        let mean = v.iter().fold(0f32, |s, &a| s + a) / width as f32;
+        let var = v.iter().fold(0f32, |s, &a| s + (a - mean) * (a - mean)) / width as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &a), &g), &b) in o.iter_mut().zip(v).zip(w).zip(bias) {
+            *o = ((a - mean) * inv) * g + b;
+        }
+    }
+}
+
+/// `y[i][j] += bias[j]` for every row of `y`.
+fn add_bias(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        add(row, bias);
+    }
+}
+
+/// GELU, the tanh form GPT-2 was trained with: `x/2 · (1 + tanh(√(2/π) · (x + 0.044715·x³)))`,
+/// with llmzip's own `tanh`.
+fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + activation::tanh(SQRT_2_OVER_PI * (x + 0.044_715 * (x * x * x))))
 }
 
 /// `Σ a·b` in 8 lanes, reduced pairwise: lane `l` sums the products at `l, l + 8, l + 16, …`
@@ -229,16 +326,24 @@ fn lanes8(a: &[[f32; 8]], b: &[[f32; 8]]) -> [f32; 8] {
     }
 }
 
-impl Int8Llama {
+impl OwnLlama {
+    /// Whether the weights are f32 (`f32-portable`) rather than int8.
+    pub fn is_f32(&self) -> bool {
+        matches!(self.output, Matrix::F32(_))
+    }
+
     /// Rotates one head's vector for position `pos`.
     fn rotate(&self, x: &mut [f32], pos: usize) {
+        let Some(rope) = self.rope else {
+            return;
+        };
         let half = self.head_dim / 2;
         let (cos, sin) = (
             &self.cos[pos * half..][..half],
             &self.sin[pos * half..][..half],
         );
         for i in 0..half {
-            let (a, b) = match self.rope {
+            let (a, b) = match rope {
                 Rope::Interleaved => (2 * i, 2 * i + 1),
                 Rope::Halves => (i, i + half),
             };
@@ -259,7 +364,7 @@ impl Int8Llama {
         self.cached = 0;
     }
 
-    /// [`Int8Llama::logits`] turned into probabilities (llmzip's softmax, one row per task).
+    /// [`OwnLlama::logits`] turned into probabilities (llmzip's softmax, one row per task).
     pub fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
         let mut probs = self.logits(ids, rows, pos)?;
         probs
@@ -303,38 +408,78 @@ impl Int8Llama {
             }
             b.h.extend_from_slice(&self.embed[id * self.width..][..self.width]);
         }
+        if let Some(positions) = &self.positions {
+            for (i, h) in b.h.chunks_exact_mut(self.width).enumerate() {
+                add(h, &positions[(pos + i % len) * self.width..][..self.width]);
+            }
+        }
         let tokens = rows * len;
         for l in 0..self.layers.len() {
-            rms_norm(&b.h, &self.layers[l].attn_norm, self.eps, &mut b.x);
             let layer = &self.layers[l];
+            let gpt2 = layer.gpt2.as_ref();
+            norm(
+                &b.h,
+                &layer.attn_norm,
+                gpt2.map(|g| &g.attn_norm_bias[..]),
+                self.eps,
+                &mut b.x,
+            );
             layer
                 .qkv
                 .matmul_into(&b.x, tokens, &mut b.qkv, &mut b.scratch);
+            if let Some(g) = gpt2 {
+                add_bias(&mut b.qkv, &g.qkv_bias);
+            }
             self.rope_and_cache(l, &mut b.qkv, len, pos);
             self.attention(l, &b.qkv, (rows, len, pos), &mut b.scores, &mut b.attn);
             let layer = &self.layers[l];
+            let gpt2 = layer.gpt2.as_ref();
             layer
                 .wo
                 .matmul_into(&b.attn, tokens, &mut b.y, &mut b.scratch);
+            if let Some(g) = gpt2 {
+                add_bias(&mut b.y, &g.wo_bias);
+            }
             add(&mut b.h, &b.y);
-            rms_norm(&b.h, &layer.ffn_norm, self.eps, &mut b.x);
+            norm(
+                &b.h,
+                &layer.ffn_norm,
+                gpt2.map(|g| &g.ffn_norm_bias[..]),
+                self.eps,
+                &mut b.x,
+            );
             layer
                 .gate_up
                 .matmul_into(&b.x, tokens, &mut b.y, &mut b.scratch);
             b.act.clear();
             b.act.resize(tokens * self.ffn, 0.0);
-            b.act
-                .par_chunks_mut(self.ffn)
-                .zip(b.y.par_chunks(2 * self.ffn))
-                .for_each(|(a, gu)| {
-                    let (g, u) = gu.split_at(self.ffn);
-                    for ((a, &g), &u) in a.iter_mut().zip(g).zip(u) {
-                        *a = (g * activation::sigmoid(g)) * u;
-                    }
-                });
+            match gpt2 {
+                Some(g) => b
+                    .act
+                    .par_chunks_mut(self.ffn)
+                    .zip(b.y.par_chunks(self.ffn))
+                    .for_each(|(a, u)| {
+                        for ((a, &u), &bias) in a.iter_mut().zip(u).zip(&g.up_bias) {
+                            *a = gelu(u + bias);
+                        }
+                    }),
+                None => b
+                    .act
+                    .par_chunks_mut(self.ffn)
+                    .zip(b.y.par_chunks(2 * self.ffn))
+                    .for_each(|(a, gu)| {
+                        let (g, u) = gu.split_at(self.ffn);
+                        for ((a, &g), &u) in a.iter_mut().zip(g).zip(u) {
+                            *a = (g * activation::sigmoid(g)) * u;
+                        }
+                    }),
+            }
             layer
                 .down
                 .matmul_into(&b.act, tokens, &mut b.y, &mut b.scratch);
+            if let Some(g) = gpt2 {
+                add_bias(&mut b.y, &g.down_bias);
+            }
             add(&mut b.h, &b.y);
         }
         self.cached += len;
@@ -342,7 +487,13 @@ impl Int8Llama {
         for row in b.h.chunks_exact(len * self.width) {
             b.y.extend_from_slice(&row[(len - 1) * self.width..]);
         }
-        rms_norm(&b.y, &self.norm, self.eps, &mut b.x);
+        norm(
+            &b.y,
+            &self.norm,
+            self.norm_bias.as_deref(),
+            self.eps,
+            &mut b.x,
+        );
         let mut logits = std::mem::take(&mut self.spare);
         self.output
             .matmul_into(&b.x, rows, &mut logits, &mut b.scratch);
