@@ -11,10 +11,14 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/llmzip
 g=tests/golden
+# The tiny test models (tests/golden/models, written once by examples/tiny_models.rs) load by
+# name from there, as they do when the golden tests decode their archives.
+export LLMZIP_MODELS="$PWD/$g/models"
+run=("$bin")
 make() { # NAME ARGS...
   local name="$1"; shift
   if [ -e "$g/$name.llmz" ]; then return; fi
-  "$bin" compress -q "$@" "$g/$name" -o "$g/$name.llmz"
+  "${run[@]}" compress -q "$@" "$g/$name" -o "$g/$name.llmz"
   echo "wrote $g/$name.llmz: $(stat -c %s "$g/$name.llmz") bytes" >&2
 }
 make empty
@@ -29,6 +33,21 @@ make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
 make gru2.txt -m gru2
 make gru2-cm5.txt -m gru2-cm5 --window 64 --min-segment 200
 make gru3-cm5.txt -m gru3-cm5 --window 64 --min-segment 200
+# The tiny test models: every network's code path, cheap enough to decode under an emulated CPU
+# in CI (scripts/cross-cpu.sh).
+cargo run --release --quiet -p llmzip --features test-support --example tiny_models -- "$g/models"
+make tiny-gru.txt -m tiny-gru --window 64 --min-segment 100
+make tiny-gru-cm5.txt -m tiny-gru-cm5 --window 64 --min-segment 100
+make tiny-llama-int8.txt -m tiny-llama-cm2 --window 64 --segments 2 --min-segment 32
+make tiny-llama-f32.txt -m tiny-llama --dtype f32 --window 64 --segments 2 --min-segment 32
+make tiny-gpt2.txt -m tiny-gpt2 --window 64 --segments 2 --min-segment 32
+# Two made on an emulated CPU without AVX or FMA (the platform in their headers says so), which
+# every other CPU must decode: the other direction of the cross-CPU promise.
+command -v qemu-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-user; }
+run=(qemu-x86_64 -cpu Nehalem "$bin")
+make tiny-nehalem-gru-cm5.txt -m tiny-gru-cm5 --window 64 --min-segment 100
+make tiny-nehalem-llama-f32.txt -m tiny-llama-cm --dtype f32 --window 64 --segments 2 --min-segment 32
+run=("$bin")
 # Weight files (the tensor codec, chosen by content): every modelled format of each container.
 make weights.safetensors
 make weights.gguf

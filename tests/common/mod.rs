@@ -149,27 +149,25 @@ pub fn tiny_model(dir: &Path, name: &str, seed: u64) -> PathBuf {
     out
 }
 
-/// Golden archives that decode only on the machine that made them, by name, with the release
-/// that made them and why. Nothing else may fail.
-///
-/// All four were written by llmzip 0.1.0 (before the portable kernels, git 84583af or earlier)
-/// with SmolLM2 computed by candle's CPU kernels (`f32`, `q8_0`), whose matrix products block
-/// their sums by the CPU's cache sizes and pick SIMD code at run time: `smollm2-window` (made on
-/// an AMD EPYC) fails on an Intel Xeon although both are `x86_64+avx512`. `llmzip info` calls
-/// such archives machine-bound; on another CPU they may decode or fail, and a failure must be
-/// the machine-bound message (docs/format.md, "Portability"), never other bytes.
-pub const MACHINE_BOUND: &[&str] = &[
-    "smollm2-cm.txt.llmz",
-    "smollm2-f32.txt.llmz",
-    "smollm2-q8_0.txt.llmz",
-    "smollm2-window.txt.llmz",
-];
+/// Golden archives that decode only on the machine that made them, by name: the names listed
+/// in `tests/golden/machine-bound.txt` (with the release that made them and why), which
+/// scripts/cross-cpu.sh reads too. Nothing else may fail.
+pub fn machine_bound() -> Vec<String> {
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/machine-bound.txt");
+    std::fs::read_to_string(list)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
 
 /// Decodes every golden archive `tests/golden/NAME.llmz` whose name `wanted` accepts with the
 /// current build and requires its original `NAME` back, byte for byte. Returns how many it
 /// checked (so a test can insist that there were some).
 ///
-/// No failure is excused but those of [`MACHINE_BOUND`] archives, and only with the message
+/// No failure is excused but those of [`machine_bound`] archives, and only with the message
 /// that names them machine-bound; each is printed.
 pub fn check_golden(wanted: impl Fn(&str) -> bool) -> usize {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -180,6 +178,7 @@ pub fn check_golden(wanted: impl Fn(&str) -> bool) -> usize {
         .filter(|n| n.ends_with(".llmz"))
         .collect();
     names.sort();
+    let machine_bound = machine_bound();
     for name in names.iter().filter(|n| wanted(n)) {
         let original = golden.join(name.trim_end_matches(".llmz"));
         let o = llmzip()
@@ -189,7 +188,7 @@ pub fn check_golden(wanted: impl Fn(&str) -> bool) -> usize {
             .output()
             .unwrap();
         let err = stderr(&o);
-        if !o.status.success() && MACHINE_BOUND.contains(&name.as_str()) {
+        if !o.status.success() && machine_bound.contains(name) {
             assert!(
                 err.contains("machine-bound") && !err.contains("panicked"),
                 "machine-bound golden archive {name} fails without saying so: {err}"

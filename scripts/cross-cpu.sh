@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Decodes golden archives on other CPUs than this one, under qemu-user, and compares the bytes:
+# the check that a CPU archive decodes on every x86-64 machine (docs/format.md, "Portability").
+#
+#   scripts/cross-cpu.sh            # every golden archive, natively and under -cpu Haswell
+#                                   # (AVX2 + FMA, no AVX-512) and -cpu Nehalem (SSE4.2: no AVX,
+#                                   # no FMA); SmolLM2's only when scripts/fetch-models.sh ran
+#   scripts/cross-cpu.sh --quick    # the CI subset (tests/cross_cpu.rs): the tiny test models'
+#                                   # archives, the empty and stored ones, and the default model's
+#   CPUS="Nehalem" scripts/cross-cpu.sh   # other CPU models (qemu-x86_64 -cpu help lists them)
+#
+# Installs qemu-user (Debian) when it is missing. Archives listed in
+# tests/golden/machine-bound.txt may fail, but only with the message that calls them
+# machine-bound; any other failure fails the run. Emulation is slow: a tiny model's archive takes
+# seconds, the default model's 20-200 s, SmolLM2's many minutes. Ends with "N passed, M failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+read -r -a cpus <<<"${CPUS:-native Haswell Nehalem}"
+
+if ! command -v qemu-x86_64 >/dev/null; then
+  echo "qemu-x86_64 is missing: installing Debian's qemu-user" >&2
+  apt-get update -qq >&2 && apt-get install -y -qq qemu-user >&2
+fi
+if [ -n "${LLMZIP_BIN:-}" ]; then
+  bin="$LLMZIP_BIN"
+else
+  cargo build --release --quiet --bin llmzip
+  bin="$PWD/target/release/llmzip"
+fi
+g=tests/golden
+export LLMZIP_MODELS="$PWD/models:$PWD/$g/models"
+mapfile -t bound < <(grep -v '^#' "$g/machine-bound.txt" | grep -v '^$')
+
+archives=()
+for a in "$g"/*.llmz; do
+  name="$(basename "$a")"
+  if [ $quick = 1 ]; then
+    case "$name" in
+      tiny-*|empty.llmz|stored.bin.llmz|gru3-cm5.txt.llmz) ;;
+      *) continue ;;
+    esac
+  fi
+  archives+=("$name")
+done
+
+passed=0
+failed=0
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+for cpu in "${cpus[@]}"; do
+  if [ "$cpu" = native ]; then run=("$bin"); else run=(qemu-x86_64 -cpu "$cpu" "$bin"); fi
+  for name in "${archives[@]}"; do
+    if [[ "$name" == smollm2* ]] && [ ! -e models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+      echo "skip  $cpu  $name (SmolLM2 is not downloaded: scripts/fetch-models.sh)"
+      continue
+    fi
+    start=$(date +%s)
+    if "${run[@]}" -q decompress -c "$g/$name" >"$tmp/out" 2>"$tmp/err" \
+      && cmp -s "$tmp/out" "$g/${name%.llmz}"; then
+      echo "ok    $cpu  $name  $(( $(date +%s) - start )) s"
+      passed=$((passed + 1))
+    elif printf '%s\n' "${bound[@]}" | grep -qx "$name" && grep -q "machine-bound" "$tmp/err"; then
+      echo "ok    $cpu  $name  machine-bound, refused as such: $(head -c 120 "$tmp/err")..."
+      passed=$((passed + 1))
+    else
+      echo "FAIL  $cpu  $name: $(head -c 600 "$tmp/err")"
+      failed=$((failed + 1))
+    fi
+  done
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

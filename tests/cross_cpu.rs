@@ -1,0 +1,32 @@
+//! Archives decode on other CPUs: `scripts/cross-cpu.sh --quick` decodes the golden archives of
+//! the tiny test models (every network: GRU, llama in int8 and f32, GPT-2, made natively and on
+//! an emulated CPU without FMA), the empty and stored ones and the default model's, under
+//! `qemu-x86_64 -cpu Haswell` (AVX2 + FMA) and `-cpu Nehalem` (no AVX, no FMA), and compares
+//! the bytes. The script installs qemu-user when it is missing (Debian's package); without it
+//! this test fails rather than skips. The full run (every golden archive) is the script without
+//! `--quick`.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn golden_archives_decode_on_emulated_cpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new("bash")
+        .arg(root.join("scripts/cross-cpu.sh"))
+        .arg("--quick")
+        .env("LLMZIP_BIN", env!("CARGO_BIN_EXE_llmzip"))
+        .env("CPUS", "Haswell Nehalem")
+        .output()
+        .expect("runs bash");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "cross-CPU decoding failed:\n{out}\n{err}"
+    );
+    // Every archive of the subset ran on both CPUs.
+    let ok = out.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(ok >= 2 * 10, "only {ok} archives decoded:\n{out}");
+    eprintln!("{out}");
+}
