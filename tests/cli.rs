@@ -497,3 +497,73 @@ fn devices_that_cannot_open_say_so_in_one_clean_line() {
         assert!(!dir.path().join("a.llmz").exists());
     }
 }
+
+/// An archive that names a Hugging Face model id never makes decompression download it: the
+/// model is taken from the local directories and cache, or refused with a message that names
+/// the id and the flag that allows the download (regression: it used to fetch it at once).
+#[test]
+fn an_archive_naming_a_hub_id_never_triggers_a_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let model = store.join("acme").join("tiny-llama");
+    let config = llmzip::models::llama::HfLlamaConfig {
+        model_type: "llama".into(),
+        vocab_size: llmzip::testing::toy_vocabulary().0.len(),
+        hidden_size: 16,
+        intermediate_size: 32,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: Some(1),
+        max_position_embeddings: 64,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        tie_word_embeddings: true,
+        bos_token_id: Some(serde_json::json!(0)),
+        rope_scaling: None,
+        head_dim: None,
+        attention_bias: false,
+        mlp_bias: false,
+    };
+    llmzip::testing::write_random_llama(&model, &config, candle_core::DType::F32, 2).unwrap();
+    std::fs::write(dir.path().join("t.txt"), text(300)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let with_store = |args: &[&str], models: &std::path::Path| {
+        llmzip()
+            .args(args)
+            .current_dir(dir.path())
+            .env("LLMZIP_MODELS", models)
+            .env("HOME", &home)
+            .env("HF_HOME", home.join("hf"))
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .unwrap()
+    };
+    ok(&with_store(
+        &["-q", "compress", "t.txt", "-m", "acme/tiny-llama"],
+        &store,
+    ));
+    // Found locally: decodes without -m.
+    ok(&with_store(
+        &["-q", "decompress", "t.txt.llmz", "-o", "back"],
+        &store,
+    ));
+    assert_eq!(std::fs::read(dir.path().join("back")).unwrap(), text(300));
+    // Not found: refused before any network access, naming the id and the way to allow it.
+    let start = std::time::Instant::now();
+    let o = with_store(
+        &["-q", "decompress", "t.txt.llmz", "-o", "again"],
+        &dir.path().join("nothing"),
+    );
+    let err = clean_failure(&o);
+    assert!(
+        err.contains("acme/tiny-llama") && err.contains("--allow-download"),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+    assert!(!dir.path().join("again").exists());
+    assert!(
+        !home.join("hf").exists(),
+        "the Hugging Face cache was touched"
+    );
+}

@@ -29,8 +29,10 @@ pub struct CompressArgs {
     /// bias head instead.
     #[arg(short, long)]
     pub model: Option<String>,
-    /// Weight format of GGUF models: f32 (dequantized; fastest on CPU), q8_0, or the file's own
-    /// (e.g. q4_1). Recorded in the archive; decompression picks it up by itself.
+    /// Weight format of llama and GPT-2 models: int8 (the CPU default for llamas), f32 (on the
+    /// CPU: llmzip's own f32 network, f32-portable; on GPUs candle's), or, machine-bound on the
+    /// CPU (candle's kernels), q8_0 or a GGUF file's own (e.g. q4_1). Recorded in the archive;
+    /// decompression picks it up by itself.
     #[arg(long)]
     pub dtype: Option<String>,
     #[command(flatten)]
@@ -45,7 +47,16 @@ pub fn run(args: CompressArgs, models: &mut ModelCache, limits: Limits, quiet: b
         Some(m) => m,
     };
     // Load before touching any file so that a bad -m or schedule fails fast.
-    let info = models.get(spec, weights)?.info().clone();
+    let model = models.get(spec, weights)?;
+    let info = model.info().clone();
+    let portability = llmzip::models::portability(&info.backend, model.tokenizer().id());
+    if portability == llmzip::models::Portability::MachineBound && !quiet {
+        eprintln!(
+            "llmzip: warning: {} archives are machine-bound: candle's CPU kernels compute them, \
+             and another CPU may not decode them; --dtype int8 or f32 makes portable ones",
+            info.backend.dtype
+        );
+    }
     let schedule = Schedule::for_model(&args.schedule.options(), &info)?;
     let jobs = pipeline::plan(&args.files, |p| Ok(compressed_name(p)))?;
     let stats = args.files.stats;

@@ -235,3 +235,29 @@ mod cuda {
         id.chars().take(200).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portability_follows_who_computes_the_probabilities() {
+        let cpu = |dtype: &str| Backend {
+            device: "cpu".into(),
+            dtype: dtype.into(),
+            platform: "x86_64+avx512".into(),
+        };
+        let bpe = "bpe49152-118e2e0c2f247173";
+        assert_eq!(portability(&cpu("f32"), "bytes"), Portability::AnyCpu);
+        assert_eq!(portability(&cpu("int8"), bpe), Portability::AnyCpu);
+        assert_eq!(portability(&cpu(F32_PORTABLE), bpe), Portability::AnyCpu);
+        for dtype in ["f32", "q8_0", "q4_1"] {
+            assert_eq!(portability(&cpu(dtype), bpe), Portability::MachineBound);
+        }
+        let gpu = Backend {
+            device: "cuda".into(),
+            ..cpu(F32_PORTABLE)
+        };
+        assert_eq!(portability(&gpu, "bytes"), Portability::ExactPlatform);
+    }
+}
