@@ -104,15 +104,17 @@ pub(crate) fn expf(x: f32) -> f32 {
 
 /// `e^x − 1` exactly as glibc 2.36's `__expm1f` (fdlibm) computes it.
 fn expm1f(mut x: f32) -> f32 {
-    const LN2_HI: f32 = 6.931_381_2e-1;
-    const LN2_LO: f32 = 9.058_000_6e-6;
-    const INV_LN2: f32 = 1.442_695_f32;
+    // fdlibm's constants, by their bits: ln 2 split high and low, 1/ln 2, and the scaled
+    // coefficients Q1..Q5.
+    const LN2_HI: f32 = f32::from_bits(0x3f31_7180);
+    const LN2_LO: f32 = f32::from_bits(0x3717_f7d1);
+    const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
     const Q: [f32; 5] = [
-        -3.333_333_5e-2,
-        1.587_301_6e-3,
-        -7.936_507_6e-5,
-        4.008_217_7e-6,
-        -2.010_992_1e-7,
+        f32::from_bits(0xbd08_8889),
+        f32::from_bits(0x3ad0_0d01),
+        f32::from_bits(0xb8a6_70cd),
+        f32::from_bits(0x3686_7e54),
+        f32::from_bits(0xb457_edbb),
     ];
     let sign = x.is_sign_negative();
     let hx = x.to_bits() & 0x7fff_ffff;
