@@ -38,6 +38,7 @@ make gru3-cm5.txt -m gru3-cm5 --window 64 --min-segment 200
 cargo run --release --quiet -p llmzip --features test-support --example tiny_models -- "$g/models"
 make tiny-gru.txt -m tiny-gru --window 64 --min-segment 100
 make tiny-gru-cm5.txt -m tiny-gru-cm5 --window 64 --min-segment 100
+make tiny-gru-libm.txt -m tiny-gru-libm --window 64 --min-segment 100
 make tiny-llama-int8.txt -m tiny-llama-cm2 --window 64 --segments 2 --min-segment 32
 make tiny-llama-f32.txt -m tiny-llama --dtype f32 --window 64 --segments 2 --min-segment 32
 make tiny-gpt2.txt -m tiny-gpt2 --window 64 --segments 2 --min-segment 32

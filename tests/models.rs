@@ -168,7 +168,7 @@ fn smollm2_codes_any_bytes_and_replays_the_weight_format() {
         dir.path(),
     ));
     assert!(
-        err.contains("q5_k") && err.contains("int8, f32, q8_0 or q4_1"),
+        err.contains("q5_k") && err.contains("int8, f32, f32-portable, q8_0 or q4_1"),
         "{err}"
     );
 }

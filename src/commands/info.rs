@@ -66,7 +66,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("  backend        {}", h.backend);
         println!(
             "  decodes on     {}",
-            llmzip::models::portability(&h.backend, &h.tokenizer).describe()
+            llmzip::models::archive_portability(h).describe()
         );
         println!(
             "  schedule       blocks of {}, up to {} segments of at least {} tokens, context {window}",

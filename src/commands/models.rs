@@ -76,13 +76,11 @@ impl ModelCache {
                 Purpose::Compress => {
                     models::load_for_compression(spec, &self.device, weights, &self.registry)
                 }
-                Purpose::Decompress { download } => {
-                    let registry = if download {
-                        self.registry.clone()
-                    } else {
-                        self.registry.clone().without_downloads()
-                    };
-                    models::load(spec, &self.device, weights, &registry)
+                Purpose::Decompress { download: true } => {
+                    models::load(spec, &self.device, weights, &self.registry)
+                }
+                Purpose::Decompress { download: false } => {
+                    models::load(spec, &self.device, weights, &self.registry())
                 }
             }
             .with_context(|| format!("model '{spec}'"))?;

@@ -1,5 +1,7 @@
 //! Writes the tiny test models of `tests/golden/models/` (randomly initialised, reproducible from
 //! fixed seeds): `tiny-gru` (a GRU in `llmzip train`'s layout, portable activations),
+//! `tiny-gru-libm` (the same shape computing with the C library's functions, as `gru`/`gru2`,
+//! through llmzip's replicas of them),
 //! `tiny-llama` (a llama in Hugging Face layout, f32 weights: runs as `int8`, `f32-portable` or
 //! candle's `f32`) and `tiny-gpt2` (a GPT-2 in Hugging Face layout). Each has a tiny byte-level
 //! BPE tokenizer. They are small enough for golden archives that every code path can afford to
@@ -13,7 +15,7 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use llmzip::models::gpt2::Gpt2Config;
 use llmzip::models::llama::HfLlamaConfig;
-use llmzip::models::{save_dir, Cell, RnnConfig};
+use llmzip::models::{save_dir, Activations, Cell, RnnConfig};
 use llmzip::testing::{toy_vocabulary, write_random_llama, write_random_model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +30,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let config = RnnConfig::new(Cell::Gru, 8, 32, 2);
         save_dir(&gru, &config, &config.init_weights(11, &Device::Cpu)?)?;
         eprintln!("wrote {}", gru.display());
+    }
+
+    let libm = dir.join("tiny-gru-libm");
+    if !libm.exists() {
+        let mut config = RnnConfig::new(Cell::Gru, 8, 32, 2);
+        config.activations = Activations::Libm;
+        save_dir(&libm, &config, &config.init_weights(14, &Device::Cpu)?)?;
+        eprintln!("wrote {}", libm.display());
     }
 
     let llama = dir.join("tiny-llama");

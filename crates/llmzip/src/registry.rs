@@ -111,11 +111,6 @@ impl Registry {
         self
     }
 
-    /// Whether models may be downloaded from the Hugging Face Hub.
-    pub fn downloads(&self) -> bool {
-        self.hub && self.download
-    }
-
     /// Only `dirs`, in order; never the Hugging Face cache or network.
     pub fn with_dirs(dirs: impl IntoIterator<Item = PathBuf>) -> Registry {
         Registry {

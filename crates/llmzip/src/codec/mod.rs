@@ -430,15 +430,16 @@ impl<R: Read> Decompressor<R> {
         let reader = &mut self.reader;
         let summary = &mut self.summary;
         let header = summary.profile.time(Stage::Read, || reader.next_block())?;
+        let coded = matches!(header, Some(BlockHeader::Coded { .. }));
         let (len, crc) = match header {
             None => {
                 let trailer = *reader.trailer().expect("read at the end");
                 let crc_ok =
                     trailer.crc == self.crc_all.clone().finalize() || !format::ENFORCE_CHECKSUMS;
                 if !crc_ok {
-                    return Err(corruption(
-                        reader.header(),
-                        "the checksum of the whole file does not match",
+                    // Every block passed its own check: no rounding can cause this.
+                    return Err(Error::Corrupt(
+                        "the checksum of the whole file does not match".into(),
                     ));
                 }
                 self.summary.archive_len = self.reader.bytes_read();
@@ -525,10 +526,13 @@ impl<R: Read> Decompressor<R> {
         };
         let crc_ok = crc32fast::hash(block) == crc || !format::ENFORCE_CHECKSUMS;
         if block.len() as u64 != len || !crc_ok {
-            return Err(corruption(
-                self.header(),
-                "a block's checksum does not match",
-            ));
+            let what = "a block's checksum does not match";
+            return Err(if coded {
+                corruption(self.header(), what)
+            } else {
+                // A stored block: no model ran.
+                Error::Corrupt(what.into())
+            });
         }
         observer.original_block(block);
         self.crc_all.update(block);
@@ -544,27 +548,33 @@ impl<R: Read> Decompressor<R> {
     }
 }
 
-/// The error for a failed check of decoded data: corruption, unless the archive is machine-bound
-/// ([`models::Portability`]) and so may simply come from a CPU that rounds differently.
+/// The error for a failed check of data a model decoded: corruption, unless the archive is
+/// machine-bound ([`models::archive_portability`]) and so may simply come from a CPU that rounds
+/// differently.
 fn corruption(header: &Header, what: &str) -> Error {
     let backend = &header.backend;
-    match models::portability(backend, &header.tokenizer) {
+    match models::archive_portability(header) {
         models::Portability::MachineBound => Error::MachineBound(format!(
             "{what}: this archive is machine-bound: its model ({}, {}) was computed by \
-                 candle's CPU kernels, whose rounding depends on the CPU that runs them \
-                 (cache sizes, SIMD code), and this machine ({}) rounds differently from the \
-                 one that made it ({}), or the file is damaged. Decompress it on the machine \
-                 that made it, with {} or a later release; archives of this model made since \
-                 are portable (--dtype int8 or f32 on the CPU)",
+             kernels whose rounding depends on the CPU that runs them (candle's cache-sized \
+             blocks and SIMD code, or the C library of the machine that made it), and this \
+             machine ({}) rounds differently from the one that made it ({}), or the file is \
+             damaged. Decompress it on the machine that made it, with {} or a later release; \
+             archives made by llmzip 0.2.0 or later with the CPU defaults are portable \
+             (docs/format.md, \"Portability\")",
             header.model_name,
             backend.dtype,
             models::platform(),
             backend.platform,
             header.writer
         )),
-        _ => Error::Corrupt(format!(
-            "{what} (the model's arithmetic is the same on every machine, so the file is \
-                 damaged, or this is a bug in llmzip: please report it if the file is intact)"
+        models::Portability::AnyCpu => Error::Corrupt(format!(
+            "{what} (the model's arithmetic is the same on every CPU, so the file is damaged, or \
+             this is a bug in llmzip: please report it if the file is intact)"
+        )),
+        models::Portability::ExactPlatform => Error::Corrupt(format!(
+            "{what} (this GPU archive was decoded on the platform it names, so the file is \
+             damaged, or the GPU computed differently this time)"
         )),
     }
 }

@@ -332,7 +332,7 @@ fn gpu_archives_decode_only_on_the_same_gpu_and_cpu_ones_on_any_cpu_family() {
     assert!(result.unwrap_err().to_string().contains("--device"));
     assert_eq!(steps, 0);
 
-    // A CPU archive from another CPU family is decoded (and would only be named on a failure).
+    // A CPU archive made on another CPU is decoded: the platform is informational there.
     let mut elsewhere = Backend::of(&candle_core::Device::Cpu, "f32");
     elsewhere.platform = "some-other-cpu".into();
     let archive = made(elsewhere);

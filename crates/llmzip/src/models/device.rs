@@ -90,6 +90,25 @@ pub fn portability(backend: &Backend, tokenizer: &str) -> Portability {
     }
 }
 
+/// Which machines decode an existing archive, from its header: [`portability`], except that
+/// archives of byte models other than the built-in GRUs written by llmzip 0.1.0 (before the
+/// portable kernels) are machine-bound. That release computed a model of your own with candle's
+/// matrix products, which split sums over more than 512 inputs into blocks sized by the CPU's
+/// caches, and, for a model without portable activations, with the C library's `expf`/`tanhf`
+/// of the machine that made it; llmzip reproduces those exactly only for the built-in GRUs (and
+/// for other models whose layers are at most 512 wide, made with glibc 2.36 on x86-64 with FMA).
+pub fn archive_portability(header: &crate::format::Header) -> Portability {
+    let made_before_portable_kernels = header.writer == "llmzip 0.1.0";
+    if made_before_portable_kernels
+        && header.tokenizer == crate::tokenization::BYTES_ID
+        && !header.backend.must_match_exactly()
+        && !super::is_embedded_byte_model(&header.model_name)
+    {
+        return Portability::MachineBound;
+    }
+    portability(&header.backend, &header.tokenizer)
+}
+
 impl Portability {
     /// One line for `llmzip info`.
     pub fn describe(self) -> &'static str {
@@ -98,15 +117,17 @@ impl Portability {
                 "any CPU (llmzip's own kernels, one order of operations everywhere)"
             }
             Portability::MachineBound => {
-                "the machine that made it (candle's CPU kernels, whose rounding depends on the CPU)"
+                "the machine that made it (kernels whose rounding depends on the CPU; \
+                 docs/format.md, \"Portability\")"
             }
             Portability::ExactPlatform => "the same GPU, driver and libraries only",
         }
     }
 }
 
-/// The CPU family as candle's matrix kernels see it: they pick AVX-512, AVX2+FMA or plain SIMD
-/// code at run time, and those can round differently.
+/// The CPU family (`x86_64+avx512`, `x86_64+avx2+fma`, `x86_64+sse`; the architecture
+/// elsewhere), recorded in headers: informational for portable CPU archives, where it says where
+/// a machine-bound one was made.
 pub fn platform() -> String {
     #[cfg(target_arch = "x86_64")]
     {

@@ -286,6 +286,28 @@ fn candle_avx_sum(xs: &[f32]) -> f32 {
     sum
 }
 
+/// Whether this machine computes what the replicas replicate: x86-64 Linux with glibc 2.36 and
+/// AVX2 + FMA (glibc then runs its FMA `expf`, candle its AVX2 sum), the machines every archive
+/// of `gru`/`gru2` was made on. Tests compare with the platform's own functions only there.
+#[cfg(test)]
+pub(crate) fn is_reference_platform() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn gnu_get_libc_version() -> *const std::ffi::c_char;
+        }
+        // SAFETY: glibc returns a static NUL-terminated string.
+        let version = unsafe { std::ffi::CStr::from_ptr(gnu_get_libc_version()) };
+        version.to_bytes() == b"2.36"
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,10 +340,8 @@ mod tests {
     /// exist.
     #[test]
     fn equal_to_the_platform_where_it_is_the_reference() {
-        let reference = cfg!(all(target_arch = "x86_64", target_env = "gnu"))
-            && std::arch::is_x86_feature_detected!("fma");
-        if !reference {
-            eprintln!("not an x86-64 glibc machine with FMA: only the pinned outputs are checked");
+        if !is_reference_platform() {
+            eprintln!("not x86-64 glibc 2.36 with AVX2 + FMA: only the pinned outputs are checked");
             return;
         }
         for x in sample(65_537).chain([0.0, -0.0, 1e-40, 88.7, -103.9, 21.9, 22.0]) {
@@ -353,14 +373,50 @@ mod tests {
     }
 
     #[test]
-    fn softmax_sums_like_candle() {
-        // 300 elements: nine full groups of 32 and a tail of 12 added one by one.
-        let mut row: Vec<f32> = (0..300).map(|i| ((i * 53) % 97) as f32 / 9.0).collect();
-        softmax(&mut row);
-        let sum: f32 = row.iter().sum();
-        assert!((sum - 1.0).abs() < 1e-5, "{sum}");
-        assert_eq!(candle_avx_sum(&[1.0; 40]), 40.0);
+    fn softmax_is_candles_bit_for_bit() {
+        let mut rng = crate::models::rng::SplitMix64::new(5);
+        // 256 (the byte models' rows) and 300: nine groups of 32 and a tail of 12.
+        let rows: Vec<Vec<f32>> = [256, 300]
+            .iter()
+            .map(|&n| (0..n).map(|_| rng.uniform(9.0)).collect())
+            .collect();
+        let ours: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                softmax(&mut r);
+                assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                r.iter().map(|x| x.to_bits()).collect()
+            })
+            .collect();
+        // Pinned: a digest of both rows' bits, as candle computed them on the reference machine.
+        let digest = ours
+            .iter()
+            .flatten()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        if is_reference_platform() {
+            for (row, ours) in rows.iter().zip(&ours) {
+                let t =
+                    candle_core::Tensor::from_slice(row, (1, row.len()), &candle_core::Device::Cpu)
+                        .unwrap();
+                let theirs = candle_nn::ops::softmax_last_dim(&t).unwrap();
+                let theirs: Vec<u32> = theirs
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                assert_eq!(ours, &theirs, "{} elements", row.len());
+            }
+        }
+        assert_eq!(digest, PINNED_SOFTMAX, "softmax digest {digest:#x}");
         let mut empty: [f32; 0] = [];
         softmax(&mut empty);
     }
+
+    const PINNED_SOFTMAX: u64 = 0xa5bb_684c_ce63_579e;
 }

@@ -19,11 +19,15 @@
 //! * `int8` (the CPU default): Q8_0 weights times Q8_0 activations, the whole network computed
 //!   by llmzip's own code ([`super::llama_own`], [`super::int8`]) with batched kernels and an
 //!   order of operations fixed in the source, so its archives decode on any CPU. CPU only.
+//! * `f32-portable` (what `--dtype f32` makes on the CPU): every matrix dequantized once at load
+//!   and run on the same own network with f32 weights ([`super::matmul`]'s fixed-order kernel),
+//!   so its archives decode on any CPU too.
 //! * `f32`: every matrix dequantized once at load and run through candle's ops: the GPU
-//!   default, and the CPU default of archives made before `int8` (they keep decoding with it).
+//!   default, and what CPU archives of releases before `f32-portable` record (they keep decoding
+//!   with it, on machines whose CPU rounds candle's kernels alike: machine-bound).
 //! * `q8_0`: requantized once at load, candle's kernels; fast single-stream, flat with batch
-//!   size.
-//! * the file's own format (e.g. `q4_1`), as stored.
+//!   size. Machine-bound on the CPU.
+//! * the file's own format (e.g. `q4_1`), as stored. Machine-bound on the CPU.
 //!
 //! The format changes the probabilities, so it is recorded in the archive header as the
 //! backend's dtype and the decoder loads the same one.

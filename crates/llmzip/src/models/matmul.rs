@@ -7,14 +7,18 @@
 //! it rounds the product and the sum separately, which gives other bits now and then, and the
 //! archive fails. Every GRU archive so far was made on machines with FMA.
 //!
-//! So this kernel computes, for every output, exactly what `gemm` computes there:
+//! So this kernel computes, for every output, what `gemm` computes there when the inner
+//! dimension K is at most 512 (every built-in model: K is 32 or 256):
 //!
 //! ```text
 //! acc = +0;  for p in 0..K { acc = fma(w[p][j], a[i][p], acc) };  out[i][j] = acc + bias[j]
 //! ```
 //!
 //! (with one row, `gemm` starts from the plain product `w[0][j]·a[i][0]` instead, which differs
-//! only in the sign of an exact zero; that is reproduced too). The order along K is fixed;
+//! only in the sign of an exact zero; that is reproduced too). For K over 512, `gemm` splits the
+//! sum into blocks whose size follows the CPU's cache sizes and adds them up one by one, which is
+//! why archives of such models made before this kernel are machine-bound
+//! ([`super::archive_portability`]); this kernel keeps one chain for any K. The order along K is fixed;
 //! vectorising goes *across* outputs, so the vector width (AVX-512, AVX2, NEON or none), the
 //! thread count and the cache sizes change only how many outputs are computed at once, never
 //! the operations on one. Where the CPU has no FMA instruction, `f32::mul_add` computes the same
@@ -83,6 +87,9 @@ impl PackedMatrix {
         assert_eq!(a.len(), m * k, "left operand is not {m} × {k}");
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias is not {n} long");
+        }
+        if m == 0 {
+            return Vec::new();
         }
         let first_is_product = m == 1;
         let kernel = Kernel::detect();

@@ -23,7 +23,9 @@ use std::path::Path;
 use candle_core::Device;
 
 pub use bit_mix::BitMixed;
-pub use device::{device, platform, portability, Portability, F32_PORTABLE, PORTABLE_DTYPES};
+pub use device::{
+    archive_portability, device, platform, portability, Portability, F32_PORTABLE, PORTABLE_DTYPES,
+};
 #[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;
 pub use rnn::{save_dir, Activations, Cell, Rnn, RnnConfig, CONFIG_FILE, WEIGHTS_FILE};
@@ -75,7 +77,8 @@ pub struct BatchShape {
 /// Segment length for recurrent models: long segments, since their state carries all context.
 pub const RNN_SEGMENT_TOKENS: u64 = 8 << 10;
 
-/// Segment length for transformers computed by candle (f32, q8_0: GPT-2, llamas on GPUs),
+/// Segment length for transformers other than `int8` llamas (candle's f32 and q8_0, llmzip's
+/// `f32-portable` llama and GPT-2),
 /// chosen by measurement on alice29 (docs/models.md).
 pub const TRANSFORMER_SEGMENT_TOKENS: u64 = 1 << 10;
 
@@ -395,14 +398,8 @@ pub(crate) fn read_config<T: serde::de::DeserializeOwned>(
 /// True if `spec` has the form of a Hugging Face model id, `owner/name` (letters, digits,
 /// `-`, `_`, `.`; neither part starting with `.`).
 pub fn is_hub_id(spec: &str) -> bool {
-    let part = |p: &str| {
-        !p.is_empty()
-            && !p.starts_with('.')
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
     spec.split_once('/')
-        .is_some_and(|(owner, name)| part(owner) && part(name))
+        .is_some_and(|(owner, name)| is_plain_name(owner) && is_plain_name(name))
 }
 
 /// True if an archive's model name is enough to load its model: a built-in name, a Hugging
@@ -421,6 +418,15 @@ pub fn loads_by_name(name: &str, registry: &Registry) -> bool {
         || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
             name.strip_suffix(suffix)
                 .is_some_and(|base| loads_by_name(base, registry))
+        })
+}
+
+/// True if `name` is a GRU compiled into the binary, under any mixing wrappers (`gru3-cm5`).
+pub(crate) fn is_embedded_byte_model(name: &str) -> bool {
+    Rnn::embedded_names().any(|n| n == name)
+        || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
+            name.strip_suffix(suffix)
+                .is_some_and(is_embedded_byte_model)
         })
 }
 

@@ -5,9 +5,11 @@
 //! and gate order: GRU r, z, n; LSTM i, f, g, o) → linear head over 256 byte values. Input ids are
 //! the 256 bytes plus one BOS id (256) that starts every segment.
 //!
-//! Inference is written with plain candle ops rather than `candle_nn::rnn`, for speed: the first
-//! layer's input projection `embedding · W_ih + b_ih` is folded into a 257-row lookup table once at
-//! load time, so a step costs one gather plus the recurrent matmuls.
+//! Inference on the CPU runs on llmzip's own kernels ([`CpuWeights`]: the fixed-order matrix
+//! product of [`super::matmul`] and the gate functions the model names), so that archives decode
+//! on every CPU; on GPUs it is written with plain candle ops rather than `candle_nn::rnn`. Either
+//! way the first layer's input projection `embedding · W_ih + b_ih` is folded into a 257-row
+//! lookup table once at load time, so a step costs one gather plus the recurrent matmuls.
 //!
 //! The recurrent state is a flat list of `rows × H` tensors, [`Cell::state_tensors`] per layer
 //! (GRU: h; LSTM: h, c), so that code which resets, masks or splits states needs no case analysis.
@@ -188,7 +190,9 @@ pub struct RnnConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activations {
-    /// The C library's `expf`/`tanhf` and candle's softmax: the embedded `gru` and `gru2`.
+    /// The C library's `expf`/`tanhf` and candle's softmax, as the embedded `gru` and `gru2` were
+    /// made with: on the CPU, bit-exact replicas of glibc 2.36's on x86-64 with FMA
+    /// ([`super::glibc`]), the same on every CPU.
     #[default]
     Libm,
     /// llmzip's own, from IEEE-754 basic operations ([`super::activation`]): the same bits on
@@ -723,25 +727,55 @@ mod tests {
 
     #[test]
     fn cpu_kernels_give_candles_bits_where_candle_is_the_reference() {
-        // Every GRU archive so far was made with candle on x86-64 with AVX2 + FMA (glibc's
-        // FMA `expf`, gemm's FMA chain, candle's AVX2 sum). There, llmzip's own kernels must give
-        // the very same bits, for both kinds of activations and for one row (gemm's gemv path)
-        // as for many; elsewhere candle itself is what differs (the goldens check those
-        // machines, scripts/cross-cpu.sh).
-        #[cfg(target_arch = "x86_64")]
-        let reference = cfg!(target_env = "gnu")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let reference = false;
-        if !reference {
+        // Every GRU archive so far was made with candle on x86-64 glibc 2.36 with AVX2 + FMA
+        // (glibc's FMA `expf`, gemm's FMA chain, candle's AVX2 sum). There, llmzip's own kernels
+        // must give the very same bits: both kinds of activations, both cells, one row (gemm's
+        // gemv path) and many, and layers wider than 512 with one row (where gemm does not split
+        // the sum). Elsewhere candle itself is what differs (the goldens check those machines:
+        // scripts/cross-cpu.sh).
+        if !glibc::is_reference_platform() {
             eprintln!("not the machine kind the GRU archives were made on: skipped");
             return;
         }
+        let dir = tempfile::tempdir().unwrap();
+        let own_model = |cell: Cell, embed: usize, hidden: usize, activations: Activations| {
+            let mut cfg = RnnConfig::new(cell, embed, hidden, 2);
+            cfg.activations = activations;
+            let path = dir
+                .path()
+                .join(format!("{cell:?}-{hidden}-{activations:?}"));
+            save_dir(&path, &cfg, &cfg.init_weights(9, &Device::Cpu).unwrap()).unwrap();
+            path
+        };
+        type Loader = Box<dyn Fn() -> Rnn>;
+        let mut cases: Vec<(String, Loader, Vec<u32>)> = Vec::new();
         for name in ["gru", "gru3"] {
-            let mut own = Rnn::builtin(name, &Device::Cpu).unwrap().unwrap();
-            let mut candle = Rnn::builtin(name, &Device::Cpu).unwrap().unwrap();
-            for rows in [1u32, 5, 37] {
+            cases.push((
+                name.into(),
+                Box::new(move || Rnn::builtin(name, &Device::Cpu).unwrap().unwrap()),
+                vec![1, 5, 37],
+            ));
+        }
+        for (cell, activations) in [
+            (Cell::Lstm, Activations::Libm),
+            (Cell::Lstm, Activations::Portable),
+        ] {
+            let path = own_model(cell, 8, 24, activations);
+            cases.push((
+                format!("{cell:?} {activations:?}"),
+                Box::new(move || Rnn::from_dir(&path, &Device::Cpu).unwrap()),
+                vec![1, 6],
+            ));
+        }
+        let wide = own_model(Cell::Gru, 8, 520, Activations::Libm);
+        cases.push((
+            "GRU 520 wide".into(),
+            Box::new(move || Rnn::from_dir(&wide, &Device::Cpu).unwrap()),
+            vec![1],
+        ));
+        for (name, load, row_counts) in &cases {
+            let (mut own, mut candle) = (load(), load());
+            for &rows in row_counts {
                 own.start_block(rows as usize).unwrap();
                 candle.start_block(rows as usize).unwrap();
                 for t in 0..4u32 {
