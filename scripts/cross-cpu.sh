@@ -8,11 +8,14 @@
 #   scripts/cross-cpu.sh --quick    # the CI subset (tests/cross_cpu.rs): the tiny test models'
 #                                   # archives, the empty and stored ones, and the default model's
 #   CPUS="Nehalem" scripts/cross-cpu.sh   # other CPU models (qemu-x86_64 -cpu help lists them)
+#   CPUS=aarch64 LLMZIP_BIN=... scripts/cross-cpu.sh   # an aarch64 build under qemu-aarch64
+#                                   # (scripts/cross-aarch64.sh builds one and runs this)
 #
 # Installs qemu-user (Debian) when it is missing. Archives listed in
 # tests/golden/machine-bound.txt may fail, but only with the message that calls them
 # machine-bound; any other failure fails the run. Emulation is slow: a tiny model's archive takes
-# seconds, the default model's 20-200 s, SmolLM2's many minutes. Ends with "N passed, M failed".
+# seconds, the default model's 20-200 s, SmolLM2's many minutes (each decode is stopped, and
+# counted as failed, after DECODE_TIMEOUT seconds, default 7200). Ends with "N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -42,7 +45,8 @@ export LLMZIP_MODELS="$PWD/models:$PWD/$g/models${LLMZIP_MODELS:+:$LLMZIP_MODELS
 declare -A bound=()
 while IFS= read -r line; do
   line="${line%$'\r'}"
-  line="$(echo "$line" | xargs)"
+  line="${line#"${line%%[![:space:]]*}"}"
+  line="${line%"${line##*[![:space:]]}"}"
   [ -z "$line" ] || [ "${line:0:1}" = "#" ] || bound["$line"]=1
 done <"$g/machine-bound.txt"
 
@@ -63,14 +67,18 @@ failed=0
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 for cpu in "${cpus[@]}"; do
-  if [ "$cpu" = native ]; then run=("$bin"); else run=(qemu-x86_64 -cpu "$cpu" "$bin"); fi
+  case "$cpu" in
+    native) run=("$bin") ;;
+    aarch64) run=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$bin") ;;
+    *) run=(qemu-x86_64 -cpu "$cpu" "$bin") ;;
+  esac
   for name in "${archives[@]}"; do
     if [[ "$name" == smollm2* ]] && [ ! -e models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
       echo "skip  $cpu  $name (SmolLM2 is not downloaded: scripts/fetch-models.sh)"
       continue
     fi
     start=$(date +%s)
-    if "${run[@]}" -q decompress -c "$g/$name" >"$tmp/out" 2>"$tmp/err" \
+    if timeout "${DECODE_TIMEOUT:-7200}" "${run[@]}" -q decompress -c "$g/$name" >"$tmp/out" 2>"$tmp/err" \
       && cmp -s "$tmp/out" "$g/${name%.llmz}"; then
       echo "ok    $cpu  $name  $(( $(date +%s) - start )) s"
       passed=$((passed + 1))

@@ -48,7 +48,8 @@ pub struct Int8Matrix {
     w: Vec<i8>,
     /// `[panel][block][PANEL]` scales.
     scale: Vec<f32>,
-    /// `[panel][block][PANEL]`: `−128 · Σ qw` of the block.
+    /// `[panel][block][PANEL]`: `−128 · Σ qw` of the block (read by the x86-64 kernels only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     offset: Vec<i32>,
 }
 
