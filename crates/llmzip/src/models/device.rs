@@ -8,8 +8,9 @@
 //!   `int8` and `f32-portable` formats run on llmzip's own kernels, whose order of operations is
 //!   fixed in the source (never by a vector width, a cache size or a thread count; fused
 //!   multiply-adds computed exactly where the CPU has none) and whose `exp`/`tanh` are llmzip's.
-//!   Their archives decode on every x86-64 and aarch64 machine (scripts/cross-cpu.sh checks the
-//!   golden archives under emulated CPUs). The platform string is informational.
+//!   Their archives decode on every x86-64 machine (scripts/cross-cpu.sh checks the golden
+//!   archives under emulated CPUs without AVX-512, or without AVX and FMA) and, by construction,
+//!   on aarch64 (built, not yet run: docs/format.md). The platform string is informational.
 //! - **Machine-bound** ([`Portability::MachineBound`]): transformers computed by candle's CPU
 //!   kernels (`f32` and `q8_0` llamas and GPT-2 of earlier releases, a GGUF file's own format).
 //!   candle's matrix products block their sums by the CPU's cache sizes and pick SIMD code at
