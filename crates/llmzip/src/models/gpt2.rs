@@ -14,7 +14,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::llama_own::{self, Gpt2Parts, Matrix, OwnLlama};
+use super::llama_own::{self, CandleNet, Gpt2Parts, Matrix, Net, OwnLlama};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, BatchShape, Fingerprint, ModelInfo, F32_PORTABLE};
 use crate::tokenization::BpeTokenizer;
@@ -67,14 +67,9 @@ struct Block {
 
 /// The GPT-2 network, computed by candle or by llmzip's own code.
 pub struct Gpt2 {
-    net: Net,
+    net: Net<CandleGpt2>,
     shape: NetShape,
     device: Device,
-}
-
-enum Net {
-    Candle(CandleGpt2),
-    Own(Box<OwnLlama>),
 }
 
 /// The network as candle ops.
@@ -231,7 +226,7 @@ fn load_tokenizer(dir: &Path) -> Result<(BpeTokenizer, Vec<u8>)> {
     )))
 }
 
-impl CandleGpt2 {
+impl CandleNet for CandleGpt2 {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (rows, len) = ids.dims2()?;
         let d = self.wte.dim(1)?;
@@ -263,7 +258,9 @@ impl CandleGpt2 {
             b.cache.clear();
         }
     }
+}
 
+impl CandleGpt2 {
     fn shape(&self) -> NetShape {
         let width = self.wpe.dims()[1];
         NetShape {
@@ -339,41 +336,19 @@ impl CandleGpt2 {
 
 impl TransformerNet for Gpt2 {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
-        match &mut self.net {
-            Net::Candle(net) => net.forward(ids, pos),
-            Net::Own(net) => {
-                let rows = ids.dim(0)?;
-                let logits = net.logits(&ids.flatten_all()?.to_vec1::<u32>()?, rows, pos)?;
-                Ok(Tensor::from_vec(
-                    logits,
-                    (rows, self.shape.vocab),
-                    &self.device,
-                )?)
-            }
-        }
+        self.net.forward(ids, pos, &self.device)
     }
 
     fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
-        match &mut self.net {
-            Net::Own(net) => net.probabilities(ids, rows, pos),
-            Net::Candle(net) => {
-                let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), &self.device)?;
-                transformer::softmax_rows(&net.forward(&ids, pos)?)
-            }
-        }
+        self.net.probabilities(ids, rows, pos, &self.device)
     }
 
     fn recycle(&mut self, probs: Vec<f32>) {
-        if let Net::Own(net) = &mut self.net {
-            net.spare = probs;
-        }
+        self.net.recycle(probs)
     }
 
     fn clear_cache(&mut self) {
-        match &mut self.net {
-            Net::Candle(net) => net.clear_cache(),
-            Net::Own(net) => net.clear(),
-        }
+        self.net.clear_cache()
     }
 
     fn device(&self) -> &Device {
@@ -385,10 +360,7 @@ impl TransformerNet for Gpt2 {
     }
 
     fn working_memory(&self, shape: &BatchShape) -> u64 {
-        match &self.net {
-            Net::Candle(_) => self.shape.working_memory(shape),
-            Net::Own(_) => llama_own::working_memory(&self.shape, shape, true),
-        }
+        self.net.working_memory(&self.shape, shape)
     }
 }
 

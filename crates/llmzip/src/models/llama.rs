@@ -41,7 +41,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use sha2::{Digest, Sha256};
 
-use super::llama_own::{self, OwnLlama};
+use super::llama_own::{self, CandleNet, Net, OwnLlama};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, BatchShape, Fingerprint, ModelInfo};
 use crate::tokenization::{BpeOptions, BpeTokenizer};
@@ -93,16 +93,11 @@ struct Layer {
 
 /// The network of a llama-family model.
 pub struct Llama {
-    net: Net,
+    /// Who computes it: candle's ops (`f32`, `q8_0`, the file's format) or llmzip's own CPU
+    /// code (`int8`, `f32-portable`: [`super::llama_own`]).
+    net: Net<CandleLlama>,
     device: Device,
     shape: NetShape,
-}
-
-/// Who computes it: candle's ops (`f32`, `q8_0`, the file's format) or llmzip's own CPU code
-/// (`int8`, `f32-portable`: [`super::llama_own`]).
-enum Net {
-    Candle(CandleLlama),
-    Own(Box<OwnLlama>),
 }
 
 /// The network as candle ops.
@@ -678,46 +673,19 @@ pub fn load_hf(
 
 impl TransformerNet for Llama {
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
-        match &mut self.net {
-            Net::Candle(net) => net.forward(ids, pos),
-            Net::Own(net) => {
-                let rows = ids.dim(0)?;
-                let logits = net.logits(&ids.flatten_all()?.to_vec1::<u32>()?, rows, pos)?;
-                Ok(Tensor::from_vec(
-                    logits,
-                    (rows, self.shape.vocab),
-                    &self.device,
-                )?)
-            }
-        }
+        self.net.forward(ids, pos, &self.device)
     }
 
     fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
-        match &mut self.net {
-            Net::Own(net) => net.probabilities(ids, rows, pos),
-            Net::Candle(_) => {
-                let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), &self.device)?;
-                let logits = self.forward(&ids, pos)?;
-                transformer::softmax_rows(&logits)
-            }
-        }
+        self.net.probabilities(ids, rows, pos, &self.device)
     }
 
     fn recycle(&mut self, probs: Vec<f32>) {
-        if let Net::Own(net) = &mut self.net {
-            net.spare = probs;
-        }
+        self.net.recycle(probs)
     }
 
     fn clear_cache(&mut self) {
-        match &mut self.net {
-            Net::Candle(net) => {
-                for layer in &mut net.layers {
-                    layer.cache.clear();
-                }
-            }
-            Net::Own(net) => net.clear(),
-        }
+        self.net.clear_cache()
     }
 
     fn device(&self) -> &Device {
@@ -729,14 +697,17 @@ impl TransformerNet for Llama {
     }
 
     fn working_memory(&self, shape: &BatchShape) -> u64 {
-        match &self.net {
-            Net::Candle(_) => self.shape.working_memory(shape),
-            Net::Own(net) => llama_own::working_memory(&self.shape, shape, net.is_f32()),
-        }
+        self.net.working_memory(&self.shape, shape)
     }
 }
 
-impl CandleLlama {
+impl CandleNet for CandleLlama {
+    fn clear_cache(&mut self) {
+        for layer in &mut self.layers {
+            layer.cache.clear();
+        }
+    }
+
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
         let (rows, len) = ids.dims2()?;
         let width = self.embed.dim(1)?;

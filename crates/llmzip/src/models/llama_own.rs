@@ -20,15 +20,87 @@
 //! cache keeps each row's key/value head apart (`positions × head_dim`, in chunks of 256
 //! positions), and one task reads it once for all the query heads that share it.
 
+use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::activation;
 use super::int8::{Int8Matrix, Scratch};
 use super::llama::Rope;
 use super::matmul::PackedMatrix;
-use super::transformer::NetShape;
+use super::transformer::{self, NetShape};
 use super::BatchShape;
 use crate::{Error, Result};
+
+/// A transformer's network as candle's ops (what `f32` and `q8_0` archives and GPUs compute
+/// with): llama's and GPT-2's.
+pub(super) trait CandleNet {
+    /// Logits after each row's last position (see [`TransformerNet::forward`]).
+    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
+    /// Empties the KV cache.
+    fn clear_cache(&mut self);
+}
+
+/// Who computes a transformer: candle's ops, or this file's network (`int8`, `f32-portable`).
+/// The one dispatch between them, for every architecture.
+pub(super) enum Net<C> {
+    Candle(C),
+    Own(Box<OwnLlama>),
+}
+
+impl<C: CandleNet> Net<C> {
+    /// [`TransformerNet::forward`], the logits as a tensor on `device`.
+    pub fn forward(&mut self, ids: &Tensor, pos: usize, device: &Device) -> Result<Tensor> {
+        match self {
+            Net::Candle(net) => net.forward(ids, pos),
+            Net::Own(net) => {
+                let rows = ids.dim(0)?;
+                let logits = net.logits(&ids.flatten_all()?.to_vec1::<u32>()?, rows, pos)?;
+                let vocab = logits.len() / rows.max(1);
+                Ok(Tensor::from_vec(logits, (rows, vocab), device)?)
+            }
+        }
+    }
+
+    /// [`TransformerNet::probabilities`]: this file's softmax, or candle's.
+    pub fn probabilities(
+        &mut self,
+        ids: &[u32],
+        rows: usize,
+        pos: usize,
+        device: &Device,
+    ) -> Result<Vec<f32>> {
+        match self {
+            Net::Own(net) => net.probabilities(ids, rows, pos),
+            Net::Candle(net) => {
+                let ids = Tensor::from_slice(ids, (rows, ids.len() / rows.max(1)), device)?;
+                transformer::softmax_rows(&net.forward(&ids, pos)?)
+            }
+        }
+    }
+
+    /// [`TransformerNet::recycle`].
+    pub fn recycle(&mut self, probs: Vec<f32>) {
+        if let Net::Own(net) = self {
+            net.spare = probs;
+        }
+    }
+
+    /// [`TransformerNet::clear_cache`].
+    pub fn clear_cache(&mut self) {
+        match self {
+            Net::Candle(net) => net.clear_cache(),
+            Net::Own(net) => net.clear(),
+        }
+    }
+
+    /// [`TransformerNet::working_memory`] of a network of `shape`.
+    pub fn working_memory(&self, shape: &NetShape, batch: &BatchShape) -> u64 {
+        match self {
+            Net::Candle(_) => shape.working_memory(batch),
+            Net::Own(net) => working_memory(shape, batch, net.is_f32()),
+        }
+    }
+}
 
 /// A weight matrix of the network, in one of its two formats.
 pub(super) enum Matrix {
