@@ -25,6 +25,7 @@ case "${1:-}" in
   *) echo "usage: scripts/cross-cpu.sh [--quick]" >&2; exit 2 ;;
 esac
 read -r -a cpus <<<"${CPUS:-native Haswell Nehalem}"
+[ ${#cpus[@]} -gt 0 ] || { echo "CPUS names no CPU" >&2; exit 2; }
 
 if ! command -v qemu-x86_64 >/dev/null; then
   echo "qemu-x86_64 is missing: installing Debian's qemu-user" >&2
@@ -78,8 +79,11 @@ for cpu in "${cpus[@]}"; do
       continue
     fi
     start=$(date +%s)
-    if timeout "${DECODE_TIMEOUT:-7200}" "${run[@]}" -q decompress -c "$g/$name" >"$tmp/out" 2>"$tmp/err" \
-      && cmp -s "$tmp/out" "$g/${name%.llmz}"; then
+    rc=0
+    timeout -k 30 "${DECODE_TIMEOUT:-7200}" "${run[@]}" -q decompress -c "$g/$name" \
+      >"$tmp/out" 2>"$tmp/err" || rc=$?
+    [ "$rc" != 124 ] || echo "timed out after ${DECODE_TIMEOUT:-7200} s" >>"$tmp/err"
+    if [ "$rc" = 0 ] && cmp -s "$tmp/out" "$g/${name%.llmz}"; then
       echo "ok    $cpu  $name  $(( $(date +%s) - start )) s"
       passed=$((passed + 1))
     elif [ -n "${bound[$name]:-}" ] && grep -q "machine-bound" "$tmp/err"; then

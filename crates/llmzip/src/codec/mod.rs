@@ -554,6 +554,17 @@ impl<R: Read> Decompressor<R> {
 fn corruption(header: &Header, what: &str) -> Error {
     let backend = &header.backend;
     match models::archive_portability(header) {
+        models::Portability::MachineBound if header.tokenizer == crate::tokenization::BYTES_ID => {
+            Error::MachineBound(format!(
+                "{what}: this archive is machine-bound: it was written by {} with a model of \
+                 your own ({}), whose arithmetic that release took from the machine that made \
+                 it ({}: candle's cache-sized blocks for layers over 512 wide, that machine's C \
+                 library without portable activations), and which llmzip 0.2.0 computes with \
+                 portable kernels instead; or the file is damaged. Decompress it with {} on the \
+                 machine that made it (docs/format.md, \"Portability\")",
+                header.writer, header.model_name, backend.platform, header.writer
+            ))
+        }
         models::Portability::MachineBound => Error::MachineBound(format!(
             "{what}: this archive is machine-bound: its model ({}, {}) was computed by \
              kernels whose rounding depends on the CPU that runs them (candle's cache-sized \

@@ -2,12 +2,13 @@
 //!
 //! Neural models compute in floating point, and floating-point results depend on the kernels
 //! that compute them. An archive therefore records its [`Backend`]: device, dtype and a
-//! *platform* string, and [`portability`] says from those which machines can decode it:
+//! *platform* string, and [`archive_portability`] says from those which machines can decode it:
 //!
 //! - **Any CPU** ([`Portability::AnyCpu`]): the recurrent models and the llama networks in the
 //!   `int8` and `f32-portable` formats run on llmzip's own kernels, whose order of operations is
 //!   fixed in the source (never by a vector width, a cache size or a thread count; fused
-//!   multiply-adds computed exactly where the CPU has none) and whose `exp`/`tanh` are llmzip's.
+//!   multiply-adds computed exactly where the CPU has none) and whose `exp`/`tanh` are llmzip's
+//!   (for `gru`/`gru2`, bit-exact replicas of the glibc functions they were made with).
 //!   Their archives decode on every x86-64 machine (scripts/cross-cpu.sh checks the golden
 //!   archives under emulated CPUs without AVX-512, or without AVX and FMA) and, by construction,
 //!   on aarch64 (built, not yet run: docs/format.md). The platform string is informational.
@@ -16,7 +17,8 @@
 //!   candle's matrix products block their sums by the CPU's cache sizes and pick SIMD code at
 //!   run time, so two CPUs of the same family can round differently (an archive made on one AMD
 //!   EPYC failed on an Intel Xeon, both `x86_64+avx512`). Such archives decode where they were
-//!   made; elsewhere a failed check is reported as that, not as corruption.
+//!   made; elsewhere a failed check is reported as that, not as corruption. So are archives of
+//!   byte models of your own written by llmzip 0.1.0 (see [`archive_portability`]).
 //! - **Exact platform** (GPUs): the platform adds the GPU's identity: name, compute capability,
 //!   driver and cuBLAS versions. A difference there is refused *before* decoding (see
 //!   [`Backend::must_match_exactly`]), because nothing guarantees two GPUs round alike.
@@ -281,5 +283,42 @@ mod tests {
             ..cpu(F32_PORTABLE)
         };
         assert_eq!(portability(&gpu, "bytes"), Portability::ExactPlatform);
+    }
+
+    #[test]
+    fn byte_models_of_your_own_from_0_1_0_are_machine_bound() {
+        let mut header = crate::format::Header {
+            writer: "llmzip 0.1.0".into(),
+            model_name: "gru2-cm4".into(),
+            fingerprint: crate::format::Fingerprint::of(&[b"test"]),
+            tokenizer: "bytes".into(),
+            backend: Backend {
+                device: "cpu".into(),
+                dtype: "f32".into(),
+                platform: "x86_64+avx512".into(),
+            },
+            schedule: crate::codec::Schedule {
+                block_size: 1 << 20,
+                max_segments: 1,
+                min_segment_tokens: 1,
+                window: 0,
+            },
+        };
+        assert_eq!(
+            archive_portability(&header),
+            Portability::AnyCpu,
+            "built in"
+        );
+        header.model_name = "my-model-cm5".into();
+        assert_eq!(archive_portability(&header), Portability::MachineBound);
+        header.writer = "llmzip 0.2.0".into();
+        assert_eq!(
+            archive_portability(&header),
+            Portability::AnyCpu,
+            "portable kernels"
+        );
+        header.writer = "llmzip 0.1.0".into();
+        header.backend.device = "cuda".into();
+        assert_eq!(archive_portability(&header), Portability::ExactPlatform);
     }
 }

@@ -34,7 +34,7 @@ use crate::{Error, Result};
 /// A transformer's network as candle's ops (what `f32` and `q8_0` archives and GPUs compute
 /// with): llama's and GPT-2's.
 pub(super) trait CandleNet {
-    /// Logits after each row's last position (see [`TransformerNet::forward`]).
+    /// Logits after each row's last position (see [`transformer::TransformerNet::forward`]).
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
     /// Empties the KV cache.
     fn clear_cache(&mut self);
@@ -48,7 +48,7 @@ pub(super) enum Net<C> {
 }
 
 impl<C: CandleNet> Net<C> {
-    /// [`TransformerNet::forward`], the logits as a tensor on `device`.
+    /// [`transformer::TransformerNet::forward`], the logits as a tensor on `device`.
     pub fn forward(&mut self, ids: &Tensor, pos: usize, device: &Device) -> Result<Tensor> {
         match self {
             Net::Candle(net) => net.forward(ids, pos),
@@ -61,7 +61,7 @@ impl<C: CandleNet> Net<C> {
         }
     }
 
-    /// [`TransformerNet::probabilities`]: this file's softmax, or candle's.
+    /// [`transformer::TransformerNet::probabilities`]: this file's softmax, or candle's.
     pub fn probabilities(
         &mut self,
         ids: &[u32],
@@ -78,14 +78,14 @@ impl<C: CandleNet> Net<C> {
         }
     }
 
-    /// [`TransformerNet::recycle`].
+    /// [`transformer::TransformerNet::recycle`].
     pub fn recycle(&mut self, probs: Vec<f32>) {
         if let Net::Own(net) = self {
             net.spare = probs;
         }
     }
 
-    /// [`TransformerNet::clear_cache`].
+    /// [`transformer::TransformerNet::clear_cache`].
     pub fn clear_cache(&mut self) {
         match self {
             Net::Candle(net) => net.clear_cache(),
@@ -93,7 +93,7 @@ impl<C: CandleNet> Net<C> {
         }
     }
 
-    /// [`TransformerNet::working_memory`] of a network of `shape`.
+    /// [`transformer::TransformerNet::working_memory`] of a network of `shape`.
     pub fn working_memory(&self, shape: &NetShape, batch: &BatchShape) -> u64 {
         match self {
             Net::Candle(_) => shape.working_memory(batch),
