@@ -46,30 +46,26 @@ pub(crate) struct PackedMatrix {
 impl PackedMatrix {
     /// Packs `w`, `K × N` row-major.
     pub(crate) fn new(w: &[f32], k: usize, n: usize) -> Self {
-        assert!(k > 0, "a product over nothing");
         assert_eq!(w.len(), k * n, "weight matrix is not {k} × {n}");
-        let count = n.div_ceil(PANEL);
-        let mut panels = vec![0f32; count * k * PANEL];
-        for (c, panel) in panels.chunks_exact_mut(k * PANEL).enumerate() {
-            let cols = c * PANEL..((c + 1) * PANEL).min(n);
-            for (p, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
-                dst[..cols.len()].copy_from_slice(&w[p * n + cols.start..p * n + cols.end]);
-            }
-        }
-        PackedMatrix { k, n, panels }
+        Self::pack(k, n, |p, j| w[p * n + j])
     }
 
     /// Packs `w` given output by output (`N × K` row-major, the layout of llama and GGUF
     /// weights): the matrix `wᵀ`.
     pub(crate) fn from_outputs(w: &[f32], n: usize, k: usize) -> Self {
-        assert!(k > 0, "a product over nothing");
         assert_eq!(w.len(), k * n, "weight matrix is not {n} × {k}");
+        Self::pack(k, n, |p, j| w[j * k + p])
+    }
+
+    /// The panels of the `K × N` matrix whose entry `(p, j)` is `at(p, j)`.
+    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+        assert!(k > 0, "a product over nothing");
         let count = n.div_ceil(PANEL);
         let mut panels = vec![0f32; count * k * PANEL];
         for (c, panel) in panels.chunks_exact_mut(k * PANEL).enumerate() {
-            for j in c * PANEL..((c + 1) * PANEL).min(n) {
-                for (p, &v) in w[j * k..(j + 1) * k].iter().enumerate() {
-                    panel[p * PANEL + j - c * PANEL] = v;
+            for (p, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
+                for (l, j) in (c * PANEL..((c + 1) * PANEL).min(n)).enumerate() {
+                    dst[l] = at(p, j);
                 }
             }
         }
