@@ -33,6 +33,7 @@ make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
 make gru2.txt -m gru2
 make gru2-cm5.txt -m gru2-cm5 --window 64 --min-segment 200
 make gru3-cm5.txt -m gru3-cm5 --window 64 --min-segment 200
+make fast1.txt -m fast1 --block-size 2K
 # The tiny test models: every network's code path, cheap enough to decode under an emulated CPU
 # in CI (scripts/cross-cpu.sh).
 cargo run --release --quiet -p llmzip --features test-support --example tiny_models -- "$g/models"

@@ -12,6 +12,7 @@
 //! crafted stream within a few thousand symbols. The encoder applies the same limits and uses
 //! fewer rows where a block would need more, so its archives decode within the default limits.
 
+mod bitwise;
 mod costs;
 mod lockstep;
 mod schedule;
@@ -238,6 +239,21 @@ impl<W: Write> ArchiveWriter<W> {
         })?;
 
         let coded = match tokens {
+            Some(_) if model.bits().is_some() => {
+                // One stream of bits (codec::bitwise); the memory claim is that of one row.
+                let block_len = block.len() as u64;
+                rows_within(model, &schedule, &self.limits, 1, block.len(), block.len())?;
+                summary
+                    .profile
+                    .time(Stage::ModelInfer, || model.start_block(1))?;
+                let bits = model.bits().expect("checked above");
+                let (payload, ideal) = summary.profile.time(Stage::ModelInfer, || {
+                    bitwise::encode(bits, block, |done| bitwise::report(observer, start, done))
+                })?;
+                summary.tokens += block_len;
+                summary.ideal_bits += ideal;
+                (payload.len() < block.len()).then_some((block_len, 1, payload))
+            }
             Some(tokens) if !tokens.is_empty() => {
                 let segments = rows_within(
                     model,
@@ -483,6 +499,28 @@ impl<R: Read> Decompressor<R> {
                         "a block's coded data does not match its checksum".into(),
                     ));
                 }
+                if model.bits().is_some() {
+                    if segments != 1 || tokens != len {
+                        return Err(Error::Corrupt(format!(
+                            "a block of {} claims {segments} segments of {tokens} tokens for \
+                             {len} bytes; this model codes one segment of one token per byte",
+                            reader.header().model_name
+                        )));
+                    }
+                    let start = summary.original_len;
+                    summary
+                        .profile
+                        .time(Stage::ModelInfer, || model.start_block(1))?;
+                    let bits = model.bits().expect("checked above");
+                    summary.profile.time(Stage::ModelInfer, || {
+                        bitwise::decode(bits, payload, len as usize, block, |done| {
+                            bitwise::report(observer, start, done)
+                        })
+                    })?;
+                    summary.tokens += tokens;
+                    summary.coded_blocks += 1;
+                    return self.finish_block(block, len, crc, true, observer);
+                }
                 let lengths = segment_lengths(tokens as usize, segments as usize);
                 // Sized from the header's counts, which the memory claim above has checked.
                 let mut rows: Vec<Vec<u32>> =
@@ -524,6 +562,18 @@ impl<R: Read> Decompressor<R> {
                 (len, crc)
             }
         };
+        self.finish_block(block, len, crc, coded, observer)
+    }
+
+    /// Checks a decoded block against its length and checksum, and accounts for it.
+    fn finish_block(
+        &mut self,
+        block: &[u8],
+        len: u64,
+        crc: u32,
+        coded: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
         let crc_ok = crc32fast::hash(block) == crc || !format::ENFORCE_CHECKSUMS;
         if block.len() as u64 != len || !crc_ok {
             let what = "a block's checksum does not match";

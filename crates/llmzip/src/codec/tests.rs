@@ -544,3 +544,113 @@ fn crafted_claims_fail_early() {
     assert!(matches!(err, Error::MemoryLimit { .. }), "{err}");
     assert_eq!(model.steps, 0);
 }
+
+/// The fast level's model predicts bits and is coded in one stream per block
+/// ([`bitwise`](super::bitwise)): every kind of input round-trips, across blocks.
+#[test]
+fn bit_coded_model_round_trips_assorted_inputs() {
+    use crate::models::fast::Fast;
+    let s = small_schedule();
+    let mut random = vec![0u8; 10_000];
+    let mut x = 99u32;
+    for b in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let mut mixed = text(9000);
+    for (i, b) in mixed.iter_mut().enumerate() {
+        match i % 97 {
+            0 => *b = 0,
+            1 => *b = b'\r',
+            2 => *b = 0xff,
+            _ => {}
+        }
+    }
+    for data in [
+        Vec::new(),
+        vec![b'a'],
+        vec![0u8; 5000],
+        text(4096),
+        text(4097),
+        text(20_000),
+        random,
+        mixed,
+    ] {
+        let (_, summary) =
+            crate::models::testing::round_trip(&mut Fast::new(), &mut Fast::new(), &data, &s);
+        assert_eq!(summary.original_len, data.len() as u64);
+    }
+    // Text is coded, and well: the first block of repetitive text in under a bit per byte.
+    let data = text(20_000);
+    let (_, summary) =
+        crate::models::testing::round_trip(&mut Fast::new(), &mut Fast::new(), &data, &s);
+    assert_eq!(summary.coded_blocks, 5);
+    assert!(summary.archive_len * 8 < data.len() as u64, "{summary:?}");
+}
+
+#[test]
+fn bit_coded_corruption_and_crafted_claims_are_refused() {
+    use crate::models::fast::Fast;
+    let data = text(3000);
+    let mut archive = Vec::new();
+    compress(
+        &mut data.as_slice(),
+        &mut archive,
+        &mut Fast::new(),
+        &small_schedule(),
+        &Limits::default(),
+        &mut Silent,
+    )
+    .unwrap();
+    let decode = |bytes: &[u8]| {
+        Decompressor::new(bytes).and_then(|d| {
+            d.run(
+                &mut Vec::new(),
+                &mut Fast::new(),
+                &Limits::default(),
+                &mut Silent,
+            )
+        })
+    };
+    decode(&archive).unwrap();
+    // Every third byte flipped (each decode allocates the model's tables: all would be slow).
+    for i in (0..archive.len()).step_by(3) {
+        let mut bad = archive.clone();
+        bad[i] ^= 0x10;
+        assert!(decode(&bad).is_err(), "flip at {i} accepted");
+    }
+    // Hostile headers: the largest block with no coded data stops within the first bytes, and
+    // a block claiming several segments is refused before decoding.
+    let model = Fast::new();
+    let header = Header {
+        writer: format::WRITER.into(),
+        model_name: crate::models::fast::NAME.into(),
+        fingerprint: model.info().fingerprint,
+        tokenizer: "bytes".into(),
+        backend: model.info().backend.clone(),
+        schedule: Schedule {
+            block_size: format::MAX_BLOCK_SIZE,
+            max_segments: 4,
+            min_segment_tokens: 1,
+            window: 0,
+        },
+    };
+    let len = format::MAX_BLOCK_SIZE;
+    let archive = crate::testing::crafted_archive(&header, len, len, 1, &[]);
+    let err = decode(&archive).unwrap_err().to_string();
+    let decoded: u64 = err
+        .split("ends after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(decoded < 1 << 16, "{err}");
+    let archive = crate::testing::crafted_archive(&header, 4096, 4096, 2, &[0; 64]);
+    let err = decode(&archive).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt(m) if m.contains("2 segments")),
+        "{err}"
+    );
+}

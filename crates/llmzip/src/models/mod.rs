@@ -5,6 +5,7 @@
 mod activation;
 mod bit_mix;
 mod device;
+pub mod fast;
 mod glibc;
 pub mod gpt2;
 mod int8;
@@ -146,6 +147,26 @@ pub trait LanguageModel {
     fn recycle(&mut self, probs: Vec<f32>) {
         drop(probs);
     }
+
+    /// A model that predicts one bit at a time returns itself here; the codec then codes each
+    /// of its blocks bit by bit in one stream with the binary coder, and never calls
+    /// [`step`](Self::step) or [`prefill`](Self::prefill). Such a model has the byte tokenizer.
+    /// The default, `None`, is a model of whole distributions.
+    fn bits(&mut self) -> Option<&mut dyn BitPredictor> {
+        None
+    }
+}
+
+/// A model that predicts the next bit of a byte stream (bytes most significant bit first), for
+/// the binary coder ([`LanguageModel::bits`]). Deterministic like every model: the same bits
+/// after the same [`LanguageModel::start_block`] give the same predictions.
+pub trait BitPredictor {
+    /// P(next bit = 1) in 1/65536 units, within the binary coder's range
+    /// ([`crate::coder::binary::MIN_P`] to 65536 − `MIN_P`).
+    fn predict(&mut self) -> u32;
+
+    /// Learns the bit that came (after [`predict`](Self::predict)).
+    fn update(&mut self, bit: bool);
 }
 
 /// The identity of a model that wraps a byte-level `inner` model with adaptive statistics:
@@ -212,6 +233,7 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
 /// adaptive bias head and `NAME-cm2` that with token match models ([`TokenMixed`]). The list
 /// names the usual ones.
 pub const BUILTIN_MODELS: &[&str] = &[
+    fast::NAME,
     "gru",
     "gru-cm",
     "gru-cm2",
@@ -286,7 +308,13 @@ pub fn load(
     if !Path::new(spec).exists() {
         for (suffix, wrap) in MIXING_WRAPPERS {
             if let Some(base) = spec.strip_suffix(suffix) {
-                return wrap(load(base, device, weights, registry)?);
+                let mut inner = load(base, device, weights, registry)?;
+                if inner.bits().is_some() {
+                    return Err(Error::Model(format!(
+                        "'{base}' predicts one bit at a time and cannot be wrapped ('{spec}')"
+                    )));
+                }
+                return wrap(inner);
             }
         }
     }
@@ -300,6 +328,13 @@ pub fn load(
         return only_f32(Box::new(model?));
     }
     match spec {
+        fast::NAME => match weights {
+            None | Some("int") => Ok(Box::new(fast::Fast::new())),
+            Some(w) => Err(Error::InvalidSetting(format!(
+                "model '{spec}' has no weights to choose a format for (it computes with \
+                 integers), not '{w}'"
+            ))),
+        },
         "smollm2" => {
             let path = registry.smollm2()?;
             let mut model = llama::load(&path, weights, device)?;
