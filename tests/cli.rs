@@ -10,6 +10,12 @@ fn compressed(dir: &std::path::Path, name: &str, data: &[u8]) -> Vec<u8> {
     std::fs::read(dir.join(format!("{name}.llmz"))).unwrap()
 }
 
+/// Standard output of a run that must succeed.
+fn stdout_of(o: &std::process::Output) -> String {
+    ok(o);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Decompressing `archive` must fail cleanly and leave no output or temporary file behind.
 fn fails_cleanly(archive: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -566,4 +572,87 @@ fn an_archive_naming_a_hub_id_never_triggers_a_download() {
         !home.join("hf").exists(),
         "the Hugging Face cache was touched"
     );
+}
+
+/// Levels: `-1` … `-9`, `--fast`, `--best`, `--level N`; each names its model in the archive,
+/// one level at a time and not with `-m`; the help names the levels and the best model.
+#[test]
+fn levels_pick_documented_models_and_the_help_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = text(30_000);
+    for (flag, model) in [
+        ("-1", "fast1"),
+        ("--fast", "fast1"),
+        ("-3", "fast1"),
+        ("--level", "fast1"),
+        ("-4", "gru3-cm5"),
+    ] {
+        let mut args = vec![flag];
+        if flag == "--level" {
+            args.push("2");
+        }
+        let archive = round_trip(dir.path(), "t.txt", &data, &args);
+        let info = stdout_of(&run(&["info", archive.to_str().unwrap()], dir.path()));
+        assert!(
+            info.contains(&format!("model          {model} ")),
+            "{flag}: {info}"
+        );
+    }
+    for args in [
+        &["compress", "-1", "-9", "t.txt"][..],
+        &["compress", "-1", "-m", "gru", "t.txt"][..],
+        &["compress", "--level", "10", "t.txt"][..],
+    ] {
+        let o = run(args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+    let help = stdout_of(&run(&["compress", "--help"], dir.path()));
+    for needle in [
+        "--fast",
+        "--best",
+        "-9 (--best): smollm2-cm2",
+        "-6 (default): gru3-cm5",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
+
+/// Level 9 without SmolLM2's weights says, in one line, how to get them (and writes nothing).
+#[test]
+fn the_best_level_without_its_weights_says_how_to_get_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), b"abc").unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = llmzip()
+        .args(["compress", "--best", "a"])
+        .current_dir(dir.path())
+        .env("LLMZIP_MODELS", empty.path())
+        .env("XDG_DATA_HOME", empty.path())
+        .env("HOME", empty.path())
+        .output()
+        .unwrap();
+    let err = clean_failure(&o);
+    assert!(err.contains("scripts/fetch-models.sh"), "{err}");
+    assert_eq!(listing(dir.path()), vec!["a"]);
+}
+
+/// `llmzip models`: the levels, the current models with their sources, the older ones by name.
+#[test]
+fn models_lists_the_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout_of(&run(&["models"], dir.path()));
+    for needle in [
+        "-1 (--fast)",
+        "fast1",
+        "gru3-cm5",
+        "smollm2-cm2",
+        "built in",
+        "gru-cm4",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    let all = stdout_of(&run(&["models", "--all"], dir.path()));
+    for entry in llmzip::catalogue::CATALOGUE {
+        assert!(all.contains(entry.purpose), "{}", entry.name);
+    }
 }

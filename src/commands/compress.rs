@@ -1,32 +1,28 @@
 //! `llmzip compress`.
 
-use std::io::Read;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use llmzip::codec::{self, Limits, Schedule, Summary};
-use llmzip::tensors;
+use llmzip::codec::Limits;
+use llmzip::models::Portability;
+use llmzip::{Device, Level, Options, Session};
 
 use super::files::compressed_name;
-use super::models::ModelCache;
-use super::pipeline::{self, Direction, FileArgs, Streams};
+use super::pipeline::{self, Direction, FileArgs};
 use super::ScheduleArgs;
-
-const TENSORS: &str = tensors::MODEL_NAME;
 
 /// Options of `llmzip compress`.
 #[derive(Debug, Args)]
 pub struct CompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model: a built-in name (gru3-cm5, gru2-cm5, gru-cm4, gru-cm3, gru-cm2, gru-cm, gru3, gru2,
-    /// gru, smollm2, smollm2-cm, gpt2, distilgpt2), a GGUF file, or a model directory (GPT-2 in Hugging Face layout, or
-    /// one written by `llmzip train`; add `-cm5` to mix it with the file's own statistics like
-    /// the default, or an older version: `-cm`, `-cm2` with fixed-size tables, `-cm3` with more
-    /// word contexts, `-cm4` with tuned mixers); `tensors` for the weight-file codec. Without
-    /// -m, safetensors and GGUF files are recognised by their content and get the weight-file
-    /// codec, anything else gru3-cm5. Over a token model (smollm2), `-cm` adds an adaptive
-    /// bias head instead.
+    #[command(flatten)]
+    pub level: LevelArgs,
+    /// Model, for experts (instead of a level): a name from `llmzip models` (e.g. gru3-cm5,
+    /// smollm2-cm2, fast1), a model installed in a directory of LLMZIP_MODELS, a GGUF file, a
+    /// model directory (GPT-2 or llama in Hugging Face layout, or one written by `llmzip
+    /// train`; add -cm5 to mix it with the file's own statistics), a Hugging Face id, or
+    /// `tensors` for the weight-file codec. Without -m, safetensors and GGUF files are
+    /// recognised by their content and get the weight-file codec.
     #[arg(short, long)]
     pub model: Option<String>,
     /// Weight format of llama and GPT-2 models: int8 (the CPU default for llamas), f32 (on the
@@ -39,25 +35,79 @@ pub struct CompressArgs {
     pub schedule: ScheduleArgs,
 }
 
-pub fn run(args: CompressArgs, models: &mut ModelCache, limits: Limits, quiet: bool) -> Result<()> {
-    let weights = args.dtype.as_deref();
-    let forced_tensors = args.model.as_deref() == Some(TENSORS);
-    let spec = match args.model.as_deref() {
-        None | Some(TENSORS) => llmzip::models::DEFAULT_MODEL,
-        Some(m) => m,
+/// `-1` … `-9`, `--fast`, `--best`, `--level N`: one of them, and not with `-m`.
+#[derive(Debug, Args)]
+#[group(id = "levels", multiple = false, conflicts_with = "model")]
+pub struct LevelArgs {
+    /// Level 1, the fastest: context mixing alone, no neural network (listed below).
+    #[arg(short = '1', long = "fast", help_heading = "Levels")]
+    fast: bool,
+    #[arg(short = '2', hide = true)]
+    l2: bool,
+    #[arg(short = '3', hide = true)]
+    l3: bool,
+    #[arg(short = '4', hide = true)]
+    l4: bool,
+    #[arg(short = '5', hide = true)]
+    l5: bool,
+    #[arg(short = '6', hide = true)]
+    l6: bool,
+    #[arg(short = '7', hide = true)]
+    l7: bool,
+    #[arg(short = '8', hide = true)]
+    l8: bool,
+    /// Level 9, the best ratio: SmolLM2 with token mixing (needs its weights).
+    #[arg(short = '9', long = "best", help_heading = "Levels")]
+    best: bool,
+    /// A level by number, 1 (fastest) to 9 (best ratio); -2 … -8 work too [default: 6].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9), help_heading = "Levels")]
+    level: Option<u32>,
+}
+
+impl LevelArgs {
+    /// The level asked for, if any.
+    pub fn get(&self) -> Option<Level> {
+        let flags = [
+            self.fast, self.l2, self.l3, self.l4, self.l5, self.l6, self.l7, self.l8, self.best,
+        ];
+        let n = flags
+            .iter()
+            .position(|&f| f)
+            .map(|i| i as u32 + 1)
+            .or(self.level)?;
+        Some(Level::new(n).expect("flags and the parser give 1 to 9"))
+    }
+}
+
+/// The text after `llmzip compress --help`: the levels, from the catalogue.
+pub fn after_help() -> String {
+    format!(
+        "Levels (each a model and a schedule; `llmzip models` lists the models):\n{}",
+        llmzip::catalogue::levels_help()
+    )
+}
+
+pub fn run(args: CompressArgs, device: Device, limits: Limits, quiet: bool) -> Result<()> {
+    let mut options = Options::default()
+        .device(device)
+        .memory_limit(limits.memory)
+        .schedule(args.schedule.options());
+    options = match (&args.model, args.level.get()) {
+        (Some(m), _) => options.model(m.as_str()),
+        (None, level) => options.level(level.unwrap_or_default()),
     };
+    if let Some(d) = &args.dtype {
+        options = options.weights(d);
+    }
+    let mut session = Session::new(options);
     // Load before touching any file so that a bad -m or schedule fails fast.
-    let model = models.get(spec, weights)?;
-    let info = model.info().clone();
-    let portability = llmzip::models::portability(&info.backend, model.tokenizer().id());
-    if portability == llmzip::models::Portability::MachineBound && !quiet {
+    let portability = session.prepare()?;
+    if portability == Some(Portability::MachineBound) && !quiet {
         eprintln!(
-            "llmzip: warning: {} archives are machine-bound: candle's CPU kernels compute them, \
-             and another CPU may not decode them; --dtype int8 or f32 makes portable ones",
-            info.backend.dtype
+            "llmzip: warning: these archives are machine-bound: candle's CPU kernels compute \
+             them, and another CPU may not decode them; --dtype int8 or f32 makes portable ones"
         );
     }
-    let schedule = Schedule::for_model(&args.schedule.options(), &info)?;
     let jobs = pipeline::plan(&args.files, |p| Ok(compressed_name(p)))?;
     let stats = args.files.stats;
     pipeline::run_all(
@@ -67,50 +117,10 @@ pub fn run(args: CompressArgs, models: &mut ModelCache, limits: Limits, quiet: b
         Direction::Compress,
         |_, len| len,
         |job, cx| {
-            let name = job.input.name();
-            let context = || format!("cannot compress {name}");
-            // Weight files: recognised by content when no model was asked for.
-            let (head, layout) = match (cx.len, args.model.is_none() || forced_tensors) {
-                (Some(total), true) => {
-                    tensors::recognise(cx.reader, total).with_context(context)?
-                }
-                (None, true) if forced_tensors => {
-                    bail!("-m tensors needs a file, not standard input (it reads the file's size)")
-                }
-                _ => (Vec::new(), None),
-            };
-            let layout = match layout {
-                Some(l) => Some(l),
-                None if forced_tensors => Some(tensors::Layout::bytes(cx.len.unwrap_or(0))),
-                None => None,
-            };
-            if let Some(layout) = layout {
-                return weights_file(&head, &layout, cx, stats).with_context(context);
-            }
-            let model = models.get(spec, weights)?;
-            let mut input = std::io::Cursor::new(head).chain(cx.reader);
-            codec::compress(
-                &mut input,
-                cx.writer,
-                model,
-                &schedule,
-                &limits,
-                cx.observer,
-            )
-            .with_context(context)
+            let report = session
+                .compress(cx.reader, cx.len, cx.writer, cx.observer)
+                .with_context(|| format!("cannot compress {}", job.input.name()))?;
+            Ok(super::report::file_summary(report, stats))
         },
     )
-}
-
-fn weights_file(
-    head: &[u8],
-    layout: &tensors::Layout,
-    cx: Streams<'_>,
-    stats: bool,
-) -> Result<Summary> {
-    let s = tensors::compress(head, layout, cx.reader, cx.writer, cx.observer)?;
-    if stats {
-        super::report::tensor_table(&s);
-    }
-    Ok(super::report::as_codec_summary(s))
 }

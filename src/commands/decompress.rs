@@ -1,17 +1,13 @@
 //! `llmzip decompress`.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
-use llmzip::codec::{Decompressor, Limits};
-use llmzip::format::Trailer;
-use llmzip::models::loads_by_name;
-use llmzip::tensors;
+use llmzip::codec::Limits;
+use llmzip::{Device, Options, Session};
 
 use super::files::{decompressed_name, Input};
-use super::models::ModelCache;
 use super::pipeline::{self, Direction, FileArgs};
 
 /// Options of `llmzip decompress`.
@@ -19,7 +15,8 @@ use super::pipeline::{self, Direction, FileArgs};
 pub struct DecompressArgs {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Model to decode with [default: the built-in model the archive names].
+    /// Model to decode with [default: the model the archive names]; needed for archives of
+    /// models loaded from a path.
     #[arg(short, long)]
     pub model: Option<String>,
     /// Download the model the archive names from the Hugging Face Hub if it is not installed
@@ -28,70 +25,29 @@ pub struct DecompressArgs {
     pub allow_download: bool,
 }
 
-pub fn run(
-    args: DecompressArgs,
-    models: &mut ModelCache,
-    limits: Limits,
-    quiet: bool,
-) -> Result<()> {
+pub fn run(args: DecompressArgs, device: Device, limits: Limits, quiet: bool) -> Result<()> {
+    let mut options = Options::default()
+        .device(device)
+        .memory_limit(limits.memory)
+        .allow_download(args.allow_download);
+    if let Some(m) = &args.model {
+        options = options.model(m.as_str());
+    }
+    let mut session = Session::new(options);
     let jobs = pipeline::plan(&args.files, decompressed_name)?;
+    let stats = args.files.stats;
     pipeline::run_all(
         &args.files,
         jobs,
         quiet,
         Direction::Decompress,
         |job, _| match &job.input {
-            Input::File(p) => original_len_hint(p),
+            Input::File(p) => llmzip::original_len_hint(&mut File::open(p).ok()?),
             Input::Stdin => None,
         },
         |_, cx| {
-            // Tensor archives start with their own magic.
-            let mut magic = [0u8; 4];
-            let n = llmzip::format::read_up_to(cx.reader, &mut magic)?;
-            let mut input = std::io::Cursor::new(magic[..n].to_vec()).chain(cx.reader);
-            if magic == tensors::MAGIC {
-                let s = tensors::decompress(&mut input, cx.writer, cx.observer)?;
-                if args.files.stats {
-                    super::report::tensor_table(&s);
-                }
-                return Ok(super::report::as_codec_summary(s));
-            }
-            let decompressor = Decompressor::new(&mut input)?;
-            let header = decompressor.header();
-            let spec = match &args.model {
-                Some(m) => m.clone(),
-                None if loads_by_name(&header.model_name, &models.registry()) => {
-                    header.model_name.clone()
-                }
-                None => bail!(
-                    "the archive was made with model '{}' (fingerprint {}), which was loaded \
-                     from a path; pass that path with -m",
-                    header.model_name,
-                    header.fingerprint
-                ),
-            };
-            // The weight format is part of the computation: take the archive's.
-            let weights = header.backend.dtype.clone();
-            // A model the user named with -m may be downloaded; one the archive names only with
-            // --allow-download.
-            let download = args.model.is_some() || args.allow_download;
-            let model = models.get_named_by_archive(&spec, Some(&weights), download)?;
-            Ok(decompressor.run(cx.writer, model, &limits, cx.observer)?)
+            let report = session.decompress(cx.reader, cx.writer, cx.observer)?;
+            Ok(super::report::file_summary(report, stats))
         },
     )
-}
-
-/// The original length from the archive's trailer, for the progress bar only (never trusted
-/// for anything else).
-fn original_len_hint(path: &std::path::Path) -> Option<u64> {
-    let mut f = File::open(path).ok()?;
-    let mut magic = [0u8; 4];
-    f.read_exact(&mut magic).ok()?;
-    if magic == tensors::MAGIC {
-        f.seek(SeekFrom::Start(0)).ok()?;
-        let layout = tensors::read_layout(std::io::BufReader::new(f)).ok()?;
-        return Some(layout.regions.iter().map(|r| r.len).sum());
-    }
-    f.seek(SeekFrom::End(-12)).ok()?;
-    Trailer::read(&mut f).ok().map(|t| t.original_len)
 }

@@ -42,14 +42,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compress files (FILE -> FILE.llmz; stdin -> stdout).
-    #[command(visible_alias = "c")]
+    /// Compress files (FILE -> FILE.llmz; stdin -> stdout) at a level, -1 (fastest) to -9
+    /// (best ratio, SmolLM2), default -6.
+    #[command(visible_alias = "c", after_help = compress::after_help())]
     Compress(compress::CompressArgs),
     /// Decompress archives (FILE.llmz -> FILE; stdin -> stdout).
     #[command(visible_alias = "d")]
     Decompress(decompress::DecompressArgs),
     /// Describe archives: model, schedule, sizes (no decoding, no model needed).
     Info(info::InfoArgs),
+    /// List the levels and models: what each is for, measured figures, whether installed.
+    Models(models::ModelsArgs),
     /// Train a byte-level GRU or LSTM on your own text.
     Train(train::TrainArgs),
     /// Compare bits per byte and speed of models, devices and classic compressors.
@@ -70,23 +73,19 @@ pub fn run(cli: Cli) -> Result<()> {
         _ => runtime::configure_threads(threads),
     }
     progress::install_interrupt_handler();
-    let device = || llmzip::models::device(&cli.device);
+    let device = llmzip::Device::from_name(&cli.device)?;
     match cli.command {
-        Command::Compress(args) => compress::run(
-            args,
-            &mut models::ModelCache::new(device()?),
-            limits,
-            cli.quiet,
-        ),
-        Command::Decompress(args) => decompress::run(
-            args,
-            &mut models::ModelCache::new(device()?),
-            limits,
-            cli.quiet,
-        ),
+        Command::Compress(args) => compress::run(args, device, limits, cli.quiet),
+        Command::Decompress(args) => decompress::run(args, device, limits, cli.quiet),
         Command::Info(args) => info::run(args),
+        Command::Models(args) => models::run(args),
         Command::Bench(args) => bench::run(args, limits, cli.quiet),
-        Command::Train(args) => train::run(args, &device()?, threads, cli.quiet),
+        Command::Train(args) => train::run(
+            args,
+            &llmzip::models::device(&cli.device)?,
+            threads,
+            cli.quiet,
+        ),
     }
 }
 

@@ -1,91 +1,151 @@
-//! Loads models on demand and keeps them for the rest of the run, so that compressing many files
-//! loads each model once.
+//! `llmzip models`: the levels and the model catalogue (`llmzip::catalogue`), with whether each
+//! model's weights are here and the figures of the benchmark run that docs/benchmarks.md
+//! records (compiled in from docs/bench/results.json, so that every figure shown is a measured
+//! one with the command that reproduces it).
 
-use std::collections::HashMap;
-
-use anyhow::{Context, Result};
-use candle_core::Device;
-use llmzip::models::{self, LanguageModel};
+use anyhow::Result;
+use clap::Args;
+use llmzip::catalogue::{self, Entry, Level, Source};
 use llmzip::Registry;
 
-pub struct ModelCache {
-    device: Device,
-    registry: Registry,
-    loaded: HashMap<(String, Option<String>, bool), Box<dyn LanguageModel>>,
+/// Options of `llmzip models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Also list the older models, kept so that their archives keep decoding.
+    #[arg(long)]
+    pub all: bool,
 }
 
-/// What a model is loaded for: new archives (where `f32` on the CPU means `f32-portable`) or an
-/// archive's own weight format.
-#[derive(Clone, Copy)]
-enum Purpose {
-    Compress,
-    Decompress { download: bool },
+/// The benchmark run the figures come from.
+const RESULTS: &str = include_str!("../../docs/bench/results.json");
+const BENCHMARKS: &str = include_str!("../../docs/benchmarks.md");
+/// The file the figures are for.
+const FIGURES_FILE: &str = "alice29.txt";
+
+/// Bits per byte and compression speed (KiB/s) of `model` on [`FIGURES_FILE`] on the CPU.
+fn figures(model: &str) -> Option<(f64, f64)> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(RESULTS).ok()?;
+    let row = rows.iter().find(|r| {
+        r["file"] == FIGURES_FILE
+            && r["method"] == model
+            && r["device"] == "cpu"
+            && r["kind"] == "model"
+    })?;
+    let bpb = row["bits_per_byte"].as_f64()?;
+    let bytes = row["original_bytes"].as_f64()?;
+    let seconds = row["compress_seconds"].as_f64()?;
+    Some((bpb, bytes / seconds / 1024.0))
 }
 
-impl Purpose {
-    fn compress(self) -> bool {
-        matches!(self, Purpose::Compress)
+/// The machine line of docs/benchmarks.md.
+fn machine() -> &'static str {
+    BENCHMARKS
+        .lines()
+        .find_map(|l| l.strip_prefix("Machine: "))
+        .unwrap_or("unknown")
+        .trim_end_matches(';')
+}
+
+fn weights(entry: &Entry, registry: &Registry) -> String {
+    match (entry.source, catalogue::is_installed(entry, registry)) {
+        (Source::BuiltIn, _) => "built in".into(),
+        (Source::None, _) => "none needed".into(),
+        (_, true) => "installed".into(),
+        (Source::SmolLm2, false) => "missing: scripts/fetch-models.sh".into(),
+        (_, false) => "missing: Hugging Face cache or Hub".into(),
     }
 }
 
-impl ModelCache {
-    pub fn new(device: Device) -> Self {
-        ModelCache {
-            device,
-            registry: Registry::from_env(),
-            loaded: HashMap::new(),
-        }
-    }
-
-    /// The model for `spec` (a built-in name or a path) with weight format `weights`, loading
-    /// it the first time, to make new archives with ([`models::load_for_compression`]). A
-    /// model the user named may be downloaded.
-    pub fn get(&mut self, spec: &str, weights: Option<&str>) -> Result<&mut dyn LanguageModel> {
-        self.get_from(spec, weights, Purpose::Compress)
-    }
-
-    /// [`get`](Self::get) for a model that an archive names: downloaded only if `download`
-    /// (the user's `--allow-download`).
-    pub fn get_named_by_archive(
-        &mut self,
-        spec: &str,
-        weights: Option<&str>,
-        download: bool,
-    ) -> Result<&mut dyn LanguageModel> {
-        self.get_from(spec, weights, Purpose::Decompress { download })
-    }
-
-    /// The registry models are looked up in (without downloads).
-    pub fn registry(&self) -> Registry {
-        self.registry.clone().without_downloads()
-    }
-
-    fn get_from(
-        &mut self,
-        spec: &str,
-        weights: Option<&str>,
-        purpose: Purpose,
-    ) -> Result<&mut dyn LanguageModel> {
-        let key = (
-            spec.to_string(),
-            weights.map(str::to_string),
-            purpose.compress(),
+pub fn run(args: ModelsArgs) -> Result<()> {
+    let registry = Registry::from_env().without_downloads();
+    println!("Levels (llmzip compress -N):");
+    print!("{}", catalogue::levels_help());
+    println!();
+    println!(
+        "{:<12} {:<8} {:<34} {:>6} {:>7}  what for",
+        "model", "alias", "weights", "bpb", "KiB/s"
+    );
+    for entry in catalogue::CATALOGUE
+        .iter()
+        .filter(|e| e.current || args.all)
+    {
+        let (bpb, speed) = match figures(entry.name) {
+            Some((b, s)) => (format!("{b:.3}"), format!("{s:.1}")),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<12} {:<8} {:<34} {:>6} {:>7}  {}",
+            entry.name,
+            entry.aliases.join(","),
+            weights(entry, &registry),
+            bpb,
+            speed,
+            entry.purpose
         );
-        if !self.loaded.contains_key(&key) {
-            let model = match purpose {
-                Purpose::Compress => {
-                    models::load_for_compression(spec, &self.device, weights, &self.registry)
-                }
-                Purpose::Decompress { download: true } => {
-                    models::load(spec, &self.device, weights, &self.registry)
-                }
-                Purpose::Decompress { download: false } => {
-                    models::load(spec, &self.device, weights, &self.registry())
+    }
+    if !args.all {
+        let older: Vec<&str> = catalogue::CATALOGUE
+            .iter()
+            .filter(|e| !e.current)
+            .map(|e| e.name)
+            .collect();
+        println!(
+            "\nOlder models, kept so that their archives decode (--all describes them): {}",
+            older.join(", ")
+        );
+    }
+    let installed = installed(&registry);
+    if !installed.is_empty() {
+        println!(
+            "\nModels of your own in LLMZIP_MODELS directories: {}",
+            installed.join(", ")
+        );
+    }
+    println!(
+        "\nbpb and compression speed: {FIGURES_FILE}, from docs/benchmarks.md \
+         ({}); `-` where that run did not include the model.",
+        machine()
+    );
+    println!(
+        "Levels 1-8 need nothing but this binary; level {} {}.",
+        Level::BEST,
+        match Level::BEST.check_installed(&registry) {
+            Ok(()) => "is installed".to_string(),
+            Err(e) => format!("is not: {e}"),
+        }
+    );
+    Ok(())
+}
+
+/// Model directories and GGUF files in the registry's directories that are not catalogue
+/// entries.
+fn installed(registry: &Registry) -> Vec<String> {
+    let mut names = Vec::new();
+    for dir in registry.dirs() {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let model = if path.join(llmzip::models::CONFIG_FILE).is_file() {
+                Some(name)
+            } else {
+                name.strip_suffix(".gguf").map(str::to_string)
+            };
+            if let Some(m) = model {
+                let smollm2 = name_is_smollm2(&m);
+                if !smollm2 && catalogue::entry(&m).is_none() && !names.contains(&m) {
+                    names.push(m);
                 }
             }
-            .with_context(|| format!("model '{spec}'"))?;
-            self.loaded.insert(key.clone(), model);
         }
-        Ok(self.loaded.get_mut(&key).expect("just inserted").as_mut())
     }
+    names.sort();
+    names
+}
+
+/// The SmolLM2 file that `smollm2` loads (not a model of one's own).
+fn name_is_smollm2(stem: &str) -> bool {
+    llmzip::registry::SMOLLM2_FILE.strip_suffix(".gguf") == Some(stem)
 }

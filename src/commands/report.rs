@@ -144,6 +144,20 @@ pub fn cost_lines(c: &Costs) -> Vec<String> {
 }
 
 /// A tensor archive's summary in the shape the per-file report prints.
+/// The codec summary the per-file report prints, from either codec's report; prints the
+/// per-format table of a weight file first when `stats`.
+pub fn file_summary(report: llmzip::Report, stats: bool) -> Summary {
+    match report {
+        llmzip::Report::Model(s) => s,
+        llmzip::Report::Tensors(s) => {
+            if stats {
+                tensor_table(&s);
+            }
+            as_codec_summary(s)
+        }
+    }
+}
+
 pub fn as_codec_summary(s: tensors::Summary) -> Summary {
     Summary {
         original_len: s.original_len,

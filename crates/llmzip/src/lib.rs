@@ -19,6 +19,7 @@
 //!
 //! The command-line tool in `src/main.rs` is a thin layer over this crate.
 
+pub mod catalogue;
 pub mod codec;
 pub mod coder;
 pub mod error;
@@ -27,6 +28,7 @@ mod mixing;
 pub mod models;
 pub mod observer;
 pub mod registry;
+mod session;
 pub mod stats;
 mod stream;
 pub mod tensors;
@@ -36,10 +38,15 @@ pub mod tokenization;
 #[cfg(feature = "train")]
 pub mod train;
 
+pub use catalogue::Level;
 pub use error::{Error, Result};
 pub use observer::{Observer, Silent};
 pub use registry::Registry;
-pub use stream::{decode_all, encode_all, Decoder, Encoder, Options};
+pub use session::{
+    info, original_len_hint, ArchiveDescription, ArchiveKind, Device, ModelSpec, Options, Report,
+    Session,
+};
+pub use stream::{decode_all, encode_all, Decoder, Encoder};
 
 /// The README's Rust examples, compiled and run as doc tests.
 #[doc = include_str!("../../../README.md")]

@@ -25,72 +25,36 @@
 
 use std::io::{self, Read, Write};
 
-use crate::codec::{ArchiveWriter, Decompressor, Limits, Schedule, ScheduleOptions};
-use crate::models::{self, LanguageModel, DEFAULT_MODEL};
+use crate::codec::{ArchiveWriter, Decompressor, Limits, Schedule};
+use crate::models::LanguageModel;
 use crate::observer::Silent;
-use crate::registry::Registry;
+use crate::session::{self, ArchiveKind, Options, Peeked, Session};
 use crate::{Error, Result};
 
-/// What to compress with. `Options::default()` is the embedded default model on the CPU with its
-/// default schedule, as `llmzip compress` uses.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// A built-in model name (`gru3-cm5`, `gru`, `smollm2`, …) or a model path, as for `-m`.
-    pub model: String,
-    /// `cpu`, `cuda` or `metal`.
-    pub device: String,
-    /// Weight format for models that offer several (GGUF: `f32`, `q8_0`, the file's own).
-    pub weights: Option<String>,
-    /// Schedule settings; unset ones take the model's defaults.
-    pub schedule: ScheduleOptions,
-    /// Working-memory limits (as `--memory`).
-    pub limits: Limits,
-    /// Where downloaded models (`smollm2`, `gpt2`, …) are looked up.
-    pub registry: Registry,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            model: DEFAULT_MODEL.to_string(),
-            device: "cpu".to_string(),
-            weights: None,
-            schedule: ScheduleOptions::default(),
-            limits: Limits::default(),
-            registry: Registry::from_env(),
-        }
-    }
-}
-
-impl Options {
-    /// Loads the model these options name, for compression ([`models::load_for_compression`]).
-    pub fn load_model(&self) -> Result<Box<dyn LanguageModel>> {
-        models::load_for_compression(
-            &self.model,
-            &models::device(&self.device)?,
-            self.weights.as_deref(),
-            &self.registry,
-        )
-    }
-}
-
-/// Compresses everything written to it into `W`; call [`finish`](Self::finish) at the end.
+/// Compresses everything written to it into `W`; call [`finish`](Self::finish) at the end
+/// (dropping an encoder finishes it too, as flate2's do, but then errors go unseen).
 ///
 /// Input is buffered up to one block and coded when the block is full, so memory does not grow
-/// with the input.
+/// with the input. A stream always goes through a model: weight files are recognised by
+/// content only by [`encode_all`] (and the command-line tool), which know the input's length.
+#[must_use = "an Encoder writes the end of the archive only when finished"]
 pub struct Encoder<W: Write> {
+    /// `None` once finished.
+    state: Option<EncoderState<W>>,
+    block_size: usize,
+}
+
+struct EncoderState<W: Write> {
     writer: ArchiveWriter<W>,
     model: Box<dyn LanguageModel>,
     block: Vec<u8>,
-    block_size: usize,
 }
 
 impl<W: Write> Encoder<W> {
     /// An encoder with the model and schedule of `options`; writes the archive header at once.
     pub fn new(output: W, options: &Options) -> Result<Self> {
-        let model = options.load_model()?;
-        let schedule = Schedule::for_model(&options.schedule, model.info())?;
-        Encoder::with_model(output, model, &schedule, &options.limits)
+        let (model, schedule) = session::compression_model_for(options)?;
+        Encoder::with_model(output, model, &schedule, &options.limits())
     }
 
     /// An encoder with a model you loaded and an explicit schedule.
@@ -104,13 +68,32 @@ impl<W: Write> Encoder<W> {
         let block_size = usize::try_from(schedule.block_size)
             .map_err(|_| Error::InvalidSetting("block size does not fit in memory".into()))?;
         Ok(Encoder {
-            writer,
-            model,
-            block: Vec::new(),
+            state: Some(EncoderState {
+                writer,
+                model,
+                block: Vec::new(),
+            }),
             block_size,
         })
     }
 
+    fn state(&mut self) -> Result<&mut EncoderState<W>> {
+        self.state
+            .as_mut()
+            .ok_or_else(|| Error::InvalidSetting("the encoder was already finished".into()))
+    }
+
+    /// Codes what is buffered, writes the end of the archive and returns the output.
+    pub fn finish(mut self) -> Result<W> {
+        let state = self
+            .state
+            .take()
+            .expect("only finish or drop take the state");
+        state.finish()
+    }
+}
+
+impl<W: Write> EncoderState<W> {
     fn flush_block(&mut self) -> Result<()> {
         if !self.block.is_empty() {
             self.writer
@@ -120,20 +103,33 @@ impl<W: Write> Encoder<W> {
         Ok(())
     }
 
-    /// Codes what is buffered, writes the end of the archive and returns the output.
-    pub fn finish(mut self) -> Result<W> {
+    fn finish(mut self) -> Result<W> {
         self.flush_block()?;
         Ok(self.writer.finish()?.0)
     }
 }
 
+impl<W: Write> Drop for Encoder<W> {
+    /// Finishes an encoder that was not finished (errors are lost: call
+    /// [`finish`](Encoder::finish) to see them).
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            if !std::thread::panicking() {
+                let _ = state.finish();
+            }
+        }
+    }
+}
+
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = self.block_size - self.block.len();
+        let block_size = self.block_size;
+        let state = self.state().map_err(io::Error::other)?;
+        let room = block_size - state.block.len();
         let n = buf.len().min(room);
-        self.block.extend_from_slice(&buf[..n]);
-        if self.block.len() == self.block_size {
-            self.flush_block().map_err(io::Error::other)?;
+        state.block.extend_from_slice(&buf[..n]);
+        if state.block.len() == block_size {
+            state.flush_block().map_err(io::Error::other)?;
         }
         Ok(n)
     }
@@ -155,9 +151,6 @@ pub struct Decoder<R: Read> {
     inner: Inner<R>,
 }
 
-/// The input after its magic was looked at.
-type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
-
 enum Inner<R: Read> {
     Model {
         decompressor: Box<Decompressor<Peeked<R>>>,
@@ -169,51 +162,35 @@ enum Inner<R: Read> {
     Tensors(Box<crate::tensors::Decoder<Peeked<R>>>),
 }
 
-/// Reads the first four bytes and gives them back in front of the rest.
-fn peek_magic<R: Read>(mut input: R) -> Result<([u8; 4], Peeked<R>)> {
-    let mut magic = [0u8; 4];
-    let n = crate::format::read_up_to(&mut input, &mut magic)?;
-    Ok((magic, io::Cursor::new(magic[..n].to_vec()).chain(input)))
-}
-
 impl<R: Read> Decoder<R> {
-    /// Reads the header and, for a model-coded archive, loads the built-in model it names, with
-    /// the archive's weight format, on the device it was made on, within the default limits;
-    /// downloaded models are looked up in [`Registry::from_env`], and never downloaded (an
-    /// archive is not the user asking for a download): load such a model yourself and use
-    /// [`Decoder::with_model`]. A weight-file archive needs no model.
+    /// Reads the header and, for a model-coded archive, loads the model it names, with the
+    /// archive's weight format, within the default limits ([`Decoder::with_options`] with
+    /// `Options::default()`). Installed models are looked up in [`Registry::from_env`]
+    /// (crate::Registry::from_env) and never downloaded: an archive is not the user asking for a
+    /// download. A weight-file archive needs no model.
     pub fn new(input: R) -> Result<Self> {
-        let (magic, input) = peek_magic(input)?;
-        if magic == crate::tensors::MAGIC {
+        Decoder::with_options(input, &Options::default())
+    }
+
+    /// [`Decoder::new`] with options: the device, memory limit and registry, a model to decode
+    /// with ([`Options::model`], for archives of models loaded from a path), downloads.
+    pub fn with_options(input: R, options: &Options) -> Result<Self> {
+        let (kind, input) = ArchiveKind::peek(input)?;
+        if kind == ArchiveKind::Tensors {
             let decoder = crate::tensors::Decoder::new(input)?;
             return Ok(Decoder {
                 inner: Inner::Tensors(Box::new(decoder)),
             });
         }
         let decompressor = Decompressor::new(input)?;
-        let header = decompressor.header();
-        // Never a download because an archive names a model (see Registry::without_downloads).
-        let registry = Registry::from_env().without_downloads();
-        if !models::loads_by_name(&header.model_name, &registry) {
-            return Err(Error::Model(format!(
-                "the archive was made with model '{}' (fingerprint {}), which is loaded from a \
-                 path; load it and use Decoder::with_model",
-                header.model_name, header.fingerprint
-            )));
-        }
-        let model = models::load(
-            &header.model_name,
-            &models::device(&header.backend.device)?,
-            Some(&header.backend.dtype),
-            &registry,
-        )?;
-        Ok(Decoder::from_parts(decompressor, model, Limits::default()))
+        let model = session::archive_model_for(decompressor.header(), options)?;
+        Ok(Decoder::from_parts(decompressor, model, options.limits()))
     }
 
     /// A decoder of a model-coded archive with a model you loaded (it must be the archive's:
     /// checked before decoding) and explicit limits.
     pub fn with_model(input: R, model: Box<dyn LanguageModel>, limits: Limits) -> Result<Self> {
-        let (_, input) = peek_magic(input)?;
+        let (_, input) = ArchiveKind::peek(input)?;
         Ok(Decoder::from_parts(
             Decompressor::new(input)?,
             model,
@@ -284,37 +261,25 @@ impl<R: Read> Read for Decoder<R> {
     }
 }
 
-/// Compresses everything `input` holds with `options` and returns the archive.
+/// Compresses everything `input` holds with `options` and returns the archive. Without a
+/// model named in `options`, a safetensors or GGUF file gets the weight-file codec, as with
+/// `llmzip compress` (the input is read whole first, to know its length).
 pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
-    let mut encoder = Encoder::new(Vec::new(), options)?;
-    io::copy(&mut input, &mut encoder).map_err(unwrap_io)?;
-    encoder.finish()
-}
-
-/// Decompresses a whole archive with the built-in model it names, or a weight-file archive of
-/// [`crate::tensors`].
-pub fn decode_all(input: impl Read) -> Result<Vec<u8>> {
-    let (magic, input) = peek_magic(input)?;
+    let mut data = Vec::new();
+    input.read_to_end(&mut data)?;
     let mut out = Vec::new();
-    if magic == crate::tensors::MAGIC {
-        // Faster than through the Decoder: reads and writes overlap the decoding.
-        crate::tensors::decompress(input, &mut out, &mut crate::Silent)?;
-        return Ok(out);
-    }
-    Decoder::new(input)?
-        .read_to_end(&mut out)
-        .map_err(unwrap_io)?;
+    Session::new(options.clone()).compress(
+        &mut data.as_slice(),
+        Some(data.len() as u64),
+        &mut out,
+        &mut Silent,
+    )?;
     Ok(out)
 }
 
-/// Recovers a library error that travelled through `io::Error` (the `Read`/`Write` traits).
-fn unwrap_io(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        *e.into_inner()
-            .expect("checked above")
-            .downcast::<Error>()
-            .expect("checked above")
-    } else {
-        Error::Io(e)
-    }
+/// Decompresses a whole archive of either kind with the model it names (see [`Decoder::new`]).
+pub fn decode_all(mut input: impl Read) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    Session::new(Options::default()).decompress(&mut input, &mut out, &mut Silent)?;
+    Ok(out)
 }

@@ -2,7 +2,6 @@
 
 use std::io::{Read, Write};
 
-use llmzip::codec::ScheduleOptions;
 use llmzip::{decode_all, encode_all, Decoder, Encoder, Error, Options};
 
 fn sample() -> Vec<u8> {
@@ -15,13 +14,7 @@ fn sample() -> Vec<u8> {
 fn streaming_and_one_call_paths_agree_and_round_trip() {
     let data = sample();
     // Small blocks, so the encoder and the decoder cross several block boundaries.
-    let options = Options {
-        schedule: ScheduleOptions {
-            block_size: Some(4096),
-            ..Default::default()
-        },
-        ..Options::default()
-    };
+    let options = Options::default().block_size(4096);
     let mut encoder = Encoder::new(Vec::new(), &options).unwrap();
     for piece in data.chunks(777) {
         encoder.write_all(piece).unwrap();
@@ -64,10 +57,7 @@ fn empty_input_and_typed_errors() {
         decode_all(&b"not an archive"[..]),
         Err(Error::NotAnArchive)
     ));
-    let unknown = Options {
-        model: "no-such-model".into(),
-        ..Options::default()
-    };
+    let unknown = Options::default().model("no-such-model");
     assert!(matches!(
         encode_all(&b"x"[..], &unknown),
         Err(Error::Model(_))
@@ -127,4 +117,48 @@ fn weight_files_through_the_tensor_codec() {
     assert!(err.to_string().contains("checksum"), "{err}");
     assert!(out.len() < weights.len() && weights.starts_with(&out));
     assert!(decoder.read(&mut buf).is_err());
+}
+
+/// Regression: `encode_all` on a safetensors file wrote a model's archive (LLMZ) where the
+/// command-line tool writes a weight-file one (LLMT); both now go through one orchestrator.
+#[test]
+fn encode_all_recognises_weight_files_like_the_tool() {
+    let weights = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/gru/model.safetensors"
+    ))
+    .unwrap();
+    let archive = encode_all(weights.as_slice(), &Options::default()).unwrap();
+    assert_eq!(&archive[..4], b"LLMT");
+    assert_eq!(decode_all(archive.as_slice()).unwrap(), weights);
+    match llmzip::info(archive.as_slice()).unwrap() {
+        llmzip::ArchiveDescription::Tensors(s) => {
+            assert_eq!(s.original_len, weights.len() as u64)
+        }
+        other => panic!("{other:?}"),
+    }
+    // A model named explicitly codes it as bytes.
+    let head = &weights[..5000];
+    let archive = encode_all(head, &Options::default().model("fast")).unwrap();
+    assert_eq!(&archive[..4], b"LLMZ");
+    assert_eq!(decode_all(archive.as_slice()).unwrap(), head);
+}
+
+/// Levels through the library, the streaming encoder included; an encoder dropped without
+/// `finish` still ends its archive (as flate2's do).
+#[test]
+fn levels_and_an_encoder_dropped_unfinished() {
+    let data = sample();
+    let fast = Options::default().level(llmzip::Level::FAST);
+    let archive = encode_all(&data[..], &fast).unwrap();
+    let decoder = Decoder::new(&archive[..]).unwrap();
+    assert_eq!(decoder.header().unwrap().model_name, "fast1");
+    assert_eq!(decode_all(&archive[..]).unwrap(), data);
+
+    let mut out = Vec::new();
+    {
+        let mut encoder = Encoder::new(&mut out, &fast).unwrap();
+        encoder.write_all(&data).unwrap();
+    }
+    assert_eq!(out, archive);
 }

@@ -1,0 +1,567 @@
+//! The one orchestrator: what to compress with, which codec an archive needs, which model to
+//! load, and the loop that runs them. The command-line tool, [`Encoder`](crate::Encoder),
+//! [`Decoder`](crate::Decoder), [`encode_all`](crate::encode_all) and
+//! [`decode_all`](crate::decode_all) all go through here, so that a file compresses to the same
+//! archive whichever of them is used, and every rule lives in one place:
+//!
+//! - *Which codec an archive needs* is read from its first four bytes ([`ArchiveKind`]): `LLMZ`
+//!   (a model's) or `LLMT` (the weight-file codec's).
+//! - *What compresses an input*: the model and schedule of the [`Options`] — a level or a model
+//!   named with [`Options::model`]. Without a model named, a safetensors or GGUF file is
+//!   recognised by its content and gets the weight-file codec ([`crate::tensors`]), as it does
+//!   with `-m tensors`.
+//! - *Which model decodes an archive*: the one its header names, when that name is enough to
+//!   load it ([`models::loads_by_name`]); otherwise the model the user gives, and an archive alone
+//!   never makes llmzip download a model.
+//!
+//! A [`Session`] keeps the models it loaded, so that compressing many files loads each model
+//! once.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+
+use crate::catalogue::{self, Level};
+use crate::codec::{self, Limits, Schedule, ScheduleOptions, Summary};
+use crate::format::Header;
+use crate::models::{self, LanguageModel, Portability};
+use crate::observer::Observer;
+use crate::registry::Registry;
+use crate::tensors;
+use crate::{Error, Result};
+
+/// Where models compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// The CPU: archives that decode on every CPU.
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU (a build with the `cuda` feature); archives decode on the same GPU only.
+    Cuda,
+    /// An Apple GPU (a build with the `metal` feature); archives decode on the same GPU only.
+    Metal,
+}
+
+impl Device {
+    /// The device's name, as `--device` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+            Device::Metal => "metal",
+        }
+    }
+
+    /// The device named `cpu`, `cuda` or `metal`.
+    pub fn from_name(name: &str) -> Result<Device> {
+        match name {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            "metal" => Ok(Device::Metal),
+            other => Err(Error::InvalidSetting(format!(
+                "unknown device '{other}' (use cpu, cuda or metal)"
+            ))),
+        }
+    }
+}
+
+/// A model to compress with, as `-m` takes it: a catalogue name or alias (`gru3-cm5`, `best`),
+/// a model installed in a [`Registry`] directory, a Hugging Face id (`owner/name`), a path to
+/// a GGUF file or a model directory, or `tensors` for the weight-file codec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec(String);
+
+impl ModelSpec {
+    /// The spec as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ModelSpec {
+    fn from(s: &str) -> Self {
+        ModelSpec(s.to_string())
+    }
+}
+
+impl From<String> for ModelSpec {
+    fn from(s: String) -> Self {
+        ModelSpec(s)
+    }
+}
+
+impl From<&std::path::Path> for ModelSpec {
+    fn from(p: &std::path::Path) -> Self {
+        ModelSpec(p.to_string_lossy().into_owned())
+    }
+}
+
+/// What to compress with, and how to decode. `Options::default()` is level 6 (the embedded
+/// default model, `gru3-cm5`) on the CPU, as `llmzip compress` uses; set what differs with the
+/// builder methods:
+///
+/// ```
+/// use llmzip::{Level, Options};
+/// let fast = Options::default().level(Level::FAST);
+/// let custom = Options::default().model("gru2-cm5").block_size(64 << 10);
+/// # let _ = (fast, custom);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    choice: Choice,
+    device: Device,
+    weights: Option<String>,
+    schedule: ScheduleOptions,
+    limits: Limits,
+    registry: Registry,
+    allow_download: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Choice {
+    Level(Level),
+    Model(ModelSpec),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            choice: Choice::Level(Level::DEFAULT),
+            device: Device::Cpu,
+            weights: None,
+            schedule: ScheduleOptions::default(),
+            limits: Limits::default(),
+            registry: Registry::from_env(),
+            allow_download: false,
+        }
+    }
+}
+
+impl Options {
+    /// Compress at `level` (its model and schedule; explicit schedule settings still win).
+    pub fn level(mut self, level: Level) -> Self {
+        self.choice = Choice::Level(level);
+        self
+    }
+
+    /// Compress with this model (and its own schedule). When decoding, decode with it instead
+    /// of the model the archive names (for models loaded from a path).
+    pub fn model(mut self, model: impl Into<ModelSpec>) -> Self {
+        self.choice = Choice::Model(model.into());
+        self
+    }
+
+    /// Where the model computes.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The weight format of llama and GPT-2 models (`int8`, `f32`, `q8_0`, a GGUF file's own).
+    pub fn weights(mut self, format: &str) -> Self {
+        self.weights = Some(format.to_string());
+        self
+    }
+
+    /// Bytes per independently coded block.
+    pub fn block_size(mut self, bytes: u64) -> Self {
+        self.schedule.block_size = Some(bytes);
+        self
+    }
+
+    /// Schedule settings at once (unset ones keep the level's or the model's).
+    pub fn schedule(mut self, schedule: ScheduleOptions) -> Self {
+        let s = &mut self.schedule;
+        s.block_size = schedule.block_size.or(s.block_size);
+        s.max_segments = schedule.max_segments.or(s.max_segments);
+        s.min_segment_tokens = schedule.min_segment_tokens.or(s.min_segment_tokens);
+        s.window = schedule.window.or(s.window);
+        self
+    }
+
+    /// Working memory the model may use beyond its weights (default 4 GiB), both ways.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits = Limits { memory: bytes };
+        self
+    }
+
+    /// Where installed models are looked up (default: [`Registry::from_env`]).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Let decoding download the model an archive names when it is not installed (never done
+    /// otherwise: an archive alone does not make llmzip reach the network).
+    pub fn allow_download(mut self, allow: bool) -> Self {
+        self.allow_download = allow;
+        self
+    }
+
+    /// The working-memory limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// What compresses an input under these options.
+    fn plan(&self) -> Result<Plan> {
+        let (spec, level_schedule, recognise) = match &self.choice {
+            Choice::Level(level) => {
+                level.check_installed(&self.registry)?;
+                (level.model().to_string(), level.schedule(), true)
+            }
+            Choice::Model(m) if m.as_str() == tensors::MODEL_NAME => return Ok(Plan::Tensors),
+            Choice::Model(m) => (
+                catalogue::resolve_alias(m.as_str()).to_string(),
+                ScheduleOptions::default(),
+                false,
+            ),
+        };
+        let schedule = ScheduleOptions {
+            block_size: self.schedule.block_size.or(level_schedule.block_size),
+            max_segments: self.schedule.max_segments.or(level_schedule.max_segments),
+            min_segment_tokens: self
+                .schedule
+                .min_segment_tokens
+                .or(level_schedule.min_segment_tokens),
+            window: self.schedule.window.or(level_schedule.window),
+        };
+        Ok(Plan::Model {
+            spec,
+            schedule,
+            recognise_weight_files: recognise,
+        })
+    }
+}
+
+/// How an input is compressed.
+enum Plan {
+    /// The weight-file codec, whatever the content (`-m tensors`).
+    Tensors,
+    /// A model; weight files recognised by content go to the weight-file codec instead when
+    /// `recognise_weight_files`.
+    Model {
+        spec: String,
+        schedule: ScheduleOptions,
+        recognise_weight_files: bool,
+    },
+}
+
+/// Which codec an archive needs, from its first four bytes: the one place that tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// `LLMZ`: coded by a model ([`crate::codec`]).
+    Model,
+    /// `LLMT`: a weight file coded by [`crate::tensors`].
+    Tensors,
+}
+
+/// The input after its magic was looked at: the four bytes read, then the rest.
+pub(crate) type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+impl ArchiveKind {
+    /// Reads the first four bytes of `input` and gives them back in front of the rest. Anything
+    /// that is not a weight-file archive counts as a model's (whose reader then says whether it
+    /// is an archive at all).
+    pub(crate) fn peek<R: Read>(mut input: R) -> Result<(ArchiveKind, Peeked<R>)> {
+        let mut magic = [0u8; 4];
+        let n = crate::format::read_up_to(&mut input, &mut magic)?;
+        let kind = if magic == tensors::MAGIC {
+            ArchiveKind::Tensors
+        } else {
+            ArchiveKind::Model
+        };
+        Ok((kind, io::Cursor::new(magic[..n].to_vec()).chain(input)))
+    }
+}
+
+/// What one compression or decompression did, by codec.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// A model coded it.
+    Model(Summary),
+    /// The weight-file codec coded it.
+    Tensors(tensors::Summary),
+}
+
+impl Report {
+    /// Bytes of original data.
+    pub fn original_len(&self) -> u64 {
+        match self {
+            Report::Model(s) => s.original_len,
+            Report::Tensors(s) => s.original_len,
+        }
+    }
+
+    /// Bytes of archive.
+    pub fn archive_len(&self) -> u64 {
+        match self {
+            Report::Model(s) => s.archive_len,
+            Report::Tensors(s) => s.archive_len,
+        }
+    }
+}
+
+/// What an archive holds, read without decoding ([`info`]).
+#[derive(Debug, Clone)]
+pub enum ArchiveDescription {
+    /// A model's archive: header, blocks, sizes.
+    Model(codec::ArchiveInfo),
+    /// A weight-file archive: the file's layout and sizes.
+    Tensors(tensors::Summary),
+}
+
+/// Describes an archive of either kind without decoding it (what `llmzip info` prints).
+pub fn info(input: impl Read) -> Result<ArchiveDescription> {
+    let (kind, input) = ArchiveKind::peek(input)?;
+    Ok(match kind {
+        ArchiveKind::Tensors => ArchiveDescription::Tensors(tensors::inspect(input)?),
+        ArchiveKind::Model => ArchiveDescription::Model(codec::inspect(input)?),
+    })
+}
+
+/// The original length an archive file records at its end, read cheaply (for progress bars;
+/// never trusted for anything else). `None` if it cannot be read.
+pub fn original_len_hint(file: &mut (impl Read + io::Seek)) -> Option<u64> {
+    let (kind, _) = ArchiveKind::peek(&mut *file).ok()?;
+    file.seek(io::SeekFrom::Start(0)).ok()?;
+    match kind {
+        ArchiveKind::Tensors => {
+            let layout = tensors::read_layout(io::BufReader::new(file)).ok()?;
+            Some(layout.regions.iter().map(|r| r.len).sum())
+        }
+        ArchiveKind::Model => {
+            file.seek(io::SeekFrom::End(-12)).ok()?;
+            crate::format::Trailer::read(file)
+                .ok()
+                .map(|t| t.original_len)
+        }
+    }
+}
+
+/// Loaded models by (spec, weight format, for compression).
+type Loaded = HashMap<(String, Option<String>, bool), Box<dyn LanguageModel>>;
+
+/// Compresses and decompresses any number of inputs with one set of [`Options`], loading each
+/// model once: the engine of the command-line tool and of the one-call helpers.
+pub struct Session {
+    options: Options,
+    device: Option<candle_core::Device>,
+    loaded: Loaded,
+}
+
+impl Session {
+    /// A session; nothing is loaded until needed (see [`prepare`](Self::prepare)).
+    pub fn new(options: Options) -> Session {
+        Session {
+            options,
+            device: None,
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn device(&mut self) -> Result<candle_core::Device> {
+        if self.device.is_none() {
+            self.device = Some(models::device(self.options.device.name())?);
+        }
+        Ok(self.device.clone().expect("set above"))
+    }
+
+    /// Loads the model that compression will use (so that a bad model or schedule fails before
+    /// any file is touched) and says which machines its archives decode on; `None` for the
+    /// weight-file codec.
+    pub fn prepare(&mut self) -> Result<Option<Portability>> {
+        match self.options.plan()? {
+            Plan::Tensors => Ok(None),
+            Plan::Model { spec, schedule, .. } => {
+                let weights = self.options.weights.clone();
+                let model = self.compression_model(&spec, weights.as_deref())?;
+                let info = model.info().clone();
+                let portability = models::portability(&info.backend, model.tokenizer().id());
+                Schedule::for_model(&schedule, &info)?;
+                Ok(Some(portability))
+            }
+        }
+    }
+
+    fn compression_model(
+        &mut self,
+        spec: &str,
+        weights: Option<&str>,
+    ) -> Result<&mut dyn LanguageModel> {
+        let device = self.device()?;
+        let registry = self.options.registry.clone();
+        cached(&mut self.loaded, (spec, weights, true), || {
+            models::load_for_compression(spec, &device, weights, &registry)
+        })
+    }
+
+    /// Compresses `input` (of `len` bytes, when known: weight files are recognised only then)
+    /// into `output`.
+    pub fn compress(
+        &mut self,
+        input: &mut dyn Read,
+        len: Option<u64>,
+        output: &mut dyn Write,
+        observer: &mut dyn Observer,
+    ) -> Result<Report> {
+        let (spec, schedule, recognise) = match self.options.plan()? {
+            Plan::Tensors => {
+                let Some(total) = len else {
+                    return Err(Error::InvalidSetting(
+                        "the weight-file codec (tensors) needs a file, not a stream: it reads \
+                         the file's size first"
+                            .into(),
+                    ));
+                };
+                let (head, layout) = tensors::recognise(input, total)?;
+                let layout = layout.unwrap_or_else(|| tensors::Layout::bytes(total));
+                let s = tensors::compress(&head, &layout, input, output, observer)?;
+                return Ok(Report::Tensors(s));
+            }
+            Plan::Model {
+                spec,
+                schedule,
+                recognise_weight_files,
+            } => (spec, schedule, recognise_weight_files),
+        };
+        let mut head = Vec::new();
+        if let (true, Some(total)) = (recognise, len) {
+            let (read, layout) = tensors::recognise(input, total)?;
+            if let Some(layout) = layout {
+                let s = tensors::compress(&read, &layout, input, output, observer)?;
+                return Ok(Report::Tensors(s));
+            }
+            head = read;
+        }
+        let weights = self.options.weights.clone();
+        let limits = self.options.limits;
+        let model = self.compression_model(&spec, weights.as_deref())?;
+        let schedule = Schedule::for_model(&schedule, model.info())?;
+        let mut input = io::Cursor::new(head).chain(input);
+        let s = codec::compress(&mut input, output, model, &schedule, &limits, observer)?;
+        Ok(Report::Model(s))
+    }
+
+    /// Decompresses an archive of either kind from `input` into `output`. Each block reaches
+    /// `output` only after its checksum was verified.
+    pub fn decompress(
+        &mut self,
+        input: &mut dyn Read,
+        output: &mut dyn Write,
+        observer: &mut dyn Observer,
+    ) -> Result<Report> {
+        let (kind, mut input) = ArchiveKind::peek(input)?;
+        if kind == ArchiveKind::Tensors {
+            return Ok(Report::Tensors(tensors::decompress(
+                &mut input, output, observer,
+            )?));
+        }
+        let decompressor = codec::Decompressor::new(&mut input)?;
+        let limits = self.options.limits;
+        let model = self.archive_model(decompressor.header())?;
+        Ok(Report::Model(
+            decompressor.run(output, model, &limits, observer)?,
+        ))
+    }
+
+    /// The model that decodes an archive with this header (loaded once per session).
+    fn archive_model(&mut self, header: &Header) -> Result<&mut dyn LanguageModel> {
+        let device = self.device()?;
+        let spec = archive_spec(header, &self.options)?;
+        // The weight format is part of the computation: the archive's.
+        let weights = header.backend.dtype.clone();
+        let registry = decoding_registry(&self.options);
+        cached(&mut self.loaded, (&spec, Some(&weights), false), || {
+            models::load(&spec, &device, Some(&weights), &registry)
+        })
+    }
+}
+
+/// A model from `loaded`, loading it with `load` the first time.
+fn cached<'a>(
+    loaded: &'a mut Loaded,
+    (spec, weights, compress): (&str, Option<&str>, bool),
+    load: impl FnOnce() -> Result<Box<dyn LanguageModel>>,
+) -> Result<&'a mut dyn LanguageModel> {
+    let key = (spec.to_string(), weights.map(str::to_string), compress);
+    if !loaded.contains_key(&key) {
+        loaded.insert(key.clone(), load()?);
+    }
+    Ok(loaded.get_mut(&key).expect("inserted above").as_mut())
+}
+
+/// The model spec that decodes an archive: the one the options name, else the archive's own
+/// when its name is enough to load it.
+fn archive_spec(header: &Header, options: &Options) -> Result<String> {
+    match &options.choice {
+        Choice::Model(m) => Ok(catalogue::resolve_alias(m.as_str()).to_string()),
+        Choice::Level(_) => {
+            if models::loads_by_name(&header.model_name, &decoding_registry(options)) {
+                Ok(header.model_name.clone())
+            } else {
+                Err(Error::Model(format!(
+                    "the archive was made with model '{}' (fingerprint {}), which was loaded \
+                     from a path: give that path as the model to decode with (-m PATH, or \
+                     Options::model)",
+                    header.model_name, header.fingerprint
+                )))
+            }
+        }
+    }
+}
+
+/// Where decoding looks models up: downloads only when the options allow them, or for a model
+/// the user named.
+fn decoding_registry(options: &Options) -> Registry {
+    let named = matches!(options.choice, Choice::Model(_));
+    if options.allow_download || named {
+        options.registry.clone()
+    } else {
+        options.registry.clone().without_downloads()
+    }
+}
+
+/// The model for a streaming [`Decoder`](crate::Decoder): what [`Session`] would load.
+pub(crate) fn archive_model_for(
+    header: &Header,
+    options: &Options,
+) -> Result<Box<dyn LanguageModel>> {
+    let spec = archive_spec(header, options)?;
+    let device = models::device(options.device.name())?;
+    models::load(
+        &spec,
+        &device,
+        Some(&header.backend.dtype),
+        &decoding_registry(options),
+    )
+}
+
+/// The model and schedule for a streaming [`Encoder`](crate::Encoder): what [`Session`] would
+/// use, except that a stream is never recognised as a weight file.
+pub(crate) fn compression_model_for(
+    options: &Options,
+) -> Result<(Box<dyn LanguageModel>, Schedule)> {
+    match options.plan()? {
+        Plan::Tensors => Err(Error::InvalidSetting(
+            "the streaming Encoder codes with a model; weight files go through encode_all or \
+             llmzip::tensors::compress"
+                .into(),
+        )),
+        Plan::Model { spec, schedule, .. } => {
+            let device = models::device(options.device.name())?;
+            let model = models::load_for_compression(
+                &spec,
+                &device,
+                options.weights.as_deref(),
+                &options.registry,
+            )?;
+            let schedule = Schedule::for_model(&schedule, model.info())?;
+            Ok((model, schedule))
+        }
+    }
+}
