@@ -458,7 +458,7 @@ fn unreadable_input_and_bad_output_paths_fail_cleanly() {
 fn crafted_claims_fail_fast_with_the_default_model() {
     let dir = tempfile::tempdir().unwrap();
     let real = compressed(dir.path(), "r.txt", &text(100));
-    let max = llmzip::format::MAX_BLOCK_SIZE;
+    let max = llmzip::unstable::format::MAX_BLOCK_SIZE;
     // 64 MiB claimed under a limit below the model's fixed tables: refused before decoding.
     let claim = crafted_archive(&real, max, 0, max, max, 1, &[]);
     let err = crafted_fails_fast(&claim, &["--memory", "64M"], 20);
@@ -512,7 +512,7 @@ fn an_archive_naming_a_hub_id_never_triggers_a_download() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let model = store.join("acme").join("tiny-llama");
-    let config = llmzip::models::llama::HfLlamaConfig {
+    let config = llmzip::unstable::models::llama::HfLlamaConfig {
         model_type: "llama".into(),
         vocab_size: llmzip::testing::toy_vocabulary().0.len(),
         hidden_size: 16,

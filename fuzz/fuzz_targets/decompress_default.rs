@@ -8,9 +8,9 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use llmzip::codec::{Decompressor, Limits};
+use llmzip::unstable::codec::{Decompressor, Limits};
 use llmzip::{Registry, Silent};
-use llmzip::models::{self, LanguageModel, DEFAULT_MODEL};
+use llmzip::unstable::models::{self, LanguageModel, DEFAULT_MODEL};
 
 thread_local! {
     /// Loaded once: loading is slow, and the reset at every block start makes runs independent.

@@ -10,9 +10,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use indicatif::ProgressBar;
-use llmzip::codec::{self, Decompressor, Schedule, ScheduleOptions};
-use llmzip::models;
-use llmzip::stats::Stage;
+use llmzip::unstable::codec::{self, Decompressor, Schedule, ScheduleOptions};
+use llmzip::unstable::models;
+use llmzip::unstable::stats::Stage;
 use llmzip::{tensors, Error, Observer, Registry, Result};
 
 use crate::commands::progress;
@@ -83,7 +83,7 @@ pub struct Row {
     /// Where the model's ideal bits went (position in segment, after window slides); empty
     /// for baselines and the tensor codec.
     #[serde(default)]
-    pub costs: llmzip::codec::Costs,
+    pub costs: llmzip::unstable::codec::Costs,
 }
 
 impl Row {
@@ -116,7 +116,7 @@ impl Row {
     }
 
     /// Takes the process's peak memory and the compression profile (`c` seconds in all).
-    fn record(&mut self, profile: &llmzip::stats::Profile, c: f64) {
+    fn record(&mut self, profile: &llmzip::unstable::stats::Profile, c: f64) {
         self.peak_rss_mib = peak_memory_mib();
         let mut accounted = 0.0;
         for stage in Stage::ALL {

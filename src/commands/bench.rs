@@ -7,7 +7,7 @@ use clap::Args;
 use llmzip::Registry;
 
 use crate::bench::{self, BenchOptions};
-use llmzip::codec::Limits;
+use llmzip::unstable::codec::Limits;
 
 use super::progress;
 
@@ -18,7 +18,7 @@ pub struct BenchArgs {
     pub files: Vec<PathBuf>,
     /// Comma-separated models: built-in names or model directories ('' for none: the classic
     /// compressors alone).
-    #[arg(long, value_delimiter = ',', default_value = llmzip::models::DEFAULT_MODEL)]
+    #[arg(long, value_delimiter = ',', default_value = llmzip::unstable::models::DEFAULT_MODEL)]
     pub models: Vec<String>,
     /// Comma-separated devices: cpu, cuda, metal. Devices not compiled in or not present are
     /// reported as such in the results.

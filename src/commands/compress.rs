@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llmzip::codec::Limits;
-use llmzip::models::Portability;
+use llmzip::unstable::codec::Limits;
+use llmzip::unstable::models::Portability;
 use llmzip::{Device, Level, Options, Session};
 
 use super::files::compressed_name;

@@ -4,7 +4,7 @@ use std::fs::File;
 
 use anyhow::Result;
 use clap::Args;
-use llmzip::codec::Limits;
+use llmzip::unstable::codec::Limits;
 use llmzip::{Device, Options, Session};
 
 use super::files::{decompressed_name, Input};

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::HumanBytes;
-use llmzip::{codec, ArchiveDescription};
+use llmzip::unstable::codec;
+use llmzip::ArchiveDescription;
 
 use super::report::{bits_per_byte, tensor_lines};
 
@@ -68,7 +69,7 @@ fn model(info: &codec::ArchiveInfo) {
     println!("  backend        {}", h.backend);
     println!(
         "  decodes on     {}",
-        llmzip::models::archive_portability(h).describe()
+        llmzip::unstable::models::archive_portability(h).describe()
     );
     println!(
         "  schedule       blocks of {}, up to {} segments of at least {} tokens, context {window}",

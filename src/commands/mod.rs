@@ -15,7 +15,7 @@ mod train;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use llmzip::codec::{Limits, ScheduleOptions};
+use llmzip::unstable::codec::{Limits, ScheduleOptions};
 
 /// Lossless compression with neural language models.
 #[derive(Debug, Parser)]
@@ -66,7 +66,9 @@ pub fn run(cli: Cli) -> Result<()> {
     // else gives candle all threads.
     let threads = runtime::resolve_threads(cli.threads.map(|n| n as usize))?;
     let limits = Limits {
-        memory: cli.memory.unwrap_or(llmzip::codec::DEFAULT_MEMORY),
+        memory: cli
+            .memory
+            .unwrap_or(llmzip::unstable::codec::DEFAULT_MEMORY),
     };
     match cli.command {
         Command::Train(_) => runtime::configure_workers(threads),
@@ -80,12 +82,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Models(args) => models::run(args),
         Command::Bench(args) => bench::run(args, limits, cli.quiet),
-        Command::Train(args) => train::run(
-            args,
-            &llmzip::models::device(&cli.device)?,
-            threads,
-            cli.quiet,
-        ),
+        Command::Train(args) => train::run(args, device, threads, cli.quiet),
     }
 }
 

@@ -128,7 +128,7 @@ fn installed(registry: &Registry) -> Vec<String> {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
-            let model = if path.join(llmzip::models::CONFIG_FILE).is_file() {
+            let model = if path.join(llmzip::unstable::models::CONFIG_FILE).is_file() {
                 Some(name)
             } else {
                 name.strip_suffix(".gguf").map(str::to_string)
@@ -147,5 +147,5 @@ fn installed(registry: &Registry) -> Vec<String> {
 
 /// The SmolLM2 file that `smollm2` loads (not a model of one's own).
 fn name_is_smollm2(stem: &str) -> bool {
-    llmzip::registry::SMOLLM2_FILE.strip_suffix(".gguf") == Some(stem)
+    llmzip::catalogue::SMOLLM2_FILE.strip_suffix(".gguf") == Some(stem)
 }

@@ -9,7 +9,7 @@ use crate::bench::baselines::{BaselineResult, DeflateBaseline};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
-use llmzip::codec::Summary;
+use llmzip::unstable::codec::Summary;
 use llmzip::Observer;
 
 use super::files::{is_terminal_stdout, Input, Output, Sink};

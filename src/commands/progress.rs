@@ -78,7 +78,10 @@ mod tests {
         let long = "/home/someone/projects/corpora/2026/notes-final.txt";
         let short = label(long, 20);
         assert_eq!(short.chars().count(), 20);
-        assert!(short.starts_with('…') && short.ends_with("notes-final.txt"), "{short}");
+        assert!(
+            short.starts_with('…') && short.ends_with("notes-final.txt"),
+            "{short}"
+        );
         assert_eq!(label("ąęść/żółw-długi-plik.txt", 10).chars().count(), 10);
     }
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::bench::baselines::BaselineResult;
 use indicatif::HumanBytes;
-use llmzip::codec::{Costs, Summary, Tally, AFTER_SLIDE};
-use llmzip::stats::Stage;
 use llmzip::tensors;
+use llmzip::unstable::codec::{Costs, Summary, Tally, AFTER_SLIDE};
+use llmzip::unstable::stats::Stage;
 
 /// Bits per byte of the archive: 8 × archive bytes / original bytes (header included).
 pub fn bits_per_byte(archive: u64, original: u64) -> f64 {

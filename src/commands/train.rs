@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
-use llmzip::models::{Cell, RnnConfig};
 use llmzip::train::{self, Corpus, CurvePoint, TrainOptions, TrainState};
+use llmzip::unstable::models::{Cell, RnnConfig};
 
 use super::progress;
 
@@ -86,12 +86,7 @@ impl llmzip::Observer for Observer {
 }
 
 /// `workers` is the `--threads` count: each batch is split across that many threads.
-pub fn run(
-    args: TrainArgs,
-    device: &candle_core::Device,
-    workers: usize,
-    quiet: bool,
-) -> Result<()> {
+pub fn run(args: TrainArgs, device: llmzip::Device, workers: usize, quiet: bool) -> Result<()> {
     let corpus = Corpus::load(&args.data, &args.valid).context("cannot load the corpus")?;
     if !quiet {
         eprintln!(

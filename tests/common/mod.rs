@@ -229,7 +229,7 @@ pub fn crafted_archive(
     rows: u64,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut header = llmzip::format::Header::read(&mut &real[..]).unwrap();
+    let mut header = llmzip::unstable::format::Header::read(&mut &real[..]).unwrap();
     header.schedule.block_size = block_size;
     header.schedule.max_segments = rows;
     header.schedule.window = window;

@@ -13,10 +13,10 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use llmzip::models::gpt2::Gpt2Config;
-use llmzip::models::llama::HfLlamaConfig;
-use llmzip::models::{save_dir, Activations, Cell, RnnConfig};
 use llmzip::testing::{toy_vocabulary, write_random_llama, write_random_model};
+use llmzip::unstable::models::gpt2::Gpt2Config;
+use llmzip::unstable::models::llama::HfLlamaConfig;
+use llmzip::unstable::models::{save_dir, Activations, Cell, RnnConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -77,7 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         write_random_model(&gpt2, &config, 13)?;
         let (vocab, merges) = toy_vocabulary();
-        let json = llmzip::tokenization::tokenizer_json(&vocab, &merges, Default::default());
+        let json =
+            llmzip::unstable::tokenization::tokenizer_json(&vocab, &merges, Default::default());
         std::fs::write(gpt2.join("tokenizer.json"), json.to_string())?;
         eprintln!("wrote {}", gpt2.display());
     }

@@ -14,6 +14,7 @@
 use crate::codec::ScheduleOptions;
 use crate::models::{fast, DEFAULT_MODEL};
 use crate::registry::Registry;
+pub use crate::registry::SMOLLM2_FILE;
 use crate::{Error, Result};
 
 /// Where a model's weights come from.

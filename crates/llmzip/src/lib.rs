@@ -1,42 +1,47 @@
 #![deny(missing_docs)]
 //! llmzip: lossless compression driven by neural language models.
 //!
-//! The pipeline is deliberately split into small parts with one job each:
+//! Most programs need only the root: [`encode_all`] / [`decode_all`] or the streaming
+//! [`Encoder`] / [`Decoder`], configured by [`Options`] (a [`Level`] or a model), with typed
+//! [`Error`]s; [`Session`] compresses many files with one set of options (what the
+//! command-line tool does), [`info`] describes an archive without decoding it, [`tensors`] is
+//! the codec for weight files, and [`catalogue`] lists the levels and models.
 //!
-//! * [`tokenization`] turns bytes into the symbols a model predicts, and back, losslessly.
-//! * [`models`] holds the [`models::LanguageModel`] trait and the models behind it. The codec only
-//!   ever sees that trait.
-//! * [`coder`] turns a model's probabilities into integer distributions and drives the range coder.
-//! * [`codec`] owns the *schedule*: how the input is cut into blocks and segments and in which order
-//!   the model is stepped. Compressor and decompressor share one implementation of it, which is what
-//!   makes decoding reproduce the encoder's probabilities bit for bit.
-//! * [`format`](mod@format) reads and writes the `.llmz` container, validating every field before use.
-//! * [`tensors`] is the other codec: weight files (safetensors, GGUF) split into number fields
-//!   and coded with fast bit models instead of a language model.
+//! Inside, the pipeline is split into parts with one job each (all under [`unstable`], which
+//! makes no stability promise):
 //!
-//! Most programs need only [`encode_all`] / [`decode_all`] or the streaming [`Encoder`] /
-//! [`Decoder`], configured by [`Options`].
+//! * [`tokenization`](unstable::tokenization) turns bytes into the symbols a model predicts,
+//!   and back, losslessly.
+//! * [`models`](unstable::models) holds the [`LanguageModel`](unstable::models::LanguageModel)
+//!   trait and the models behind it. The codec only ever sees that trait.
+//! * [`coder`](unstable::coder) turns a model's probabilities into integer distributions and
+//!   drives the range coder (or, for models that predict bits, the binary coder).
+//! * [`codec`](unstable::codec) owns the *schedule*: how the input is cut into blocks and
+//!   segments and in which order the model is stepped. Compressor and decompressor share one
+//!   implementation of it, which is what makes decoding reproduce the encoder's probabilities
+//!   bit for bit.
+//! * [`format`](unstable::format) reads and writes the `.llmz` container, validating every
+//!   field before use.
+//! * The orchestrator ([`Session`]) picks the codec, the model and the schedule; the CLI,
+//!   [`Encoder`], [`Decoder`] and the one-call helpers all go through it.
 //!
 //! The command-line tool in `src/main.rs` is a thin layer over this crate.
 
 pub mod catalogue;
-pub mod codec;
-pub mod coder;
-pub mod error;
-pub mod format;
+mod error;
 mod mixing;
-pub mod models;
-pub mod observer;
-pub mod registry;
+mod observer;
+mod registry;
 mod session;
-pub mod stats;
 mod stream;
 pub mod tensors;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
-pub mod tokenization;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod unstable;
+
+pub(crate) use unstable::{codec, coder, format, models, stats, tokenization};
 
 pub use catalogue::Level;
 pub use error::{Error, Result};

@@ -21,7 +21,7 @@ const HUB_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
 
 /// The safetensors files of a Hugging Face model directory: `model.safetensors`, or the shards
 /// that `model.safetensors.index.json` names (files beside it, in name order).
-pub fn safetensors_files(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn safetensors_files(dir: &Path) -> Result<Vec<String>> {
     if dir.join("model.safetensors").is_file() {
         return Ok(vec!["model.safetensors".into()]);
     }

@@ -165,9 +165,9 @@ enum Inner<R: Read> {
 impl<R: Read> Decoder<R> {
     /// Reads the header and, for a model-coded archive, loads the model it names, with the
     /// archive's weight format, within the default limits ([`Decoder::with_options`] with
-    /// `Options::default()`). Installed models are looked up in [`Registry::from_env`]
-    /// (crate::Registry::from_env) and never downloaded: an archive is not the user asking for a
-    /// download. A weight-file archive needs no model.
+    /// `Options::default()`). Installed models are looked up in
+    /// [`Registry::from_env`](crate::Registry::from_env) and never downloaded: an archive is not
+    /// the user asking for a download. A weight-file archive needs no model.
     pub fn new(input: R) -> Result<Self> {
         Decoder::with_options(input, &Options::default())
     }

@@ -26,7 +26,7 @@ fn streaming_and_one_call_paths_agree_and_round_trip() {
     let mut decoder = Decoder::new(&streamed[..]).unwrap();
     assert_eq!(
         decoder.header().expect("a model-coded archive").model_name,
-        llmzip::models::DEFAULT_MODEL
+        llmzip::unstable::models::DEFAULT_MODEL
     );
     let mut back = Vec::new();
     let mut buf = [0u8; 333];

@@ -74,7 +74,7 @@ const HASHED: usize = 6;
 const INPUTS: usize = HASHED + 3;
 /// The slots' size: a check value and the 15 nodes of a nibble's tree.
 const SLOT: usize = 16;
-/// Log2 of the slots per hashed context (see [`Params::table_bits`]).
+/// Log2 of the slots per hashed context (64 bytes each).
 pub const TABLE_BITS: u32 = PARAMS.table_bits;
 /// Match-length bands the match model's trust and the second mixer's weight sets depend on.
 const BANDS: usize = 16;

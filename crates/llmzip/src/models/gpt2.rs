@@ -3,7 +3,7 @@
 //! OpenAI's `encoder.json`/`vocab.bpe`).
 //!
 //! Two computations of the same network, recorded in the archive as the dtype:
-//! `f32-portable` (the CPU default): llmzip's own network ([`super::llama_own`], GPT-2 being a
+//! `f32-portable` (the CPU default): llmzip's own network (`models/llama_own.rs`, GPT-2 being a
 //! variant of its blocks), one order of operations on every CPU; and `f32`: candle's ops, on
 //! GPUs, and on the CPU for archives made before the portable network existed (machine-bound:
 //! [`super::Portability`]).

@@ -345,9 +345,10 @@ pub fn train(
     opts: &TrainOptions,
     out_dir: &Path,
     resume: bool,
-    device: &Device,
+    device: crate::Device,
     observer: &mut dyn Observer,
 ) -> Result<TrainState> {
+    let device = &crate::models::device(device.name())?;
     let cfg = &opts.model;
     let (tensors, mut state) = if resume {
         let weights = candle_core::safetensors::load(out_dir.join(WEIGHTS_FILE), device)?;
@@ -552,19 +553,43 @@ mod tests {
         };
         struct Quiet;
         impl crate::Observer for Quiet {}
-        let state = train(&corpus, &opts, dir.path(), false, &Device::Cpu, &mut Quiet).unwrap();
+        let state = train(
+            &corpus,
+            &opts,
+            dir.path(),
+            false,
+            crate::Device::Cpu,
+            &mut Quiet,
+        )
+        .unwrap();
         let first = state.curve.first().unwrap().valid_bpc;
         let last = state.curve.last().unwrap().valid_bpc;
         assert!(last < first * 0.6, "validation bpc {first} -> {last}");
         // The checkpoint is a model directory the codec can load.
         crate::models::Rnn::from_dir(dir.path(), &Device::Cpu).unwrap();
         // Resuming with an already reached budget keeps the progress.
-        let resumed = train(&corpus, &opts, dir.path(), true, &Device::Cpu, &mut Quiet).unwrap();
+        let resumed = train(
+            &corpus,
+            &opts,
+            dir.path(),
+            true,
+            crate::Device::Cpu,
+            &mut Quiet,
+        )
+        .unwrap();
         assert_eq!(resumed.steps, state.steps);
         // The data-parallel path (batch split across workers) learns the same way.
         let two = tempfile::tempdir().unwrap();
         let opts2 = TrainOptions { workers: 2, ..opts };
-        let state2 = train(&corpus, &opts2, two.path(), false, &Device::Cpu, &mut Quiet).unwrap();
+        let state2 = train(
+            &corpus,
+            &opts2,
+            two.path(),
+            false,
+            crate::Device::Cpu,
+            &mut Quiet,
+        )
+        .unwrap();
         let last2 = state2.curve.last().unwrap().valid_bpc;
         assert!(
             (last2 - last).abs() < 0.05 * last,
@@ -600,7 +625,15 @@ mod tests {
         impl crate::Observer for Quiet {}
         let run = |corpus: &Corpus| {
             let out = tempfile::tempdir().unwrap();
-            let state = train(corpus, &opts, out.path(), false, &Device::Cpu, &mut Quiet).unwrap();
+            let state = train(
+                corpus,
+                &opts,
+                out.path(),
+                false,
+                crate::Device::Cpu,
+                &mut Quiet,
+            )
+            .unwrap();
             let weights = std::fs::read(out.path().join(crate::models::WEIGHTS_FILE)).unwrap();
             (
                 state.curve.iter().map(|p| p.valid_bpc).collect::<Vec<_>>(),
