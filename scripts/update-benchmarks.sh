@@ -69,6 +69,41 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   echo
   echo "Raw data: [results.csv](bench/results.csv), [results.json](bench/results.json)."
   echo
+  echo "## Levels"
+  echo
+  echo "Rows named \`level-N\` are level N's model and schedule (\`llmzip compress -N\`); a row"
+  echo "named by a model is that model at its own schedule: \`fast1\` is level 1 (and levels 2-3,"
+  echo "which differ only in block size, on files under 1 MiB), \`gru3-cm5\` level 6, \`smollm2-cm2\`"
+  echo "level 9. From \`llmzip models\`:"
+  echo
+  echo '```text'
+  "$bin" models | sed -n '2,10p'
+  echo '```'
+  echo
+  echo "The fast level against the classic compressors that come closest, same run (KiB/s both ways):"
+  echo
+  python3 - "$out/results.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+def get(f, m):
+    return next((r for r in rows if r["file"] == f and r["method"] == m and not r.get("machine")), None)
+files = sorted({r["file"] for r in rows}, key=lambda f: [r["file"] for r in rows].index(f))
+print("| file | fast1 bpb | compress KiB/s | decompress KiB/s | bzip2 -9 bpb | brotli -q11 bpb | smaller than both |")
+print("|---|---:|---:|---:|---:|---:|---|")
+for f in files:
+    a, b, c = get(f, "fast1"), get(f, "bzip2 -9"), get(f, "brotli -q11")
+    if not (a and b and c):
+        continue
+    kib = lambda s: a["original_bytes"] / s / 1024
+    win = a["archive_bytes"] < min(b["archive_bytes"], c["archive_bytes"])
+    print(f"| {f} | {a['bits_per_byte']:.3f} | {kib(a['compress_seconds']):.0f} | "
+          f"{kib(a['decompress_seconds']):.0f} | {b['bits_per_byte']:.3f} | "
+          f"{c['bits_per_byte']:.3f} | {'yes' if win else 'no'} |")
+PY
+  echo
+  echo "Speeds of \`fast1\` on files this small include setting up its 96 MiB of tables; on the"
+  echo "first 4 MB of GCIDE it codes 1.2 MB/s each way (docs/models.md, \"The fast level\")."
+  echo
   if [ ${#gpu[@]} -gt 0 ]; then
     echo "Rows whose device names a GPU were measured on that GPU's machine by"
     echo "\`scripts/gpu-bench.sh\` (docs/devices.md) and kept in [gpu-results.json](bench/gpu-results.json);"

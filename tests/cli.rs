@@ -656,3 +656,30 @@ fn models_lists_the_catalogue() {
         assert!(all.contains(entry.purpose), "{}", entry.name);
     }
 }
+
+/// The README shows the levels exactly as the catalogue defines them, and its model table
+/// names exactly the current models (the history is in docs/models.md).
+#[test]
+fn the_readme_shows_the_catalogue() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(&llmzip::catalogue::levels_help()),
+        "README's level list differs from catalogue::levels_help():\n{}",
+        llmzip::catalogue::levels_help()
+    );
+    let section = readme
+        .split("## Levels and models")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Levels and models section");
+    for entry in llmzip::catalogue::CATALOGUE {
+        let row = format!("| `{}` |", entry.name);
+        assert_eq!(
+            section.contains(&row),
+            entry.current,
+            "{}: in the README's table exactly when current",
+            entry.name
+        );
+    }
+}

@@ -24,7 +24,8 @@ pub use plots::{write_pareto_svg, write_profile_svg};
 pub struct BenchOptions {
     /// Files to measure.
     pub files: Vec<PathBuf>,
-    /// Model specs as for `-m` (built-in names or directories).
+    /// Model specs as for `-m` (built-in names or directories), or `level-N` for level N's model
+    /// and schedule.
     pub models: Vec<String>,
     /// Device names (`cpu`, `cuda`, `metal`).
     pub devices: Vec<String>,
@@ -213,15 +214,22 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                 }
                 continue;
             }
+            let (model_spec, schedule) = match level_of(spec) {
+                Some(level) => (level.model(), merged(&opts.schedule, level.schedule())),
+                None => (spec.as_str(), opts.schedule),
+            };
             let model = match &device {
-                Ok(d) => {
-                    models::load_for_compression(spec, d, opts.weights.as_deref(), &opts.registry)
-                        .and_then(|m| {
-                            let schedule = Schedule::for_model(&opts.schedule, m.info())?;
-                            Ok((m, schedule))
-                        })
-                        .map_err(|e| e.to_string())
-                }
+                Ok(d) => models::load_for_compression(
+                    model_spec,
+                    d,
+                    opts.weights.as_deref(),
+                    &opts.registry,
+                )
+                .and_then(|m| {
+                    let schedule = Schedule::for_model(&schedule, m.info())?;
+                    Ok((m, schedule))
+                })
+                .map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
             let (mut model, schedule) = match model {
@@ -299,6 +307,23 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
         row.machine = opts.machine.clone();
     }
     Ok(rows)
+}
+
+/// The level a spec `level-N` names (`level-4`: level 4's model and schedule).
+fn level_of(spec: &str) -> Option<llmzip::Level> {
+    spec.strip_prefix("level-")
+        .and_then(|n| n.parse().ok())
+        .and_then(|n| llmzip::Level::new(n).ok())
+}
+
+/// Explicit schedule settings over a level's.
+fn merged(explicit: &ScheduleOptions, level: ScheduleOptions) -> ScheduleOptions {
+    ScheduleOptions {
+        block_size: explicit.block_size.or(level.block_size),
+        max_segments: explicit.max_segments.or(level.max_segments),
+        min_segment_tokens: explicit.min_segment_tokens.or(level.min_segment_tokens),
+        window: explicit.window.or(level.window),
+    }
 }
 
 /// The tensor codec on one file: it runs on the CPU whatever the device.

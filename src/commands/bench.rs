@@ -16,8 +16,8 @@ use super::progress;
 pub struct BenchArgs {
     /// Files to measure [default: the Canterbury texts in data/test/ from scripts/fetch-data.sh].
     pub files: Vec<PathBuf>,
-    /// Comma-separated models: built-in names or model directories ('' for none: the classic
-    /// compressors alone).
+    /// Comma-separated models: built-in names, model directories, or level-N for level N's
+    /// model and schedule ('' for none: the classic compressors alone).
     #[arg(long, value_delimiter = ',', default_value = llmzip::unstable::models::DEFAULT_MODEL)]
     pub models: Vec<String>,
     /// Comma-separated devices: cpu, cuda, metal. Devices not compiled in or not present are

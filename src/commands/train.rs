@@ -62,6 +62,12 @@ struct Observer {
 }
 
 impl llmzip::Observer for Observer {
+    fn cancelled(&self) -> bool {
+        progress::interrupted()
+    }
+}
+
+impl llmzip::train::TrainObserver for Observer {
     fn trained(&mut self, state: &TrainState, loss_bpc: f64) {
         self.bar.set_position(state.bytes_seen);
         self.bar.set_message(format!("loss {loss_bpc:.3} bpc"));
@@ -79,9 +85,6 @@ impl llmzip::Observer for Observer {
                 )
             });
         }
-    }
-    fn cancelled(&self) -> bool {
-        progress::interrupted()
     }
 }
 

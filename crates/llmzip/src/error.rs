@@ -1,6 +1,6 @@
 //! Typed errors of the library. Each message says what went wrong *and* what the user can do.
 
-use crate::models::Fingerprint;
+use crate::identity::Fingerprint;
 
 impl Error {
     /// An [`Error::File`] for `path`.
@@ -53,7 +53,7 @@ pub enum Error {
     Corrupt(String),
 
     #[error("{0}")]
-    /// A machine-bound archive (candle's CPU kernels, see [`crate::models::Portability`]) failed
+    /// A machine-bound archive (candle's CPU kernels, see `Portability` in `unstable::models`) failed
     /// its check on another machine: most likely this CPU rounds differently, not damage. Says
     /// where it decodes.
     MachineBound(String),
@@ -147,7 +147,7 @@ impl Error {
 
 /// Which releases write which format versions, for the refusal of another version.
 fn version_message(found: u8, supported: u8) -> String {
-    let this = crate::format::WRITER;
+    let this = crate::identity::WRITER;
     if found > supported {
         format!(
             "archive format version {found} is newer than this llmzip understands ({this} reads \

@@ -29,6 +29,7 @@
 
 pub mod catalogue;
 mod error;
+mod identity;
 mod mixing;
 mod observer;
 mod registry;

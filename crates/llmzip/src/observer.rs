@@ -5,16 +5,17 @@
 //! maps Ctrl-C to [`Observer::cancelled`]), and sometimes a look at the data as it passes (the
 //! CLI's `--stats` runs a deflate baseline over the blocks the codec reads). One trait serves all
 //! of them, so a progress display written once works for every operation. Every method has a
-//! no-op default; [`Silent`] is the observer that uses none.
+//! no-op default; [`Silent`] is the observer that uses none. Training adds its own hooks in a
+//! trait of its own (`train::TrainObserver`), so that this module depends on nothing.
 
 /// Hooks for progress display, cancellation and side measurements. All methods have no-op
 /// defaults; operations call them between units of work, never in the middle of one.
 pub trait Observer {
     /// `bytes` of input have been processed so far: original data for the codec (approximate
-    /// within a block), training text for `llmzip::train::train` (feature `train`).
+    /// within a block), training text for training (feature `train`).
     fn progress(&mut self, _bytes: u64) {}
 
-    /// Returning `true` stops the operation with [`Error::Interrupted`](crate::Error) at the next
+    /// Returning `true` stops the operation with `Error::Interrupted` at the next
     /// unit of work. Nothing partial is handed back.
     fn cancelled(&self) -> bool {
         false
@@ -22,14 +23,6 @@ pub trait Observer {
 
     /// Sees every block of original data the codec reads or writes, in order.
     fn original_block(&mut self, _data: &[u8]) {}
-
-    /// After every training step: the state so far and the step's loss in bits per byte.
-    #[cfg(feature = "train")]
-    fn trained(&mut self, _state: &crate::train::TrainState, _loss_bpc: f64) {}
-
-    /// After every evaluation on the validation text during training.
-    #[cfg(feature = "train")]
-    fn evaluated(&mut self, _point: &crate::train::CurvePoint) {}
 }
 
 /// An observer that does nothing.
@@ -38,7 +31,7 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
-/// A cancellation check: [`Error::Interrupted`](crate::Error::Interrupted) once the observer
+/// A cancellation check: `Error::Interrupted` once the observer
 /// asks to stop.
 pub(crate) fn check_cancel(observer: &dyn Observer) -> crate::Result<()> {
     if observer.cancelled() {

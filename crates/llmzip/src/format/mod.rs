@@ -5,7 +5,6 @@
 //! hostile archive can neither make us allocate by an unchecked length nor read past its end
 //! silently.
 
-mod identity;
 mod reader;
 mod schedule;
 pub(crate) mod varint;
@@ -14,7 +13,7 @@ use std::io::{Read, Write};
 
 use crate::{Error, Result};
 
-pub use identity::{Backend, Fingerprint};
+pub use crate::identity::{Backend, Fingerprint, WRITER};
 pub use reader::ArchiveReader;
 pub use schedule::{segment_lengths, Schedule, MIN_WINDOW};
 
@@ -27,8 +26,6 @@ pub const MAGIC: [u8; 4] = *b"LLMZ";
 /// Version 1 (llmzip 0.1.0 before the hardening work) had no writer field, no payload checksum
 /// and no check values in the coded stream.
 pub const VERSION: u8 = 2;
-/// The llmzip release that writes archives, recorded in every header (`llmzip info` shows it).
-pub const WRITER: &str = concat!("llmzip ", env!("CARGO_PKG_VERSION"));
 /// Largest block the format allows (the schedule's block size is validated against it).
 pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
 /// Largest number of lockstep rows (segments) per block.

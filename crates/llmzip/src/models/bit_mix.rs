@@ -826,36 +826,85 @@ pub struct BitMixed {
     rows: Vec<RowState>,
 }
 
+/// The mixing versions, each its own name suffix and fingerprint (older archives keep
+/// decoding with their version). Each adds to the one before; the parts a version lacks are
+/// mixer inputs left at zero, so one piece of code computes every version exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// `-cm`: tables that grow with the block, statistics dropped at a window slide.
+    Cm1,
+    /// `-cm2`: fixed-size tables ([`BOUNDED`]) whose statistics survive a slide.
+    Cm2,
+    /// `-cm3`: three more word contexts.
+    Cm3,
+    /// `-cm4`: per-set learning rates, a fourth mixer, confidence inputs ([`TUNING`]).
+    Cm4,
+    /// `-cm5`: a second-layer mixer and column contexts ([`REFINE`]).
+    Cm5,
+}
+
+impl Version {
+    /// Every version, newest first (so that `-cm5` is tried before `-cm`).
+    pub const ALL: [Version; 5] = [
+        Version::Cm5,
+        Version::Cm4,
+        Version::Cm3,
+        Version::Cm2,
+        Version::Cm1,
+    ];
+
+    /// The name suffix without its dash (`cm5`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Version::Cm1 => "cm",
+            Version::Cm2 => "cm2",
+            Version::Cm3 => "cm3",
+            Version::Cm4 => "cm4",
+            Version::Cm5 => "cm5",
+        }
+    }
+
+    /// What the version's fingerprint hashes (unchanged since each version was made).
+    fn identity(self) -> String {
+        match self {
+            Version::Cm1 => identity(&PARAMS),
+            Version::Cm2 => identity_bounded(&PARAMS, &BOUNDED),
+            Version::Cm3 => identity_extended(),
+            Version::Cm4 => identity_tuned(&TUNING),
+            Version::Cm5 => identity_refined(&REFINE),
+        }
+    }
+
+    fn bounded(self) -> Option<Bounded> {
+        (self != Version::Cm1).then_some(BOUNDED)
+    }
+
+    fn extras(self) -> bool {
+        matches!(self, Version::Cm3 | Version::Cm4 | Version::Cm5)
+    }
+
+    fn tuning(self) -> Option<Tuning> {
+        matches!(self, Version::Cm4 | Version::Cm5).then_some(TUNING)
+    }
+
+    fn refine(self) -> Option<Refine> {
+        (self == Version::Cm5).then_some(REFINE)
+    }
+}
+
 impl BitMixed {
-    /// Wraps a byte-level model (vocabulary of 256): `NAME-cm`, as `gru-cm`.
-    pub fn new(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        BitMixed::wrap(inner, "cm", identity(&PARAMS), None, false, None)
-    }
-
-    /// Wraps a byte-level model with fixed-size tables whose statistics survive a slide:
-    /// `NAME-cm2`, as `gru-cm2`.
-    pub fn bounded(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        let params = identity_bounded(&PARAMS, &BOUNDED);
-        BitMixed::wrap(inner, "cm2", params, Some(BOUNDED), false, None)
-    }
-
-    /// `gru-cm2` with three more word contexts: `NAME-cm3`, as `gru-cm3`.
-    pub fn extended(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        BitMixed::wrap(inner, "cm3", identity_extended(), Some(BOUNDED), true, None)
-    }
-
-    /// `gru-cm3` with per-set learning rates, a fourth mixer and confidence inputs:
-    /// `NAME-cm4`, as `gru-cm4`.
-    pub fn tuned(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        let params = identity_tuned(&TUNING);
-        BitMixed::wrap(inner, "cm4", params, Some(BOUNDED), true, Some(TUNING))
-    }
-
-    /// `gru-cm4` with a second-layer mixer and column contexts: `NAME-cm5`, as `gru2-cm5`.
-    pub fn refined(inner: Box<dyn LanguageModel>) -> Result<BitMixed> {
-        let params = identity_refined(&REFINE);
-        let mut m = BitMixed::wrap(inner, "cm5", params, Some(BOUNDED), true, Some(TUNING))?;
-        m.refine = Some(REFINE);
+    /// Wraps a byte-level model (vocabulary of 256) in mixing `version`: `NAME-cm5` is
+    /// `BitMixed::new(NAME, Version::Cm5)`.
+    pub fn new(inner: Box<dyn LanguageModel>, version: Version) -> Result<BitMixed> {
+        let mut m = BitMixed::wrap(
+            inner,
+            version.suffix(),
+            version.identity(),
+            version.bounded(),
+            version.extras(),
+            version.tuning(),
+        )?;
+        m.refine = version.refine();
         Ok(m)
     }
 
@@ -1035,11 +1084,15 @@ mod tests {
     /// Round trip through a fresh decoder of the same kind; ideal bits per byte.
     fn compress_scheduled(model: &mut BitMixed, data: &[u8], s: &Schedule) -> (Vec<u8>, f64) {
         let mut decoder = match (&model.bounded, model.extras, &model.tuning, &model.refine) {
-            (None, ..) => BitMixed::new(Uniform::boxed()).unwrap(),
-            (Some(_), false, ..) => BitMixed::bounded(Uniform::boxed()).unwrap(),
-            (Some(_), true, None, _) => BitMixed::extended(Uniform::boxed()).unwrap(),
-            (Some(_), true, Some(_), None) => BitMixed::tuned(Uniform::boxed()).unwrap(),
-            (Some(_), true, Some(_), Some(_)) => BitMixed::refined(Uniform::boxed()).unwrap(),
+            (None, ..) => BitMixed::new(Uniform::boxed(), Version::Cm1).unwrap(),
+            (Some(_), false, ..) => BitMixed::new(Uniform::boxed(), Version::Cm2).unwrap(),
+            (Some(_), true, None, _) => BitMixed::new(Uniform::boxed(), Version::Cm3).unwrap(),
+            (Some(_), true, Some(_), None) => {
+                BitMixed::new(Uniform::boxed(), Version::Cm4).unwrap()
+            }
+            (Some(_), true, Some(_), Some(_)) => {
+                BitMixed::new(Uniform::boxed(), Version::Cm5).unwrap()
+            }
         };
         let (archive, summary) = round_trip(model, &mut decoder, data, s);
         (archive, summary.ideal_bits / data.len().max(1) as f64)
@@ -1050,11 +1103,17 @@ mod tests {
     #[test]
     fn bounded_tables_learn_and_are_another_model() {
         let data = sample();
-        let (_, cm) = compress_with(&mut BitMixed::new(Uniform::boxed()).unwrap(), &data);
-        let fresh = || BitMixed::bounded(Uniform::boxed()).unwrap();
+        let (_, cm) = compress_with(
+            &mut BitMixed::new(Uniform::boxed(), Version::Cm1).unwrap(),
+            &data,
+        );
+        let fresh = || BitMixed::new(Uniform::boxed(), Version::Cm2).unwrap();
         let (_, cm2) = compress_with(&mut fresh(), &data);
         assert!(cm2 < 2.0 && (cm2 - cm).abs() < 0.05, "cm {cm}, cm2 {cm2}");
-        let (a, b) = (fresh(), BitMixed::new(Uniform::boxed()).unwrap());
+        let (a, b) = (
+            fresh(),
+            BitMixed::new(Uniform::boxed(), Version::Cm1).unwrap(),
+        );
         assert_ne!(a.info().fingerprint, b.info().fingerprint);
         assert_eq!(a.info().name, "uniform-cm2");
         let other = Bounded {
@@ -1072,11 +1131,17 @@ mod tests {
     #[test]
     fn extra_word_contexts_learn_and_are_another_model() {
         let data = sample();
-        let fresh = || BitMixed::extended(Uniform::boxed()).unwrap();
+        let fresh = || BitMixed::new(Uniform::boxed(), Version::Cm3).unwrap();
         let (_, cm3) = compress_with(&mut fresh(), &data);
-        let (_, cm2) = compress_with(&mut BitMixed::bounded(Uniform::boxed()).unwrap(), &data);
+        let (_, cm2) = compress_with(
+            &mut BitMixed::new(Uniform::boxed(), Version::Cm2).unwrap(),
+            &data,
+        );
         assert!(cm3 < 2.0 && (cm3 - cm2).abs() < 0.1, "cm2 {cm2}, cm3 {cm3}");
-        let names = [fresh(), BitMixed::bounded(Uniform::boxed()).unwrap()];
+        let names = [
+            fresh(),
+            BitMixed::new(Uniform::boxed(), Version::Cm2).unwrap(),
+        ];
         assert_ne!(names[0].info().fingerprint, names[1].info().fingerprint);
         assert_eq!(names[0].info().name, "uniform-cm3");
     }
@@ -1087,13 +1152,16 @@ mod tests {
     #[test]
     fn tuned_learning_round_trips_and_is_another_model() {
         let data = sample();
-        let fresh = || BitMixed::tuned(Uniform::boxed()).unwrap();
+        let fresh = || BitMixed::new(Uniform::boxed(), Version::Cm4).unwrap();
         let (_, cm4) = compress_with(&mut fresh(), &data);
-        let (_, cm3) = compress_with(&mut BitMixed::extended(Uniform::boxed()).unwrap(), &data);
+        let (_, cm3) = compress_with(
+            &mut BitMixed::new(Uniform::boxed(), Version::Cm3).unwrap(),
+            &data,
+        );
         assert!(cm4 < cm3 * 1.02, "cm3 {cm3}, cm4 {cm4}");
         let m = fresh();
         assert_eq!(m.info().name, "uniform-cm4");
-        let cm3_model = BitMixed::extended(Uniform::boxed()).unwrap();
+        let cm3_model = BitMixed::new(Uniform::boxed(), Version::Cm3).unwrap();
         assert_ne!(m.info().fingerprint, cm3_model.info().fingerprint);
         let edits: [fn(&mut Tuning); 5] = [
             |t| t.rate_floor += 1,
@@ -1136,8 +1204,8 @@ mod tests {
     /// learns the layout of lines that `gru-cm4` cannot see, and is a model of its own.
     #[test]
     fn refined_mixing_round_trips_learns_columns_and_is_another_model() {
-        let fresh = || BitMixed::refined(Uniform::boxed()).unwrap();
-        let cm4 = || BitMixed::tuned(Uniform::boxed()).unwrap();
+        let fresh = || BitMixed::new(Uniform::boxed(), Version::Cm5).unwrap();
+        let cm4 = || BitMixed::new(Uniform::boxed(), Version::Cm4).unwrap();
         let (_, on_text) = compress_with(&mut fresh(), &sample());
         let (_, cm4_text) = compress_with(&mut cm4(), &sample());
         assert!(on_text < cm4_text * 1.02, "cm4 {cm4_text}, cm5 {on_text}");
@@ -1183,17 +1251,19 @@ mod tests {
             ..schedule()
         };
         let (_, cm) = compress_scheduled(
-            &mut BitMixed::new(Uniform::boxed()).unwrap(),
+            &mut BitMixed::new(Uniform::boxed(), Version::Cm1).unwrap(),
             &data,
             &windowed,
         );
         let (_, cm2) = compress_scheduled(
-            &mut BitMixed::bounded(Uniform::boxed()).unwrap(),
+            &mut BitMixed::new(Uniform::boxed(), Version::Cm2).unwrap(),
             &data,
             &windowed,
         );
-        let (_, unwindowed) =
-            compress_with(&mut BitMixed::bounded(Uniform::boxed()).unwrap(), &data);
+        let (_, unwindowed) = compress_with(
+            &mut BitMixed::new(Uniform::boxed(), Version::Cm2).unwrap(),
+            &data,
+        );
         assert!(cm2 < cm * 0.75, "cm {cm}, cm2 {cm2}");
         // The inner model is uniform, so the slides cost the mix almost nothing.
         assert!((cm2 - unwindowed).abs() < 0.05, "{cm2} vs {unwindowed}");
@@ -1202,7 +1272,7 @@ mod tests {
     #[test]
     fn learns_and_round_trips_any_bytes() {
         let data = sample();
-        let mut model = BitMixed::new(Uniform::boxed()).unwrap();
+        let mut model = BitMixed::new(Uniform::boxed(), Version::Cm1).unwrap();
         let (_, bits_per_byte) = compress_with(&mut model, &data);
         // Uniform alone costs 8 bits per byte; counts, match model and mixing take most of it.
         assert!(bits_per_byte < 2.0, "{bits_per_byte}");
@@ -1217,17 +1287,8 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        // gru-cm, gru-cm2, gru-cm3, gru-cm4, gru-cm5.
-        type Make = fn(Box<dyn LanguageModel>) -> Result<BitMixed>;
-        let kinds: [Make; 5] = [
-            BitMixed::new,
-            BitMixed::bounded,
-            BitMixed::extended,
-            BitMixed::tuned,
-            BitMixed::refined,
-        ];
-        for make in kinds {
-            let fresh = || make(Uniform::boxed()).unwrap();
+        for version in Version::ALL {
+            let fresh = || BitMixed::new(Uniform::boxed(), version).unwrap();
             let (one, _) = pool(1).install(|| compress_with(&mut fresh(), &data));
             // Three threads, and a model object that has coded other data before.
             let (three, _) = pool(3).install(|| {
@@ -1277,10 +1338,10 @@ mod tests {
 
     #[test]
     fn identity_differs_from_the_inner_model_and_needs_bytes() {
-        let m = BitMixed::new(Uniform::boxed()).unwrap();
+        let m = BitMixed::new(Uniform::boxed(), Version::Cm1).unwrap();
         assert_eq!(m.info().name, "uniform-cm");
         assert_ne!(m.info().fingerprint, Fingerprint([3; 16]));
         assert_eq!(m.info().default_segment_tokens, SEGMENT_TOKENS);
-        assert!(BitMixed::new(Wide::boxed()).is_err());
+        assert!(BitMixed::new(Wide::boxed(), Version::Cm1).is_err());
     }
 }

@@ -42,6 +42,7 @@ use candle_core::{Device, Module, Tensor};
 use sha2::{Digest, Sha256};
 
 use super::llama_own::{self, CandleNet, Net, OwnLlama};
+use super::rope::{rope_tables, Rope};
 use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
 use super::{Backend, BatchShape, Fingerprint, ModelInfo};
 use crate::tokenization::{BpeOptions, BpeTokenizer};
@@ -112,15 +113,6 @@ struct CandleLlama {
     kv_heads: usize,
     eps: f32,
     rope: Rope,
-}
-
-/// Which dimensions of a head RoPE rotates together (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Rope {
-    /// Adjacent pairs `(2i, 2i + 1)`: GGUF files (llama.cpp permuted the weights for it).
-    Interleaved,
-    /// Dimension `i` with `i + head_dim / 2`: Hugging Face weights.
-    Halves,
 }
 
 /// The shape of a llama network, from GGUF metadata or a Hugging Face `config.json`.
@@ -847,30 +839,6 @@ impl CandleFormat {
             }
         })
     }
-}
-
-/// Interleaved RoPE tables for positions `0..context` (`context × head_dim/2`).
-fn rope_tables(
-    context: usize,
-    head_dim: usize,
-    base: f32,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let half = head_dim / 2;
-    let mut cos = Vec::with_capacity(context * half);
-    let mut sin = Vec::with_capacity(context * half);
-    for p in 0..context {
-        for i in 0..half {
-            let freq = 1.0 / (base as f64).powf(2.0 * i as f64 / head_dim as f64);
-            let angle = p as f64 * freq;
-            cos.push(angle.cos() as f32);
-            sin.push(angle.sin() as f32);
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (context, half), device)?,
-        Tensor::from_vec(sin, (context, half), device)?,
-    ))
 }
 
 /// The tokenizer stored in GGUF metadata, rebuilt as a byte-level BPE.

@@ -25,8 +25,8 @@ use rayon::prelude::*;
 
 use super::activation;
 use super::int8::{Int8Matrix, Scratch};
-use super::llama::Rope;
 use super::matmul::PackedMatrix;
+use super::rope::Rope;
 use super::transformer::{self, NetShape};
 use super::BatchShape;
 use crate::{Error, Result};

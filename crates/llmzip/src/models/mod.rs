@@ -14,6 +14,7 @@ mod llama_own;
 mod matmul;
 pub(crate) mod rng;
 mod rnn;
+mod rope;
 #[cfg(test)]
 pub(crate) mod testing;
 mod token_mix;
@@ -23,7 +24,7 @@ use std::path::Path;
 
 use candle_core::Device;
 
-pub use bit_mix::BitMixed;
+pub use bit_mix::{BitMixed, Version as MixingVersion};
 pub use device::{
     archive_portability, device, platform, portability, Portability, F32_PORTABLE, PORTABLE_DTYPES,
 };
@@ -256,38 +257,30 @@ pub const BUILTIN_MODELS: &[&str] = &[
 /// before; their archives keep decoding by name).
 pub const DEFAULT_MODEL: &str = "gru3-cm5";
 
-/// The context-mixing versions a byte-level model can be wrapped in, by the suffix that names
-/// them (`gru2-cm5` = the second embedded GRU in version 5). No suffix ends another (`-cm` vs
-/// `-cm2`), so the order does not matter.
-#[allow(clippy::type_complexity)]
-const MIXING_WRAPPERS: [(
-    &str,
-    fn(Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>>,
-); 5] = [
-    ("-cm5", |m| Ok(Box::new(BitMixed::refined(m)?))),
-    ("-cm4", |m| Ok(Box::new(BitMixed::tuned(m)?))),
-    ("-cm3", |m| Ok(Box::new(BitMixed::extended(m)?))),
-    ("-cm2", context_mixed2),
-    ("-cm", context_mixed),
-];
-
-/// `NAME-cm`: bitwise context mixing over a byte model, the adaptive bias head over a token
-/// model.
-fn context_mixed(inner: Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>> {
-    if inner.info().vocab_size > 256 {
-        Ok(Box::new(TokenMixed::new(inner)?))
-    } else {
-        Ok(Box::new(BitMixed::new(inner)?))
-    }
+/// The wrappers a model name's suffix asks for: `NAME-cmN` is mixing version N over a byte
+/// model ([`BitMixed`]); over a token model (SmolLM2, GPT-2, a llama) `-cm` is the adaptive bias
+/// head and `-cm2` that with token match models ([`TokenMixed`]). No suffix ends another (`-cm`
+/// vs `-cm2`), and the newest versions are tried first.
+fn wrapper_for(spec: &str) -> Option<(&str, bit_mix::Version)> {
+    bit_mix::Version::ALL.into_iter().find_map(|version| {
+        spec.strip_suffix(version.suffix())
+            .and_then(|rest| rest.strip_suffix('-'))
+            .map(|base| (base, version))
+    })
 }
 
-/// `NAME-cm2`: bitwise context mixing with bounded tables over a byte model, the bias head and
-/// a token match model over a token model.
-fn context_mixed2(inner: Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>> {
-    if inner.info().vocab_size > 256 {
-        Ok(Box::new(TokenMixed::refined(inner)?))
-    } else {
-        Ok(Box::new(BitMixed::bounded(inner)?))
+/// Wraps `inner` in mixing `version`: bitwise over a byte model, token mixing (versions 1 and 2
+/// only) over a token model.
+fn wrap(
+    inner: Box<dyn LanguageModel>,
+    version: bit_mix::Version,
+) -> Result<Box<dyn LanguageModel>> {
+    use bit_mix::Version;
+    let token_model = inner.info().vocab_size > 256;
+    match (token_model, version) {
+        (true, Version::Cm1) => Ok(Box::new(TokenMixed::new(inner)?)),
+        (true, Version::Cm2) => Ok(Box::new(TokenMixed::refined(inner)?)),
+        _ => Ok(Box::new(BitMixed::new(inner, version)?)),
     }
 }
 
@@ -306,16 +299,14 @@ pub fn load(
 ) -> Result<Box<dyn LanguageModel>> {
     // A wrapper suffix, unless the whole spec names an existing file or directory.
     if !Path::new(spec).exists() {
-        for (suffix, wrap) in MIXING_WRAPPERS {
-            if let Some(base) = spec.strip_suffix(suffix) {
-                let mut inner = load(base, device, weights, registry)?;
-                if inner.bits().is_some() {
-                    return Err(Error::Model(format!(
-                        "'{base}' predicts one bit at a time and cannot be wrapped ('{spec}')"
-                    )));
-                }
-                return wrap(inner);
+        if let Some((base, version)) = wrapper_for(spec) {
+            let mut inner = load(base, device, weights, registry)?;
+            if inner.bits().is_some() {
+                return Err(Error::Model(format!(
+                    "'{base}' predicts one bit at a time and cannot be wrapped ('{spec}')"
+                )));
             }
+            return wrap(inner, version);
         }
     }
     let only_f32 = |model: Box<dyn LanguageModel>| match weights {
@@ -450,19 +441,13 @@ pub fn loads_by_name(name: &str, registry: &Registry) -> bool {
                 || registry.find(&format!("{name}.gguf")).is_some()))
         // Any mixing version over a model that loads by name (`gru2-cm4`, `smollm2-cm`),
         // listed or not.
-        || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
-            name.strip_suffix(suffix)
-                .is_some_and(|base| loads_by_name(base, registry))
-        })
+        || wrapper_for(name).is_some_and(|(base, _)| loads_by_name(base, registry))
 }
 
 /// True if `name` is a GRU compiled into the binary, under any mixing wrappers (`gru3-cm5`).
 pub(crate) fn is_embedded_byte_model(name: &str) -> bool {
     Rnn::embedded_names().any(|n| n == name)
-        || MIXING_WRAPPERS.iter().any(|(suffix, _)| {
-            name.strip_suffix(suffix)
-                .is_some_and(is_embedded_byte_model)
-        })
+        || wrapper_for(name).is_some_and(|(base, _)| is_embedded_byte_model(base))
 }
 
 /// A name that can only mean an entry of a model directory: letters, digits, `-`, `_`, `.`, not

@@ -338,6 +338,15 @@ fn learning_rate(base: f64, progress: f64) -> f64 {
     }
 }
 
+/// What training reports beyond an [`Observer`]'s progress and cancellation.
+pub trait TrainObserver: Observer {
+    /// After every training step: the state so far and the step's loss in bits per byte.
+    fn trained(&mut self, _state: &TrainState, _loss_bpc: f64) {}
+
+    /// After every evaluation on the validation text.
+    fn evaluated(&mut self, _point: &CurvePoint) {}
+}
+
 /// Trains a model into `out_dir`, checkpointing there as it goes. With `resume`, continues from
 /// the weights and progress saved in `out_dir` (the optimizer's moments restart from zero).
 pub fn train(
@@ -346,7 +355,7 @@ pub fn train(
     out_dir: &Path,
     resume: bool,
     device: crate::Device,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrainObserver,
 ) -> Result<TrainState> {
     let device = &crate::models::device(device.name())?;
     let cfg = &opts.model;
@@ -553,6 +562,7 @@ mod tests {
         };
         struct Quiet;
         impl crate::Observer for Quiet {}
+        impl TrainObserver for Quiet {}
         let state = train(
             &corpus,
             &opts,
@@ -623,6 +633,7 @@ mod tests {
         };
         struct Quiet;
         impl crate::Observer for Quiet {}
+        impl TrainObserver for Quiet {}
         let run = |corpus: &Corpus| {
             let out = tempfile::tempdir().unwrap();
             let state = train(

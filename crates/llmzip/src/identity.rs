@@ -1,10 +1,16 @@
-//! What identifies the computation behind an archive: the model's fingerprint and the backend
-//! it ran on. Plain data, so the container owns it without depending on models or candle (the
-//! constructors that look at a model or a device live with the models).
+//! What identifies the computation behind an archive: the release that wrote it, the model's
+//! fingerprint and the backend it ran on. Plain data with no dependencies inside the crate, so
+//! that the container (which records it) and the errors (which name it) both build on it without
+//! depending on each other, on models or on candle (the constructors that look at a model or a
+//! device live with the models).
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
+
+/// The writer field of new archives: this release (`llmzip info` shows it; messages about old
+/// archives name the release that can read them).
+pub const WRITER: &str = concat!("llmzip ", env!("CARGO_PKG_VERSION"));
 
 /// Hash of a model's configuration and weights (first 16 bytes of a SHA-256).
 ///
