@@ -58,7 +58,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d);"
   echo "llmzip $(git rev-parse --short HEAD 2>/dev/null || echo unknown). Every llmzip row was"
   echo "decompressed and compared byte for byte (column *exact*). Speeds are single runs on a shared"
-  echo "machine: orders of magnitude, not decimals. Peak MiB is the process's resident peak during"
+  echo "machine: orders of magnitude, not decimals (a model row that takes under a second both ways"
+  echo "is run up to three times and its fastest run kept). Peak MiB is the process's resident peak during"
   echo "that row (VmHWM), which includes the loaded models."
   echo
   echo "$table"

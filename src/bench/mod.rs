@@ -250,28 +250,47 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                 reset_peak_memory();
                 bar.set_message(format!("{spec} on {device_name}: {name}"));
                 let mut fwd = Forward { bar, base: done };
+                // Rows that take under a second are run up to three times and the fastest run
+                // kept (every run decoded and compared): at that length the kernel's setup of
+                // fresh pages for a model's tables varied the time by up to 3x between runs.
+                let (mut c, mut d) = (f64::INFINITY, f64::INFINITY);
+                let mut exact = true;
                 let mut archive = Vec::new();
-                let start = Instant::now();
-                let summary = codec::compress(
-                    &mut data.as_slice(),
-                    &mut archive,
-                    model.as_mut(),
-                    &schedule,
-                    &opts.limits,
-                    &mut fwd,
-                )?;
-                let c = start.elapsed().as_secs_f64();
-                fwd.base = done + data.len() as u64;
-                let mut back = Vec::with_capacity(data.len());
-                let start = Instant::now();
-                Decompressor::new(archive.as_slice())?.run(
-                    &mut back,
-                    model.as_mut(),
-                    &opts.limits,
-                    &mut fwd,
-                )?;
-                let d = start.elapsed().as_secs_f64();
-                row.finish(archive.len() as u64, c, d, back == *data);
+                let mut summary = None;
+                for _ in 0..3 {
+                    archive.clear();
+                    fwd.base = done;
+                    let start = Instant::now();
+                    let s = codec::compress(
+                        &mut data.as_slice(),
+                        &mut archive,
+                        model.as_mut(),
+                        &schedule,
+                        &opts.limits,
+                        &mut fwd,
+                    )?;
+                    let run_c = start.elapsed().as_secs_f64();
+                    fwd.base = done + data.len() as u64;
+                    let mut back = Vec::with_capacity(data.len());
+                    let start = Instant::now();
+                    Decompressor::new(archive.as_slice())?.run(
+                        &mut back,
+                        model.as_mut(),
+                        &opts.limits,
+                        &mut fwd,
+                    )?;
+                    let run_d = start.elapsed().as_secs_f64();
+                    exact &= back == *data;
+                    c = c.min(run_c);
+                    d = d.min(run_d);
+                    summary = Some(s);
+                    if run_c + run_d >= 1.0 {
+                        break;
+                    }
+                }
+                let summary = summary.expect("ran at least once");
+                let back_ok = exact;
+                row.finish(archive.len() as u64, c, d, back_ok);
                 row.record(&summary.profile, c);
                 row.costs = summary.costs;
                 rows.push(row);

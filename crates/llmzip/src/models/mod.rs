@@ -224,17 +224,18 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
     }
 }
 
-/// Names accepted by `-m` besides paths. `gru`, `gru2` and `gru3` are the embedded GRUs (each
-/// trained on further than the one before; `gru3` computes with portable activations). `NAME-cm` adds bitwise context mixing ([`BitMixed`]) to a byte-level model,
-/// `NAME-cm2` the same with fixed-size tables whose statistics survive a context-window slide,
-/// `NAME-cm3` that with three more word contexts, `NAME-cm4` that with per-set learning rates,
-/// a fourth mixer, confidence inputs and a match history of fixed size, `NAME-cm5` that with a
-/// second-layer mixer and column contexts; every version works over every GRU (`gru2-cm4`)
-/// and over a directory path. Over a token model (SmolLM2, GPT-2, a llama) `NAME-cm` is the
-/// adaptive bias head and `NAME-cm2` that with token match models ([`TokenMixed`]). The list
-/// names the usual ones.
+/// Names accepted by `-m` besides paths, the current ones first (`crate::catalogue` describes
+/// each; its tests check that every name here is catalogued). `fast1` is context mixing alone,
+/// coded bit by bit ([`fast`]). `gru`, `gru2` and `gru3` are the embedded GRUs (each trained on
+/// further than the one before; `gru3` computes with portable activations). `NAME-cmN` wraps a
+/// byte-level model in bitwise context-mixing version N ([`BitMixed`], [`MixingVersion`]);
+/// every version works over every GRU (`gru2-cm4`) and over a directory path. Over a token
+/// model (SmolLM2, GPT-2, a llama) `NAME-cm` is the adaptive bias head and `NAME-cm2` that with
+/// token match models ([`TokenMixed`]). The list names the usual combinations.
 pub const BUILTIN_MODELS: &[&str] = &[
     fast::NAME,
+    "gru3-cm5",
+    "smollm2-cm2",
     "gru",
     "gru-cm",
     "gru-cm2",
@@ -244,10 +245,8 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "gru2",
     "gru2-cm5",
     "gru3",
-    "gru3-cm5",
     "smollm2",
     "smollm2-cm",
-    "smollm2-cm2",
     "gpt2",
     "distilgpt2",
 ];
@@ -358,8 +357,9 @@ pub fn load(
                 load_dir(&dir, spec, weights, device)
             } else {
                 Err(Error::Model(format!(
-                    "'{spec}' is neither a built-in model ({}), nor an existing path, nor a \
-                     Hugging Face model id (owner/name)",
+                    "'{spec}' is neither a built-in model ({}; `llmzip models` says what each is \
+                     for), nor an existing path, nor a model in a directory of LLMZIP_MODELS, \
+                     nor a Hugging Face model id (owner/name)",
                     BUILTIN_MODELS.join(", ")
                 )))
             }

@@ -1,0 +1,335 @@
+//! Llama-family models from GGUF files (SmolLM2-135M first), with the tokenizer read from the
+//! file's metadata, or from Hugging Face directories (`config.json`, `*.safetensors` in
+//! f32/bf16/f16, `tokenizer.json`), as `transformers` saves them and the Hub serves them.
+//!
+//! Both layouts become the same network: the weights are renamed to GGUF's names and assembled
+//! by one function. One difference stays: llama.cpp's converter permutes the rows of the query
+//! and key matrices so that RoPE rotates *adjacent* pairs of a head's dimensions (`rope_i`),
+//! while Hugging Face weights expect the two *halves* of a head rotated against each other
+//! (`rope`); the network applies the variant its weights were written for (`models/rope.rs`), rather
+//! than permuting either file's weights at load.
+//!
+//! Adapted from candle-transformers' `quantized_llama`, which lacks what the codec needs: a way
+//! to reset the KV cache between batches, a cache that does not copy itself on every step,
+//! grouped-query attention without repeating keys, logits computed for the last position only
+//! (a prefill of 32 rows × 512 tokens would otherwise produce 3 GB of logits), and a choice of
+//! weight format.
+//!
+//! ## Weight formats
+//! * `int8` (the CPU default): Q8_0 weights times Q8_0 activations, the whole network computed
+//!   by llmzip's own code (`models/llama_own.rs`, `models/int8.rs`) with batched kernels and an
+//!   order of operations fixed in the source, so its archives decode on any CPU. CPU only.
+//! * `f32-portable` (what `--dtype f32` makes on the CPU): every matrix dequantized once at load
+//!   and run on the same own network with f32 weights (the fixed-order kernel of `models/matmul.rs`),
+//!   so its archives decode on any CPU too.
+//! * `f32`: every matrix dequantized once at load and run through candle's ops: the GPU
+//!   default, and what CPU archives of releases before `f32-portable` record (they keep decoding
+//!   with it, on machines whose CPU rounds candle's kernels alike: machine-bound).
+//! * `q8_0`: requantized once at load, candle's kernels; fast single-stream, flat with batch
+//!   size. Machine-bound on the CPU.
+//! * the file's own format (e.g. `q4_1`), as stored. Machine-bound on the CPU.
+//!
+//! The format changes the probabilities, so it is recorded in the archive header as the
+//! backend's dtype and the decoder loads the same one.
+
+use candle_core::{Device, Tensor};
+
+use crate::models::llama_own::{self, Net, OwnLlama};
+use crate::models::rope::{rope_tables, Rope};
+use crate::models::transformer::{KvCache, NetShape, TransformerNet};
+use crate::models::BatchShape;
+use crate::{Error, Result};
+
+mod candle;
+mod gguf;
+mod hf;
+#[cfg(test)]
+pub(crate) mod tests;
+mod weights;
+
+use self::candle::{CandleLlama, Layer};
+use self::weights::{Weight, WeightFormat};
+pub use gguf::load;
+pub use hf::{is_hf_dir, load_hf, HfLlamaConfig};
+
+/// Weight format used when none is asked for, by device: llmzip's own `int8` code on the CPU
+/// (about 2.4 times the speed of `f32` on alice29 for 0.1 % more bytes, docs/models.md), `f32`
+/// on GPUs, where candle's kernels run.
+pub fn default_weights(device: &Device) -> &'static str {
+    if device.is_cpu() {
+        "int8"
+    } else {
+        "f32"
+    }
+}
+
+/// Most positions llmzip attends over with a GGUF model, whatever its metadata claims (RoPE tables
+/// of this length take 32 MiB at a head width of 64).
+const MAX_MODEL_CONTEXT: usize = 1 << 17;
+
+/// Default context window in tokens, chosen by measurement (docs/models.md).
+pub const DEFAULT_WINDOW: u64 = 2048;
+
+/// A block's weights as the file gave them, shapes checked.
+struct LayerWeights {
+    attn_norm: Weight,
+    wq: Weight,
+    wk: Weight,
+    wv: Weight,
+    wo: Weight,
+    ffn_norm: Weight,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
+}
+
+/// The network of a llama-family model.
+pub struct Llama {
+    /// Who computes it: candle's ops (`f32`, `q8_0`, the file's format) or llmzip's own CPU
+    /// code (`int8`, `f32-portable`: `models/llama_own.rs`).
+    net: Net<CandleLlama>,
+    device: Device,
+    shape: NetShape,
+}
+
+/// The shape of a llama network, from GGUF metadata or a Hugging Face `config.json`.
+struct Hyper {
+    heads: usize,
+    kv_heads: usize,
+    layers: usize,
+    width: usize,
+    ffn: usize,
+    /// Positions the RoPE tables are built for (capped at [`MAX_MODEL_CONTEXT`]).
+    context: usize,
+    eps: f32,
+    rope_base: f32,
+    vocab: usize,
+}
+
+impl Hyper {
+    fn head_dim(&self, fail: &dyn Fn(String) -> Error) -> Result<usize> {
+        let (heads, kv_heads, width) = (self.heads, self.kv_heads, self.width);
+        if heads == 0
+            || kv_heads == 0
+            || heads % kv_heads != 0
+            || width % heads != 0
+            || (width / heads) % 2 != 0
+            || self.layers == 0
+            || self.vocab == 0
+            || self.context == 0
+        {
+            return Err(fail(format!(
+                "inconsistent shape: {heads} heads, {kv_heads} key/value heads, width {width}, \
+                 {} layers, {} tokens, context {}",
+                self.layers, self.vocab, self.context
+            )));
+        }
+        Ok(width / heads)
+    }
+
+    /// The shape a tensor of GGUF name `name` must have (`[rows, columns]` of the matrix as
+    /// `out × in`, or `[len]`).
+    fn expected(&self, name: &str, head_dim: usize) -> Vec<usize> {
+        let (w, kv) = (self.width, self.kv_heads * head_dim);
+        let role = name.rsplit_once('.').map_or(name, |(r, _)| r);
+        let role = role.rsplit('.').next().unwrap_or(role);
+        match role {
+            "token_embd" | "output" => vec![self.vocab, w],
+            "attn_norm" | "ffn_norm" | "output_norm" => vec![w],
+            "attn_q" | "attn_output" => vec![w, w],
+            "attn_k" | "attn_v" => vec![kv, w],
+            "ffn_gate" | "ffn_up" => vec![self.ffn, w],
+            "ffn_down" => vec![w, self.ffn],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// How a file reaches [`assemble`]: its tensors by GGUF name, and errors that name the file.
+struct Source<'a> {
+    /// The weight GGUF calls `name` (`None` when the file has no such tensor).
+    get: &'a mut dyn FnMut(&str) -> Result<Option<Weight>>,
+    /// The file's own name for a tensor GGUF calls `name`, for messages.
+    own_name: &'a dyn Fn(&str) -> String,
+    fail: &'a dyn Fn(String) -> Error,
+}
+
+/// The network's weights, in GGUF's names whatever the file's layout, every shape checked
+/// against `hyper`.
+fn assemble(
+    hyper: &Hyper,
+    format: WeightFormat,
+    rope: Rope,
+    source: Source,
+    device: &Device,
+) -> Result<Llama> {
+    let Source {
+        get,
+        own_name,
+        fail,
+    } = source;
+    let head_dim = hyper.head_dim(fail)?;
+    let mut weight = |name: &str| -> Result<Option<Weight>> {
+        let Some(w) = get(name)? else {
+            return Ok(None);
+        };
+        let want = hyper.expected(name, head_dim);
+        if w.dims() != want.as_slice() {
+            return Err(fail(format!(
+                "tensor {} has shape {:?}, expected {want:?}",
+                own_name(name),
+                w.dims()
+            )));
+        }
+        Ok(Some(w))
+    };
+    let mut need = |name: &str| -> Result<Weight> {
+        weight(name)?.ok_or_else(|| fail(format!("tensor {} is missing", own_name(name))))
+    };
+    let embed = need("token_embd.weight")?;
+    let norm = need("output_norm.weight")?;
+    let mut layers = Vec::with_capacity(hyper.layers);
+    for i in 0..hyper.layers {
+        let mut w = |s: &str| need(&format!("blk.{i}.{s}.weight"));
+        layers.push(LayerWeights {
+            attn_norm: w("attn_norm")?,
+            wq: w("attn_q")?,
+            wk: w("attn_k")?,
+            wv: w("attn_v")?,
+            wo: w("attn_output")?,
+            ffn_norm: w("ffn_norm")?,
+            gate: w("ffn_gate")?,
+            up: w("ffn_up")?,
+            down: w("ffn_down")?,
+        });
+    }
+    let output = weight("output.weight")?;
+    let (cos, sin) = rope_tables(hyper.context, head_dim, hyper.rope_base, device)?;
+    let shape = NetShape {
+        layers: hyper.layers,
+        width: hyper.width,
+        ffn: hyper.ffn,
+        heads: hyper.heads,
+        kv_heads: hyper.kv_heads,
+        head_dim,
+        vocab: hyper.vocab,
+    };
+    let net = match format {
+        WeightFormat::Int8 | WeightFormat::OwnF32 => {
+            let int8 = matches!(format, WeightFormat::Int8);
+            let matrix = |parts: &[&Weight]| -> Result<llama_own::Matrix> {
+                let mut values = Vec::new();
+                for p in parts {
+                    values.extend(p.values(device)?);
+                }
+                let inner = parts[0].dims()[1];
+                Ok(llama_own::Matrix::new(
+                    int8,
+                    &values,
+                    values.len() / inner,
+                    inner,
+                ))
+            };
+            let mut blocks = Vec::with_capacity(layers.len());
+            for l in &layers {
+                blocks.push(llama_own::Layer {
+                    gpt2: None,
+                    attn_norm: l.attn_norm.values(device)?,
+                    qkv: matrix(&[&l.wq, &l.wk, &l.wv])?,
+                    wo: matrix(&[&l.wo])?,
+                    ffn_norm: l.ffn_norm.values(device)?,
+                    gate_up: matrix(&[&l.gate, &l.up])?,
+                    down: matrix(&[&l.down])?,
+                    cache: Vec::new(),
+                });
+            }
+            Net::Own(Box::new(OwnLlama {
+                output: matrix(&[output.as_ref().unwrap_or(&embed)])?,
+                embed: embed.values(device)?,
+                layers: blocks,
+                norm: norm.values(device)?,
+                norm_bias: None,
+                positions: None,
+                cos: cos.flatten_all()?.to_vec1::<f32>()?,
+                sin: sin.flatten_all()?.to_vec1::<f32>()?,
+                width: hyper.width,
+                ffn: hyper.ffn,
+                heads: hyper.heads,
+                kv_heads: hyper.kv_heads,
+                head_dim,
+                eps: hyper.eps,
+                rope: Some(rope),
+                context: hyper.context,
+                rows: 0,
+                cached: 0,
+                buffers: Default::default(),
+                spare: Vec::new(),
+            }))
+        }
+        WeightFormat::Candle(format) => {
+            let mut blocks = Vec::with_capacity(layers.len());
+            for l in layers {
+                blocks.push(Layer {
+                    attn_norm: l.attn_norm.vector(device)?,
+                    wq: l.wq.matrix(format, device)?,
+                    wk: l.wk.matrix(format, device)?,
+                    wv: l.wv.matrix(format, device)?,
+                    wo: l.wo.matrix(format, device)?,
+                    ffn_norm: l.ffn_norm.vector(device)?,
+                    gate: l.gate.matrix(format, device)?,
+                    up: l.up.matrix(format, device)?,
+                    down: l.down.matrix(format, device)?,
+                    cache: KvCache::new(hyper.context),
+                });
+            }
+            let embed_vector = embed.vector(device)?;
+            Net::Candle(CandleLlama {
+                output: output.unwrap_or(embed).matrix(format, device)?,
+                embed: embed_vector,
+                layers: blocks,
+                norm: norm.vector(device)?,
+                cos,
+                sin,
+                heads: hyper.heads,
+                kv_heads: hyper.kv_heads,
+                eps: hyper.eps,
+                rope,
+            })
+        }
+    };
+    Ok(Llama {
+        net,
+        device: device.clone(),
+        shape,
+    })
+}
+
+impl TransformerNet for Llama {
+    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
+        self.net.forward(ids, pos, &self.device)
+    }
+
+    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
+        self.net.probabilities(ids, rows, pos, &self.device)
+    }
+
+    fn recycle(&mut self, probs: Vec<f32>) {
+        self.net.recycle(probs)
+    }
+
+    fn clear_cache(&mut self) {
+        self.net.clear_cache()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn shape(&self) -> NetShape {
+        self.shape
+    }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        self.net.working_memory(&self.shape, shape)
+    }
+}

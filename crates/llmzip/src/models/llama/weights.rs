@@ -1,0 +1,146 @@
+//! The weight policy: one weight as a file holds it, the formats llmzip computes with, and
+//! which format a name (`int8`, `f32`, `q8_0`, `native`) means on which device.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Tensor};
+
+use super::candle::*;
+use super::*;
+use crate::{Error, Result};
+
+/// One weight as the file holds it: GGML blocks (GGUF) or a dense tensor (safetensors, already
+/// f32).
+pub(super) enum Weight {
+    Quantized(QTensor),
+    Dense(Tensor),
+}
+
+impl Weight {
+    pub(super) fn dims(&self) -> &[usize] {
+        match self {
+            Weight::Quantized(q) => q.shape().dims(),
+            Weight::Dense(t) => t.dims(),
+        }
+    }
+
+    pub(super) fn vector(&self, device: &Device) -> Result<Tensor> {
+        Ok(match self {
+            Weight::Quantized(q) => q.dequantize(device)?,
+            Weight::Dense(t) => t.clone(),
+        })
+    }
+
+    /// The weight's values, row-major, in `f32`.
+    pub(super) fn values(&self, device: &Device) -> Result<Vec<f32>> {
+        Ok(self.vector(device)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    pub(super) fn matrix(self, format: CandleFormat, device: &Device) -> Result<Matrix> {
+        match self {
+            Weight::Quantized(q) => format.matmul(q, device),
+            Weight::Dense(t) => Ok(match format {
+                CandleFormat::Q8_0 => Matrix::Quantized(QMatMul::QTensor(Arc::new(
+                    QTensor::quantize(&t, GgmlDType::Q8_0)?,
+                ))),
+                CandleFormat::F32 | CandleFormat::Native => Matrix::Dense(t.t()?.contiguous()?),
+            }),
+        }
+    }
+}
+
+/// How the weights are stored and who computes with them.
+#[derive(Clone, Copy)]
+pub(super) enum WeightFormat {
+    Candle(CandleFormat),
+    /// Q8_0 weights times Q8_0 activations in llmzip's own code (`models/llama_own.rs`).
+    Int8,
+    /// f32 weights in llmzip's own code, one summation order on every CPU (`f32-portable`).
+    OwnF32,
+}
+
+/// The formats candle's ops compute with.
+#[derive(Clone, Copy)]
+pub(super) enum CandleFormat {
+    F32,
+    Q8_0,
+    /// The file's own quantization (GGUF).
+    Native,
+}
+
+impl WeightFormat {
+    /// The format called `weights` (the default when `None`); `native` is the file's own
+    /// quantization where it has one (GGUF).
+    pub(super) fn parse(
+        weights: Option<&str>,
+        native: Option<&str>,
+        device: &Device,
+    ) -> Result<WeightFormat> {
+        let format = match weights.unwrap_or(default_weights(device)) {
+            "f32" => WeightFormat::Candle(CandleFormat::F32),
+            "q8_0" => WeightFormat::Candle(CandleFormat::Q8_0),
+            "int8" => WeightFormat::Int8,
+            crate::models::F32_PORTABLE => WeightFormat::OwnF32,
+            w if native.is_some_and(|n| w == "native" || w == n) => {
+                WeightFormat::Candle(CandleFormat::Native)
+            }
+            other => {
+                let mut names = vec!["int8", "f32", crate::models::F32_PORTABLE, "q8_0"];
+                names.extend(native);
+                let last = names.pop().unwrap_or_default();
+                return Err(Error::InvalidSetting(format!(
+                    "weight format '{other}' is not available for this model (use {} or {last})",
+                    names.join(", ")
+                )));
+            }
+        };
+        if matches!(format, WeightFormat::Int8 | WeightFormat::OwnF32) && !device.is_cpu() {
+            return Err(Error::InvalidSetting(format!(
+                "the {} weight format runs on the CPU only: use --device cpu, or --dtype f32 \
+                 on this device",
+                format.name("")
+            )));
+        }
+        Ok(format)
+    }
+
+    /// The default row length of the lockstep batch.
+    pub(super) fn segment_tokens(self) -> u64 {
+        match self {
+            WeightFormat::Int8 => crate::models::INT8_SEGMENT_TOKENS,
+            WeightFormat::Candle(_) | WeightFormat::OwnF32 => {
+                crate::models::TRANSFORMER_SEGMENT_TOKENS
+            }
+        }
+    }
+
+    /// The name recorded in archive headers; `native` is the file's own format's.
+    pub(super) fn name(self, native: &str) -> String {
+        match self {
+            WeightFormat::Candle(CandleFormat::F32) => "f32",
+            WeightFormat::Candle(CandleFormat::Q8_0) => "q8_0",
+            WeightFormat::Int8 => "int8",
+            WeightFormat::OwnF32 => crate::models::F32_PORTABLE,
+            WeightFormat::Candle(CandleFormat::Native) => native,
+        }
+        .to_string()
+    }
+}
+
+impl CandleFormat {
+    pub(super) fn matmul(self, q: QTensor, device: &Device) -> Result<Matrix> {
+        Ok(match self {
+            CandleFormat::F32 => Matrix::Dense(q.dequantize(device)?.t()?.contiguous()?),
+            CandleFormat::Q8_0 if q.dtype() != GgmlDType::Q8_0 => {
+                Matrix::Quantized(QMatMul::QTensor(Arc::new(QTensor::quantize(
+                    &q.dequantize(device)?,
+                    GgmlDType::Q8_0,
+                )?)))
+            }
+            CandleFormat::Q8_0 | CandleFormat::Native => {
+                Matrix::Quantized(QMatMul::QTensor(Arc::new(q)))
+            }
+        })
+    }
+}
