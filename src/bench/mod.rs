@@ -281,9 +281,11 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                     )?;
                     let run_d = start.elapsed().as_secs_f64();
                     exact &= back == *data;
+                    if run_c < c {
+                        summary = Some(s);
+                    }
                     c = c.min(run_c);
                     d = d.min(run_d);
-                    summary = Some(s);
                     if run_c + run_d >= 1.0 {
                         break;
                     }

@@ -22,8 +22,9 @@ const BENCHMARKS: &str = include_str!("../../docs/benchmarks.md");
 /// The file the figures are for.
 const FIGURES_FILE: &str = "alice29.txt";
 
-/// Bits per byte and compression speed (KiB/s) of `model` on [`FIGURES_FILE`] on the CPU.
-fn figures(model: &str) -> Option<(f64, f64)> {
+/// Bits per byte and compression speed (KiB/s) of `model` on [`FIGURES_FILE`] on the CPU, and
+/// the machine the row was measured on when it came from another run (empty: this page's).
+fn figures(model: &str) -> Option<(f64, f64, String)> {
     let rows: Vec<serde_json::Value> = serde_json::from_str(RESULTS).ok()?;
     let row = rows.iter().find(|r| {
         r["file"] == FIGURES_FILE
@@ -34,7 +35,8 @@ fn figures(model: &str) -> Option<(f64, f64)> {
     let bpb = row["bits_per_byte"].as_f64()?;
     let bytes = row["original_bytes"].as_f64()?;
     let seconds = row["compress_seconds"].as_f64()?;
-    Some((bpb, bytes / seconds / 1024.0))
+    let machine = row["machine"].as_str().unwrap_or_default().to_string();
+    Some((bpb, bytes / seconds / 1024.0, machine))
 }
 
 /// The machine line of docs/benchmarks.md.
@@ -65,12 +67,17 @@ pub fn run(args: ModelsArgs) -> Result<()> {
         "{:<12} {:<8} {:<34} {:>6} {:>7}  what for",
         "model", "alias", "weights", "bpb", "KiB/s"
     );
+    let mut elsewhere = Vec::new();
     for entry in catalogue::CATALOGUE
         .iter()
         .filter(|e| e.current || args.all)
     {
         let (bpb, speed) = match figures(entry.name) {
-            Some((b, s)) => (format!("{b:.3}"), format!("{s:.1}")),
+            Some((b, s, machine)) if machine.is_empty() => (format!("{b:.3}"), format!("{s:.1}")),
+            Some((b, s, machine)) => {
+                elsewhere.push(format!("{} ({machine})", entry.name));
+                (format!("{b:.3}"), format!("{s:.1}*"))
+            }
             None => ("-".into(), "-".into()),
         };
         println!(
@@ -106,6 +113,9 @@ pub fn run(args: ModelsArgs) -> Result<()> {
          ({}); `-` where that run did not include the model.",
         machine()
     );
+    if !elsewhere.is_empty() {
+        println!("* measured on another machine: {}", elsewhere.join(", "));
+    }
     println!(
         "Levels 1-8 need nothing but this binary; level {} {}.",
         Level::BEST,

@@ -143,7 +143,6 @@ pub fn cost_lines(c: &Costs) -> Vec<String> {
     lines
 }
 
-/// A tensor archive's summary in the shape the per-file report prints.
 /// The codec summary the per-file report prints, from either codec's report; prints the
 /// per-format table of a weight file first when `stats`.
 pub fn file_summary(report: llmzip::Report, stats: bool) -> Summary {
@@ -158,6 +157,7 @@ pub fn file_summary(report: llmzip::Report, stats: bool) -> Summary {
     }
 }
 
+/// A tensor archive's summary in the shape the per-file report prints.
 pub fn as_codec_summary(s: tensors::Summary) -> Summary {
     Summary {
         original_len: s.original_len,

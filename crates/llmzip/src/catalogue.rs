@@ -274,16 +274,16 @@ const LEVELS: [LevelSpec; 9] = [
     LevelSpec {
         model: DEFAULT_MODEL,
         block_size: None,
-        max_segments: None,
+        max_segments: Some(32),
         min_segment_tokens: Some(16 << 10),
-        what: "rows of at least 16K bytes (slower, a little smaller)",
+        what: "up to 32 rows of at least 16K bytes (slower, a little smaller)",
     },
     LevelSpec {
         model: DEFAULT_MODEL,
         block_size: None,
-        max_segments: None,
+        max_segments: Some(8),
         min_segment_tokens: Some(64 << 10),
-        what: "rows of at least 64K bytes (about half the speed of level 6)",
+        what: "up to 8 rows of at least 64K bytes (about half the speed of level 6)",
     },
     LevelSpec {
         model: "smollm2-cm2",
@@ -436,6 +436,34 @@ mod tests {
             assert_eq!(Level::new(level.get()).unwrap(), level);
         }
         assert!(help.contains("smollm2-cm2") && help.contains("--best"));
+    }
+
+    /// Regression: levels 6 and 7 cut a full 1 MiB block into the same 64 rows. Every level of
+    /// one model must differ on a full block and on a small file alike.
+    #[test]
+    fn levels_of_one_model_differ_on_full_blocks() {
+        use crate::codec::Schedule;
+        let model = crate::models::load(
+            DEFAULT_MODEL,
+            &candle_core::Device::Cpu,
+            None,
+            &Registry::with_dirs([]),
+        )
+        .unwrap();
+        for bytes in [1usize << 20, 150_000] {
+            let rows: Vec<usize> = (4..=8)
+                .map(|n| {
+                    let level = Level::new(n).unwrap();
+                    Schedule::for_model(&level.schedule(), model.info())
+                        .unwrap()
+                        .segments_for(bytes)
+                })
+                .collect();
+            assert!(
+                rows.windows(2).all(|w| w[0] > w[1]),
+                "{bytes} bytes: {rows:?}"
+            );
+        }
     }
 
     #[test]

@@ -108,7 +108,8 @@ impl From<&std::path::Path> for ModelSpec {
 #[derive(Debug, Clone)]
 pub struct Options {
     choice: Choice,
-    device: Device,
+    /// `None`: the CPU for compression, the archive's own device for decoding.
+    device: Option<Device>,
     weights: Option<String>,
     schedule: ScheduleOptions,
     limits: Limits,
@@ -126,7 +127,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             choice: Choice::Level(Level::DEFAULT),
-            device: Device::Cpu,
+            device: None,
             weights: None,
             schedule: ScheduleOptions::default(),
             limits: Limits::default(),
@@ -150,9 +151,10 @@ impl Options {
         self
     }
 
-    /// Where the model computes.
+    /// Where the model computes. Unset, compression runs on the CPU and decoding on the device
+    /// the archive was made on.
     pub fn device(mut self, device: Device) -> Self {
-        self.device = device;
+        self.device = Some(device);
         self
     }
 
@@ -202,6 +204,18 @@ impl Options {
         self.limits
     }
 
+    /// The model a spec names: an alias (`best`) means its model, unless a path or an installed
+    /// model has that name.
+    fn resolve(&self, spec: &ModelSpec) -> String {
+        let s = spec.as_str();
+        let taken = std::path::Path::new(s).exists() || self.registry.find(s).is_some();
+        if taken {
+            s.to_string()
+        } else {
+            catalogue::resolve_alias(s).to_string()
+        }
+    }
+
     /// What compresses an input under these options.
     fn plan(&self) -> Result<Plan> {
         let (spec, level_schedule, recognise) = match &self.choice {
@@ -210,11 +224,7 @@ impl Options {
                 (level.model().to_string(), level.schedule(), true)
             }
             Choice::Model(m) if m.as_str() == tensors::MODEL_NAME => return Ok(Plan::Tensors),
-            Choice::Model(m) => (
-                catalogue::resolve_alias(m.as_str()).to_string(),
-                ScheduleOptions::default(),
-                false,
-            ),
+            Choice::Model(m) => (self.resolve(m), ScheduleOptions::default(), false),
         };
         let schedule = ScheduleOptions {
             block_size: self.schedule.block_size.or(level_schedule.block_size),
@@ -364,11 +374,21 @@ impl Session {
         &self.options
     }
 
+    /// The device new archives are made on (the CPU unless the options name one), opened once.
     fn device(&mut self) -> Result<candle_core::Device> {
         if self.device.is_none() {
-            self.device = Some(models::device(self.options.device.name())?);
+            let device = self.options.device.unwrap_or_default();
+            self.device = Some(models::device(device.name())?);
         }
         Ok(self.device.clone().expect("set above"))
+    }
+
+    /// The device an archive decodes on: the one the options name, else the archive's own.
+    fn decoding_device(&mut self, header: &Header) -> Result<candle_core::Device> {
+        match self.options.device {
+            Some(_) => self.device(),
+            None => models::device(&header.backend.device),
+        }
     }
 
     /// Loads the model that compression will use (so that a bad model or schedule fails before
@@ -471,12 +491,18 @@ impl Session {
 
     /// The model that decodes an archive with this header (loaded once per session).
     fn archive_model(&mut self, header: &Header) -> Result<&mut dyn LanguageModel> {
-        let device = self.device()?;
+        let device = self.decoding_device(header)?;
         let spec = archive_spec(header, &self.options)?;
         // The weight format is part of the computation: the archive's.
         let weights = header.backend.dtype.clone();
         let registry = decoding_registry(&self.options);
-        cached(&mut self.loaded, (&spec, Some(&weights), false), || {
+        // Archives of several devices may pass through one session.
+        let device_name: &str = match self.options.device {
+            Some(d) => d.name(),
+            None => &header.backend.device,
+        };
+        let key = format!("{weights} on {device_name}");
+        cached(&mut self.loaded, (&spec, Some(&key), false), || {
             models::load(&spec, &device, Some(&weights), &registry)
         })
     }
@@ -499,7 +525,7 @@ fn cached<'a>(
 /// when its name is enough to load it.
 fn archive_spec(header: &Header, options: &Options) -> Result<String> {
     match &options.choice {
-        Choice::Model(m) => Ok(catalogue::resolve_alias(m.as_str()).to_string()),
+        Choice::Model(m) => Ok(options.resolve(m)),
         Choice::Level(_) => {
             if models::loads_by_name(&header.model_name, &decoding_registry(options)) {
                 Ok(header.model_name.clone())
@@ -532,7 +558,10 @@ pub(crate) fn archive_model_for(
     options: &Options,
 ) -> Result<Box<dyn LanguageModel>> {
     let spec = archive_spec(header, options)?;
-    let device = models::device(options.device.name())?;
+    let device = match options.device {
+        Some(d) => models::device(d.name())?,
+        None => models::device(&header.backend.device)?,
+    };
     models::load(
         &spec,
         &device,
@@ -553,7 +582,7 @@ pub(crate) fn compression_model_for(
                 .into(),
         )),
         Plan::Model { spec, schedule, .. } => {
-            let device = models::device(options.device.name())?;
+            let device = models::device(options.device.unwrap_or_default().name())?;
             let model = models::load_for_compression(
                 &spec,
                 &device,

@@ -31,15 +31,20 @@ use crate::observer::Silent;
 use crate::session::{self, ArchiveKind, Options, Peeked, Session};
 use crate::{Error, Result};
 
-/// Compresses everything written to it into `W`; call [`finish`](Self::finish) at the end
-/// (dropping an encoder finishes it too, as flate2's do, but then errors go unseen).
+/// Compresses everything written to it into `W`; call [`finish`](Self::finish) at the end.
+///
+/// An encoder dropped without `finish` leaves an archive without its end, which every decoder
+/// refuses as truncated (debug builds panic to point at the mistake): finishing on drop, as
+/// flate2 does, would turn an early return after a failed read into an archive that decodes,
+/// without an error, to part of the input. After any error the encoder is spent: every later
+/// call fails too, so a failed block is never coded twice.
 ///
 /// Input is buffered up to one block and coded when the block is full, so memory does not grow
 /// with the input. A stream always goes through a model: weight files are recognised by
 /// content only by [`encode_all`] (and the command-line tool), which know the input's length.
-#[must_use = "an Encoder writes the end of the archive only when finished"]
+#[must_use = "an Encoder writes the end of the archive only in finish()"]
 pub struct Encoder<W: Write> {
-    /// `None` once finished.
+    /// `None` once finished, or after an error.
     state: Option<EncoderState<W>>,
     block_size: usize,
 }
@@ -78,17 +83,21 @@ impl<W: Write> Encoder<W> {
     }
 
     fn state(&mut self) -> Result<&mut EncoderState<W>> {
-        self.state
-            .as_mut()
-            .ok_or_else(|| Error::InvalidSetting("the encoder was already finished".into()))
+        self.state.as_mut().ok_or_else(|| {
+            Error::InvalidSetting(
+                "this encoder failed earlier (or was finished): its archive is incomplete".into(),
+            )
+        })
     }
 
     /// Codes what is buffered, writes the end of the archive and returns the output.
     pub fn finish(mut self) -> Result<W> {
-        let state = self
-            .state
-            .take()
-            .expect("only finish or drop take the state");
+        let state = self.state.take().ok_or_else(|| {
+            Error::InvalidSetting(
+                "this encoder failed earlier: its archive is incomplete and must be discarded"
+                    .into(),
+            )
+        })?;
         state.finish()
     }
 }
@@ -110,14 +119,13 @@ impl<W: Write> EncoderState<W> {
 }
 
 impl<W: Write> Drop for Encoder<W> {
-    /// Finishes an encoder that was not finished (errors are lost: call
-    /// [`finish`](Encoder::finish) to see them).
+    /// Leaves an unfinished archive unfinished (see the type's docs); debug builds panic, unless
+    /// already unwinding or the encoder failed.
     fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            if !std::thread::panicking() {
-                let _ = state.finish();
-            }
-        }
+        debug_assert!(
+            self.state.is_none() || std::thread::panicking(),
+            "llmzip::Encoder dropped without finish(): the archive has no end and will not decode"
+        );
     }
 }
 
@@ -129,7 +137,11 @@ impl<W: Write> Write for Encoder<W> {
         let n = buf.len().min(room);
         state.block.extend_from_slice(&buf[..n]);
         if state.block.len() == block_size {
-            state.flush_block().map_err(io::Error::other)?;
+            if let Err(e) = state.flush_block() {
+                // Spent: the block's bytes are neither written nor retried.
+                self.state = None;
+                return Err(io::Error::other(e));
+            }
         }
         Ok(n)
     }
@@ -160,6 +172,8 @@ enum Inner<R: Read> {
         pos: usize,
     },
     Tensors(Box<crate::tensors::Decoder<Peeked<R>>>),
+    /// A block failed its checks: every read fails from then on.
+    Failed,
 }
 
 impl<R: Read> Decoder<R> {
@@ -219,14 +233,14 @@ impl<R: Read> Decoder<R> {
     pub fn header(&self) -> Option<&crate::format::Header> {
         match &self.inner {
             Inner::Model { decompressor, .. } => Some(decompressor.header()),
-            Inner::Tensors(_) => None,
+            Inner::Tensors(_) | Inner::Failed => None,
         }
     }
 
     /// The file's description, for a weight-file archive; `None` for a model-coded one.
     pub fn layout(&self) -> Option<&crate::tensors::Layout> {
         match &self.inner {
-            Inner::Model { .. } => None,
+            Inner::Model { .. } | Inner::Failed => None,
             Inner::Tensors(t) => Some(t.layout()),
         }
     }
@@ -236,6 +250,11 @@ impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (decompressor, model, limits, block, pos) = match &mut self.inner {
             Inner::Tensors(t) => return t.read(buf),
+            Inner::Failed => {
+                return Err(io::Error::other(Error::Corrupt(
+                    "an earlier read of this archive failed".into(),
+                )))
+            }
             Inner::Model {
                 decompressor,
                 model,
@@ -246,9 +265,15 @@ impl<R: Read> Read for Decoder<R> {
         };
         while *pos == block.len() {
             *pos = 0;
-            let more = decompressor
-                .next_block(model.as_mut(), limits, &mut Silent, block)
-                .map_err(io::Error::other)?;
+            let more = match decompressor.next_block(model.as_mut(), limits, &mut Silent, block) {
+                Ok(more) => more,
+                Err(e) => {
+                    // Nothing unverified is handed out later, and every later read fails too.
+                    block.clear();
+                    self.inner = Inner::Failed;
+                    return Err(io::Error::other(e));
+                }
+            };
             if !more {
                 block.clear();
                 return Ok(0);

@@ -35,8 +35,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         }
         let from = top(&src, file);
         let text = std::fs::read_to_string(file).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap();
-        for line in code.lines() {
+        for line in code_outside_tests(&text) {
             let line = line.split("//").next().unwrap();
             for (i, _) in line.match_indices("crate::") {
                 let rest = &line[i + "crate::".len()..];
@@ -51,6 +50,28 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     edges
+}
+
+/// The lines of `text` outside test modules: a `#[cfg(test)]` followed by a `mod … {` block
+/// (by convention the end of a file) ends the code; other `#[cfg(test)]` items (`mod testing;`)
+/// are skipped alone.
+fn code_outside_tests(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() == "#[cfg(test)]" {
+            let next = lines.get(i + 1).map_or("", |l| l.trim());
+            if next.contains("mod ") && next.ends_with('{') {
+                break;
+            }
+            i += 2;
+            continue;
+        }
+        out.push(lines[i]);
+        i += 1;
+    }
+    out
 }
 
 /// `src/models/llama.rs` → `models`; `src/stream.rs` → `stream`.

@@ -145,20 +145,76 @@ fn encode_all_recognises_weight_files_like_the_tool() {
 }
 
 /// Levels through the library, the streaming encoder included; an encoder dropped without
-/// `finish` still ends its archive (as flate2's do).
+/// `finish` leaves an archive that decoders refuse as truncated (it never decodes to part of
+/// the input), and an encoder that failed stays failed.
 #[test]
 fn levels_and_an_encoder_dropped_unfinished() {
     let data = sample();
-    let fast = Options::default().level(llmzip::Level::FAST);
+    let fast = Options::default()
+        .level(llmzip::Level::FAST)
+        .block_size(4096);
     let archive = encode_all(&data[..], &fast).unwrap();
     let decoder = Decoder::new(&archive[..]).unwrap();
     assert_eq!(decoder.header().unwrap().model_name, "fast1");
     assert_eq!(decode_all(&archive[..]).unwrap(), data);
 
-    let mut out = Vec::new();
-    {
-        let mut encoder = Encoder::new(&mut out, &fast).unwrap();
-        encoder.write_all(&data).unwrap();
+    let mut encoder = Encoder::new(Vec::new(), &fast).unwrap();
+    encoder.write_all(&data).unwrap();
+    assert_eq!(encoder.finish().unwrap(), archive);
+
+    // Debug builds panic on the drop, to point at the mistake.
+    if !cfg!(debug_assertions) {
+        let mut out = Vec::new();
+        {
+            let mut encoder = Encoder::new(&mut out, &fast).unwrap();
+            encoder.write_all(&data).unwrap();
+        }
+        assert!(out.len() > 100, "full blocks were written");
+        assert!(matches!(decode_all(&out[..]), Err(Error::Truncated(_))));
     }
-    assert_eq!(out, archive);
+
+    // A writer that fails: the error surfaces, and every later call fails too.
+    struct Failing(usize);
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0 < buf.len() {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut encoder = Encoder::new(Failing(200), &fast).unwrap();
+    assert!(encoder.write_all(&data).is_err());
+    assert!(encoder.write(b"more").is_err());
+    assert!(encoder.finish().is_err());
+}
+
+/// Regression: after a failed block, a `Decoder` handed out the previous block's bytes on the
+/// next read; now every later read fails.
+#[test]
+fn a_decoder_that_failed_stays_failed() {
+    let data = sample();
+    let options = Options::default()
+        .level(llmzip::Level::FAST)
+        .block_size(4096);
+    let mut archive = encode_all(&data[..], &options).unwrap();
+    let at = archive.len() * 3 / 4;
+    archive[at] ^= 0x55;
+    let mut decoder = Decoder::new(&archive[..]).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1000];
+    let err = loop {
+        match decoder.read(&mut buf) {
+            Ok(0) => panic!("a damaged archive decoded to the end"),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => break e,
+        }
+    };
+    assert!(data.starts_with(&out), "unverified bytes came out: {err}");
+    assert!(decoder.read(&mut buf).is_err());
+    assert!(decoder.read(&mut buf).is_err());
 }

@@ -20,6 +20,12 @@ fn cost_table() -> Vec<f32> {
         .collect()
 }
 
+/// A model's probability within the binary coder's range (any model's: a probability of 0 or
+/// 65536 would empty the coding interval).
+fn clamped(p1: u32) -> u32 {
+    p1.clamp(binary::MIN_P, 65536 - binary::MIN_P)
+}
+
 /// Codes `block` and returns the payload and the model's ideal code length in bits.
 pub(crate) fn encode(
     model: &mut dyn BitPredictor,
@@ -36,7 +42,7 @@ pub(crate) fn encode(
         let mut byte_bits = 0f32;
         for k in (0..8).rev() {
             let bit = (byte >> k) & 1 == 1;
-            let p1 = model.predict();
+            let p1 = clamped(model.predict());
             encoder.encode(bit, p1);
             let p = if bit { p1 } else { 65536 - p1 };
             byte_bits += costs[(p >> 4) as usize];
@@ -64,7 +70,7 @@ pub(crate) fn decode(
         }
         let mut byte = 0u8;
         for _ in 0..8 {
-            let bit = decoder.decode(model.predict());
+            let bit = decoder.decode(clamped(model.predict()));
             model.update(bit);
             byte = (byte << 1) | u8::from(bit);
         }

@@ -228,7 +228,8 @@ impl<'a> Decoder<'a> {
     }
 
     /// Bytes read past the end of the input (zeros were decoded from them). A stream the encoder
-    /// wrote is read to at most its end plus the four bytes of look-ahead the decoder starts with.
+    /// wrote is read exactly to its end (its final four bytes match the decoder's four bytes of
+    /// look-ahead), so any overrun means a payload shorter than its claim.
     pub fn overrun(&self) -> usize {
         self.input.overrun()
     }

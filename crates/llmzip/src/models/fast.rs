@@ -434,7 +434,9 @@ impl LanguageModel for Fast {
         let tables = (HASHED as u64) << p.table_bits << 6;
         let apms = (256 + (1 << 16)) * 33 * 2;
         let mixers = (256 + BANDS as u64 * 8) * INPUTS as u64 * 4;
-        tables + (4u64 << p.match_bits) + apms + mixers + shape.block_len
+        // The history grows by doubling: up to twice the block.
+        let history = shape.block_len.saturating_mul(2);
+        tables + (4u64 << p.match_bits) + apms + mixers + history
     }
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
