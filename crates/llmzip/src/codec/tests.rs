@@ -108,9 +108,9 @@ fn text(n: usize) -> Vec<u8> {
     out
 }
 
-#[test]
-fn round_trips_assorted_inputs() {
-    let s = small_schedule();
+/// Inputs every codec path must round-trip: empty, one byte, runs, text across a block
+/// boundary, several blocks, random bytes (stored), and text with NUL, CR and 0xFF.
+fn assorted_inputs() -> Vec<Vec<u8>> {
     let mut random = vec![0u8; 10_000];
     let mut x = 12345u32;
     for b in random.iter_mut() {
@@ -119,7 +119,16 @@ fn round_trips_assorted_inputs() {
         x ^= x << 5;
         *b = x as u8;
     }
-    for data in [
+    let mut mixed = text(9000);
+    for (i, b) in mixed.iter_mut().enumerate() {
+        match i % 97 {
+            0 => *b = 0,
+            1 => *b = b'\r',
+            2 => *b = 0xff,
+            _ => {}
+        }
+    }
+    vec![
         Vec::new(),
         vec![b'a'],
         vec![0u8; 5000],
@@ -127,7 +136,14 @@ fn round_trips_assorted_inputs() {
         text(4097),
         text(20_000),
         random,
-    ] {
+        mixed,
+    ]
+}
+
+#[test]
+fn round_trips_assorted_inputs() {
+    let s = small_schedule();
+    for data in assorted_inputs() {
         round_trip(&data, &s);
     }
 }
@@ -551,33 +567,7 @@ fn crafted_claims_fail_early() {
 fn bit_coded_model_round_trips_assorted_inputs() {
     use crate::models::fast::Fast;
     let s = small_schedule();
-    let mut random = vec![0u8; 10_000];
-    let mut x = 99u32;
-    for b in random.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
-    let mut mixed = text(9000);
-    for (i, b) in mixed.iter_mut().enumerate() {
-        match i % 97 {
-            0 => *b = 0,
-            1 => *b = b'\r',
-            2 => *b = 0xff,
-            _ => {}
-        }
-    }
-    for data in [
-        Vec::new(),
-        vec![b'a'],
-        vec![0u8; 5000],
-        text(4096),
-        text(4097),
-        text(20_000),
-        random,
-        mixed,
-    ] {
+    for data in assorted_inputs() {
         let (_, summary) =
             crate::models::testing::round_trip(&mut Fast::new(), &mut Fast::new(), &data, &s);
         assert_eq!(summary.original_len, data.len() as u64);
