@@ -14,9 +14,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::llama_own::{self, CandleNet, Gpt2Parts, Matrix, Net, OwnLlama};
-use super::transformer::{self, KvCache, NetShape, Transformer, TransformerNet};
-use super::{Backend, BatchShape, Fingerprint, ModelInfo, F32_PORTABLE};
+use super::llama_own::{self, CandleNet, Gpt2Parts, Matrix, Net, OwnLlama, Placed};
+use super::transformer::{self, KvCache, NetShape, Transformer};
+use super::{Backend, Fingerprint, ModelInfo, F32_PORTABLE};
 use crate::tokenization::BpeTokenizer;
 use crate::{Error, Result};
 
@@ -66,14 +66,10 @@ struct Block {
 }
 
 /// The GPT-2 network, computed by candle or by llmzip's own code.
-pub struct Gpt2 {
-    net: Net<CandleGpt2>,
-    shape: NetShape,
-    device: Device,
-}
+pub type Gpt2 = Placed<CandleGpt2>;
 
 /// The network as candle ops.
-struct CandleGpt2 {
+pub struct CandleGpt2 {
     wte: Tensor,
     wpe: Tensor,
     blocks: Vec<Block>,
@@ -334,36 +330,6 @@ impl CandleGpt2 {
     }
 }
 
-impl TransformerNet for Gpt2 {
-    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
-        self.net.forward(ids, pos, &self.device)
-    }
-
-    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
-        self.net.probabilities(ids, rows, pos, &self.device)
-    }
-
-    fn recycle(&mut self, probs: Vec<f32>) {
-        self.net.recycle(probs)
-    }
-
-    fn clear_cache(&mut self) {
-        self.net.clear_cache()
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn shape(&self) -> NetShape {
-        self.shape
-    }
-
-    fn working_memory(&self, shape: &BatchShape) -> u64 {
-        self.net.working_memory(&self.shape, shape)
-    }
-}
-
 fn layer_norm(x: &Tensor, (w, b): &(Tensor, Tensor), eps: f32) -> Result<Tensor> {
     Ok(candle_nn::ops::layer_norm(&x.contiguous()?, w, b, eps)?)
 }
@@ -401,6 +367,8 @@ impl Weights<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::models::transformer::TransformerNet;
     use crate::models::LanguageModel;
     use crate::testing::{toy_vocabulary, write_random_model};
 

@@ -33,7 +33,7 @@ use crate::{Error, Result};
 
 /// A transformer's network as candle's ops (what `f32` and `q8_0` archives and GPUs compute
 /// with): llama's and GPT-2's.
-pub(super) trait CandleNet {
+pub trait CandleNet {
     /// Logits after each row's last position (see [`transformer::TransformerNet::forward`]).
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
     /// Empties the KV cache.
@@ -99,6 +99,45 @@ impl<C: CandleNet> Net<C> {
             Net::Candle(_) => shape.working_memory(batch),
             Net::Own(net) => working_memory(shape, batch, net.is_f32()),
         }
+    }
+}
+
+/// A transformer network with the device it runs on and its shape: the one
+/// [`TransformerNet`](transformer::TransformerNet) of llamas and GPT-2 (`llama::Llama`,
+/// `gpt2::Gpt2`), whichever network computes inside.
+pub struct Placed<C> {
+    pub(super) net: Net<C>,
+    pub(super) device: Device,
+    pub(super) shape: NetShape,
+}
+
+impl<C: CandleNet> transformer::TransformerNet for Placed<C> {
+    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
+        self.net.forward(ids, pos, &self.device)
+    }
+
+    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
+        self.net.probabilities(ids, rows, pos, &self.device)
+    }
+
+    fn recycle(&mut self, probs: Vec<f32>) {
+        self.net.recycle(probs)
+    }
+
+    fn clear_cache(&mut self) {
+        self.net.clear_cache()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn shape(&self) -> NetShape {
+        self.shape
+    }
+
+    fn working_memory(&self, shape: &BatchShape) -> u64 {
+        self.net.working_memory(&self.shape, shape)
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) struct Layer {
 }
 
 /// The network as candle ops.
-pub(super) struct CandleLlama {
+pub struct CandleLlama {
     pub(super) embed: Tensor,
     pub(super) layers: Vec<Layer>,
     pub(super) norm: Tensor,

@@ -32,12 +32,11 @@
 //! The format changes the probabilities, so it is recorded in the archive header as the
 //! backend's dtype and the decoder loads the same one.
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
-use crate::models::llama_own::{self, Net, OwnLlama};
+use crate::models::llama_own::{self, Net, OwnLlama, Placed};
 use crate::models::rope::{rope_tables, Rope};
-use crate::models::transformer::{KvCache, NetShape, TransformerNet};
-use crate::models::BatchShape;
+use crate::models::transformer::{KvCache, NetShape};
 use crate::{Error, Result};
 
 mod candle;
@@ -83,14 +82,9 @@ struct LayerWeights {
     down: Weight,
 }
 
-/// The network of a llama-family model.
-pub struct Llama {
-    /// Who computes it: candle's ops (`f32`, `q8_0`, the file's format) or llmzip's own CPU
-    /// code (`int8`, `f32-portable`: `models/llama_own.rs`).
-    net: Net<CandleLlama>,
-    device: Device,
-    shape: NetShape,
-}
+/// The network of a llama-family model: candle's ops (`f32`, `q8_0`, the file's format) or
+/// llmzip's own CPU code (`int8`, `f32-portable`: `models/llama_own.rs`).
+pub type Llama = Placed<CandleLlama>;
 
 /// The shape of a llama network, from GGUF metadata or a Hugging Face `config.json`.
 struct Hyper {
@@ -302,34 +296,4 @@ fn assemble(
         device: device.clone(),
         shape,
     })
-}
-
-impl TransformerNet for Llama {
-    fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor> {
-        self.net.forward(ids, pos, &self.device)
-    }
-
-    fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
-        self.net.probabilities(ids, rows, pos, &self.device)
-    }
-
-    fn recycle(&mut self, probs: Vec<f32>) {
-        self.net.recycle(probs)
-    }
-
-    fn clear_cache(&mut self) {
-        self.net.clear_cache()
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn shape(&self) -> NetShape {
-        self.shape
-    }
-
-    fn working_memory(&self, shape: &BatchShape) -> u64 {
-        self.net.working_memory(&self.shape, shape)
-    }
 }

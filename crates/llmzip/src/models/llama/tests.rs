@@ -5,12 +5,13 @@ use std::fs::File;
 use std::path::Path;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 
 use super::*;
 #[allow(unused_imports)]
 use super::{candle::*, gguf::*, hf::*, weights::*};
 use crate::models::transformer::Transformer;
+use crate::models::BatchShape;
 use crate::models::LanguageModel;
 use crate::testing::{toy_vocabulary, write_random_llama};
 
