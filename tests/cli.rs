@@ -683,3 +683,37 @@ fn the_readme_shows_the_catalogue() {
         );
     }
 }
+
+/// `cat a.llmz b.llmz > ab.llmz` decodes to the two originals concatenated (as gzip and zstd
+/// frames do), whatever each member's model; `info` lists the members; data after the last
+/// member is refused without output.
+#[test]
+fn concatenated_archives_decode_to_the_concatenation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (text(20_000), random_bytes(3000, 7));
+    std::fs::write(dir.path().join("a"), &a).unwrap();
+    std::fs::write(dir.path().join("b"), &b).unwrap();
+    ok(&run(&["-q", "compress", "-1", "a"], dir.path()));
+    ok(&run(&["-q", "compress", "b"], dir.path()));
+    let mut ab = std::fs::read(dir.path().join("a.llmz")).unwrap();
+    ab.extend(std::fs::read(dir.path().join("b.llmz")).unwrap());
+    std::fs::write(dir.path().join("ab.llmz"), &ab).unwrap();
+    ok(&run(&["-q", "decompress", "ab.llmz"], dir.path()));
+    assert_eq!(
+        std::fs::read(dir.path().join("ab")).unwrap(),
+        [&a[..], &b[..]].concat()
+    );
+    let info = stdout_of(&run(&["info", "ab.llmz"], dir.path()));
+    assert!(
+        info.contains("member 1 of 2") && info.contains("member 2 of 2"),
+        "{info}"
+    );
+    assert!(
+        info.contains("fast1") && info.contains("gru3-cm5"),
+        "{info}"
+    );
+
+    ab.extend_from_slice(b"trailing junk");
+    let err = fails_cleanly(&ab);
+    assert!(err.contains("after the end of the archive"), "{err}");
+}

@@ -23,12 +23,18 @@ pub struct InfoArgs {
 pub fn run(args: InfoArgs) -> Result<()> {
     for path in &args.files {
         let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let description = llmzip::info(BufReader::new(f))
+        let members = llmzip::info(BufReader::new(f))
             .with_context(|| format!("cannot read {}", path.display()))?;
         println!("{}", path.display());
-        match description {
-            ArchiveDescription::Tensors(s) => tensors(&s),
-            ArchiveDescription::Model(info) => model(&info),
+        let count = members.len();
+        for (i, description) in members.into_iter().enumerate() {
+            if count > 1 {
+                println!(" member {} of {count}", i + 1);
+            }
+            match description {
+                ArchiveDescription::Tensors(s) => tensors(&s),
+                ArchiveDescription::Model(info) => model(&info),
+            }
         }
     }
     Ok(())

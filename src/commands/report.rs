@@ -154,6 +154,19 @@ pub fn file_summary(report: llmzip::Report, stats: bool) -> Summary {
             }
             as_codec_summary(s)
         }
+        llmzip::Report::Members(members) => {
+            let mut total = Summary::default();
+            for m in members {
+                let s = file_summary(m, stats);
+                total.original_len += s.original_len;
+                total.archive_len += s.archive_len;
+                total.tokens += s.tokens;
+                total.ideal_bits += s.ideal_bits;
+                total.coded_blocks += s.coded_blocks;
+                total.stored_blocks += s.stored_blocks;
+            }
+            total
+        }
     }
 }
 

@@ -284,6 +284,29 @@ impl ArchiveKind {
     }
 }
 
+impl ArchiveKind {
+    /// After a member: the kind of the member that follows, given back in front of the rest of
+    /// `input`, or `None` at the end of the input. Anything else after a member is refused: an
+    /// archive is a sequence of whole members and nothing else.
+    pub(crate) fn next_member<R: Read>(mut input: R) -> Result<Option<(ArchiveKind, Peeked<R>)>> {
+        let mut magic = [0u8; 4];
+        let n = crate::format::read_up_to(&mut input, &mut magic)?;
+        let kind = match (n, magic) {
+            (0, _) => return Ok(None),
+            (4, m) if m == tensors::MAGIC => ArchiveKind::Tensors,
+            (4, m) if m == crate::format::MAGIC => ArchiveKind::Model,
+            _ => {
+                return Err(Error::Corrupt(
+                    "unexpected data after the end of the archive (neither another member nor \
+                     the end of the file)"
+                        .into(),
+                ))
+            }
+        };
+        Ok(Some((kind, io::Cursor::new(magic.to_vec()).chain(input))))
+    }
+}
+
 /// What one compression or decompression did, by codec.
 #[derive(Debug, Clone)]
 pub enum Report {
@@ -291,6 +314,8 @@ pub enum Report {
     Model(Summary),
     /// The weight-file codec coded it.
     Tensors(tensors::Summary),
+    /// An archive of several members (`cat a.llmz b.llmz`), each with its report.
+    Members(Vec<Report>),
 }
 
 impl Report {
@@ -299,6 +324,7 @@ impl Report {
         match self {
             Report::Model(s) => s.original_len,
             Report::Tensors(s) => s.original_len,
+            Report::Members(m) => m.iter().map(Report::original_len).sum(),
         }
     }
 
@@ -307,6 +333,7 @@ impl Report {
         match self {
             Report::Model(s) => s.archive_len,
             Report::Tensors(s) => s.archive_len,
+            Report::Members(m) => m.iter().map(Report::archive_len).sum(),
         }
     }
 }
@@ -320,13 +347,24 @@ pub enum ArchiveDescription {
     Tensors(tensors::Summary),
 }
 
-/// Describes an archive of either kind without decoding it (what `llmzip info` prints).
-pub fn info(input: impl Read) -> Result<ArchiveDescription> {
-    let (kind, input) = ArchiveKind::peek(input)?;
-    Ok(match kind {
-        ArchiveKind::Tensors => ArchiveDescription::Tensors(tensors::inspect(input)?),
-        ArchiveKind::Model => ArchiveDescription::Model(codec::inspect(input)?),
-    })
+/// Describes an archive without decoding it (what `llmzip info` prints): each of its members,
+/// of either kind, in order.
+pub fn info(mut input: impl Read) -> Result<Vec<ArchiveDescription>> {
+    let (mut kind, mut member) = ArchiveKind::peek(&mut input)?;
+    let mut members = Vec::new();
+    loop {
+        members.push(match kind {
+            ArchiveKind::Tensors => {
+                ArchiveDescription::Tensors(tensors::inspect_member(&mut member)?)
+            }
+            ArchiveKind::Model => ArchiveDescription::Model(codec::inspect(&mut member)?),
+        });
+        drop(member);
+        match ArchiveKind::next_member(&mut input)? {
+            Some((k, next)) => (kind, member) = (k, next),
+            None => return Ok(members),
+        }
+    }
 }
 
 /// The original length an archive file records at its end, read cheaply (for progress bars;
@@ -467,21 +505,46 @@ impl Session {
         Ok(Report::Model(s))
     }
 
-    /// Decompresses an archive of either kind from `input` into `output`. Each block reaches
-    /// `output` only after its checksum was verified.
+    /// Decompresses an archive from `input` into `output`: its members, of either kind, one
+    /// after the other (`cat a.llmz b.llmz` decodes to the two originals concatenated). Each
+    /// block reaches `output` only after its checksum was verified.
     pub fn decompress(
         &mut self,
         input: &mut dyn Read,
         output: &mut dyn Write,
         observer: &mut dyn Observer,
     ) -> Result<Report> {
-        let (kind, mut input) = ArchiveKind::peek(input)?;
+        let (mut kind, mut member) = ArchiveKind::peek(&mut *input)?;
+        let mut reports = Vec::new();
+        loop {
+            reports.push(self.decompress_member(kind, &mut member, output, observer)?);
+            drop(member);
+            match ArchiveKind::next_member(&mut *input)? {
+                Some((k, next)) => (kind, member) = (k, next),
+                None => break,
+            }
+        }
+        Ok(if reports.len() == 1 {
+            reports.pop().expect("one report")
+        } else {
+            Report::Members(reports)
+        })
+    }
+
+    /// One member, read to its end.
+    fn decompress_member(
+        &mut self,
+        kind: ArchiveKind,
+        input: &mut dyn Read,
+        output: &mut dyn Write,
+        observer: &mut dyn Observer,
+    ) -> Result<Report> {
         if kind == ArchiveKind::Tensors {
-            return Ok(Report::Tensors(tensors::decompress(
-                &mut input, output, observer,
+            return Ok(Report::Tensors(tensors::decompress_member(
+                input, output, observer,
             )?));
         }
-        let decompressor = codec::Decompressor::new(&mut input)?;
+        let decompressor = codec::Decompressor::new(input)?;
         let limits = self.options.limits;
         let model = self.archive_model(decompressor.header())?;
         Ok(Report::Model(

@@ -161,17 +161,22 @@ impl<W: Write> Write for Encoder<W> {
 /// that sees the end has seen exactly the original.
 pub struct Decoder<R: Read> {
     inner: Inner<R>,
+    /// How the models of later members are loaded (`None` after [`Decoder::with_model`]: its
+    /// model must then fit every model member).
+    options: Option<Options>,
+    limits: Limits,
 }
 
 enum Inner<R: Read> {
     Model {
         decompressor: Box<Decompressor<Peeked<R>>>,
         model: Box<dyn LanguageModel>,
-        limits: Limits,
         block: Vec<u8>,
         pos: usize,
     },
     Tensors(Box<crate::tensors::Decoder<Peeked<R>>>),
+    /// After the last member.
+    Done,
     /// A block failed its checks: every read fails from then on.
     Failed,
 }
@@ -181,7 +186,9 @@ impl<R: Read> Decoder<R> {
     /// archive's weight format, within the default limits ([`Decoder::with_options`] with
     /// `Options::default()`). Installed models are looked up in
     /// [`Registry::from_env`](crate::Registry::from_env) and never downloaded: an archive is not
-    /// the user asking for a download. A weight-file archive needs no model.
+    /// the user asking for a download. A weight-file archive needs no model. An archive of
+    /// several members (`cat a.llmz b.llmz`) reads as their originals one after the other,
+    /// each member's model loaded when it starts.
     pub fn new(input: R) -> Result<Self> {
         Decoder::with_options(input, &Options::default())
     }
@@ -190,99 +197,164 @@ impl<R: Read> Decoder<R> {
     /// with ([`Options::model`], for archives of models loaded from a path), downloads.
     pub fn with_options(input: R, options: &Options) -> Result<Self> {
         let (kind, input) = ArchiveKind::peek(input)?;
-        if kind == ArchiveKind::Tensors {
-            let decoder = crate::tensors::Decoder::new(input)?;
-            return Ok(Decoder {
-                inner: Inner::Tensors(Box::new(decoder)),
-            });
-        }
-        let decompressor = Decompressor::new(input)?;
-        let model = session::archive_model_for(decompressor.header(), options)?;
-        Ok(Decoder::from_parts(decompressor, model, options.limits()))
+        let inner = Decoder::open_member(kind, input, Some(options), None)?;
+        Ok(Decoder {
+            inner,
+            options: Some(options.clone()),
+            limits: options.limits(),
+        })
     }
 
     /// A decoder of a model-coded archive with a model you loaded (it must be the archive's:
     /// checked before decoding) and explicit limits.
     pub fn with_model(input: R, model: Box<dyn LanguageModel>, limits: Limits) -> Result<Self> {
-        let (_, input) = ArchiveKind::peek(input)?;
-        Ok(Decoder::from_parts(
-            Decompressor::new(input)?,
-            model,
+        let (kind, input) = ArchiveKind::peek(input)?;
+        let inner = Decoder::open_member(kind, input, None, Some(model))?;
+        Ok(Decoder {
+            inner,
+            options: None,
             limits,
-        ))
+        })
     }
 
-    fn from_parts(
-        decompressor: Decompressor<Peeked<R>>,
-        model: Box<dyn LanguageModel>,
-        limits: Limits,
-    ) -> Self {
-        Decoder {
-            inner: Inner::Model {
-                decompressor: Box::new(decompressor),
+    /// Opens a member: its header read, its model loaded (or `model`, when it is the member's).
+    fn open_member(
+        kind: ArchiveKind,
+        input: Peeked<R>,
+        options: Option<&Options>,
+        model: Option<Box<dyn LanguageModel>>,
+    ) -> Result<Inner<R>> {
+        if kind == ArchiveKind::Tensors {
+            return Ok(Inner::Tensors(Box::new(crate::tensors::Decoder::member(
+                input,
+            )?)));
+        }
+        let decompressor = Decompressor::new(input)?;
+        let header = decompressor.header();
+        let fits = |m: &dyn LanguageModel| {
+            m.info().fingerprint == header.fingerprint
+                && m.info().backend.dtype == header.backend.dtype
+        };
+        let model = match (model, options) {
+            (Some(m), _) if fits(m.as_ref()) => m,
+            (_, Some(options)) => session::archive_model_for(header, options)?,
+            // The given model is checked against the archive before decoding (a clear refusal).
+            (Some(m), None) => m,
+            (None, None) => {
+                return Err(Error::Model(format!(
+                    "a member needs model '{}', and no way to load it was given",
+                    header.model_name
+                )))
+            }
+        };
+        Ok(Inner::Model {
+            decompressor: Box::new(decompressor),
+            model,
+            block: Vec::new(),
+            pos: 0,
+        })
+    }
+
+    /// At the end of a member: opens the next one and returns `true`, or returns `false` at the
+    /// end of the input.
+    fn next_member(&mut self) -> Result<bool> {
+        let (input, model) = match std::mem::replace(&mut self.inner, Inner::Failed) {
+            Inner::Model {
+                decompressor,
                 model,
-                limits,
-                block: Vec::new(),
-                pos: 0,
-            },
+                ..
+            } => (decompressor.into_inner().into_inner().1, Some(model)),
+            Inner::Tensors(t) => (t.into_inner().into_inner().1, None),
+            Inner::Done | Inner::Failed => return Ok(false),
+        };
+        match ArchiveKind::next_member(input)? {
+            None => {
+                self.inner = Inner::Done;
+                Ok(false)
+            }
+            Some((kind, input)) => {
+                self.inner = Decoder::open_member(kind, input, self.options.as_ref(), model)?;
+                Ok(true)
+            }
         }
     }
 
-    /// The header of a model-coded archive: model, schedule, writer. `None` for a weight-file
-    /// archive, whose description is [`Decoder::layout`].
+    /// The header of the current member when a model coded it: model, schedule, writer.
+    /// `None` for a weight-file member, whose description is [`Decoder::layout`].
     pub fn header(&self) -> Option<&crate::format::Header> {
         match &self.inner {
             Inner::Model { decompressor, .. } => Some(decompressor.header()),
-            Inner::Tensors(_) | Inner::Failed => None,
+            _ => None,
         }
     }
 
-    /// The file's description, for a weight-file archive; `None` for a model-coded one.
+    /// The file's description, for a weight-file member; `None` otherwise.
     pub fn layout(&self) -> Option<&crate::tensors::Layout> {
         match &self.inner {
-            Inner::Model { .. } | Inner::Failed => None,
             Inner::Tensors(t) => Some(t.layout()),
+            _ => None,
+        }
+    }
+
+    /// One read within the current member: `Ok(0)` at its end.
+    fn read_member(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let limits = self.limits;
+        match &mut self.inner {
+            Inner::Done => Ok(0),
+            Inner::Failed => Err(io::Error::other(Error::Corrupt(
+                "an earlier read of this archive failed".into(),
+            ))),
+            Inner::Tensors(t) => t.read(buf),
+            Inner::Model {
+                decompressor,
+                model,
+                block,
+                pos,
+            } => {
+                while *pos == block.len() {
+                    *pos = 0;
+                    let more = decompressor
+                        .next_block(model.as_mut(), &limits, &mut Silent, block)
+                        .map_err(io::Error::other)?;
+                    if !more {
+                        block.clear();
+                        return Ok(0);
+                    }
+                }
+                let n = buf.len().min(block.len() - *pos);
+                buf[..n].copy_from_slice(&block[*pos..*pos + n]);
+                *pos += n;
+                Ok(n)
+            }
         }
     }
 }
 
 impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (decompressor, model, limits, block, pos) = match &mut self.inner {
-            Inner::Tensors(t) => return t.read(buf),
-            Inner::Failed => {
-                return Err(io::Error::other(Error::Corrupt(
-                    "an earlier read of this archive failed".into(),
-                )))
-            }
-            Inner::Model {
-                decompressor,
-                model,
-                limits,
-                block,
-                pos,
-            } => (decompressor, model, limits, block, pos),
-        };
-        while *pos == block.len() {
-            *pos = 0;
-            let more = match decompressor.next_block(model.as_mut(), limits, &mut Silent, block) {
-                Ok(more) => more,
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let result = self.read_member(buf);
+            match result {
+                Ok(0) if matches!(self.inner, Inner::Done) => return Ok(0),
+                Ok(0) => match self.next_member() {
+                    Ok(true) => continue,
+                    Ok(false) => return Ok(0),
+                    Err(e) => {
+                        self.inner = Inner::Failed;
+                        return Err(io::Error::other(e));
+                    }
+                },
+                Ok(n) => return Ok(n),
                 Err(e) => {
                     // Nothing unverified is handed out later, and every later read fails too.
-                    block.clear();
                     self.inner = Inner::Failed;
-                    return Err(io::Error::other(e));
+                    return Err(e);
                 }
-            };
-            if !more {
-                block.clear();
-                return Ok(0);
             }
         }
-        let n = buf.len().min(block.len() - *pos);
-        buf[..n].copy_from_slice(&block[*pos..*pos + n]);
-        *pos += n;
-        Ok(n)
     }
 }
 

@@ -131,7 +131,7 @@ fn encode_all_recognises_weight_files_like_the_tool() {
     let archive = encode_all(weights.as_slice(), &Options::default()).unwrap();
     assert_eq!(&archive[..4], b"LLMT");
     assert_eq!(decode_all(archive.as_slice()).unwrap(), weights);
-    match llmzip::info(archive.as_slice()).unwrap() {
+    match llmzip::info(archive.as_slice()).unwrap().remove(0) {
         llmzip::ArchiveDescription::Tensors(s) => {
             assert_eq!(s.original_len, weights.len() as u64)
         }
@@ -217,4 +217,57 @@ fn a_decoder_that_failed_stays_failed() {
     assert!(data.starts_with(&out), "unverified bytes came out: {err}");
     assert!(decoder.read(&mut buf).is_err());
     assert!(decoder.read(&mut buf).is_err());
+}
+
+/// Archives are sequences of members: archives written one after the other (`cat a.llmz
+/// b.llmz`) decode to their originals concatenated, members of different models and of the
+/// weight-file codec included, through every reader; anything else after a member is refused.
+#[test]
+fn concatenated_archives_decode_to_the_concatenation() {
+    let a = sample();
+    let b = b"Another member, another model.\n".repeat(40);
+    let weights = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/gru/model.safetensors"
+    ))
+    .unwrap();
+    let fast = Options::default()
+        .level(llmzip::Level::FAST)
+        .block_size(4096);
+    let mut archive = encode_all(&a[..], &fast).unwrap();
+    archive.extend(encode_all(&b[..], &Options::default()).unwrap());
+    archive.extend(encode_all(&weights[..], &Options::default()).unwrap());
+    archive.extend(encode_all(&b[..], &fast).unwrap());
+    let expected = [&a[..], &b[..], &weights[..], &b[..]].concat();
+
+    assert_eq!(decode_all(&archive[..]).unwrap(), expected);
+    let mut back = Vec::new();
+    let mut decoder = Decoder::new(&archive[..]).unwrap();
+    let mut buf = [0u8; 777];
+    loop {
+        let n = decoder.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        back.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(back, expected);
+    let members = llmzip::info(&archive[..]).unwrap();
+    assert_eq!(members.len(), 4);
+    assert!(matches!(members[2], llmzip::ArchiveDescription::Tensors(_)));
+
+    // Garbage after the last member, or a cut member, is refused, by every reader.
+    for bad in [
+        [&archive[..], &b"junk"[..]].concat(),
+        [&archive[..], &b"LL"[..]].concat(),
+        archive[..archive.len() - 3].to_vec(),
+    ] {
+        assert!(decode_all(&bad[..]).is_err());
+        assert!(llmzip::info(&bad[..]).is_err());
+        let mut out = Vec::new();
+        assert!(Decoder::new(&bad[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .is_err());
+    }
 }

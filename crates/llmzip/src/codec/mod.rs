@@ -596,6 +596,12 @@ impl<R: Read> Decompressor<R> {
     pub fn summary(&self) -> &Summary {
         &self.summary
     }
+
+    /// The input, positioned after what was read (after the trailer once
+    /// [`next_block`](Self::next_block) returned `false`): where a following member starts.
+    pub fn into_inner(self) -> R {
+        self.reader.into_inner()
+    }
 }
 
 /// The error for a failed check of data a model decoded: corruption, unless the archive is

@@ -335,17 +335,6 @@ pub(crate) fn read_payload(input: &mut impl Read, len: u64, out: &mut Vec<u8>) -
     Ok(())
 }
 
-/// Fails if anything follows the trailer.
-pub(crate) fn expect_end(input: &mut impl Read) -> Result<()> {
-    let mut probe = [0u8; 1];
-    match read_up_to(input, &mut probe)? {
-        0 => Ok(()),
-        _ => Err(Error::Corrupt(
-            "unexpected data after the end of the archive".into(),
-        )),
-    }
-}
-
 fn read_crc(input: &mut impl Read) -> Result<u32> {
     let mut b = [0u8; 4];
     input

@@ -54,8 +54,9 @@ impl<R: Read> ArchiveReader<R> {
         let block = BlockHeader::read(&mut self.input, &self.header.schedule)?;
         let (len, payload) = match block {
             BlockHeader::End => {
+                // The member ends here; what follows (another member, or nothing) is the
+                // caller's to read (session.rs).
                 let trailer = Trailer::read(&mut self.input)?;
-                super::expect_end(&mut self.input)?;
                 if trailer.original_len != self.original_len {
                     return Err(Error::Corrupt(
                         "the trailer's length does not match the blocks".into(),
@@ -103,6 +104,11 @@ impl<R: Read> ArchiveReader<R> {
     /// Bytes of archive read so far (the whole archive at the end).
     pub fn bytes_read(&self) -> u64 {
         self.input.count
+    }
+
+    /// The input, positioned after what was read (after the trailer once the member ended).
+    pub fn into_inner(self) -> R {
+        self.input.inner
     }
 }
 

@@ -475,12 +475,26 @@ pub fn decompress(
     mut output: impl Write,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
-    walk(input, Some(&mut output), observer)
+    walk(input, Some(&mut output), observer, true)
+}
+
+/// [`decompress`] of one member of a longer archive: stops at its trailer.
+pub(crate) fn decompress_member(
+    input: impl Read,
+    mut output: impl Write,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
+    walk(input, Some(&mut output), observer, false)
 }
 
 /// Reads a tensor archive's structure and sizes without decoding.
 pub fn inspect(input: impl Read) -> Result<Summary> {
-    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent)
+    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, true)
+}
+
+/// [`inspect`] of one member of a longer archive: stops at its trailer.
+pub(crate) fn inspect_member(input: impl Read) -> Result<Summary> {
+    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, false)
 }
 
 /// A batch being decoded: each chunk's stored CRC and payload, and what it decoded into.
@@ -530,8 +544,10 @@ impl Unpacking {
     }
 }
 
-/// Checks the trailer: the whole original's CRC (when it was decoded) and nothing after it.
-fn finish_reading(r: &mut Reader<impl Read>, whole: Option<u32>) -> Result<()> {
+/// Checks the trailer: the whole original's CRC (when it was decoded), and, for a whole file
+/// (`alone`), that nothing follows. A member of a longer archive leaves what follows to the
+/// orchestrator (`session.rs`).
+fn finish_reading(r: &mut Reader<impl Read>, whole: Option<u32>, alone: bool) -> Result<()> {
     let mut crc = [0u8; 4];
     r.exact(&mut crc, "trailer")?;
     if let Some(whole) = whole {
@@ -541,11 +557,13 @@ fn finish_reading(r: &mut Reader<impl Read>, whole: Option<u32>) -> Result<()> {
             ));
         }
     }
-    let mut extra = [0u8; 1];
-    if r.read(&mut extra)? != 0 {
-        return Err(Error::Corrupt(
-            "data after the end of the tensor archive".into(),
-        ));
+    if alone {
+        let mut extra = [0u8; 1];
+        if r.read(&mut extra)? != 0 {
+            return Err(Error::Corrupt(
+                "data after the end of the tensor archive".into(),
+            ));
+        }
     }
     Ok(())
 }
@@ -567,13 +585,30 @@ pub struct Decoder<R: Read> {
     served: usize,
     whole: crc32fast::Hasher,
     done: bool,
+    /// Nothing may follow the trailer (false for a member of a longer archive).
+    alone: bool,
     /// Set by the first error: every later read fails too, never serving what failed.
     failed: bool,
 }
 
 impl<R: Read> Decoder<R> {
+    /// The input, positioned after what was read (after the trailer once a read returned the
+    /// end): where a following member starts.
+    pub fn into_inner(self) -> R {
+        self.r.input
+    }
+
     /// Reads and checks the archive's header.
     pub fn new(input: R) -> Result<Self> {
+        Decoder::open(input, true)
+    }
+
+    /// A decoder of one member of a longer archive: it stops at the member's trailer.
+    pub(crate) fn member(input: R) -> Result<Self> {
+        Decoder::open(input, false)
+    }
+
+    fn open(input: R, alone: bool) -> Result<Self> {
         let mut r = Reader { input, read: 0 };
         let layout = read_header(&mut r)?;
         Ok(Decoder {
@@ -586,6 +621,7 @@ impl<R: Read> Decoder<R> {
             served: 0,
             whole: crc32fast::Hasher::new(),
             done: false,
+            alone,
             failed: false,
         })
     }
@@ -617,7 +653,7 @@ impl<R: Read> Decoder<R> {
             self.batch.decoded.clear();
             (self.serving, self.served) = (0, 0);
             if self.group.is_empty() {
-                finish_reading(&mut self.r, Some(self.whole.clone().finalize()))?;
+                finish_reading(&mut self.r, Some(self.whole.clone().finalize()), self.alone)?;
                 self.done = true;
                 return Ok(false);
             }
@@ -657,6 +693,7 @@ fn walk(
     input: impl Read,
     mut output: Option<&mut impl Write>,
     observer: &mut dyn Observer,
+    alone: bool,
 ) -> Result<Summary> {
     let mut r = Reader { input, read: 0 };
     let layout = read_header(&mut r)?;
@@ -696,7 +733,7 @@ fn walk(
             })
         },
     )?;
-    finish_reading(&mut r, decoding.then(|| whole.finalize()))?;
+    finish_reading(&mut r, decoding.then(|| whole.finalize()), alone)?;
     if let Some(out) = output {
         out.flush()?;
     }
