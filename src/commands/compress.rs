@@ -31,6 +31,10 @@ pub struct CompressArgs {
     /// decompression picks it up by itself.
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Cut the input into members of this many original bytes (e.g. 64M), each a whole archive
+    /// that decodes on its own; the archive decodes to the whole input as usual.
+    #[arg(long, value_parser = super::parse_size)]
+    pub members: Option<u64>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
 }
@@ -98,6 +102,12 @@ pub fn run(args: CompressArgs, device: Device, limits: Limits, quiet: bool) -> R
     };
     if let Some(d) = &args.dtype {
         options = options.weights(d);
+    }
+    if let Some(m) = args.members {
+        if m == 0 {
+            anyhow::bail!("--members must be at least 1 byte");
+        }
+        options = options.members(m);
     }
     let mut session = Session::new(options);
     // Load before touching any file so that a bad -m or schedule fails fast.

@@ -115,6 +115,8 @@ pub struct Options {
     limits: Limits,
     registry: Registry,
     allow_download: bool,
+    /// Original bytes per member (`None`: one member).
+    members: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +135,7 @@ impl Default for Options {
             limits: Limits::default(),
             registry: Registry::from_env(),
             allow_download: false,
+            members: None,
         }
     }
 }
@@ -196,6 +199,16 @@ impl Options {
     /// otherwise: an archive alone does not make llmzip reach the network).
     pub fn allow_download(mut self, allow: bool) -> Self {
         self.allow_download = allow;
+        self
+    }
+
+    /// Cut the input into members of `bytes` original bytes each (the last may be shorter):
+    /// independent archives one after the other, each decodable alone, which is what parallel
+    /// and partial decoding start from. Applies to model-coded input compressed through a
+    /// [`Session`] or [`encode_all`](crate::encode_all) (the streaming `Encoder` writes one
+    /// member); `bytes` must be at least 1.
+    pub fn members(mut self, bytes: u64) -> Self {
+        self.members = Some(bytes.max(1));
         self
     }
 
@@ -386,6 +399,24 @@ pub fn original_len_hint(file: &mut (impl Read + io::Seek)) -> Option<u64> {
     }
 }
 
+/// An observer of one member, seeing progress as offsets into the whole input.
+struct Offset<'a> {
+    inner: &'a mut dyn Observer,
+    base: u64,
+}
+
+impl Observer for Offset<'_> {
+    fn progress(&mut self, bytes: u64) {
+        self.inner.progress(self.base + bytes);
+    }
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+    fn original_block(&mut self, data: &[u8]) {
+        self.inner.original_block(data);
+    }
+}
+
 /// Loaded models by (spec, weight format, for compression).
 type Loaded = HashMap<(String, Option<String>, bool), Box<dyn LanguageModel>>;
 
@@ -498,11 +529,38 @@ impl Session {
         }
         let weights = self.options.weights.clone();
         let limits = self.options.limits;
+        let members = self.options.members;
         let model = self.compression_model(&spec, weights.as_deref())?;
         let schedule = Schedule::for_model(&schedule, model.info())?;
         let mut input = io::Cursor::new(head).chain(input);
-        let s = codec::compress(&mut input, output, model, &schedule, &limits, observer)?;
-        Ok(Report::Model(s))
+        let Some(member_len) = members else {
+            let s = codec::compress(&mut input, output, model, &schedule, &limits, observer)?;
+            return Ok(Report::Model(s));
+        };
+        // Members of `member_len` original bytes each, one after the other: each a whole
+        // archive, which a reader may decode on its own.
+        let mut input = io::BufReader::with_capacity(1 << 16, input);
+        let mut reports = Vec::new();
+        let mut done = 0u64;
+        loop {
+            let mut member = (&mut input).take(member_len);
+            let mut offset = Offset {
+                inner: &mut *observer,
+                base: done,
+            };
+            let s = codec::compress(&mut member, output, model, &schedule, &limits, &mut offset)?;
+            done += s.original_len;
+            reports.push(Report::Model(s));
+            // Another member only while input remains (an empty input is one empty member).
+            if io::BufRead::fill_buf(&mut input)?.is_empty() {
+                break;
+            }
+        }
+        Ok(if reports.len() == 1 {
+            reports.pop().expect("one report")
+        } else {
+            Report::Members(reports)
+        })
     }
 
     /// Decompresses an archive from `input` into `output`: its members, of either kind, one
