@@ -32,7 +32,8 @@ pub struct CompressArgs {
     #[arg(long)]
     pub dtype: Option<String>,
     /// Cut the input into members of this many original bytes (e.g. 64M), each a whole archive
-    /// that decodes on its own; the archive decodes to the whole input as usual.
+    /// that decodes on its own, followed by a seek table; the archive decodes to the whole input
+    /// as usual, and `decompress --range` decodes only the members a range touches.
     #[arg(long, value_parser = super::parse_size)]
     pub members: Option<u64>,
     #[command(flatten)]

@@ -1,5 +1,6 @@
 //! `llmzip info`: what an archive holds, without decoding it.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::HumanBytes;
 use llmzip::unstable::codec;
+use llmzip::unstable::format::seek::SeekTable;
 use llmzip::ArchiveDescription;
 
 use super::report::{bits_per_byte, tensor_lines};
@@ -22,43 +24,65 @@ pub struct InfoArgs {
 
 pub fn run(args: InfoArgs) -> Result<()> {
     for path in &args.files {
+        let mut out = String::new();
         let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let members = llmzip::info(BufReader::new(f))
             .with_context(|| format!("cannot read {}", path.display()))?;
-        println!("{}", path.display());
+        writeln!(out, "{}", path.display()).expect("writing to a String");
         let count = members.len();
+        let table = File::open(path)
+            .ok()
+            .and_then(|mut f| SeekTable::read_from_end(&mut f).ok().flatten());
+        if let Some((table, _)) = &table {
+            writeln!(
+                out,
+                " seek table     {} members, {} original bytes (decompress --range decodes a part)",
+                table.entries.len(),
+                table.entries.iter().map(|e| e.original_len).sum::<u64>()
+            )
+            .expect("writing to a String");
+        }
         for (i, description) in members.into_iter().enumerate() {
             if count > 1 {
-                println!(" member {} of {count}", i + 1);
+                writeln!(out, " member {} of {count}", i + 1).expect("writing to a String");
             }
             match description {
-                ArchiveDescription::Tensors(s) => tensors(&s),
-                ArchiveDescription::Model(info) => model(&info),
+                ArchiveDescription::Tensors(s) => tensors(&mut out, &s),
+                ArchiveDescription::Model(info) => model(&mut out, &info),
             }
         }
+        super::print_stdout(&out)?;
     }
     Ok(())
 }
 
-fn tensors(s: &llmzip::tensors::Summary) {
-    println!(
+fn tensors(out: &mut String, s: &llmzip::tensors::Summary) {
+    writeln!(
+        out,
         "  weight file    {}, {} regions",
         s.layout.container.name(),
         s.layout.regions.len()
-    );
-    println!("  decodes on     any machine (no model: integer coding only)");
-    println!("  original size  {} bytes", s.original_len);
-    println!(
+    )
+    .expect("writing to a String");
+    writeln!(
+        out,
+        "  decodes on     any machine (no model: integer coding only)"
+    )
+    .expect("writing to a String");
+    writeln!(out, "  original size  {} bytes", s.original_len).expect("writing to a String");
+    writeln!(
+        out,
         "  archive size   {} bytes ({:.3}x)",
         s.archive_len,
         s.original_len as f64 / s.archive_len.max(1) as f64
-    );
+    )
+    .expect("writing to a String");
     for line in tensor_lines(s) {
-        println!("{line}");
+        writeln!(out, "{line}").expect("writing to a String");
     }
 }
 
-fn model(info: &codec::ArchiveInfo) {
+fn model(out: &mut String, info: &codec::ArchiveInfo) {
     let h = &info.header;
     let s = &h.schedule;
     let window = if s.window == 0 {
@@ -66,32 +90,42 @@ fn model(info: &codec::ArchiveInfo) {
     } else {
         format!("{} tokens", s.window)
     };
-    println!("  written by     {}", h.writer);
-    println!(
+    writeln!(out, "  written by     {}", h.writer).expect("writing to a String");
+    writeln!(
+        out,
         "  model          {} (fingerprint {})",
         h.model_name, h.fingerprint
-    );
-    println!("  tokenizer      {}", h.tokenizer);
-    println!("  backend        {}", h.backend);
-    println!(
+    )
+    .expect("writing to a String");
+    writeln!(out, "  tokenizer      {}", h.tokenizer).expect("writing to a String");
+    writeln!(out, "  backend        {}", h.backend).expect("writing to a String");
+    writeln!(
+        out,
         "  decodes on     {}",
         llmzip::unstable::models::archive_portability(h).describe()
-    );
-    println!(
+    )
+    .expect("writing to a String");
+    writeln!(
+        out,
         "  schedule       blocks of {}, up to {} segments of at least {} tokens, context {window}",
         HumanBytes(s.block_size),
         s.max_segments,
         s.min_segment_tokens
-    );
-    println!("  original size  {} bytes", info.original_len);
-    println!(
+    )
+    .expect("writing to a String");
+    writeln!(out, "  original size  {} bytes", info.original_len).expect("writing to a String");
+    writeln!(
+        out,
         "  archive size   {} bytes ({:.3} bits per byte)",
         info.archive_len,
         bits_per_byte(info.archive_len, info.original_len)
-    );
-    println!(
+    )
+    .expect("writing to a String");
+    writeln!(
+        out,
         "  blocks         {} coded ({} tokens), {} stored",
         info.coded_blocks, info.tokens, info.stored_blocks
-    );
-    println!("  crc32          {:08x}", info.crc);
+    )
+    .expect("writing to a String");
+    writeln!(out, "  crc32          {:08x}", info.crc).expect("writing to a String");
 }

@@ -98,6 +98,15 @@ pub fn describe(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// Writes a command's report to stdout; a closed pipe (`llmzip info x | head`) is not an error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
 /// Parses sizes like `4096`, `64K`, `20M`, `1G` (binary multiples).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();

@@ -154,8 +154,14 @@ pub fn file_summary(report: llmzip::Report, stats: bool) -> Summary {
             }
             as_codec_summary(s)
         }
-        llmzip::Report::Members(members) => {
-            let mut total = Summary::default();
+        llmzip::Report::Members {
+            members,
+            seek_tables,
+        } => {
+            let mut total = Summary {
+                archive_len: seek_tables,
+                ..Summary::default()
+            };
             for m in members {
                 let s = file_summary(m, stats);
                 total.original_len += s.original_len;

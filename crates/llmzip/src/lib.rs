@@ -30,6 +30,7 @@
 pub mod catalogue;
 mod error;
 mod identity;
+mod members;
 mod mixing;
 mod observer;
 mod registry;
@@ -46,6 +47,7 @@ pub(crate) use unstable::{codec, coder, format, models, stats, tokenization};
 
 pub use catalogue::Level;
 pub use error::{Error, Result};
+pub use members::{members, Member, SeekableDecoder};
 pub use observer::{Observer, Silent};
 pub use registry::Registry;
 pub use session::{

@@ -22,7 +22,7 @@ use std::io::{self, Read, Write};
 
 use crate::catalogue::{self, Level};
 use crate::codec::{self, Limits, Schedule, ScheduleOptions, Summary};
-use crate::format::Header;
+use crate::format::{seek, Header};
 use crate::models::{self, LanguageModel, Portability};
 use crate::observer::Observer;
 use crate::registry::Registry;
@@ -299,24 +299,36 @@ impl ArchiveKind {
 
 impl ArchiveKind {
     /// After a member: the kind of the member that follows, given back in front of the rest of
-    /// `input`, or `None` at the end of the input. Anything else after a member is refused: an
-    /// archive is a sequence of whole members and nothing else.
-    pub(crate) fn next_member<R: Read>(mut input: R) -> Result<Option<(ArchiveKind, Peeked<R>)>> {
-        let mut magic = [0u8; 4];
-        let n = crate::format::read_up_to(&mut input, &mut magic)?;
-        let kind = match (n, magic) {
-            (0, _) => return Ok(None),
-            (4, m) if m == tensors::MAGIC => ArchiveKind::Tensors,
-            (4, m) if m == crate::format::MAGIC => ArchiveKind::Model,
-            _ => {
-                return Err(Error::Corrupt(
-                    "unexpected data after the end of the archive (neither another member nor \
-                     the end of the file)"
-                        .into(),
-                ))
-            }
-        };
-        Ok(Some((kind, io::Cursor::new(magic.to_vec()).chain(input))))
+    /// `input`, or `None` at the end of the input. Seek tables ([`crate::format::seek`]) on the
+    /// way are read, checked (their own CRC) and skipped, their bytes added to `skipped`: they
+    /// index members but hold no data. Anything else after a member is refused: an archive is
+    /// a sequence of whole members and nothing else.
+    pub(crate) fn next_member<R: Read>(
+        mut input: R,
+        skipped: &mut u64,
+    ) -> Result<Option<(ArchiveKind, Peeked<R>)>> {
+        loop {
+            let mut magic = [0u8; 4];
+            let n = crate::format::read_up_to(&mut input, &mut magic)?;
+            let kind = match (n, magic) {
+                (0, _) => return Ok(None),
+                (4, m) if m == tensors::MAGIC => ArchiveKind::Tensors,
+                (4, m) if m == crate::format::MAGIC => ArchiveKind::Model,
+                (4, m) if m == seek::MAGIC => {
+                    let table = seek::SeekTable::read_after_magic(&mut input)?;
+                    *skipped += table.to_bytes().len() as u64;
+                    continue;
+                }
+                _ => {
+                    return Err(Error::Corrupt(
+                        "unexpected data after the end of the archive (neither another member \
+                         nor the end of the file)"
+                            .into(),
+                    ))
+                }
+            };
+            return Ok(Some((kind, io::Cursor::new(magic.to_vec()).chain(input))));
+        }
     }
 }
 
@@ -327,8 +339,13 @@ pub enum Report {
     Model(Summary),
     /// The weight-file codec coded it.
     Tensors(tensors::Summary),
-    /// An archive of several members (`cat a.llmz b.llmz`), each with its report.
-    Members(Vec<Report>),
+    /// An archive of several members (`cat a.llmz b.llmz`, `compress --members`).
+    Members {
+        /// Each member's report, in order.
+        members: Vec<Report>,
+        /// Bytes of seek tables among (or after) them.
+        seek_tables: u64,
+    },
 }
 
 impl Report {
@@ -337,7 +354,7 @@ impl Report {
         match self {
             Report::Model(s) => s.original_len,
             Report::Tensors(s) => s.original_len,
-            Report::Members(m) => m.iter().map(Report::original_len).sum(),
+            Report::Members { members, .. } => members.iter().map(Report::original_len).sum(),
         }
     }
 
@@ -346,7 +363,10 @@ impl Report {
         match self {
             Report::Model(s) => s.archive_len,
             Report::Tensors(s) => s.archive_len,
-            Report::Members(m) => m.iter().map(Report::archive_len).sum(),
+            Report::Members {
+                members,
+                seek_tables,
+            } => members.iter().map(Report::archive_len).sum::<u64>() + seek_tables,
         }
     }
 }
@@ -366,37 +386,48 @@ pub fn info(mut input: impl Read) -> Result<Vec<ArchiveDescription>> {
     let (mut kind, mut member) = ArchiveKind::peek(&mut input)?;
     let mut members = Vec::new();
     loop {
-        members.push(match kind {
-            ArchiveKind::Tensors => {
-                ArchiveDescription::Tensors(tensors::inspect_member(&mut member)?)
-            }
-            ArchiveKind::Model => ArchiveDescription::Model(codec::inspect(&mut member)?),
-        });
+        members.push(describe(kind, &mut member)?);
         drop(member);
-        match ArchiveKind::next_member(&mut input)? {
+        match ArchiveKind::next_member(&mut input, &mut 0)? {
             Some((k, next)) => (kind, member) = (k, next),
             None => return Ok(members),
         }
     }
 }
 
-/// The original length an archive file records at its end, read cheaply (for progress bars;
-/// never trusted for anything else). `None` if it cannot be read.
+/// One member, read to its end without decoding.
+pub(crate) fn describe(kind: ArchiveKind, member: &mut impl Read) -> Result<ArchiveDescription> {
+    Ok(match kind {
+        ArchiveKind::Tensors => ArchiveDescription::Tensors(tensors::inspect_member(member)?),
+        ArchiveKind::Model => ArchiveDescription::Model(codec::inspect(member)?),
+    })
+}
+
+/// The original length an archive file records, read cheaply (for progress bars; never trusted
+/// for anything else): the seek table's total when the file ends with one, otherwise the first
+/// member's own (exact for a file of one member). `None` if it cannot be read.
 pub fn original_len_hint(file: &mut (impl Read + io::Seek)) -> Option<u64> {
-    let (kind, _) = ArchiveKind::peek(&mut *file).ok()?;
+    let hint = if let Ok(Some((table, _))) = seek::SeekTable::read_from_end(file) {
+        Some(table.entries.iter().map(|e| e.original_len).sum())
+    } else {
+        file.seek(io::SeekFrom::Start(0)).ok()?;
+        let (kind, _) = ArchiveKind::peek(&mut *file).ok()?;
+        file.seek(io::SeekFrom::Start(0)).ok()?;
+        match kind {
+            ArchiveKind::Tensors => {
+                let layout = tensors::read_layout(io::BufReader::new(&mut *file)).ok()?;
+                Some(layout.regions.iter().map(|r| r.len).sum())
+            }
+            ArchiveKind::Model => {
+                file.seek(io::SeekFrom::End(-12)).ok()?;
+                crate::format::Trailer::read(file)
+                    .ok()
+                    .map(|t| t.original_len)
+            }
+        }
+    };
     file.seek(io::SeekFrom::Start(0)).ok()?;
-    match kind {
-        ArchiveKind::Tensors => {
-            let layout = tensors::read_layout(io::BufReader::new(file)).ok()?;
-            Some(layout.regions.iter().map(|r| r.len).sum())
-        }
-        ArchiveKind::Model => {
-            file.seek(io::SeekFrom::End(-12)).ok()?;
-            crate::format::Trailer::read(file)
-                .ok()
-                .map(|t| t.original_len)
-        }
-    }
+    hint
 }
 
 /// An observer of one member, seeing progress as offsets into the whole input.
@@ -538,9 +569,10 @@ impl Session {
             return Ok(Report::Model(s));
         };
         // Members of `member_len` original bytes each, one after the other: each a whole
-        // archive, which a reader may decode on its own.
+        // archive, which a reader may decode on its own, and a seek table after them.
         let mut input = io::BufReader::with_capacity(1 << 16, input);
         let mut reports = Vec::new();
+        let mut table = seek::SeekTable::default();
         let mut done = 0u64;
         loop {
             let mut member = (&mut input).take(member_len);
@@ -550,16 +582,21 @@ impl Session {
             };
             let s = codec::compress(&mut member, output, model, &schedule, &limits, &mut offset)?;
             done += s.original_len;
+            table.entries.push(seek::Entry {
+                archive_len: s.archive_len,
+                original_len: s.original_len,
+            });
             reports.push(Report::Model(s));
             // Another member only while input remains (an empty input is one empty member).
             if io::BufRead::fill_buf(&mut input)?.is_empty() {
                 break;
             }
         }
-        Ok(if reports.len() == 1 {
-            reports.pop().expect("one report")
-        } else {
-            Report::Members(reports)
+        let table = table.to_bytes();
+        output.write_all(&table)?;
+        Ok(Report::Members {
+            members: reports,
+            seek_tables: table.len() as u64,
         })
     }
 
@@ -574,18 +611,22 @@ impl Session {
     ) -> Result<Report> {
         let (mut kind, mut member) = ArchiveKind::peek(&mut *input)?;
         let mut reports = Vec::new();
+        let mut seek_tables = 0;
         loop {
             reports.push(self.decompress_member(kind, &mut member, output, observer)?);
             drop(member);
-            match ArchiveKind::next_member(&mut *input)? {
+            match ArchiveKind::next_member(&mut *input, &mut seek_tables)? {
                 Some((k, next)) => (kind, member) = (k, next),
                 None => break,
             }
         }
-        Ok(if reports.len() == 1 {
+        Ok(if reports.len() == 1 && seek_tables == 0 {
             reports.pop().expect("one report")
         } else {
-            Report::Members(reports)
+            Report::Members {
+                members: reports,
+                seek_tables,
+            }
         })
     }
 

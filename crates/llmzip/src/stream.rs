@@ -175,8 +175,9 @@ enum Inner<R: Read> {
         pos: usize,
     },
     Tensors(Box<crate::tensors::Decoder<Peeked<R>>>),
-    /// After the last member.
-    Done,
+    /// After the last member: the input (at its end) and the last model, for
+    /// [`Decoder::into_parts`].
+    Done(R, Option<Box<dyn LanguageModel>>),
     /// A block failed its checks: every read fails from then on.
     Failed,
 }
@@ -196,13 +197,7 @@ impl<R: Read> Decoder<R> {
     /// [`Decoder::new`] with options: the device, memory limit and registry, a model to decode
     /// with ([`Options::model`], for archives of models loaded from a path), downloads.
     pub fn with_options(input: R, options: &Options) -> Result<Self> {
-        let (kind, input) = ArchiveKind::peek(input)?;
-        let inner = Decoder::open_member(kind, input, Some(options), None)?;
-        Ok(Decoder {
-            inner,
-            options: Some(options.clone()),
-            limits: options.limits(),
-        })
+        Decoder::open(input, Some(options), None)
     }
 
     /// A decoder of a model-coded archive with a model you loaded (it must be the archive's:
@@ -258,24 +253,63 @@ impl<R: Read> Decoder<R> {
     /// At the end of a member: opens the next one and returns `true`, or returns `false` at the
     /// end of the input.
     fn next_member(&mut self) -> Result<bool> {
-        let (input, model) = match std::mem::replace(&mut self.inner, Inner::Failed) {
+        let (mut input, model) = match std::mem::replace(&mut self.inner, Inner::Failed) {
             Inner::Model {
                 decompressor,
                 model,
                 ..
             } => (decompressor.into_inner().into_inner().1, Some(model)),
             Inner::Tensors(t) => (t.into_inner().into_inner().1, None),
-            Inner::Done | Inner::Failed => return Ok(false),
+            Inner::Done(input, model) => {
+                self.inner = Inner::Done(input, model);
+                return Ok(false);
+            }
+            Inner::Failed => return Ok(false),
         };
-        match ArchiveKind::next_member(input)? {
+        match ArchiveKind::next_member(&mut input, &mut 0)? {
             None => {
-                self.inner = Inner::Done;
+                self.inner = Inner::Done(input, model);
                 Ok(false)
             }
-            Some((kind, input)) => {
+            Some((kind, peeked)) => {
+                let (magic, _) = peeked.into_inner();
+                let input = magic.chain(input);
                 self.inner = Decoder::open_member(kind, input, self.options.as_ref(), model)?;
                 Ok(true)
             }
+        }
+    }
+
+    /// A decoder that loads models through `options` (when given) and starts from `model`
+    /// (kept while members fit it): what [`SeekableDecoder`](crate::SeekableDecoder) reopens
+    /// members with.
+    pub(crate) fn open(
+        input: R,
+        options: Option<&Options>,
+        model: Option<Box<dyn LanguageModel>>,
+    ) -> Result<Self> {
+        let (kind, input) = ArchiveKind::peek(input)?;
+        let limits = options.map(Options::limits).unwrap_or_default();
+        let inner = Decoder::open_member(kind, input, options, model)?;
+        Ok(Decoder {
+            inner,
+            options: options.cloned(),
+            limits,
+        })
+    }
+
+    /// The input, positioned after what was read (at its end once every member was read), and
+    /// the model of the last member. `None` after a failed read.
+    pub(crate) fn into_parts(self) -> Option<(R, Option<Box<dyn LanguageModel>>)> {
+        match self.inner {
+            Inner::Model {
+                decompressor,
+                model,
+                ..
+            } => Some((decompressor.into_inner().into_inner().1, Some(model))),
+            Inner::Tensors(t) => Some((t.into_inner().into_inner().1, None)),
+            Inner::Done(input, model) => Some((input, model)),
+            Inner::Failed => None,
         }
     }
 
@@ -300,7 +334,7 @@ impl<R: Read> Decoder<R> {
     fn read_member(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let limits = self.limits;
         match &mut self.inner {
-            Inner::Done => Ok(0),
+            Inner::Done(..) => Ok(0),
             Inner::Failed => Err(io::Error::other(Error::Corrupt(
                 "an earlier read of this archive failed".into(),
             ))),
@@ -338,7 +372,7 @@ impl<R: Read> Read for Decoder<R> {
         loop {
             let result = self.read_member(buf);
             match result {
-                Ok(0) if matches!(self.inner, Inner::Done) => return Ok(0),
+                Ok(0) if matches!(self.inner, Inner::Done(..)) => return Ok(0),
                 Ok(0) => match self.next_member() {
                     Ok(true) => continue,
                     Ok(false) => return Ok(0),

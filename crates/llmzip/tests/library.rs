@@ -271,3 +271,102 @@ fn concatenated_archives_decode_to_the_concatenation() {
             .is_err());
     }
 }
+
+/// A file of members with a seek table: every reader decodes it whole; `SeekableDecoder` reads
+/// any range, from the table or (without a usable one) by walking the members, weight-file
+/// members included; tables in the middle (`cat` of two such files) are skipped.
+#[test]
+fn seekable_reading_matches_the_original_everywhere() {
+    use std::io::{Cursor, Seek, SeekFrom};
+    let a = sample();
+    let b = b"Another member, another model.\n".repeat(100);
+    let weights = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/gru/model.safetensors"
+    ))
+    .unwrap();
+    let fast = Options::default().level(llmzip::Level::FAST);
+    let split = encode_all(&a[..], &fast.clone().members(1000)).unwrap();
+    assert!(split.ends_with(b"LLMS"));
+    assert_eq!(decode_all(&split[..]).unwrap(), a);
+    let by_table = llmzip::members(&mut Cursor::new(&split)).unwrap();
+    assert_eq!(by_table.len(), a.len().div_ceil(1000));
+    // Without the table, walking finds the same members.
+    let table_len = split.len() - by_table.iter().map(|m| m.archive_len).sum::<u64>() as usize;
+    let bare = &split[..split.len() - table_len];
+    assert_eq!(llmzip::members(&mut Cursor::new(bare)).unwrap(), by_table);
+
+    // Two seekable files and a weight file, concatenated: the last table covers only its own
+    // members, so the reader walks.
+    let second = encode_all(&b[..], &fast.clone().members(700)).unwrap();
+    let mut file = split.clone();
+    file.extend(encode_all(&weights[..], &Options::default()).unwrap());
+    file.extend(&second);
+    let expected = [&a[..], &weights[..], &b[..]].concat();
+    assert_eq!(decode_all(&file[..]).unwrap(), expected);
+    let mut whole = Vec::new();
+    Decoder::new(&file[..])
+        .unwrap()
+        .read_to_end(&mut whole)
+        .unwrap();
+    assert_eq!(whole, expected);
+
+    for archive in [&split[..], bare, &file[..]] {
+        let original = decode_all(archive).unwrap();
+        let mut reader = llmzip::SeekableDecoder::new(Cursor::new(archive)).unwrap();
+        assert_eq!(reader.len(), original.len() as u64);
+        // Backwards and forwards, across member boundaries, and past the end.
+        let n = original.len();
+        for (start, len) in [(n - 10, 30), (0, 5), (999, 2), (1500, 4000), (3, 1), (n, 4)] {
+            reader.seek(SeekFrom::Start(start as u64)).unwrap();
+            let mut got = Vec::new();
+            (&mut reader).take(len as u64).read_to_end(&mut got).unwrap();
+            assert_eq!(got, original[start.min(n)..(start + len).min(n)], "{start}+{len}");
+        }
+        reader.seek(SeekFrom::End(-3)).unwrap();
+        let mut tail = Vec::new();
+        reader.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, original[n - 3..]);
+    }
+}
+
+/// A seek table that lies about members (with a valid CRC) is noticed before use and the
+/// members are walked instead: reads return the original, never other bytes.
+#[test]
+fn a_lying_seek_table_is_not_used() {
+    use llmzip::unstable::format::seek::SeekTable;
+    use std::io::{Cursor, Seek, SeekFrom};
+    let a = sample();
+    let options = Options::default().level(llmzip::Level::FAST).members(4000);
+    let archive = encode_all(&a[..], &options).unwrap();
+    let truth = llmzip::members(&mut Cursor::new(&archive)).unwrap();
+    let (table, start) = SeekTable::read_from_end(&mut Cursor::new(&archive))
+        .unwrap()
+        .unwrap();
+    let members = &archive[..start as usize];
+    for lie in 0..4 {
+        let mut t = table.clone();
+        match lie {
+            0 => t.entries[0].original_len += 1,
+            1 => t.entries[1].original_len -= 1,
+            2 => {
+                t.entries[0].archive_len -= 1;
+                t.entries[1].archive_len += 1;
+            }
+            _ => t.entries.pop().map(drop).unwrap_or(()),
+        }
+        let file = [members, &t.to_bytes()[..]].concat();
+        assert_eq!(
+            llmzip::members(&mut Cursor::new(&file)).unwrap(),
+            truth,
+            "lie {lie}"
+        );
+        let mut reader = llmzip::SeekableDecoder::new(Cursor::new(&file)).unwrap();
+        for at in [3990u64, 7990, 8005] {
+            reader.seek(SeekFrom::Start(at)).unwrap();
+            let mut got = Vec::new();
+            (&mut reader).take(20).read_to_end(&mut got).unwrap();
+            assert_eq!(got, a[at as usize..at as usize + 20], "lie {lie} at {at}");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 mod reader;
 mod schedule;
+pub mod seek;
 pub(crate) mod varint;
 
 use std::io::{Read, Write};
