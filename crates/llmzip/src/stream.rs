@@ -100,6 +100,13 @@ impl<W: Write> Encoder<W> {
         })?;
         state.finish()
     }
+
+    /// Gives up on the archive: what was written stays without its end (and will not decode:
+    /// remove it), and the dropped encoder does not complain. For a caller whose own input
+    /// failed midway.
+    pub fn abandon(mut self) {
+        self.state = None;
+    }
 }
 
 impl<W: Write> EncoderState<W> {

@@ -33,7 +33,7 @@ use crate::{Error, Result};
 
 /// A transformer's network as candle's ops (what `f32` and `q8_0` archives and GPUs compute
 /// with): llama's and GPT-2's.
-pub trait CandleNet {
+pub trait CandleNet: Send {
     /// Logits after each row's last position (see [`transformer::TransformerNet::forward`]).
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;
     /// Empties the KV cache.

@@ -94,7 +94,7 @@ pub const INT8_SEGMENT_TOKENS: u64 = 1536;
 /// The codec holds `rows` independent streams and asks for all of their next-symbol distributions
 /// at once, one step at a time. Implementations must be deterministic: the same sequence of
 /// `start_block`/`slide`/`step` calls must give bit-identical probabilities, whatever the thread count.
-pub trait LanguageModel {
+pub trait LanguageModel: Send {
     /// What the model is: name, fingerprint, vocabulary, defaults.
     fn info(&self) -> &ModelInfo;
 

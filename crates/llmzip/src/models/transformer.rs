@@ -12,7 +12,7 @@ use crate::tokenization::{BpeTokenizer, Tokenizer};
 use crate::{Error, Result};
 
 /// A decoder-only network that keeps its own KV cache.
-pub trait TransformerNet {
+pub trait TransformerNet: Send {
     /// Runs `ids` (`rows × len`) at positions `pos..pos + len` of every row, appending to the
     /// cache, and returns the logits after the last position, `rows × vocab`.
     fn forward(&mut self, ids: &Tensor, pos: usize) -> Result<Tensor>;

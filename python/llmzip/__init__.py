@@ -1,0 +1,243 @@
+"""llmzip: lossless compression with neural language models.
+
+One call each way::
+
+    import llmzip
+    archive = llmzip.compress(b"some text" * 100)            # level 6, the default
+    assert llmzip.decompress(archive) == b"some text" * 100
+    llmzip.compress(data, level=1)                            # fast: no neural network
+    llmzip.compress(data, model="gru3-cm5", members=1 << 20)  # independent 1 MiB members
+
+Files, like ``gzip.open``::
+
+    with llmzip.open("notes.txt.llmz", "wb") as f:
+        f.write(b"...")
+    with llmzip.open("notes.txt.llmz", "rb") as f:
+        f.seek(1000)            # reads decode only the members they touch
+        part = f.read(100)
+
+``compress_file`` / ``decompress_file`` write ``FILE.llmz`` beside ``FILE`` (and back) as the
+command-line tool does, atomically; weight files (safetensors, GGUF) get the weight-file codec.
+``llmzip.ray`` (``pip install "llmzip[ray]"``) compresses on a Ray cluster.
+
+The coding runs in Rust with the GIL released. Errors: ``CorruptError`` (not an archive,
+damaged, cut short), ``ModelError`` (the model an archive needs is missing or different), both
+``LlmzipError``; ``OSError`` for files; ``ValueError`` for bad arguments.
+"""
+
+import io
+import os
+import tempfile
+
+from ._llmzip import (
+    CorruptError,
+    LlmzipError,
+    ModelError,
+    Reader,
+    Writer,
+    __version__,
+    compress,
+    decompress,
+    members,
+    seek_table,
+)
+from . import _llmzip
+
+__all__ = [
+    "CorruptError",
+    "LlmzipError",
+    "ModelError",
+    "LlmzipFile",
+    "__version__",
+    "compress",
+    "compress_file",
+    "decompress",
+    "decompress_file",
+    "decompress_range",
+    "members",
+    "open",
+    "seek_table",
+]
+
+SUFFIX = ".llmz"
+
+
+def _replace_atomically(dst, write, force):
+    """Runs ``write(tmp)`` on a temporary file beside ``dst`` and renames it over ``dst``:
+    ``dst`` is either whole or untouched."""
+    dst = os.fspath(dst)
+    if not force and os.path.exists(dst):
+        raise FileExistsError(f"{dst} already exists; pass force=True to overwrite it")
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".llmzip-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        result = write(tmp)
+        os.replace(tmp, dst)
+        return result
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def compress_file(src, dst=None, *, level=None, model=None, members=None, block_size=None,
+                  force=False):
+    """Compresses file ``src`` into ``dst`` (default ``src + ".llmz"``), atomically; returns the
+    path written. ``members`` cuts the input into independent members of that many bytes."""
+    src = os.fspath(src)
+    dst = os.fspath(dst) if dst is not None else src + SUFFIX
+    _replace_atomically(
+        dst,
+        lambda tmp: _llmzip.compress_file(src, tmp, level=level, model=model, members=members,
+                                          block_size=block_size),
+        force,
+    )
+    return dst
+
+
+def decompress_file(src, dst=None, *, model=None, memory_limit=None, force=False):
+    """Decompresses archive ``src`` into ``dst`` (default: ``src`` without ``.llmz``),
+    atomically; returns the path written."""
+    src = os.fspath(src)
+    if dst is None:
+        if not src.endswith(SUFFIX) or len(src) == len(SUFFIX):
+            raise ValueError(f"{src} does not end in {SUFFIX}: give the output path")
+        dst = src[: -len(SUFFIX)]
+    dst = os.fspath(dst)
+    _replace_atomically(
+        dst,
+        lambda tmp: _llmzip.decompress_file(src, tmp, model=model, memory_limit=memory_limit),
+        force,
+    )
+    return dst
+
+
+def decompress_range(path, start, length, *, model=None):
+    """Original bytes ``start`` .. ``start + length`` of archive file ``path``, decoding only
+    the members they lie in (``llmzip decompress --range``)."""
+    with open(path, "rb", model=model) as f:
+        f.seek(start)
+        return f.read(length)
+
+
+class LlmzipFile(io.BufferedIOBase):
+    """An archive file opened by :func:`open`: reading (seekable: a read decodes only the
+    members it touches) or writing (one member; the file appears, whole, on ``close()``)."""
+
+    def __init__(self, path, mode="rb", *, level=None, model=None, block_size=None,
+                 memory_limit=None):
+        super().__init__()
+        if mode in ("r", "rb"):
+            self._reader = Reader(os.fspath(path), model=model, memory_limit=memory_limit)
+            self._writer = None
+        elif mode in ("w", "wb", "x", "xb"):
+            path = os.fspath(path)
+            if mode.startswith("x") and os.path.exists(path):
+                raise FileExistsError(f"{path} already exists")
+            folder = os.path.dirname(os.path.abspath(path))
+            fd, self._tmp = tempfile.mkstemp(prefix=".llmzip-", suffix=".tmp", dir=folder)
+            os.close(fd)
+            self._path = path
+            try:
+                self._writer = Writer(self._tmp, level=level, model=model,
+                                      block_size=block_size)
+            except BaseException:
+                os.unlink(self._tmp)
+                raise
+            self._reader = None
+        else:
+            raise ValueError(f"invalid mode {mode!r}: use 'rb', 'wb' or 'xb' (or 'rt'/'wt' "
+                             "through llmzip.open)")
+        self.mode = mode
+        self.name = os.fspath(path)
+
+    # Reading.
+    def readable(self):
+        return self._reader is not None
+
+    def seekable(self):
+        return self._reader is not None
+
+    def read(self, size=-1):
+        self._check_open()
+        if self._reader is None:
+            raise io.UnsupportedOperation("not opened for reading")
+        return self._reader.read(-1 if size is None else size)
+
+    def read1(self, size=-1):
+        return self.read(size)
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        self._check_open()
+        if self._reader is None:
+            raise io.UnsupportedOperation("not opened for reading")
+        return self._reader.seek(offset, whence)
+
+    def tell(self):
+        return self.seek(0, io.SEEK_CUR)
+
+    # Writing.
+    def writable(self):
+        return self._writer is not None
+
+    def write(self, data):
+        self._check_open()
+        if self._writer is None:
+            raise io.UnsupportedOperation("not opened for writing")
+        return self._writer.write(bytes(data))
+
+    def close(self):
+        if self.closed:
+            return
+        try:
+            if self._writer is not None:
+                self._writer.close()
+                os.replace(self._tmp, self._path)
+        except BaseException:
+            self._discard()
+            raise
+        finally:
+            super().close()
+
+    def _discard(self):
+        if self._writer is not None:
+            self._writer.abandon()
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None and not self.closed:
+            # An error inside the `with`: the archive is not made.
+            self._discard()
+            super().close()
+            return False
+        return super().__exit__(kind, value, traceback)
+
+    def _check_open(self):
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+
+def open(path, mode="rb", *, level=None, model=None, block_size=None, memory_limit=None,
+         encoding=None, errors=None, newline=None):
+    """Opens an archive file like ``gzip.open``: ``"rb"``/``"wb"``/``"xb"`` give an
+    :class:`LlmzipFile`; ``"rt"``/``"wt"``/``"xt"`` wrap it in an ``io.TextIOWrapper``."""
+    if "t" in mode:
+        binary = LlmzipFile(path, mode.replace("t", "b"), level=level, model=model,
+                            block_size=block_size, memory_limit=memory_limit)
+        return io.TextIOWrapper(binary, encoding=encoding, errors=errors, newline=newline)
+    if encoding is not None or errors is not None or newline is not None:
+        raise ValueError("encoding, errors and newline are for text modes only")
+    return LlmzipFile(path, mode, level=level, model=model, block_size=block_size,
+                      memory_limit=memory_limit)
+
