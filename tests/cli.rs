@@ -782,10 +782,21 @@ fn range_decodes_a_slice_from_the_members_it_touches() {
         assert_eq!(out.stdout, slice(start, len), "--range {arg}");
     }
     ok(&run(
-        &["-q", "decompress", "--range", "100:10", "t.llmz", "-o", "part"],
+        &[
+            "-q",
+            "decompress",
+            "--range",
+            "100:10",
+            "t.llmz",
+            "-o",
+            "part",
+        ],
         dir.path(),
     ));
-    assert_eq!(std::fs::read(dir.path().join("part")).unwrap(), slice(100, 10));
+    assert_eq!(
+        std::fs::read(dir.path().join("part")).unwrap(),
+        slice(100, 10)
+    );
 
     // Damage the last member's payload: a range in the first member still decodes.
     let mut archive = std::fs::read(dir.path().join("t.llmz")).unwrap();
@@ -794,15 +805,27 @@ fn range_decodes_a_slice_from_the_members_it_touches() {
     let last = members[3];
     archive[(last.archive_offset + last.archive_len / 2) as usize] ^= 0x55;
     std::fs::write(dir.path().join("d.llmz"), &archive).unwrap();
-    let out = run(&["-q", "decompress", "--range", "0:100", "d.llmz"], dir.path());
+    let out = run(
+        &["-q", "decompress", "--range", "0:100", "d.llmz"],
+        dir.path(),
+    );
     ok(&out);
     assert_eq!(out.stdout, slice(0, 100));
-    let err = clean_failure(&run(&["decompress", "--range", "39000:10", "d.llmz"], dir.path()));
+    let err = clean_failure(&run(
+        &["decompress", "--range", "39000:10", "d.llmz"],
+        dir.path(),
+    ));
     assert!(!err.is_empty());
-    let err = clean_failure(&run(&["decompress", "-f", "d.llmz", "-o", "whole"], dir.path()));
+    let err = clean_failure(&run(
+        &["decompress", "-f", "d.llmz", "-o", "whole"],
+        dir.path(),
+    ));
     assert!(err.contains("corrupt") || err.contains("CRC"), "{err}");
 
-    let err = clean_failure(&run(&["decompress", "--range", "50000:1", "t.llmz"], dir.path()));
+    let err = clean_failure(&run(
+        &["decompress", "--range", "50000:1", "t.llmz"],
+        dir.path(),
+    ));
     assert!(err.contains("after the end of the original"), "{err}");
     let out = run(&["decompress", "--range", "12", "t.llmz"], dir.path());
     assert!(!out.status.success());

@@ -108,7 +108,15 @@ class RayCoder:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 load[pending.pop(ref)] -= 1
-                index, result = ray.get(ref)
+                try:
+                    index, result = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:
+                    # The worker's own exception (CorruptError, ModelError, …), not Ray's
+                    # wrapper: callers catch llmzip's exceptions whatever ran the member.
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, Exception):
+                        raise cause from None
+                    raise
                 ready[index] = result
             while written in ready:
                 write(written, ready.pop(written))

@@ -19,19 +19,19 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 create_exception!(
-    _llmzip,
+    llmzip,
     LlmzipError,
     PyException,
     "An llmzip failure (the message says what to do next)."
 );
 create_exception!(
-    _llmzip,
+    llmzip,
     CorruptError,
     LlmzipError,
     "The data is not an llmzip archive, or is damaged or cut short."
 );
 create_exception!(
-    _llmzip,
+    llmzip,
     ModelError,
     LlmzipError,
     "The model an archive needs is missing, different, or cannot be loaded."
@@ -196,8 +196,11 @@ fn decompress_file(
     py.detach(|| -> llmzip::Result<(u64, u64)> {
         let input = File::open(&src).map_err(|e| file_error(&src, e))?;
         let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
-        let report =
-            Session::new(options).decompress(&mut BufReader::new(input), &mut output, &mut Silent)?;
+        let report = Session::new(options).decompress(
+            &mut BufReader::new(input),
+            &mut output,
+            &mut Silent,
+        )?;
         output.flush()?;
         output.get_ref().sync_all()?;
         Ok((report.archive_len(), report.original_len()))
@@ -206,10 +209,7 @@ fn decompress_file(
 }
 
 fn file_error(path: &std::path::Path, e: io::Error) -> Error {
-    Error::Io(io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
+    Error::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// members(path) -> list of (archive offset, archive bytes, original offset, original bytes)
@@ -324,8 +324,7 @@ impl Reader {
             _ => return Err(PyValueError::new_err("whence must be 0, 1 or 2")),
         };
         let mut d = self.inner.lock().expect("not poisoned");
-        d.seek(to)
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+        d.seek(to).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 }
 
@@ -364,9 +363,9 @@ impl Writer {
     fn write(&self, py: Python<'_>, data: Cow<'_, [u8]>) -> PyResult<usize> {
         py.detach(|| -> io::Result<usize> {
             let mut guard = self.inner.lock().expect("not poisoned");
-            let encoder = guard.as_mut().ok_or_else(|| {
-                io::Error::other("write to a closed llmzip writer")
-            })?;
+            let encoder = guard
+                .as_mut()
+                .ok_or_else(|| io::Error::other("write to a closed llmzip writer"))?;
             encoder.write_all(&data)?;
             Ok(data.len())
         })
@@ -424,8 +423,14 @@ impl Coder {
 
     /// Loads the model now (otherwise on first use); says nothing about decoding models.
     fn prepare(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.session.lock().expect("not poisoned").prepare().map(drop))
-            .map_err(to_py)
+        py.detach(|| {
+            self.session
+                .lock()
+                .expect("not poisoned")
+                .prepare()
+                .map(drop)
+        })
+        .map_err(to_py)
     }
 
     /// One member holding `data`.
@@ -442,7 +447,11 @@ impl Coder {
     }
 
     /// The original of an archive (all its members).
-    fn decompress<'py>(&self, py: Python<'py>, data: Cow<'_, [u8]>) -> PyResult<Bound<'py, PyBytes>> {
+    fn decompress<'py>(
+        &self,
+        py: Python<'py>,
+        data: Cow<'_, [u8]>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let out = py
             .detach(|| -> llmzip::Result<Vec<u8>> {
                 let mut out = Vec::new();

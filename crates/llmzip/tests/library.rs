@@ -320,8 +320,15 @@ fn seekable_reading_matches_the_original_everywhere() {
         for (start, len) in [(n - 10, 30), (0, 5), (999, 2), (1500, 4000), (3, 1), (n, 4)] {
             reader.seek(SeekFrom::Start(start as u64)).unwrap();
             let mut got = Vec::new();
-            (&mut reader).take(len as u64).read_to_end(&mut got).unwrap();
-            assert_eq!(got, original[start.min(n)..(start + len).min(n)], "{start}+{len}");
+            (&mut reader)
+                .take(len as u64)
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(
+                got,
+                original[start.min(n)..(start + len).min(n)],
+                "{start}+{len}"
+            );
         }
         reader.seek(SeekFrom::End(-3)).unwrap();
         let mut tail = Vec::new();
