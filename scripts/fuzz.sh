@@ -19,7 +19,7 @@ if ! command -v cargo-fuzz >/dev/null; then
   echo "cargo-fuzz is missing: installing it from crates.io (cargo install cargo-fuzz --locked)" >&2
   cargo install cargo-fuzz --locked >&2
 fi
-targets=(archive_structure decompress_default decompress_fast tensors)
+targets=(archive_structure decompress_default decompress_fast tensors seekable)
 [ $# -gt 0 ] && targets=("$@")
 # No sanitizer: llmzip's only unsafe code is SIMD intrinsics behind run-time feature checks, and
 # AddressSanitizer would slow the model's kernels down,

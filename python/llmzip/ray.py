@@ -33,6 +33,10 @@ class _MemberCoder:
     """One worker: a model loaded once, coding members."""
 
     def __init__(self, level, model, block_size):
+        # As many compute threads as CPUs Ray gave this actor (the library's pools read this
+        # before their first use): actors sharing a node do not oversubscribe it.
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        os.environ["RAYON_NUM_THREADS"] = str(max(1, int(cpus)))
         self.coder = llmzip._llmzip.Coder(level=level, model=model, block_size=block_size)
         self.coder.prepare()
 
