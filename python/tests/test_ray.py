@@ -107,7 +107,9 @@ def test_the_llmzip_ray_command(cluster, tmp_path, cli):
     files = [tmp_path / f"f{i}.txt" for i in range(2)]
     for i, f in enumerate(files):
         f.write_bytes(text(30_000 + 7000 * i))
-    command = [sys.executable, "-m", "llmzip.ray_cli"]
+    # The console script pip installed beside this Python.
+    command = [os.path.join(os.path.dirname(sys.executable), "llmzip-ray")]
+    assert os.path.exists(command[0])
     subprocess.run(command + ["compress", "--address", cluster.address, "-1", "--members",
                               "8K"] + [str(f) for f in files], check=True)
     for f in files:
