@@ -831,3 +831,30 @@ fn range_decodes_a_slice_from_the_members_it_touches() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("START:LEN"));
 }
+
+/// `llmzip info x | head` and `llmzip models | head`: a reader that went away is not an error
+/// and never a panic (regression: println! panicked on the closed pipe).
+#[test]
+fn reports_to_a_closed_pipe_end_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t"), text(3000)).unwrap();
+    ok(&run(
+        &["-q", "compress", "-1", "--members", "1K", "t"],
+        dir.path(),
+    ));
+    for args in [&["info", "t.llmz"][..], &["models", "--all"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmzip"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -62,31 +62,76 @@ __all__ = [
 SUFFIX = ".llmz"
 
 
-def _replace_atomically(dst, write, force):
-    """Runs ``write(tmp)`` on a temporary file beside ``dst`` and renames it over ``dst``:
-    ``dst`` is either whole or untouched."""
-    dst = os.fspath(dst)
-    if not force and os.path.exists(dst):
-        raise FileExistsError(f"{dst} already exists; pass force=True to overwrite it")
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temporary_beside(dst, mode=None):
+    """A new empty file in ``dst``'s folder, with ``mode`` (default: what a new file gets,
+    0o666 less the umask) rather than mkstemp's 0o600."""
     folder = os.path.dirname(os.path.abspath(dst))
     fd, tmp = tempfile.mkstemp(prefix=".llmzip-", suffix=".tmp", dir=folder)
     os.close(fd)
+    os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+    return tmp
+
+
+def _commit(tmp, dst, force):
+    """Moves ``tmp`` to ``dst`` in one step: over an existing file with ``force``, otherwise
+    only if ``dst`` does not exist (a hard link fails atomically if it does)."""
+    if force:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise FileExistsError(f"{dst} already exists; pass force=True to overwrite it") from None
+    except OSError:
+        # A file system without hard links: check, then rename (not atomic against a racer).
+        if os.path.exists(dst):
+            raise FileExistsError(f"{dst} already exists; pass force=True to overwrite it")
+        os.replace(tmp, dst)
+        return
+    os.unlink(tmp)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _replace_atomically(dst, write, force, mode=None):
+    """Runs ``write(tmp)`` on a temporary file beside ``dst`` and moves it to ``dst``: ``dst``
+    is either whole or untouched, and no temporary file stays behind."""
+    dst = os.fspath(dst)
+    if not force and os.path.exists(dst):
+        raise FileExistsError(f"{dst} already exists; pass force=True to overwrite it")
+    tmp = _temporary_beside(dst, mode)
     try:
         result = write(tmp)
-        os.replace(tmp, dst)
+        _commit(tmp, dst, force)
         return result
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _remove(tmp)
         raise
+
+
+def _mode_of(path):
+    """The permission bits of ``path`` (outputs keep their input's, as the tool does)."""
+    import stat
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def compress_file(src, dst=None, *, level=None, model=None, members=None, block_size=None,
                   force=False):
-    """Compresses file ``src`` into ``dst`` (default ``src + ".llmz"``), atomically; returns the
-    path written. ``members`` cuts the input into independent members of that many bytes."""
+    """Compresses file ``src`` into ``dst`` (default ``src + ".llmz"``), atomically, with
+    ``src``'s permissions; returns the path written. ``members`` cuts the input into
+    independent members of that many bytes, with a seek table (a weight file, recognised
+    first, is one member of the weight-file codec, as with the tool)."""
     src = os.fspath(src)
     dst = os.fspath(dst) if dst is not None else src + SUFFIX
     _replace_atomically(
@@ -94,13 +139,14 @@ def compress_file(src, dst=None, *, level=None, model=None, members=None, block_
         lambda tmp: _llmzip.compress_file(src, tmp, level=level, model=model, members=members,
                                           block_size=block_size),
         force,
+        _mode_of(src),
     )
     return dst
 
 
 def decompress_file(src, dst=None, *, model=None, memory_limit=None, force=False):
     """Decompresses archive ``src`` into ``dst`` (default: ``src`` without ``.llmz``),
-    atomically; returns the path written."""
+    atomically, with ``src``'s permissions; returns the path written."""
     src = os.fspath(src)
     if dst is None:
         if not src.endswith(SUFFIX) or len(src) == len(SUFFIX):
@@ -111,6 +157,7 @@ def decompress_file(src, dst=None, *, model=None, memory_limit=None, force=False
         dst,
         lambda tmp: _llmzip.decompress_file(src, tmp, model=model, memory_limit=memory_limit),
         force,
+        _mode_of(src),
     )
     return dst
 
@@ -137,15 +184,13 @@ class LlmzipFile(io.BufferedIOBase):
             path = os.fspath(path)
             if mode.startswith("x") and os.path.exists(path):
                 raise FileExistsError(f"{path} already exists")
-            folder = os.path.dirname(os.path.abspath(path))
-            fd, self._tmp = tempfile.mkstemp(prefix=".llmzip-", suffix=".tmp", dir=folder)
-            os.close(fd)
+            self._tmp = _temporary_beside(path)
             self._path = path
             try:
                 self._writer = Writer(self._tmp, level=level, model=model,
                                       block_size=block_size)
             except BaseException:
-                os.unlink(self._tmp)
+                _remove(self._tmp)
                 raise
             self._reader = None
         else:
@@ -195,37 +240,66 @@ class LlmzipFile(io.BufferedIOBase):
         return self._writer.write(bytes(data))
 
     def close(self):
+        """Closes the file; when writing, finishes the archive and moves it into place."""
         if self.closed:
             return
         try:
             if self._writer is not None:
                 self._writer.close()
-                os.replace(self._tmp, self._path)
+                _commit(self._tmp, self._path, force=not self.mode.startswith("x"))
         except BaseException:
             self._discard()
             raise
         finally:
             super().close()
 
+    def discard(self):
+        """Closes without making the archive (writing): the path is left as it was."""
+        if not self.closed:
+            self._discard()
+            super().close()
+
     def _discard(self):
         if self._writer is not None:
             self._writer.abandon()
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
+            _remove(self._tmp)
 
     def __exit__(self, kind, value, traceback):
-        if kind is not None and not self.closed:
+        if kind is not None:
             # An error inside the `with`: the archive is not made.
-            self._discard()
-            super().close()
+            self.discard()
             return False
         return super().__exit__(kind, value, traceback)
+
+    def __del__(self):
+        # Garbage-collected unclosed: an archive is made only by close() or a `with` that
+        # ended without an error, never by the collector after a failure.
+        if getattr(self, "_writer", None) is not None and not self.closed:
+            import warnings
+            warnings.warn(f"llmzip file {self.name!r} was never closed: its archive was "
+                          "discarded", ResourceWarning, stacklevel=2)
+            self.discard()
 
     def _check_open(self):
         if self.closed:
             raise ValueError("I/O operation on closed file")
+
+
+class _TextFile(io.TextIOWrapper):
+    """Text over an :class:`LlmzipFile`, with the same rule: an error inside ``with`` (or a
+    file never closed) makes no archive."""
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            self.buffer.discard()
+            return False
+        return super().__exit__(kind, value, traceback)
+
+    def __del__(self):
+        if not self.buffer.closed and self.buffer.writable():
+            self.buffer.__del__()
+        else:
+            super().__del__()
 
 
 def open(path, mode="rb", *, level=None, model=None, block_size=None, memory_limit=None,
@@ -235,7 +309,7 @@ def open(path, mode="rb", *, level=None, model=None, block_size=None, memory_lim
     if "t" in mode:
         binary = LlmzipFile(path, mode.replace("t", "b"), level=level, model=model,
                             block_size=block_size, memory_limit=memory_limit)
-        return io.TextIOWrapper(binary, encoding=encoding, errors=errors, newline=newline)
+        return _TextFile(binary, encoding=encoding, errors=errors, newline=newline)
     if encoding is not None or errors is not None or newline is not None:
         raise ValueError("encoding, errors and newline are for text modes only")
     return LlmzipFile(path, mode, level=level, model=model, block_size=block_size,

@@ -60,6 +60,8 @@ class RayCoder:
 
     def __init__(self, *, level=None, model=None, block_size=None, workers=None, address=None,
                  max_restarts=3, max_task_retries=3):
+        # Bad options fail here, on the driver, before any actor starts (nothing is loaded).
+        llmzip._llmzip.Coder(level=level, model=model, block_size=block_size)
         if not ray.is_initialized():
             ray.init(address=address, log_to_driver=False)
         if workers is None:
@@ -73,8 +75,14 @@ class RayCoder:
             _MemberCoder.options(**options).remote(level, model, block_size)
             for _ in range(workers)
         ]
-        # Wait until every model is loaded: a bad level or model fails here, before any file.
-        ray.get([a.pid.remote() for a in self.actors])
+        # Wait until every model is loaded: a model that cannot be loaded fails here, before
+        # any file, as llmzip's own exception.
+        try:
+            ray.get([a.pid.remote() for a in self.actors])
+        except ray.exceptions.RayActorError as e:
+            for a in self.actors:
+                ray.kill(a)
+            raise llmzip.ModelError(f"a worker could not load the model: {e}") from None
 
     def pids(self):
         """The process id of each actor (where each worker runs, for monitoring and tests)."""

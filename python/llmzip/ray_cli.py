@@ -4,7 +4,9 @@
     llmzip-ray decompress --address HOST:PORT FILES
 
 writes ``FILE.llmz`` beside each ``FILE`` (and back), as ``llmzip compress`` does; the archive is
-byte for byte what ``llmzip compress --members SIZE`` writes on one machine.
+byte for byte what ``llmzip compress --members SIZE`` writes on one machine, except for weight
+files, which the tool recognises and codes as one member of its weight-file codec, and Ray codes
+with the model like any bytes.
 """
 
 import argparse

@@ -241,7 +241,7 @@ fn members(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Vec<(u64, u64, 
 /// write after members assembled by hand (as `llmzip.ray` does) for a file that
 /// `compress --members` would have written.
 #[pyfunction]
-fn seek_table<'py>(py: Python<'py>, entries: Vec<(u64, u64)>) -> Bound<'py, PyBytes> {
+fn seek_table<'py>(py: Python<'py>, entries: Vec<(u64, u64)>) -> PyResult<Bound<'py, PyBytes>> {
     let table = llmzip::unstable::format::seek::SeekTable {
         entries: entries
             .into_iter()
@@ -253,7 +253,13 @@ fn seek_table<'py>(py: Python<'py>, entries: Vec<(u64, u64)>) -> Bound<'py, PyBy
             )
             .collect(),
     };
-    PyBytes::new(py, &table.to_bytes())
+    match table.to_bytes() {
+        Some(bytes) => Ok(PyBytes::new(py, &bytes)),
+        None => Err(PyValueError::new_err(
+            "too many members for a seek table (at most 16 MiB of table): write none, readers \
+             walk the members",
+        )),
+    }
 }
 
 /// Reader(path, model=None, memory_limit=None): the original of an archive file, readable and

@@ -183,3 +183,33 @@ def test_calls_release_the_gil():
     assert result["out"] == data
     longest_pause = max(b - a for a, b in zip(ticks, ticks[1:]))
     assert longest_pause < result["took"] / 2, (longest_pause, result["took"])
+
+
+def test_text_mode_and_unclosed_writers_make_no_archive(tmp_path):
+    path = tmp_path / "t.llmz"
+    with pytest.raises(RuntimeError):
+        with llmzip.open(path, "wt", level=1, encoding="utf-8") as f:
+            f.write("partial text")
+            raise RuntimeError("stop")
+    assert os.listdir(tmp_path) == []
+    f = llmzip.open(path, "wb", level=1)
+    f.write(b"never closed")
+    with pytest.warns(ResourceWarning):
+        f.__del__()
+    assert os.listdir(tmp_path) == []
+
+
+def test_outputs_get_the_input_permissions(tmp_path, sample):
+    src = tmp_path / "p.txt"
+    src.write_bytes(sample[:3000])
+    os.chmod(src, 0o640)
+    out = llmzip.compress_file(src, level=1)
+    assert os.stat(out).st_mode & 0o777 == 0o640
+    os.unlink(src)
+    llmzip.decompress_file(out)
+    assert os.stat(src).st_mode & 0o777 == 0o640
+    with llmzip.open(tmp_path / "new.llmz", "xb", level=1) as f:
+        f.write(b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "new.llmz").st_mode & 0o777 == 0o666 & ~mask

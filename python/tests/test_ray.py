@@ -124,3 +124,10 @@ def test_the_llmzip_ray_command(cluster, tmp_path, cli):
     failed = subprocess.run(command + ["decompress", "--address", cluster.address,
                                        f"{files[0]}.llmz"], capture_output=True, text=True)
     assert failed.returncode == 1 and "exists" in failed.stderr
+
+
+def test_a_model_that_cannot_load_is_llmzips_error(cluster):
+    with pytest.raises(llmzip.ModelError):
+        lray.RayCoder(model="no-such-model", workers=1)
+    with pytest.raises(ValueError):
+        lray.RayCoder(level=42, workers=1)

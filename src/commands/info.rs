@@ -30,15 +30,23 @@ pub fn run(args: InfoArgs) -> Result<()> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         writeln!(out, "{}", path.display()).expect("writing to a String");
         let count = members.len();
+        // The table, when it is one that readers use (checked against the members).
         let table = File::open(path)
             .ok()
-            .and_then(|mut f| SeekTable::read_from_end(&mut f).ok().flatten());
-        if let Some((table, _)) = &table {
+            .and_then(|mut f| SeekTable::read_from_end(&mut f).ok().flatten())
+            .filter(|(table, _)| table.entries.len() == count);
+        let listed = File::open(path)
+            .ok()
+            .and_then(|mut f| llmzip::members(&mut f).ok());
+        if let (Some((table, _)), Some(listed)) = (&table, listed) {
+            let total = listed
+                .last()
+                .map_or(0, |m| m.original_offset + m.original_len);
             writeln!(
                 out,
-                " seek table     {} members, {} original bytes (decompress --range decodes a part)",
+                " seek table     {} members, {total} original bytes (decompress --range decodes \
+                 a part)",
                 table.entries.len(),
-                table.entries.iter().map(|e| e.original_len).sum::<u64>()
             )
             .expect("writing to a String");
         }

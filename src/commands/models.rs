@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use llmzip::catalogue::{self, Entry, Level, Source};
 use llmzip::Registry;
+use std::fmt::Write as _;
 
 /// Options of `llmzip models`.
 #[derive(Debug, Args)]
@@ -59,14 +60,17 @@ fn weights(entry: &Entry, registry: &Registry) -> String {
 }
 
 pub fn run(args: ModelsArgs) -> Result<()> {
+    let mut out = String::new();
     let registry = Registry::from_env().without_downloads();
-    println!("Levels (llmzip compress -N):");
-    print!("{}", catalogue::levels_help());
-    println!();
-    println!(
+    writeln!(out, "Levels (llmzip compress -N):").expect("writing to a String");
+    out.push_str(&catalogue::levels_help());
+    out.push('\n');
+    writeln!(
+        out,
         "{:<12} {:<8} {:<34} {:>6} {:>7}  what for",
         "model", "alias", "weights", "bpb", "KiB/s"
-    );
+    )
+    .expect("writing to a String");
     let mut elsewhere = Vec::new();
     for entry in catalogue::CATALOGUE
         .iter()
@@ -80,7 +84,8 @@ pub fn run(args: ModelsArgs) -> Result<()> {
             }
             None => ("-".into(), "-".into()),
         };
-        println!(
+        writeln!(
+            out,
             "{:<12} {:<8} {:<34} {:>6} {:>7}  {}",
             entry.name,
             entry.aliases.join(","),
@@ -88,7 +93,8 @@ pub fn run(args: ModelsArgs) -> Result<()> {
             bpb,
             speed,
             entry.purpose
-        );
+        )
+        .expect("writing to a String");
     }
     if !args.all {
         let older: Vec<&str> = catalogue::CATALOGUE
@@ -96,35 +102,48 @@ pub fn run(args: ModelsArgs) -> Result<()> {
             .filter(|e| !e.current)
             .map(|e| e.name)
             .collect();
-        println!(
+        writeln!(
+            out,
             "\nOlder models, kept so that their archives decode (--all describes them): {}",
             older.join(", ")
-        );
+        )
+        .expect("writing to a String");
     }
     let installed = installed(&registry);
     if !installed.is_empty() {
-        println!(
+        writeln!(
+            out,
             "\nModels of your own in LLMZIP_MODELS directories: {}",
             installed.join(", ")
-        );
+        )
+        .expect("writing to a String");
     }
-    println!(
+    writeln!(
+        out,
         "\nbpb and compression speed: {FIGURES_FILE}, from docs/benchmarks.md \
          ({}); `-` where that run did not include the model.",
         machine()
-    );
+    )
+    .expect("writing to a String");
     if !elsewhere.is_empty() {
-        println!("* measured on another machine: {}", elsewhere.join(", "));
+        writeln!(
+            out,
+            "* measured on another machine: {}",
+            elsewhere.join(", ")
+        )
+        .expect("writing to a String");
     }
-    println!(
+    writeln!(
+        out,
         "Levels 1-8 need nothing but this binary; level {} {}.",
         Level::BEST,
         match Level::BEST.check_installed(&registry) {
             Ok(()) => "is installed".to_string(),
             Err(e) => format!("is not: {e}"),
         }
-    );
-    Ok(())
+    )
+    .expect("writing to a String");
+    super::print_stdout(&out)
 }
 
 /// Model directories and GGUF files in the registry's directories that are not catalogue

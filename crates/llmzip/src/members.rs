@@ -8,11 +8,11 @@
 //! Where the members lie is read from the file's seek table when it ends with one that covers
 //! exactly the bytes before it (`compress --members` writes one); otherwise, found by walking
 //! the members' structure (headers, block headers, trailers: every byte is read once, nothing is
-//! decoded). The table is checked before it is used, cheaply: a member's magic must stand at
-//! each offset it gives, and each member's own record of its original length (a model
-//! member's trailer, a weight file's layout) must agree with it; a table that fails is ignored
-//! and the members are walked. Each member then checks its own CRCs as it decodes, and a member
-//! that decodes to another length than listed is an error.
+//! decoded). The table is checked before it is used: each entry must be exactly one whole
+//! member of the listed lengths, which for a model's member means reading its header, block
+//! headers and trailer and seeking past its payloads (a few bytes per block); a table that
+//! fails is not used and the members are walked. Each member then checks its own CRCs as it
+//! decodes, and a member that decodes to another length than listed is an error.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -47,14 +47,12 @@ pub fn members<R: Read + Seek + ?Sized>(input: &mut R) -> Result<Vec<Member>> {
 }
 
 /// The members the file's seek table lists, if it ends with one that covers exactly the bytes
-/// before it and agrees with every member it lists: a member's magic at each offset, and the
-/// original length each member records (its trailer, or a weight file's layout). `None`
-/// otherwise (the caller walks instead).
+/// before it and agrees with every member it lists; `None` otherwise (the caller walks instead).
 fn from_table<R: Read + Seek + ?Sized>(input: &mut R) -> Result<Option<Vec<Member>>> {
     let Some((table, start)) = SeekTable::read_from_end(input)? else {
         return Ok(None);
     };
-    let mut list = Vec::with_capacity(table.entries.len());
+    let mut list = Vec::new();
     let (mut archive, mut original) = (0u64, 0u64);
     for e in &table.entries {
         let m = Member {
@@ -69,7 +67,7 @@ fn from_table<R: Read + Seek + ?Sized>(input: &mut R) -> Result<Option<Vec<Membe
         ) else {
             return Ok(None);
         };
-        if a > start || recorded_len(input, &m)? != Some(e.original_len) {
+        if a > start || !is_one_member(input, &m)? {
             return Ok(None);
         }
         (archive, original) = (a, o);
@@ -78,30 +76,46 @@ fn from_table<R: Read + Seek + ?Sized>(input: &mut R) -> Result<Option<Vec<Membe
     Ok((archive == start && !list.is_empty()).then_some(list))
 }
 
-/// The original length a member records about itself, read without decoding; `None` when no
-/// member starts at its offset.
-fn recorded_len<R: Read + Seek + ?Sized>(input: &mut R, m: &Member) -> Result<Option<u64>> {
+/// Whether exactly one whole member of this original length fills `m`'s bytes: for a model's
+/// member its header, block headers and trailer are read (payloads are sought past, not read);
+/// a weight-file member is read through. A few bytes per block: cheap next to decoding, and
+/// what keeps a wrong table from misplacing a range (two members listed as one would shift
+/// every later offset).
+fn is_one_member<R: Read + Seek + ?Sized>(input: &mut R, m: &Member) -> Result<bool> {
     input.seek(SeekFrom::Start(m.archive_offset))?;
     let mut magic = [0u8; 4];
-    if crate::format::read_up_to(input, &mut magic)? < 4 {
-        return Ok(None);
-    }
+    let n = crate::format::read_up_to(input, &mut magic)?;
     input.seek(SeekFrom::Start(m.archive_offset))?;
-    let member = (&mut *input).take(m.archive_len);
-    match ArchiveKind::peek(member) {
-        Ok((ArchiveKind::Tensors, member)) => Ok(crate::tensors::read_layout(member)
-            .ok()
-            .map(|l| l.regions.iter().map(|r| r.len).sum())),
-        Ok((ArchiveKind::Model, _)) if magic == crate::format::MAGIC => {
-            if m.archive_len < 12 {
-                return Ok(None);
+    if n < 4 {
+        return Ok(false);
+    }
+    let structural = |e: Error| match e {
+        Error::Io(e) if e.kind() != io::ErrorKind::UnexpectedEof => Err(Error::Io(e)),
+        _ => Ok(false),
+    };
+    if magic == crate::format::MAGIC {
+        let buffered = io::BufReader::with_capacity(1 << 12, &mut *input);
+        let mut reader = match crate::format::ArchiveReader::new(buffered) {
+            Ok(r) => r,
+            Err(e) => return structural(e),
+        };
+        loop {
+            match reader.next_block() {
+                Ok(Some(_)) => reader.seek_past_payload()?,
+                Ok(None) => break,
+                Err(e) => return structural(e),
             }
-            input.seek(SeekFrom::Start(m.archive_offset + m.archive_len - 12))?;
-            Ok(crate::format::Trailer::read(&mut &mut *input)
-                .ok()
-                .map(|t| t.original_len))
         }
-        _ => Ok(None),
+        let original = reader.trailer().map(|t| t.original_len);
+        Ok(reader.bytes_read() == m.archive_len && original == Some(m.original_len))
+    } else if magic == crate::tensors::MAGIC {
+        let mut member = io::BufReader::new((&mut *input).take(m.archive_len));
+        match crate::tensors::inspect_member(&mut member) {
+            Ok(s) => Ok(s.archive_len == m.archive_len && s.original_len == m.original_len),
+            Err(e) => structural(e),
+        }
+    } else {
+        Ok(false)
     }
 }
 
@@ -307,7 +321,7 @@ impl<R: Read + Seek> SeekableDecoder<R> {
             let mut probe = [0u8; 1];
             if decoder.read(&mut probe)? != 0 {
                 return Err(Error::Corrupt(format!(
-                    "member {} decodes to more bytes than the seek table says",
+                    "member {} decodes to more bytes than its archive records",
                     index + 1
                 )));
             }
@@ -318,7 +332,7 @@ impl<R: Read + Seek> SeekableDecoder<R> {
 
 fn short_member(index: usize) -> Error {
     Error::Corrupt(format!(
-        "member {} decodes to fewer bytes than the seek table says",
+        "member {} decodes to fewer bytes than its archive records",
         index + 1
     ))
 }

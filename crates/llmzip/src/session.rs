@@ -315,8 +315,8 @@ impl ArchiveKind {
                 (4, m) if m == tensors::MAGIC => ArchiveKind::Tensors,
                 (4, m) if m == crate::format::MAGIC => ArchiveKind::Model,
                 (4, m) if m == seek::MAGIC => {
-                    let table = seek::SeekTable::read_after_magic(&mut input)?;
-                    *skipped += table.to_bytes().len() as u64;
+                    let (_, len) = seek::SeekTable::read_after_magic(&mut input)?;
+                    *skipped += len;
                     continue;
                 }
                 _ => {
@@ -408,7 +408,10 @@ pub(crate) fn describe(kind: ArchiveKind, member: &mut impl Read) -> Result<Arch
 /// member's own (exact for a file of one member). `None` if it cannot be read.
 pub fn original_len_hint(file: &mut (impl Read + io::Seek)) -> Option<u64> {
     let hint = if let Ok(Some((table, _))) = seek::SeekTable::read_from_end(file) {
-        Some(table.entries.iter().map(|e| e.original_len).sum())
+        table
+            .entries
+            .iter()
+            .try_fold(0u64, |a, e| a.checked_add(e.original_len))
     } else {
         file.seek(io::SeekFrom::Start(0)).ok()?;
         let (kind, _) = ArchiveKind::peek(&mut *file).ok()?;
@@ -592,7 +595,8 @@ impl Session {
                 break;
             }
         }
-        let table = table.to_bytes();
+        // A file of more members than a table may list gets none (readers walk it).
+        let table = table.to_bytes().unwrap_or_default();
         output.write_all(&table)?;
         Ok(Report::Members {
             members: reports,

@@ -113,6 +113,20 @@ impl<R: Read> ArchiveReader<R> {
 }
 
 /// Counts the bytes that pass, for the archive's length.
+impl<R: Read + std::io::Seek> ArchiveReader<R> {
+    /// As [`skip_payload`](Self::skip_payload), by seeking past the payload: checking where a
+    /// member ends (a seek table's claim) reads its block headers and never its payloads. A
+    /// payload cut short shows as the next read failing.
+    pub fn seek_past_payload(&mut self) -> Result<()> {
+        let len = std::mem::take(&mut self.pending);
+        // Payloads are bounded by the block limits checked when their header was read.
+        let step = i64::try_from(len).map_err(|_| Error::Corrupt("payload too long".into()))?;
+        self.input.inner.seek(std::io::SeekFrom::Current(step))?;
+        self.input.count += len;
+        Ok(())
+    }
+}
+
 struct CountingReader<R> {
     inner: R,
     count: u64,
