@@ -67,6 +67,15 @@ fn io_to_py(e: io::Error) -> PyErr {
     to_py(Error::Io(e))
 }
 
+/// Runs `code` with the GIL released and returns its bytes to Python.
+fn bytes_out<'py>(
+    py: Python<'py>,
+    code: impl FnOnce() -> llmzip::Result<Vec<u8>> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py.detach(code).map_err(to_py)?;
+    Ok(PyBytes::new(py, &out))
+}
+
 /// Options from keyword arguments (a level or a model, not both).
 fn options(
     level: Option<u32>,
@@ -117,10 +126,7 @@ fn compress<'py>(
     block_size: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let options = options(level, model, members, block_size, None)?;
-    let out = py
-        .detach(|| llmzip::encode_all(&data[..], &options))
-        .map_err(to_py)?;
-    Ok(PyBytes::new(py, &out))
+    bytes_out(py, || llmzip::encode_all(&data[..], &options))
 }
 
 /// decompress(data, model=None, memory_limit=None) -> bytes
@@ -136,14 +142,11 @@ fn decompress<'py>(
     memory_limit: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let options = options(None, model, None, None, memory_limit)?;
-    let out = py
-        .detach(|| -> llmzip::Result<Vec<u8>> {
-            let mut out = Vec::new();
-            Session::new(options).decompress(&mut &data[..], &mut out, &mut Silent)?;
-            Ok(out)
-        })
-        .map_err(to_py)?;
-    Ok(PyBytes::new(py, &out))
+    bytes_out(py, || {
+        let mut out = Vec::new();
+        Session::new(options).decompress(&mut &data[..], &mut out, &mut Silent)?;
+        Ok(out)
+    })
 }
 
 /// compress_file(src, dst, level=None, model=None, members=None, block_size=None)
@@ -441,15 +444,12 @@ impl Coder {
 
     /// One member holding `data`.
     fn compress<'py>(&self, py: Python<'py>, data: Cow<'_, [u8]>) -> PyResult<Bound<'py, PyBytes>> {
-        let out = py
-            .detach(|| -> llmzip::Result<Vec<u8>> {
-                let mut out = Vec::new();
-                let mut session = self.session.lock().expect("not poisoned");
-                session.compress(&mut &data[..], None, &mut out, &mut Silent)?;
-                Ok(out)
-            })
-            .map_err(to_py)?;
-        Ok(PyBytes::new(py, &out))
+        bytes_out(py, || {
+            let mut out = Vec::new();
+            let mut session = self.session.lock().expect("not poisoned");
+            session.compress(&mut &data[..], None, &mut out, &mut Silent)?;
+            Ok(out)
+        })
     }
 
     /// The original of an archive (all its members).
@@ -458,15 +458,12 @@ impl Coder {
         py: Python<'py>,
         data: Cow<'_, [u8]>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let out = py
-            .detach(|| -> llmzip::Result<Vec<u8>> {
-                let mut out = Vec::new();
-                let mut session = self.session.lock().expect("not poisoned");
-                session.decompress(&mut &data[..], &mut out, &mut Silent)?;
-                Ok(out)
-            })
-            .map_err(to_py)?;
-        Ok(PyBytes::new(py, &out))
+        bytes_out(py, || {
+            let mut out = Vec::new();
+            let mut session = self.session.lock().expect("not poisoned");
+            session.decompress(&mut &data[..], &mut out, &mut Silent)?;
+            Ok(out)
+        })
     }
 }
 
