@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Mutex;
 
+use llmzip::unstable::pool::on_a_worker;
 use llmzip::{Error, Level, Options, Session, Silent};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyOSError, PyValueError};
@@ -72,7 +73,7 @@ fn bytes_out<'py>(
     py: Python<'py>,
     code: impl FnOnce() -> llmzip::Result<Vec<u8>> + Send,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let out = py.detach(code).map_err(to_py)?;
+    let out = py.detach(|| on_a_worker(code)).map_err(to_py)?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -166,19 +167,21 @@ fn compress_file(
     block_size: Option<u64>,
 ) -> PyResult<(u64, u64)> {
     let options = options(level, model, members, block_size, None)?;
-    py.detach(|| -> llmzip::Result<(u64, u64)> {
-        let input = File::open(&src).map_err(|e| file_error(&src, e))?;
-        let len = input.metadata()?.len();
-        let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
-        let report = Session::new(options).compress(
-            &mut BufReader::new(input),
-            Some(len),
-            &mut output,
-            &mut Silent,
-        )?;
-        output.flush()?;
-        output.get_ref().sync_all()?;
-        Ok((report.original_len(), report.archive_len()))
+    py.detach(|| {
+        on_a_worker(|| -> llmzip::Result<(u64, u64)> {
+            let input = File::open(&src).map_err(|e| file_error(&src, e))?;
+            let len = input.metadata()?.len();
+            let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
+            let report = Session::new(options).compress(
+                &mut BufReader::new(input),
+                Some(len),
+                &mut output,
+                &mut Silent,
+            )?;
+            output.flush()?;
+            output.get_ref().sync_all()?;
+            Ok((report.original_len(), report.archive_len()))
+        })
     })
     .map_err(to_py)
 }
@@ -196,17 +199,19 @@ fn decompress_file(
     memory_limit: Option<u64>,
 ) -> PyResult<(u64, u64)> {
     let options = options(None, model, None, None, memory_limit)?;
-    py.detach(|| -> llmzip::Result<(u64, u64)> {
-        let input = File::open(&src).map_err(|e| file_error(&src, e))?;
-        let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
-        let report = Session::new(options).decompress(
-            &mut BufReader::new(input),
-            &mut output,
-            &mut Silent,
-        )?;
-        output.flush()?;
-        output.get_ref().sync_all()?;
-        Ok((report.archive_len(), report.original_len()))
+    py.detach(|| {
+        on_a_worker(|| -> llmzip::Result<(u64, u64)> {
+            let input = File::open(&src).map_err(|e| file_error(&src, e))?;
+            let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
+            let report = Session::new(options).decompress(
+                &mut BufReader::new(input),
+                &mut output,
+                &mut Silent,
+            )?;
+            output.flush()?;
+            output.get_ref().sync_all()?;
+            Ok((report.archive_len(), report.original_len()))
+        })
     })
     .map_err(to_py)
 }
@@ -307,14 +312,16 @@ impl Reader {
     #[pyo3(signature = (size=-1))]
     fn read<'py>(&self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
         let out = py
-            .detach(|| -> io::Result<Vec<u8>> {
-                let mut d = self.inner.lock().expect("not poisoned");
-                let mut out = Vec::new();
-                match u64::try_from(size) {
-                    Ok(n) => (&mut *d).take(n).read_to_end(&mut out)?,
-                    Err(_) => d.read_to_end(&mut out)?,
-                };
-                Ok(out)
+            .detach(|| {
+                on_a_worker(|| -> io::Result<Vec<u8>> {
+                    let mut d = self.inner.lock().expect("not poisoned");
+                    let mut out = Vec::new();
+                    match u64::try_from(size) {
+                        Ok(n) => (&mut *d).take(n).read_to_end(&mut out)?,
+                        Err(_) => d.read_to_end(&mut out)?,
+                    };
+                    Ok(out)
+                })
             })
             .map_err(io_to_py)?;
         Ok(PyBytes::new(py, &out))
@@ -370,27 +377,31 @@ impl Writer {
 
     /// Compresses `data`; returns its length.
     fn write(&self, py: Python<'_>, data: Cow<'_, [u8]>) -> PyResult<usize> {
-        py.detach(|| -> io::Result<usize> {
-            let mut guard = self.inner.lock().expect("not poisoned");
-            let encoder = guard
-                .as_mut()
-                .ok_or_else(|| io::Error::other("write to a closed llmzip writer"))?;
-            encoder.write_all(&data)?;
-            Ok(data.len())
+        py.detach(|| {
+            on_a_worker(|| -> io::Result<usize> {
+                let mut guard = self.inner.lock().expect("not poisoned");
+                let encoder = guard
+                    .as_mut()
+                    .ok_or_else(|| io::Error::other("write to a closed llmzip writer"))?;
+                encoder.write_all(&data)?;
+                Ok(data.len())
+            })
         })
         .map_err(io_to_py)
     }
 
     /// Writes the archive's end and closes the file (again: nothing).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| -> llmzip::Result<()> {
-            let mut guard = self.inner.lock().expect("not poisoned");
-            if let Some(encoder) = guard.take() {
-                let mut out = encoder.finish()?;
-                out.flush()?;
-                out.get_ref().sync_all()?;
-            }
-            Ok(())
+        py.detach(|| {
+            on_a_worker(|| -> llmzip::Result<()> {
+                let mut guard = self.inner.lock().expect("not poisoned");
+                if let Some(encoder) = guard.take() {
+                    let mut out = encoder.finish()?;
+                    out.flush()?;
+                    out.get_ref().sync_all()?;
+                }
+                Ok(())
+            })
         })
         .map_err(to_py)
     }

@@ -61,6 +61,7 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    use llmzip::unstable::pool::on_a_worker;
     // Training splits each batch across `threads` workers whose kernels run single-threaded
     // (data parallelism beats candle's intra-op threads on these small matrices); everything
     // else gives candle all threads.
@@ -77,11 +78,13 @@ pub fn run(cli: Cli) -> Result<()> {
     progress::install_interrupt_handler();
     let device = llmzip::Device::from_name(&cli.device)?;
     match cli.command {
-        Command::Compress(args) => compress::run(args, device, limits, cli.quiet),
-        Command::Decompress(args) => decompress::run(args, device, limits, cli.quiet),
+        Command::Compress(args) => on_a_worker(|| compress::run(args, device, limits, cli.quiet)),
+        Command::Decompress(args) => {
+            on_a_worker(|| decompress::run(args, device, limits, cli.quiet))
+        }
         Command::Info(args) => info::run(args),
         Command::Models(args) => models::run(args),
-        Command::Bench(args) => bench::run(args, limits, cli.quiet),
+        Command::Bench(args) => on_a_worker(|| bench::run(args, limits, cli.quiet)),
         Command::Train(args) => train::run(args, device, threads, cli.quiet),
     }
 }

@@ -405,19 +405,29 @@ impl<R: Read> Read for Decoder<R> {
 pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
     let mut data = Vec::new();
     input.read_to_end(&mut data)?;
-    let mut out = Vec::new();
-    Session::new(options.clone()).compress(
-        &mut data.as_slice(),
-        Some(data.len() as u64),
-        &mut out,
-        &mut Silent,
-    )?;
-    Ok(out)
+    crate::unstable::pool::on_a_worker(|| {
+        let mut out = Vec::new();
+        Session::new(options.clone()).compress(
+            &mut data.as_slice(),
+            Some(data.len() as u64),
+            &mut out,
+            &mut Silent,
+        )?;
+        Ok(out)
+    })
 }
 
 /// Decompresses a whole archive of either kind with the model it names (see [`Decoder::new`]).
 pub fn decode_all(mut input: impl Read) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    Session::new(Options::default()).decompress(&mut input, &mut out, &mut Silent)?;
-    Ok(out)
+    let mut archive = Vec::new();
+    input.read_to_end(&mut archive)?;
+    crate::unstable::pool::on_a_worker(|| {
+        let mut out = Vec::new();
+        Session::new(Options::default()).decompress(
+            &mut archive.as_slice(),
+            &mut out,
+            &mut Silent,
+        )?;
+        Ok(out)
+    })
 }

@@ -19,6 +19,8 @@ pub mod coder;
 pub mod format;
 #[path = "models/mod.rs"]
 pub mod models;
+#[path = "pool.rs"]
+pub mod pool;
 #[path = "stats.rs"]
 pub mod stats;
 #[path = "tokenization/mod.rs"]
