@@ -456,6 +456,10 @@ type Loaded = HashMap<(String, Option<String>, bool), Box<dyn LanguageModel>>;
 
 /// Compresses and decompresses any number of inputs with one set of [`Options`], loading each
 /// model once: the engine of the command-line tool and of the one-call helpers.
+///
+/// Its calls are fastest on a thread of rayon's pool (the models step their rows in parallel at
+/// every symbol): wrap them in [`on_a_worker`](crate::unstable::pool::on_a_worker), as the tool
+/// and [`encode_all`](crate::encode_all) do.
 pub struct Session {
     options: Options,
     device: Option<candle_core::Device>,
