@@ -77,6 +77,16 @@ fn bytes_out<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
+/// Locks `mutex` on the calling thread, then runs `work` on it on a rayon worker. The lock is
+/// taken outside the pool on purpose: a worker that waits inside a parallel step may pick up
+/// another queued job, and a job that then waited for this lock would stall the worker holding
+/// it (two Python threads sharing one object would deadlock).
+fn with_locked<T: Send, R: Send>(mutex: &Mutex<T>, work: impl FnOnce(&mut T) -> R + Send) -> R {
+    let mut guard = mutex.lock().expect("not poisoned");
+    let inner: &mut T = &mut guard;
+    on_a_worker(move || work(inner))
+}
+
 /// Options from keyword arguments (a level or a model, not both).
 fn options(
     level: Option<u32>,
@@ -313,11 +323,10 @@ impl Reader {
     fn read<'py>(&self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyBytes>> {
         let out = py
             .detach(|| {
-                on_a_worker(|| -> io::Result<Vec<u8>> {
-                    let mut d = self.inner.lock().expect("not poisoned");
+                with_locked(&self.inner, |d| -> io::Result<Vec<u8>> {
                     let mut out = Vec::new();
                     match u64::try_from(size) {
-                        Ok(n) => (&mut *d).take(n).read_to_end(&mut out)?,
+                        Ok(n) => d.take(n).read_to_end(&mut out)?,
                         Err(_) => d.read_to_end(&mut out)?,
                     };
                     Ok(out)
@@ -378,9 +387,8 @@ impl Writer {
     /// Compresses `data`; returns its length.
     fn write(&self, py: Python<'_>, data: Cow<'_, [u8]>) -> PyResult<usize> {
         py.detach(|| {
-            on_a_worker(|| -> io::Result<usize> {
-                let mut guard = self.inner.lock().expect("not poisoned");
-                let encoder = guard
+            with_locked(&self.inner, |encoder| -> io::Result<usize> {
+                let encoder = encoder
                     .as_mut()
                     .ok_or_else(|| io::Error::other("write to a closed llmzip writer"))?;
                 encoder.write_all(&data)?;
@@ -393,9 +401,8 @@ impl Writer {
     /// Writes the archive's end and closes the file (again: nothing).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
-            on_a_worker(|| -> llmzip::Result<()> {
-                let mut guard = self.inner.lock().expect("not poisoned");
-                if let Some(encoder) = guard.take() {
+            with_locked(&self.inner, |encoder| -> llmzip::Result<()> {
+                if let Some(encoder) = encoder.take() {
                     let mut out = encoder.finish()?;
                     out.flush()?;
                     out.get_ref().sync_all()?;
@@ -443,24 +450,22 @@ impl Coder {
 
     /// Loads the model now (otherwise on first use); says nothing about decoding models.
     fn prepare(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            self.session
-                .lock()
-                .expect("not poisoned")
-                .prepare()
-                .map(drop)
-        })
-        .map_err(to_py)
+        py.detach(|| with_locked(&self.session, |session| session.prepare().map(drop)))
+            .map_err(to_py)
     }
 
     /// One member holding `data`.
     fn compress<'py>(&self, py: Python<'py>, data: Cow<'_, [u8]>) -> PyResult<Bound<'py, PyBytes>> {
-        bytes_out(py, || {
-            let mut out = Vec::new();
-            let mut session = self.session.lock().expect("not poisoned");
-            session.compress(&mut &data[..], None, &mut out, &mut Silent)?;
-            Ok(out)
-        })
+        let out = py
+            .detach(|| {
+                with_locked(&self.session, |session| -> llmzip::Result<Vec<u8>> {
+                    let mut out = Vec::new();
+                    session.compress(&mut &data[..], None, &mut out, &mut Silent)?;
+                    Ok(out)
+                })
+            })
+            .map_err(to_py)?;
+        Ok(PyBytes::new(py, &out))
     }
 
     /// The original of an archive (all its members).
@@ -469,12 +474,16 @@ impl Coder {
         py: Python<'py>,
         data: Cow<'_, [u8]>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        bytes_out(py, || {
-            let mut out = Vec::new();
-            let mut session = self.session.lock().expect("not poisoned");
-            session.decompress(&mut &data[..], &mut out, &mut Silent)?;
-            Ok(out)
-        })
+        let out = py
+            .detach(|| {
+                with_locked(&self.session, |session| -> llmzip::Result<Vec<u8>> {
+                    let mut out = Vec::new();
+                    session.decompress(&mut &data[..], &mut out, &mut Silent)?;
+                    Ok(out)
+                })
+            })
+            .map_err(to_py)?;
+        Ok(PyBytes::new(py, &out))
     }
 }
 

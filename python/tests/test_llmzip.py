@@ -213,3 +213,22 @@ def test_outputs_get_the_input_permissions(tmp_path, sample):
     mask = os.umask(0)
     os.umask(mask)
     assert os.stat(tmp_path / "new.llmz").st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_one_coder_shared_by_threads():
+    """Threads sharing one Coder (and one reader) take turns, each getting exact results; none
+    waits forever (the lock is taken outside rayon's pool)."""
+    coder = llmzip._llmzip.Coder(level=6)
+    data = [text(3000 + 500 * i) for i in range(6)]
+    results = [None] * len(data)
+
+    def work(i):
+        results[i] = coder.decompress(coder.compress(data[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(data))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+        assert not t.is_alive(), "a thread is stuck"
+    assert results == data
