@@ -1,8 +1,10 @@
 //! `llmzip._llmzip`: the native half of the Python package (the `llmzip` package in
 //! python/llmzip wraps it with `open`, file helpers and `llmzip.ray`).
 //!
-//! Every call that codes data releases the GIL (`Python::detach`), so Python threads, and the
-//! actors of `llmzip.ray`, run their coding in parallel. Errors become Python exceptions that
+//! Every call that codes data releases the GIL (`Python::detach`) and runs on a worker of
+//! rayon's pool (`llmzip::unstable::pool::on_a_worker`: the models' parallel steps are much
+//! cheaper there), so Python threads code in parallel up to the pool's size (all cores, or
+//! `RAYON_NUM_THREADS`); beyond it a call may wait for another to finish. Errors become Python exceptions that
 //! carry the library's message: `CorruptError` for damaged or foreign data, `ModelError` when
 //! the model an archive needs is missing or different, `OSError` for files, `ValueError` for
 //! bad arguments, all but the last two subclasses of `LlmzipError`.
@@ -177,8 +179,8 @@ fn compress_file(
     block_size: Option<u64>,
 ) -> PyResult<(u64, u64)> {
     let options = options(level, model, members, block_size, None)?;
-    py.detach(|| {
-        on_a_worker(|| -> llmzip::Result<(u64, u64)> {
+    py.detach(|| -> llmzip::Result<(u64, u64)> {
+        let (lens, output) = on_a_worker(|| -> llmzip::Result<_> {
             let input = File::open(&src).map_err(|e| file_error(&src, e))?;
             let len = input.metadata()?.len();
             let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
@@ -188,10 +190,10 @@ fn compress_file(
                 &mut output,
                 &mut Silent,
             )?;
-            output.flush()?;
-            output.get_ref().sync_all()?;
-            Ok((report.original_len(), report.archive_len()))
-        })
+            Ok(((report.original_len(), report.archive_len()), output))
+        })?;
+        synced(output)?;
+        Ok(lens)
     })
     .map_err(to_py)
 }
@@ -209,8 +211,8 @@ fn decompress_file(
     memory_limit: Option<u64>,
 ) -> PyResult<(u64, u64)> {
     let options = options(None, model, None, None, memory_limit)?;
-    py.detach(|| {
-        on_a_worker(|| -> llmzip::Result<(u64, u64)> {
+    py.detach(|| -> llmzip::Result<(u64, u64)> {
+        let (lens, output) = on_a_worker(|| -> llmzip::Result<_> {
             let input = File::open(&src).map_err(|e| file_error(&src, e))?;
             let mut output = BufWriter::new(File::create(&dst).map_err(|e| file_error(&dst, e))?);
             let report = Session::new(options).decompress(
@@ -218,12 +220,20 @@ fn decompress_file(
                 &mut output,
                 &mut Silent,
             )?;
-            output.flush()?;
-            output.get_ref().sync_all()?;
-            Ok((report.archive_len(), report.original_len()))
-        })
+            Ok(((report.archive_len(), report.original_len()), output))
+        })?;
+        synced(output)?;
+        Ok(lens)
     })
     .map_err(to_py)
+}
+
+/// Flushes and syncs a finished output on the calling thread (not on a pool worker, which
+/// would sit idle while the disk works).
+fn synced(mut output: BufWriter<File>) -> llmzip::Result<()> {
+    output.flush()?;
+    output.get_ref().sync_all()?;
+    Ok(())
 }
 
 fn file_error(path: &std::path::Path, e: io::Error) -> Error {
@@ -400,15 +410,11 @@ impl Writer {
 
     /// Writes the archive's end and closes the file (again: nothing).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            with_locked(&self.inner, |encoder| -> llmzip::Result<()> {
-                if let Some(encoder) = encoder.take() {
-                    let mut out = encoder.finish()?;
-                    out.flush()?;
-                    out.get_ref().sync_all()?;
-                }
-                Ok(())
-            })
+        py.detach(|| -> llmzip::Result<()> {
+            let finished = with_locked(&self.inner, |encoder| {
+                encoder.take().map(|e| e.finish()).transpose()
+            })?;
+            finished.map_or(Ok(()), synced)
         })
         .map_err(to_py)
     }

@@ -216,8 +216,8 @@ def test_outputs_get_the_input_permissions(tmp_path, sample):
 
 
 def test_one_coder_shared_by_threads():
-    """Threads sharing one Coder (and one reader) take turns, each getting exact results; none
-    waits forever (the lock is taken outside rayon's pool)."""
+    """Threads sharing one Coder take turns, each getting exact results; none waits forever
+    (the lock is taken outside rayon's pool)."""
     coder = llmzip._llmzip.Coder(level=6)
     data = [text(3000 + 500 * i) for i in range(6)]
     results = [None] * len(data)
@@ -225,7 +225,7 @@ def test_one_coder_shared_by_threads():
     def work(i):
         results[i] = coder.decompress(coder.compress(data[i]))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(data))]
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(data))]
     for t in threads:
         t.start()
     for t in threads:

@@ -10,7 +10,8 @@
 //! them.
 
 /// Runs `work` on a thread of rayon's global pool and waits for it (the caller sleeps once, for
-/// the whole job). Used by the one-call helpers, the command-line tool and the Python package.
+/// the whole job); on a thread of a rayon pool already, runs it there, inline. Used by the
+/// one-call helpers, the command-line tool and the Python package.
 pub fn on_a_worker<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     if rayon::current_thread_index().is_some() {
         return work();

@@ -418,6 +418,7 @@ pub fn encode_all(mut input: impl Read, options: &Options) -> Result<Vec<u8>> {
 }
 
 /// Decompresses a whole archive of either kind with the model it names (see [`Decoder::new`]).
+/// The archive and its original are both held in memory; [`Decoder`] streams instead.
 pub fn decode_all(mut input: impl Read) -> Result<Vec<u8>> {
     let mut archive = Vec::new();
     input.read_to_end(&mut archive)?;
