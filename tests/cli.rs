@@ -812,10 +812,20 @@ fn range_decodes_a_slice_from_the_members_it_touches() {
     ok(&out);
     assert_eq!(out.stdout, slice(0, 100));
     let err = clean_failure(&run(
-        &["decompress", "--range", "39000:10", "d.llmz"],
+        &[
+            "decompress",
+            "--range",
+            "39000:10",
+            "d.llmz",
+            "-o",
+            "bad-part",
+        ],
         dir.path(),
     ));
     assert!(!err.is_empty());
+    assert!(!dir.path().join("bad-part").exists(), "no partial output");
+    let err = clean_failure(&run(&["decompress", "--range", "0:10", "-"], dir.path()));
+    assert!(err.contains("needs an archive file"), "{err}");
     let err = clean_failure(&run(
         &["decompress", "-f", "d.llmz", "-o", "whole"],
         dir.path(),

@@ -59,25 +59,26 @@ def test_a_killed_worker_is_retried_and_the_output_is_unchanged(cluster, tmp_pat
     src.write_bytes(data)
     coder = lray.RayCoder(level=1, workers=2)
     try:
-        victim = coder.pids()[0]
-        killed = []
+        def kill_actor_after_first_member(index, run):
+            """Runs `run(progress)`, killing actor `index` when the first member is done."""
+            victim = coder.pids()[index]
+            killed = []
 
-        def progress(done):
-            if not killed:
-                os.kill(victim, signal.SIGKILL)
-                killed.append(done)
+            def progress(done):
+                if not killed:
+                    os.kill(victim, signal.SIGKILL)
+                    killed.append(done)
 
-        out = coder.compress_file(src, member_size=4096, progress=progress)
-        assert killed, "a worker was killed mid-job"
-        assert coder.pids()[0] != victim, "the killed actor was restarted"
+            result = run(progress)
+            assert killed, "a worker was killed mid-job"
+            assert coder.pids()[index] != victim, "the killed actor was restarted"
+            return result
+
+        out = kill_actor_after_first_member(
+            0, lambda p: coder.compress_file(src, member_size=4096, progress=p))
         assert open(out, "rb").read() == llmzip.compress(data, level=1, members=4096)
-
-        # The same while decoding.
-        victim = coder.pids()[1]
-        killed.clear()
         os.unlink(src)
-        coder.decompress_file(out, progress=progress)
-        assert killed and coder.pids()[1] != victim
+        kill_actor_after_first_member(1, lambda p: coder.decompress_file(out, progress=p))
         assert src.read_bytes() == data
     finally:
         coder.shutdown()

@@ -95,7 +95,8 @@ fn decode_range(
     options: &Options,
     cx: pipeline::Streams<'_>,
 ) -> Result<Summary> {
-    let mut decoder = llmzip::SeekableDecoder::with_options(File::open(path)?, options)?;
+    let file = std::io::BufReader::new(File::open(path)?);
+    let mut decoder = llmzip::SeekableDecoder::with_options(file, options)?;
     let total = decoder.len();
     if start > total {
         bail!("--range starts at byte {start}, after the end of the original ({total} bytes)");
@@ -121,7 +122,7 @@ fn decode_range(
         done += n as u64;
         llmzip::Observer::progress(cx.observer, done);
         if llmzip::Observer::cancelled(cx.observer) {
-            bail!("interrupted");
+            return Err(llmzip::Error::Interrupted.into());
         }
     }
     if done != len {

@@ -30,25 +30,27 @@ pub fn run(args: InfoArgs) -> Result<()> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         writeln!(out, "{}", path.display()).expect("writing to a String");
         let count = members.len();
-        // The table, when it is one that readers use (checked against the members).
-        let table = File::open(path)
-            .ok()
-            .and_then(|mut f| SeekTable::read_from_end(&mut f).ok().flatten())
-            .filter(|(table, _)| table.entries.len() == count);
-        let listed = File::open(path)
-            .ok()
-            .and_then(|mut f| llmzip::members(&mut f).ok());
-        if let (Some((table, _)), Some(listed)) = (&table, listed) {
-            let total = listed
-                .last()
-                .map_or(0, |m| m.original_offset + m.original_len);
-            writeln!(
-                out,
-                " seek table     {} members, {total} original bytes (decompress --range decodes \
-                 a part)",
-                table.entries.len(),
-            )
-            .expect("writing to a String");
+        // The seek table, when readers use it: the members they find are the ones it lists.
+        let mut file = File::open(path)?;
+        let table = SeekTable::read_from_end(&mut file).ok().flatten();
+        let listed = llmzip::members(&mut file).ok();
+        if let (Some((table, _)), Some(listed)) = (table, listed) {
+            let agree = table.entries.len() == listed.len()
+                && table.entries.iter().zip(&listed).all(|(e, m)| {
+                    (e.archive_len, e.original_len) == (m.archive_len, m.original_len)
+                });
+            if agree {
+                let total = listed
+                    .last()
+                    .map_or(0, |m| m.original_offset + m.original_len);
+                writeln!(
+                    out,
+                    " seek table     {} members, {total} original bytes (decompress --range \
+                     decodes a part)",
+                    listed.len(),
+                )
+                .expect("writing to a String");
+            }
         }
         for (i, description) in members.into_iter().enumerate() {
             if count > 1 {
