@@ -224,9 +224,15 @@ impl<W: Write> ArchiveWriter<W> {
         let crc = crc32fast::hash(block);
         let start = summary.original_len;
 
+        let bitwise = model.bits().is_some();
         let tokens = summary.profile.time(Stage::Tokenize, || -> Result<_> {
             if looks_incompressible(block) {
                 return Ok(None);
+            }
+            // A model coded bit by bit reads the block's bytes themselves: its tokens would only
+            // be a copy four times the block's size (256 MiB for a 64 MiB block).
+            if bitwise {
+                return Ok(Some(Vec::new()));
             }
             // A tokenizer that cannot represent this block (or not exactly) gets it stored.
             let Ok(tokens) = model.tokenizer().encode(block) else {
@@ -239,7 +245,7 @@ impl<W: Write> ArchiveWriter<W> {
         })?;
 
         let coded = match tokens {
-            Some(_) if model.bits().is_some() => {
+            Some(_) if bitwise => {
                 // One stream of bits (codec::bitwise); the memory claim is that of one row.
                 let block_len = block.len() as u64;
                 rows_within(model, &schedule, &self.limits, 1, block.len(), block.len())?;
