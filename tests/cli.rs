@@ -868,3 +868,36 @@ fn reports_to_a_closed_pipe_end_quietly() {
         );
     }
 }
+
+/// A binary file compressed at the default level has its blocks coded by fast1 (seconds, not
+/// hours, for a large one), and `info` and `--stats` say so; asked for a model by name, llmzip
+/// codes every block with it. Both archives decompress exactly.
+#[test]
+fn binary_input_goes_to_the_fast_model_unless_a_model_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary: Vec<u8> = (0u32..20_000)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 20).to_le_bytes())
+        .collect();
+    std::fs::write(dir.path().join("b.bin"), &binary).unwrap();
+    let o = run(&["compress", "--stats", "b.bin"], dir.path());
+    ok(&o);
+    let stats = String::from_utf8_lossy(&o.stderr);
+    assert!(stats.contains("1 coded by fast1"), "{stats}");
+    let info = stdout_of(&run(&["info", "b.bin.llmz"], dir.path()));
+    assert!(
+        info.contains("1 coded by fast1 (they looked binary)"),
+        "{info}"
+    );
+    std::fs::rename(dir.path().join("b.bin.llmz"), dir.path().join("fast.llmz")).unwrap();
+    ok(&run(
+        &["compress", "-q", "-m", "gru3-cm5", "b.bin"],
+        dir.path(),
+    ));
+    let info = stdout_of(&run(&["info", "b.bin.llmz"], dir.path()));
+    assert!(!info.contains("fast1"), "{info}");
+    for archive in ["fast.llmz", "b.bin.llmz"] {
+        let o = run(&["decompress", "-c", archive], dir.path());
+        ok(&o);
+        assert!(o.stdout == binary, "{archive}");
+    }
+}

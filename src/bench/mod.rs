@@ -267,6 +267,8 @@ pub fn run(opts: &BenchOptions, bar: &ProgressBar) -> Result<Vec<Row>> {
                         model.as_mut(),
                         &schedule,
                         &opts.limits,
+                        // The bench measures the model on every block.
+                        codec::BinaryBlocks::Model,
                         &mut fwd,
                     )?;
                     let run_c = start.elapsed().as_secs_f64();

@@ -133,9 +133,24 @@ fn model(out: &mut String, info: &codec::ArchiveInfo) {
     .expect("writing to a String");
     writeln!(
         out,
-        "  blocks         {} coded ({} tokens), {} stored",
-        info.coded_blocks, info.tokens, info.stored_blocks
+        "  blocks         {} coded ({} tokens), {} stored{}",
+        info.coded_blocks,
+        info.tokens,
+        info.stored_blocks,
+        fast_note(info.fast_blocks)
     )
     .expect("writing to a String");
     writeln!(out, "  crc32          {:08x}", info.crc).expect("writing to a String");
+}
+
+/// ", N coded by fast1 (they looked binary)" when any block was, else nothing.
+pub fn fast_note(blocks: u64) -> String {
+    if blocks == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {blocks} coded by {} (they looked binary)",
+            llmzip::unstable::models::fast::NAME
+        )
+    }
 }

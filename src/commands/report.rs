@@ -98,8 +98,11 @@ pub fn stats(decoding: bool, s: &Summary, elapsed: Duration, baseline: Option<Ba
             s.ideal_bits / 8.0
         );
         eprintln!(
-            "  tokens          {} ({} blocks coded, {} stored)",
-            s.tokens, s.coded_blocks, s.stored_blocks
+            "  tokens          {} ({} blocks coded, {} stored{})",
+            s.tokens,
+            s.coded_blocks,
+            s.stored_blocks,
+            super::info::fast_note(s.fast_blocks)
         );
         for line in cost_lines(&s.costs) {
             eprintln!("  {line}");
@@ -170,6 +173,7 @@ pub fn file_summary(report: llmzip::Report, stats: bool) -> Summary {
                 total.ideal_bits += s.ideal_bits;
                 total.coded_blocks += s.coded_blocks;
                 total.stored_blocks += s.stored_blocks;
+                total.fast_blocks += s.fast_blocks;
             }
             total
         }

@@ -256,6 +256,16 @@ impl Options {
     }
 }
 
+/// Blocks that look binary go to the fast model when the model was not asked for by name: the
+/// same rule as for recognising weight files (a level is a policy, `-m` a demand).
+fn binary_blocks(by_level: bool) -> codec::BinaryBlocks {
+    if by_level {
+        codec::BinaryBlocks::Fast
+    } else {
+        codec::BinaryBlocks::Model
+    }
+}
+
 /// How an input is compressed.
 enum Plan {
     /// The weight-file codec, whatever the content (`-m tensors`).
@@ -571,8 +581,11 @@ impl Session {
         let model = self.compression_model(&spec, weights.as_deref())?;
         let schedule = Schedule::for_model(&schedule, model.info())?;
         let mut input = io::Cursor::new(head).chain(input);
+        let binary = binary_blocks(recognise);
         let Some(member_len) = members else {
-            let s = codec::compress(&mut input, output, model, &schedule, &limits, observer)?;
+            let s = codec::compress(
+                &mut input, output, model, &schedule, &limits, binary, observer,
+            )?;
             return Ok(Report::Model(s));
         };
         // Members of `member_len` original bytes each, one after the other: each a whole
@@ -587,7 +600,15 @@ impl Session {
                 inner: &mut *observer,
                 base: done,
             };
-            let s = codec::compress(&mut member, output, model, &schedule, &limits, &mut offset)?;
+            let s = codec::compress(
+                &mut member,
+                output,
+                model,
+                &schedule,
+                &limits,
+                binary,
+                &mut offset,
+            )?;
             done += s.original_len;
             table.entries.push(seek::Entry {
                 archive_len: s.archive_len,
@@ -744,14 +765,18 @@ pub(crate) fn archive_model_for(
 /// use, except that a stream is never recognised as a weight file.
 pub(crate) fn compression_model_for(
     options: &Options,
-) -> Result<(Box<dyn LanguageModel>, Schedule)> {
+) -> Result<(Box<dyn LanguageModel>, Schedule, codec::BinaryBlocks)> {
     match options.plan()? {
         Plan::Tensors => Err(Error::InvalidSetting(
             "the streaming Encoder codes with a model; weight files go through encode_all or \
              llmzip::tensors::compress"
                 .into(),
         )),
-        Plan::Model { spec, schedule, .. } => {
+        Plan::Model {
+            spec,
+            schedule,
+            recognise_weight_files,
+        } => {
             let device = models::device(options.device.unwrap_or_default().name())?;
             let model = models::load_for_compression(
                 &spec,
@@ -760,7 +785,7 @@ pub(crate) fn compression_model_for(
                 &options.registry,
             )?;
             let schedule = Schedule::for_model(&schedule, model.info())?;
-            Ok((model, schedule))
+            Ok((model, schedule, binary_blocks(recognise_weight_files)))
         }
     }
 }

@@ -58,8 +58,12 @@ struct EncoderState<W: Write> {
 impl<W: Write> Encoder<W> {
     /// An encoder with the model and schedule of `options`; writes the archive header at once.
     pub fn new(output: W, options: &Options) -> Result<Self> {
-        let (model, schedule) = session::compression_model_for(options)?;
-        Encoder::with_model(output, model, &schedule, &options.limits())
+        let (model, schedule, binary) = session::compression_model_for(options)?;
+        let mut encoder = Encoder::with_model(output, model, &schedule, &options.limits())?;
+        if let Some(state) = encoder.state.as_mut() {
+            state.writer.binary_blocks(binary);
+        }
+        Ok(encoder)
     }
 
     /// An encoder with a model you loaded and an explicit schedule.

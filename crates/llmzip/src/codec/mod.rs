@@ -21,6 +21,7 @@ use std::io::{Read, Write};
 
 use crate::coder::{BlockDecoder, BlockEncoder};
 use crate::format::{self, ArchiveReader, BlockHeader, Header, Trailer};
+use crate::models::fast::Fast;
 use crate::models::{self, LanguageModel};
 use crate::observer::{check_cancel, Observer};
 use crate::stats::{Profile, Stage};
@@ -126,8 +127,27 @@ pub struct Summary {
     pub coded_blocks: u64,
     /// Blocks stored verbatim.
     pub stored_blocks: u64,
+    /// Blocks that looked binary, coded by the fast model instead of the archive's
+    /// ([`BinaryBlocks::Fast`]).
+    pub fast_blocks: u64,
     /// Time per stage.
     pub profile: Profile,
+}
+
+/// What a compressor does with a block that looks binary (not text: [`looks_binary`]).
+///
+/// Text models code binary data slowly (the default model at tens of KB/s, SmolLM2 at one)
+/// and, having been trained on text, not much better than the fast model does at a
+/// megabyte per second; a large binary file would take hours. So unless a model was asked for
+/// by name, such blocks go to `fast1` ([`crate::models::fast`]) and say so in their header; the
+/// decoder needs no setting to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryBlocks {
+    /// Code every block with the archive's model (what `-m MODEL` asks for).
+    #[default]
+    Model,
+    /// Code blocks that look binary with the fast model.
+    Fast,
 }
 
 /// Compresses `input` into `output` as one `.llmz` archive.
@@ -137,9 +157,11 @@ pub fn compress(
     model: &mut dyn LanguageModel,
     schedule: &Schedule,
     limits: &Limits,
+    binary: BinaryBlocks,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
     let mut writer = ArchiveWriter::new(output, model, schedule, limits)?;
+    writer.binary_blocks(binary);
     let mut block = Vec::new();
     loop {
         let got = writer.summary.profile.time(Stage::Read, || {
@@ -162,6 +184,8 @@ pub struct ArchiveWriter<W: Write> {
     limits: Limits,
     crc_all: crc32fast::Hasher,
     summary: Summary,
+    /// The fast model, for blocks that look binary ([`BinaryBlocks::Fast`]).
+    fast: Option<Fast>,
 }
 
 impl<W: Write> ArchiveWriter<W> {
@@ -180,6 +204,7 @@ impl<W: Write> ArchiveWriter<W> {
             limits: *limits,
             crc_all: crc32fast::Hasher::new(),
             summary: Summary::default(),
+            fast: None,
         };
         let info = model.info();
         let header = Header {
@@ -203,6 +228,15 @@ impl<W: Write> ArchiveWriter<W> {
         &self.schedule
     }
 
+    /// Sets what happens to blocks that look binary from now on (default: the archive's model
+    /// codes them).
+    pub fn binary_blocks(&mut self, binary: BinaryBlocks) {
+        self.fast = match binary {
+            BinaryBlocks::Model => None,
+            BinaryBlocks::Fast => self.fast.take().or_else(|| Some(Fast::new())),
+        };
+    }
+
     /// Codes one block (1 ..= block size bytes) and writes it.
     pub fn write_block(
         &mut self,
@@ -223,15 +257,21 @@ impl<W: Write> ArchiveWriter<W> {
         self.crc_all.update(block);
         let crc = crc32fast::hash(block);
         let start = summary.original_len;
+        let block_len = block.len() as u64;
 
+        // A model coded bit by bit reads the block's bytes themselves: its tokens would only be
+        // a copy four times the block's size (256 MiB for a 64 MiB block). So does the fast
+        // model, which takes the blocks that look binary when asked to.
         let bitwise = model.bits().is_some();
+        let fast = match self.fast.as_mut() {
+            Some(fast) if !bitwise && looks_binary(block) => Some(fast),
+            _ => None,
+        };
         let tokens = summary.profile.time(Stage::Tokenize, || -> Result<_> {
             if looks_incompressible(block) {
                 return Ok(None);
             }
-            // A model coded bit by bit reads the block's bytes themselves: its tokens would only
-            // be a copy four times the block's size (256 MiB for a 64 MiB block).
-            if bitwise {
+            if bitwise || fast.is_some() {
                 return Ok(Some(Vec::new()));
             }
             // A tokenizer that cannot represent this block (or not exactly) gets it stored.
@@ -244,23 +284,16 @@ impl<W: Write> ArchiveWriter<W> {
             Ok((exact && bounded).then_some(tokens))
         })?;
 
-        let coded = match tokens {
-            Some(_) if bitwise => {
-                // One stream of bits (codec::bitwise); the memory claim is that of one row.
-                let block_len = block.len() as u64;
-                rows_within(model, &schedule, &self.limits, 1, block.len(), block.len())?;
-                summary
-                    .profile
-                    .time(Stage::ModelInfer, || model.start_block(1))?;
-                let bits = model.bits().expect("checked above");
-                let (payload, ideal) = summary.profile.time(Stage::ModelInfer, || {
-                    bitwise::encode(bits, block, |done| bitwise::report(observer, start, done))
-                })?;
-                summary.tokens += block_len;
-                summary.ideal_bits += ideal;
-                (payload.len() < block.len()).then_some((block_len, 1, payload))
+        let coded = match (tokens, fast) {
+            (Some(_), Some(fast)) => {
+                let payload = bits_of(fast, block, &schedule, &self.limits, summary, observer)?;
+                (payload.len() < block.len()).then_some(Coding::Fast(payload))
             }
-            Some(tokens) if !tokens.is_empty() => {
+            (Some(_), None) if bitwise => {
+                let payload = bits_of(model, block, &schedule, &self.limits, summary, observer)?;
+                (payload.len() < block.len()).then_some(Coding::Model(block_len, 1, payload))
+            }
+            (Some(tokens), None) if !tokens.is_empty() => {
                 let segments = rows_within(
                     model,
                     &schedule,
@@ -272,7 +305,6 @@ impl<W: Write> ArchiveWriter<W> {
                 let lengths = segment_lengths(tokens.len(), segments);
                 let offsets = offsets(&lengths);
                 let mut encoder = BlockEncoder::new();
-                let block_len = block.len() as u64;
                 let total = tokens.len() as u64;
                 lockstep::run(
                     model,
@@ -290,7 +322,7 @@ impl<W: Write> ArchiveWriter<W> {
                 summary.tokens += total;
                 summary.ideal_bits += encoder.ideal_bits();
                 let payload = summary.profile.time(Stage::ArithCode, || encoder.finish());
-                (payload.len() < block.len()).then_some((total, segments, payload))
+                (payload.len() < block.len()).then_some(Coding::Model(total, segments, payload))
             }
             _ => None,
         };
@@ -298,9 +330,9 @@ impl<W: Write> ArchiveWriter<W> {
         let out = &mut self.out;
         summary.profile.time(Stage::Write, || -> Result<()> {
             match coded {
-                Some((tokens, segments, payload)) => {
+                Some(Coding::Model(tokens, segments, payload)) => {
                     BlockHeader::Coded {
-                        len: block.len() as u64,
+                        len: block_len,
                         tokens,
                         segments: segments as u64,
                         payload_len: payload.len() as u64,
@@ -311,9 +343,20 @@ impl<W: Write> ArchiveWriter<W> {
                     out.write_all(&payload)?;
                     summary.coded_blocks += 1;
                 }
+                Some(Coding::Fast(payload)) => {
+                    BlockHeader::Fast {
+                        len: block_len,
+                        payload_len: payload.len() as u64,
+                        payload_crc: crc32fast::hash(&payload),
+                        crc,
+                    }
+                    .write(out)?;
+                    out.write_all(&payload)?;
+                    summary.fast_blocks += 1;
+                }
                 None => {
                     BlockHeader::Stored {
-                        len: block.len() as u64,
+                        len: block_len,
                         crc,
                     }
                     .write(out)?;
@@ -323,7 +366,7 @@ impl<W: Write> ArchiveWriter<W> {
             }
             Ok(())
         })?;
-        summary.original_len += block.len() as u64;
+        summary.original_len += block_len;
         observer.progress(summary.original_len);
         Ok(())
     }
@@ -346,9 +389,92 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
+/// How a block was coded, on its way to being written.
+enum Coding {
+    /// By the archive's model: tokens, lockstep rows, range-coder stream.
+    Model(u64, usize, Vec<u8>),
+    /// By the fast model: a binary-coder stream.
+    Fast(Vec<u8>),
+}
+
+/// Codes a block bit by bit with `model` (one that predicts bits, [`LanguageModel::bits`]) in
+/// one stream (codec::bitwise); its memory claim is that of one row.
+fn bits_of(
+    model: &mut dyn LanguageModel,
+    block: &[u8],
+    schedule: &Schedule,
+    limits: &Limits,
+    summary: &mut Summary,
+    observer: &mut dyn Observer,
+) -> Result<Vec<u8>> {
+    let start = summary.original_len;
+    rows_within(model, schedule, limits, 1, block.len(), block.len())?;
+    summary
+        .profile
+        .time(Stage::ModelInfer, || model.start_block(1))?;
+    let bits = model.bits().expect("a model that predicts bits");
+    let (payload, ideal) = summary.profile.time(Stage::ModelInfer, || {
+        bitwise::encode(bits, block, |done| bitwise::report(observer, start, done))
+    })?;
+    summary.tokens += block.len() as u64;
+    summary.ideal_bits += ideal;
+    Ok(payload)
+}
+
+/// Refuses a block whose memory claim is beyond the limit, before anything is allocated.
+fn within(needed: u64, limits: &Limits) -> Result<()> {
+    if needed > limits.memory {
+        return Err(Error::MemoryLimit {
+            during: "decoding this archive",
+            needed,
+            limit: limits.memory,
+            hint: format!(
+                "if you trust the archive, allow it with --memory {}M",
+                needed.div_ceil(1 << 20)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a damaged payload before any model time is spent on it.
+fn check_payload(payload: &[u8], crc: u32) -> Result<()> {
+    if crc32fast::hash(payload) != crc && format::ENFORCE_CHECKSUMS {
+        return Err(Error::Corrupt(
+            "a block's coded data does not match its checksum".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a block of `len` bytes coded by [`bits_of`] with the same model into `block`.
+fn bits_back(
+    model: &mut dyn LanguageModel,
+    payload: &[u8],
+    len: u64,
+    block: &mut Vec<u8>,
+    summary: &mut Summary,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    let start = summary.original_len;
+    summary
+        .profile
+        .time(Stage::ModelInfer, || model.start_block(1))?;
+    let bits = model.bits().expect("a model that predicts bits");
+    summary.profile.time(Stage::ModelInfer, || {
+        bitwise::decode(bits, payload, len as usize, block, |done| {
+            bitwise::report(observer, start, done)
+        })
+    })?;
+    summary.tokens += len;
+    Ok(())
+}
+
 /// Reads an archive: first the header (so the caller can pick the model it names), then the data.
 pub struct Decompressor<R> {
     reader: ArchiveReader<R>,
+    /// The fast model, made when the first block coded by it comes.
+    fast: Option<Fast>,
     model_checked: bool,
     finished: bool,
     payload: Vec<u8>,
@@ -361,6 +487,7 @@ impl<R: Read> Decompressor<R> {
     pub fn new(input: R) -> Result<Self> {
         Ok(Decompressor {
             reader: ArchiveReader::new(input)?,
+            fast: None,
             model_checked: false,
             finished: false,
             payload: Vec::new(),
@@ -476,6 +603,26 @@ impl<R: Read> Decompressor<R> {
                 summary.stored_blocks += 1;
                 (len, crc)
             }
+            Some(BlockHeader::Fast {
+                len,
+                payload_crc,
+                crc,
+                ..
+            }) => {
+                // Any archive may hold such blocks: the fast model needs no weights and no
+                // setting, and its arithmetic is integers (the same on every machine).
+                let fast = self.fast.get_or_insert_with(Fast::new);
+                within(block_memory(fast, &schedule, 1, len, len), limits)?;
+                let payload = &mut self.payload;
+                summary
+                    .profile
+                    .time(Stage::Read, || reader.read_payload(payload))?;
+                check_payload(payload, payload_crc)?;
+                bits_back(fast, payload, len, block, summary, observer)?;
+                summary.fast_blocks += 1;
+                // A mismatch here is damage: no machine-dependent arithmetic ran.
+                return self.finish_block(block, len, crc, false, observer);
+            }
             Some(BlockHeader::Coded {
                 len,
                 tokens,
@@ -485,26 +632,12 @@ impl<R: Read> Decompressor<R> {
                 ..
             }) => {
                 let needed = block_memory(model, &schedule, segments, tokens, len);
-                if needed > limits.memory {
-                    return Err(Error::MemoryLimit {
-                        during: "decoding this archive",
-                        needed,
-                        limit: limits.memory,
-                        hint: format!(
-                            "if you trust the archive, allow it with --memory {}M",
-                            needed.div_ceil(1 << 20)
-                        ),
-                    });
-                }
+                within(needed, limits)?;
                 let payload = &mut self.payload;
                 summary
                     .profile
                     .time(Stage::Read, || reader.read_payload(payload))?;
-                if crc32fast::hash(payload) != payload_crc && format::ENFORCE_CHECKSUMS {
-                    return Err(Error::Corrupt(
-                        "a block's coded data does not match its checksum".into(),
-                    ));
-                }
+                check_payload(payload, payload_crc)?;
                 if model.bits().is_some() {
                     if segments != 1 || tokens != len {
                         return Err(Error::Corrupt(format!(
@@ -513,17 +646,7 @@ impl<R: Read> Decompressor<R> {
                             reader.header().model_name
                         )));
                     }
-                    let start = summary.original_len;
-                    summary
-                        .profile
-                        .time(Stage::ModelInfer, || model.start_block(1))?;
-                    let bits = model.bits().expect("checked above");
-                    summary.profile.time(Stage::ModelInfer, || {
-                        bitwise::decode(bits, payload, len as usize, block, |done| {
-                            bitwise::report(observer, start, done)
-                        })
-                    })?;
-                    summary.tokens += tokens;
+                    bits_back(model, payload, len, block, summary, observer)?;
                     summary.coded_blocks += 1;
                     return self.finish_block(block, len, crc, true, observer);
                 }
@@ -665,6 +788,8 @@ pub struct ArchiveInfo {
     pub coded_blocks: u64,
     /// Blocks stored verbatim.
     pub stored_blocks: u64,
+    /// Blocks coded by the fast model because they looked binary.
+    pub fast_blocks: u64,
     /// Tokens of the coded blocks.
     pub tokens: u64,
     /// Bytes of range-coder payload (coded blocks) plus stored bytes.
@@ -682,6 +807,7 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
         original_len: 0,
         coded_blocks: 0,
         stored_blocks: 0,
+        fast_blocks: 0,
         tokens: 0,
         payload_bytes: 0,
         crc: 0,
@@ -703,6 +829,12 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
                 info.tokens += tokens;
                 (len, payload_len)
             }
+            BlockHeader::Fast {
+                len, payload_len, ..
+            } => {
+                info.fast_blocks += 1;
+                (len, payload_len)
+            }
         };
         reader.skip_payload()?;
         info.original_len += len;
@@ -711,6 +843,19 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
     info.crc = reader.trailer().expect("read at the end").crc;
     info.archive_len = reader.bytes_read();
     Ok(info)
+}
+
+/// True for blocks that are not text: more than 1 in 256 of their bytes are control characters
+/// (NUL to backspace, vertical tab, shift out to unit separator but escape, delete). Text in any
+/// ASCII-compatible encoding (UTF-8, Latin-N, CRLF or not, with form feeds or colour escapes) has
+/// next to none; executables, images, databases and arrays of numbers have many. Decided from
+/// the block alone, as the block header then says what was chosen.
+pub(crate) fn looks_binary(block: &[u8]) -> bool {
+    let control = block
+        .iter()
+        .filter(|&&b| matches!(b, 0..=8 | 0x0B | 0x0E..=0x1A | 0x1C..=0x1F | 0x7F))
+        .count();
+    control * 256 > block.len()
 }
 
 /// True for blocks whose byte histogram is nearly flat (random, encrypted or already compressed

@@ -225,6 +225,7 @@ fn context_window_slides_identically_on_both_sides() {
         &mut model,
         &s,
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap();
@@ -241,6 +242,7 @@ fn context_window_slides_identically_on_both_sides() {
         &mut model,
         &s,
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap();
@@ -271,6 +273,7 @@ fn wrong_model_is_refused_before_decoding() {
         &mut BigramModel::new(1),
         &small_schedule(),
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap();
@@ -315,6 +318,7 @@ fn gpu_archives_decode_only_on_the_same_gpu_and_cpu_ones_on_any_cpu_family() {
             &mut bigram_on(backend),
             &small_schedule(),
             &Limits::default(),
+            BinaryBlocks::Model,
             &mut Silent,
         )
         .unwrap();
@@ -366,6 +370,7 @@ fn corruption_is_detected_everywhere_and_never_panics() {
         &mut BigramModel::new(1),
         &small_schedule(),
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap();
@@ -426,6 +431,7 @@ fn cancellation_stops_with_interrupted() {
         &mut BigramModel::new(1),
         &small_schedule(),
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Cancel,
     )
     .unwrap_err();
@@ -450,6 +456,7 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
             &mut BigramModel::new(1),
             &s,
             limits,
+            BinaryBlocks::Model,
             &mut Silent,
         )
         .unwrap();
@@ -493,6 +500,7 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
         &mut BigramModel::new(1),
         &s,
         &Limits { memory: 1000 },
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap_err();
@@ -591,6 +599,7 @@ fn bit_coded_corruption_and_crafted_claims_are_refused() {
         &mut Fast::new(),
         &small_schedule(),
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap();
@@ -643,4 +652,104 @@ fn bit_coded_corruption_and_crafted_claims_are_refused() {
         matches!(&err, Error::Corrupt(m) if m.contains("2 segments")),
         "{err}"
     );
+}
+
+/// Text in any encoding is text; executables, counters and UTF-16 are not.
+#[test]
+fn binary_is_told_from_text() {
+    let polish = "Zażółć gęślą jaźń.\r\n\tKolumna\x0cstrona \x1b[1mgruba\x1b[0m\n".repeat(50);
+    assert!(!looks_binary(polish.as_bytes()));
+    assert!(!looks_binary(&text(5000)));
+    let latin2: Vec<u8> = (0..4000u32)
+        .map(|i| [b'a', 0xB1, b' ', 0xEA][i as usize % 4])
+        .collect();
+    assert!(!looks_binary(&latin2));
+    let counters: Vec<u8> = (0u32..1000).flat_map(|i| (i * 7).to_le_bytes()).collect();
+    assert!(looks_binary(&counters));
+    let utf16: Vec<u8> = "plain words"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert!(looks_binary(&utf16));
+    // One control byte in 256 is still text (a stray NUL in a log); more is not.
+    let mut edge = text(2560);
+    for i in (0..2560).step_by(256) {
+        edge[i] = 0;
+    }
+    assert!(!looks_binary(&edge));
+    edge[1] = 0;
+    assert!(looks_binary(&edge));
+}
+
+/// Counters in little-endian words: not text, not random.
+fn counters(n: u32) -> Vec<u8> {
+    (0..n).flat_map(|i| (i * 7).to_le_bytes()).collect()
+}
+
+/// Blocks that look binary go to the fast model when asked, and their headers say so; text
+/// blocks stay with the archive's model; a decoder told nothing decodes both. Asked for the
+/// model, every block is the model's.
+#[test]
+fn binary_blocks_go_to_the_fast_model_when_asked() {
+    let mut data = text(4096);
+    data.extend_from_slice(&counters(1024));
+    data.extend_from_slice(&text(1000));
+    for (binary, fast, coded) in [(BinaryBlocks::Fast, 1, 2), (BinaryBlocks::Model, 0, 3)] {
+        let mut archive = Vec::new();
+        let s = compress(
+            &mut data.as_slice(),
+            &mut archive,
+            &mut BigramModel::new(1),
+            &small_schedule(),
+            &Limits::default(),
+            binary,
+            &mut Silent,
+        )
+        .unwrap();
+        assert_eq!((s.fast_blocks, s.coded_blocks), (fast, coded), "{binary:?}");
+        assert_eq!(inspect(archive.as_slice()).unwrap().fast_blocks, fast);
+        let mut out = Vec::new();
+        let d = Decompressor::new(archive.as_slice())
+            .unwrap()
+            .run(
+                &mut out,
+                &mut BigramModel::new(1),
+                &Limits::default(),
+                &mut Silent,
+            )
+            .unwrap();
+        assert_eq!(out, data);
+        assert_eq!(d.fast_blocks, fast);
+        if binary == BinaryBlocks::Fast {
+            // Damage anywhere in the fast block (header or payload) is refused, and a decoder
+            // whose memory limit is below the fast model's tables refuses before decoding.
+            let at = (0..archive.len())
+                .find(|&i| archive[i..].starts_with(&[0x80, 0x20, 2]))
+                .expect("the fast block's header: length 4096, kind 2");
+            for i in (at..at + 40).chain((at + 40..archive.len() - 40).step_by(97)) {
+                let mut bad = archive.clone();
+                bad[i] ^= 0x10;
+                let result = Decompressor::new(bad.as_slice()).and_then(|d| {
+                    d.run(
+                        &mut Vec::new(),
+                        &mut BigramModel::new(1),
+                        &Limits::default(),
+                        &mut Silent,
+                    )
+                });
+                assert!(result.is_err(), "flip at {i} accepted");
+            }
+            let tight = Limits { memory: 16 << 20 };
+            let err = Decompressor::new(archive.as_slice())
+                .unwrap()
+                .run(
+                    &mut Vec::new(),
+                    &mut BigramModel::new(1),
+                    &tight,
+                    &mut Silent,
+                )
+                .unwrap_err();
+            assert!(matches!(err, Error::MemoryLimit { .. }), "{err}");
+        }
+    }
 }

@@ -89,6 +89,19 @@ pub enum BlockHeader {
         /// CRC-32 of the original bytes.
         crc: u32,
     },
+    /// `len` original bytes that looked binary, coded bit by bit by the fast model (`fast1`,
+    /// [`crate::models::fast`]) whatever model the archive names, into a binary-coder stream of
+    /// `payload_len` bytes (docs/format.md, "Fast blocks").
+    Fast {
+        /// Original bytes.
+        len: u64,
+        /// Bytes of binary-coder stream.
+        payload_len: u64,
+        /// CRC-32 of the payload.
+        payload_crc: u32,
+        /// CRC-32 of the original bytes.
+        crc: u32,
+    },
 }
 
 /// Written after the end block: the whole input's length and checksum.
@@ -105,6 +118,7 @@ pub struct Trailer {
 
 const KIND_STORED: u8 = 0;
 const KIND_CODED: u8 = 1;
+const KIND_FAST: u8 = 2;
 
 impl Header {
     /// Serialises the header, ending with a CRC-32 over all of its bytes.
@@ -234,6 +248,18 @@ impl BlockHeader {
                 buf.extend_from_slice(&payload_crc.to_le_bytes());
                 buf.extend_from_slice(&crc.to_le_bytes());
             }
+            BlockHeader::Fast {
+                len,
+                payload_len,
+                payload_crc,
+                crc,
+            } => {
+                write_u64(&mut buf, len)?;
+                buf.push(KIND_FAST);
+                write_u64(&mut buf, payload_len)?;
+                buf.extend_from_slice(&payload_crc.to_le_bytes());
+                buf.extend_from_slice(&crc.to_le_bytes());
+            }
         }
         if *self != BlockHeader::End {
             let check = crc32fast::hash(&buf) as u16;
@@ -280,8 +306,18 @@ impl BlockHeader {
                     crc: read_crc(input)?,
                 }
             }
+            KIND_FAST => BlockHeader::Fast {
+                len,
+                // Kept only when smaller than the bytes it replaces.
+                payload_len: read_bounded(input, "payload length", len)?,
+                payload_crc: read_crc(input)?,
+                crc: read_crc(input)?,
+            },
             other => {
-                return Err(Error::Corrupt(format!("unknown block kind {other}")));
+                return Err(Error::Corrupt(format!(
+                    "unknown block kind {other} (damaged, or written by a newer llmzip: this \
+                     one knows kinds 0 to {KIND_FAST})"
+                )));
             }
         };
         let computed = input.hasher.clone().finalize() as u16;

@@ -68,6 +68,9 @@ impl<R: Read> ArchiveReader<R> {
             BlockHeader::Stored { len, .. } => (len, len),
             BlockHeader::Coded {
                 len, payload_len, ..
+            }
+            | BlockHeader::Fast {
+                len, payload_len, ..
             } => (len, payload_len),
         };
         // Bounded by the format's limits on both, so this cannot overflow.

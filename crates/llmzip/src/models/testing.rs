@@ -1,7 +1,7 @@
 //! Test doubles shared by the model wrappers' tests.
 
 use super::{Backend, BatchShape, Fingerprint, LanguageModel, ModelInfo};
-use crate::codec::{compress, Decompressor, Limits, Schedule, Summary};
+use crate::codec::{compress, BinaryBlocks, Decompressor, Limits, Schedule, Summary};
 use crate::tokenization::{ByteTokenizer, Tokenizer};
 use crate::Result;
 use crate::Silent;
@@ -102,6 +102,7 @@ pub fn round_trip(
         encoder,
         schedule,
         &Limits::default(),
+        BinaryBlocks::Model,
         &mut Silent,
     )
     .unwrap();

@@ -21,6 +21,8 @@
 //!   block's scale; sign and top mantissa bits of both by exponent. q4 nibbles under the
 //!   block's zero point (the nibble that decodes to 0: −m/d), which says where its values
 //!   centre (-1.3 % of q4_1 bytes against one table); q8 quants under the scale's bucket.
+//!   q5_0 and q5_1 likewise, their 5-bit values (a nibble and a bit stored apart) under the
+//!   block's zero point as whole symbols.
 //! * **K-quants** (q4_k, q5_k, q6_k; super-blocks of 256 values): the super-block's f16 scale
 //!   (and q4_k's and q5_k's minimum) like q4_1's; the packed sub-block scales byte by byte, by
 //!   position; q4_k's nibbles and q5_k's 5-bit values under their sub-block's zero point
@@ -320,7 +322,14 @@ fn run(
             floats(f, reference, row, first, buf, io);
             vec![reference]
         }
-        Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 | Kind::Q4K | Kind::Q5K | Kind::Q6K => {
+        Kind::Q8_0
+        | Kind::Q4_0
+        | Kind::Q4_1
+        | Kind::Q5_0
+        | Kind::Q5_1
+        | Kind::Q4K
+        | Kind::Q5K
+        | Kind::Q6K => {
             // The reference is the most common exponent of the blocks' f16 scales.
             let reference = match header {
                 Some(h) => h[0],
@@ -330,7 +339,7 @@ fn run(
                 }
             };
             match kind {
-                Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => {
+                Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 | Kind::Q5_0 | Kind::Q5_1 => {
                     blocks(kind, reference, row, first, buf, io)
                 }
                 _ => k_blocks(kind, reference, row, first, buf, io),
@@ -494,7 +503,9 @@ fn space(kind: Kind) -> Space {
                 .chain(repeat_n(16, 17))
                 .chain(repeat_n(256, 16)),
         ),
-        Kind::Q4K | Kind::Q5K | Kind::Q6K => Space::new(
+        // q5_0 and q5_1 code their scales like q4_1 and their 5-bit values like q5_k, in the
+        // K-quants' tables.
+        Kind::Q4K | Kind::Q5K | Kind::Q6K | Kind::Q5_0 | Kind::Q5_1 => Space::new(
             // The super-block scale and minimum as above; q4_k's (and q5_k's) 12 bytes of
             // sub-block scales by position, q4_k's nibbles by their sub-block's zero point;
             // q6_k's 16 sub-block scales by position, its 6-bit values by the size of their
@@ -603,7 +614,7 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
         rows.advance(e);
         prev = e;
         let quants_at = match kind {
-            Kind::Q4_1 => {
+            Kind::Q4_1 | Kind::Q5_1 => {
                 let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);
                 let (m, e) = h.code_scale(h.load(block, 2), MIN_EXP + ctx, MIN_TOP, io);
                 h.store(block, 2, m);
@@ -618,11 +629,31 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
             for q in &mut block[quants_at..] {
                 *q = io.symbol(u32::from(*q), t) as u8;
             }
+        } else if matches!(kind, Kind::Q5_0 | Kind::Q5_1) {
+            // 5-bit values, d·(q − 16) for q5_0, d·q + m for q5_1, under their zero as whole
+            // symbols (q5_k's tables): value j's low nibble is in byte j of `qs` (value j + 16's
+            // in its high half), their fifth bits are bits j and j + 16 of the 32-bit `qh`
+            // before `qs`. Packed back the same way, a one-to-one map.
+            let zero = match kind {
+                Kind::Q5_1 => zero_point(h.load(block, 0), h.load(block, 2), 31.0),
+                _ => 16,
+            };
+            let t = K5_VALUES + zero;
+            let (qh, qs) = block[quants_at..].split_at_mut(4);
+            let high = u32::from_le_bytes(qh.try_into().expect("4 bytes"));
+            let mut coded = 0u32;
+            for (j, q) in qs.iter_mut().enumerate() {
+                let lo = io.symbol(u32::from(*q & 15) | ((high >> j) & 1) << 4, t);
+                let hi = io.symbol(u32::from(*q >> 4) | ((high >> (j + 16)) & 1) << 4, t);
+                *q = ((lo & 15) | (hi & 15) << 4) as u8;
+                coded |= (lo >> 4) << j | (hi >> 4) << (j + 16);
+            }
+            qh.copy_from_slice(&coded.to_le_bytes());
         } else {
             // The weights of a block centre on its zero: the nibble that decodes to 0, −m/d
             // for q4_1 (8 for q4_0, whose values are d·(q − 8)).
             let zero = match kind {
-                Kind::Q4_1 => zero_point(h.load(block, 0), h.load(block, 2)),
+                Kind::Q4_1 => zero_point(h.load(block, 0), h.load(block, 2), 15.0),
                 _ => 8,
             };
             let t = NIBBLES + zero;
@@ -775,13 +806,13 @@ fn f16_to_f32(h: u32) -> f32 {
 
 /// The q4_1 nibble that decodes to zero, `round(−m / d)` in 0..=15, or 16 when `d` is 0 or not
 /// finite. IEEE division is correctly rounded everywhere, so both sides agree.
-fn zero_point(d: u32, m: u32) -> usize {
+fn zero_point(d: u32, m: u32, top: f32) -> usize {
     let (d, m) = (f16_to_f32(d), f16_to_f32(m));
     let z = -m / d;
     if z.is_finite() {
-        (z + 0.5).clamp(0.0, 15.0) as usize
+        (z + 0.5).clamp(0.0, top) as usize
     } else {
-        16
+        top as usize + 1
     }
 }
 
@@ -845,8 +876,8 @@ mod tests {
             assert_eq!(f16_to_f32(h).to_bits(), f.to_bits(), "{h:#x}");
         }
         assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
-        assert_eq!(zero_point(0x3c00, 0xc000), 2); // -(-2) / 1
-        assert_eq!(zero_point(0, 0xc000), 16);
+        assert_eq!(zero_point(0x3c00, 0xc000, 15.0), 2); // -(-2) / 1
+        assert_eq!(zero_point(0, 0xc000, 15.0), 16);
     }
 
     #[test]

@@ -11,6 +11,76 @@
 
 use std::io::Read;
 
+/// A GGML tensor type: its id in GGUF files, its name, and its size (`bytes` per `block`
+/// values); `kind` is how llmzip models it ([`Kind::Bytes`] where it does not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GgmlType {
+    /// The id in a GGUF tensor's info.
+    pub id: u32,
+    /// ggml's name.
+    pub name: &'static str,
+    /// Values per block.
+    pub block: u64,
+    /// Bytes per block.
+    pub bytes: u64,
+    /// How the tensor codec models it.
+    pub kind: Kind,
+}
+
+const fn ggml(id: u32, name: &'static str, block: u64, bytes: u64, kind: Kind) -> GgmlType {
+    GgmlType {
+        id,
+        name,
+        block,
+        bytes,
+        kind,
+    }
+}
+
+/// Every GGML type of ggml.h (ids 4, 5, 31–33 and 36–38 were removed from GGUF files), with the
+/// sizes of gguf-py's `GGML_QUANT_SIZES`. A GGUF whose tensors are all of these types and whose
+/// layout is consistent is recognised; a tensor of a newer type is left to the bytes around it.
+pub const GGML_TYPES: [GgmlType; 33] = [
+    ggml(0, "F32", 1, 4, Kind::F32),
+    ggml(1, "F16", 1, 2, Kind::F16),
+    ggml(2, "Q4_0", 32, 18, Kind::Q4_0),
+    ggml(3, "Q4_1", 32, 20, Kind::Q4_1),
+    ggml(6, "Q5_0", 32, 22, Kind::Q5_0),
+    ggml(7, "Q5_1", 32, 24, Kind::Q5_1),
+    ggml(8, "Q8_0", 32, 34, Kind::Q8_0),
+    ggml(9, "Q8_1", 32, 36, Kind::Bytes),
+    ggml(10, "Q2_K", 256, 84, Kind::Bytes),
+    ggml(11, "Q3_K", 256, 110, Kind::Bytes),
+    ggml(12, "Q4_K", 256, 144, Kind::Q4K),
+    ggml(13, "Q5_K", 256, 176, Kind::Q5K),
+    ggml(14, "Q6_K", 256, 210, Kind::Q6K),
+    ggml(15, "Q8_K", 256, 292, Kind::Bytes),
+    ggml(16, "IQ2_XXS", 256, 66, Kind::Bytes),
+    ggml(17, "IQ2_XS", 256, 74, Kind::Bytes),
+    ggml(18, "IQ3_XXS", 256, 98, Kind::Bytes),
+    ggml(19, "IQ1_S", 256, 50, Kind::Bytes),
+    ggml(20, "IQ4_NL", 32, 18, Kind::Bytes),
+    ggml(21, "IQ3_S", 256, 110, Kind::Bytes),
+    ggml(22, "IQ2_S", 256, 82, Kind::Bytes),
+    ggml(23, "IQ4_XS", 256, 136, Kind::Bytes),
+    ggml(24, "I8", 1, 1, Kind::Bytes),
+    ggml(25, "I16", 1, 2, Kind::Bytes),
+    ggml(26, "I32", 1, 4, Kind::Bytes),
+    ggml(27, "I64", 1, 8, Kind::Bytes),
+    ggml(28, "F64", 1, 8, Kind::Bytes),
+    ggml(29, "IQ1_M", 256, 56, Kind::Bytes),
+    ggml(30, "BF16", 1, 2, Kind::Bf16),
+    ggml(34, "TQ1_0", 256, 54, Kind::Bytes),
+    ggml(35, "TQ2_0", 256, 66, Kind::Bytes),
+    ggml(39, "MXFP4", 32, 17, Kind::Bytes),
+    ggml(40, "NVFP4", 64, 36, Kind::Bytes),
+];
+
+/// The GGML type with id `id`, if this build knows it.
+pub fn ggml_type(id: u32) -> Option<&'static GgmlType> {
+    GGML_TYPES.iter().find(|t| t.id == id)
+}
+
 /// The most header bytes read to recognise a container (safetensors' own limit is 100 MB).
 pub const MAX_HEAD: u64 = 128 << 20;
 
@@ -40,11 +110,15 @@ pub enum Kind {
     Q6K = 8,
     /// GGML Q5_K: q4_k's super-blocks with a fifth bit per value (32 bytes of high bits).
     Q5K = 9,
+    /// GGML Q5_0: blocks of an f16 scale, 32 high bits and 32 low nibbles (5-bit values).
+    Q5_0 = 10,
+    /// GGML Q5_1: q5_0 with an f16 minimum after the scale.
+    Q5_1 = 11,
 }
 
 impl Kind {
     /// Every kind, in tag order.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Bytes,
         Kind::F32,
         Kind::F16,
@@ -55,6 +129,8 @@ impl Kind {
         Kind::Q4K,
         Kind::Q6K,
         Kind::Q5K,
+        Kind::Q5_0,
+        Kind::Q5_1,
     ];
 
     /// The kind with tag `tag`, if any.
@@ -74,13 +150,15 @@ impl Kind {
             Kind::Q4K => 144,
             Kind::Q6K => 210,
             Kind::Q5K => 176,
+            Kind::Q5_0 => 22,
+            Kind::Q5_1 => 24,
         }
     }
 
     /// Weights in one unit (32 for the block formats, 256 for the K-quants).
     pub fn values_per_unit(self) -> u64 {
         match self {
-            Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 => 32,
+            Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 | Kind::Q5_0 | Kind::Q5_1 => 32,
             Kind::Q4K | Kind::Q5K | Kind::Q6K => 256,
             _ => 1,
         }
@@ -99,6 +177,8 @@ impl Kind {
             Kind::Q4K => "q4_k",
             Kind::Q6K => "q6_k",
             Kind::Q5K => "q5_k",
+            Kind::Q5_0 => "q5_0",
+            Kind::Q5_1 => "q5_1",
         }
     }
 }
@@ -479,26 +559,13 @@ fn gguf(head: &[u8], total: u64) -> Parse {
         let Some(count) = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)) else {
             return Parse::Invalid;
         };
-        let (kind, block, bytes) = match t {
-            0 => (Kind::F32, 1, 4),
-            1 => (Kind::F16, 1, 2),
-            30 => (Kind::Bf16, 1, 2),
-            2 => (Kind::Q4_0, 32, 18),
-            3 => (Kind::Q4_1, 32, 20),
-            8 => (Kind::Q8_0, 32, 34),
-            12 => (Kind::Q4K, 256, 144),
-            13 => (Kind::Q5K, 256, 176),
-            14 => (Kind::Q6K, 256, 210),
-            // Other formats (integers, other K-quants, ...) are coded as bytes, if their size is
-            // known.
-            24 => (Kind::Bytes, 1, 1),
-            25 => (Kind::Bytes, 1, 2),
-            26 => (Kind::Bytes, 1, 4),
-            27 | 28 => (Kind::Bytes, 1, 8),
-            10 => (Kind::Bytes, 256, 84),
-            11 => (Kind::Bytes, 256, 110),
-            15 => (Kind::Bytes, 256, 292),
-            _ => return Parse::Invalid,
+        let Some(&GgmlType {
+            kind, block, bytes, ..
+        }) = ggml_type(t)
+        else {
+            // A type this build does not know: its size cannot be checked, so its data is left
+            // in the bytes between the tensors that are known (coded as bytes, exactly).
+            continue;
         };
         if count % block != 0 || shape[0] % block != 0 {
             return Parse::Invalid;

@@ -274,6 +274,8 @@ fn k_quants_of_real_weights_round_trip_and_beat_bytes() {
         (GgmlDType::Q4K, Kind::Q4K),
         (GgmlDType::Q5K, Kind::Q5K),
         (GgmlDType::Q6K, Kind::Q6K),
+        (GgmlDType::Q5_0, Kind::Q5_0),
+        (GgmlDType::Q5_1, Kind::Q5_1),
     ] {
         let w = &weights["rnn.1.weight_hh"]; // 768 × 256
         let q = QTensor::quantize(w, dtype).unwrap();
@@ -306,5 +308,60 @@ fn k_quants_of_real_weights_round_trip_and_beat_bytes() {
             plain.len()
         );
         assert!(archive.len() < plain.len(), "{kind:?}");
+    }
+}
+
+/// Every GGML type of ggml.h, a tensor each (two rows of two blocks), plus one of a type id this
+/// build does not know: the file is recognised as GGUF, the modelled types get their own
+/// regions, the others are bytes inside it, and the archive round-trips. Before, a single
+/// q5_0 tensor (common in real Q4_K_M files) made the whole file unrecognised.
+#[test]
+fn a_gguf_of_every_ggml_type_is_recognised_and_round_trips() {
+    use super::layout::{ggml_type, GGML_TYPES};
+    let mut s = SplitMix64::new(7);
+    let mut tensors: Vec<(Vec<u64>, u32, Vec<u8>)> = GGML_TYPES
+        .iter()
+        .map(|t| {
+            let data = (0..4 * t.bytes).map(|_| lcg(&mut s) as u8).collect();
+            (vec![2 * t.block, 2], t.id, data)
+        })
+        .collect();
+    assert!(ggml_type(41).is_none());
+    tensors.push((vec![64], 41, vec![0x5A; 40]));
+    let file = gguf_file(&tensors);
+    let (archive, summary) = compress_file(&file);
+    assert_eq!(summary.layout.container, Container::Gguf);
+    for kind in [
+        Kind::F32,
+        Kind::F16,
+        Kind::Bf16,
+        Kind::Q4_0,
+        Kind::Q4_1,
+        Kind::Q5_0,
+        Kind::Q5_1,
+        Kind::Q8_0,
+        Kind::Q4K,
+        Kind::Q5K,
+        Kind::Q6K,
+    ] {
+        assert!(
+            summary.layout.regions.iter().any(|r| r.kind == kind),
+            "{kind:?} has no region"
+        );
+    }
+    assert_eq!(decompress_vec(&archive).unwrap(), file);
+    // The table is ggml's: ids unique and ascending, a whole number of bytes per block, and
+    // between 1.5 and 64 bits per value (TQ1_0's 1.69 the fewest, F64/I64 the most).
+    for pair in GGML_TYPES.windows(2) {
+        assert!(pair[0].id < pair[1].id);
+    }
+    for t in GGML_TYPES {
+        let bits = (t.bytes * 8) as f64 / t.block as f64;
+        assert!((1.5..=64.0).contains(&bits), "{}: {bits}", t.name);
+        assert!(
+            t.kind == Kind::Bytes || t.kind.unit() == t.bytes,
+            "{}",
+            t.name
+        );
     }
 }
