@@ -193,6 +193,20 @@ impl HashedTable {
         (std::mem::size_of::<Slot>() as u64) << bits.max(1)
     }
 
+    /// A table as [`new`](Self::new) makes it, in `old`'s memory when `old` is a hashed table
+    /// of that size: a model that starts a new block clears its tables instead of freeing
+    /// them and allocating fresh ones, so the process does not grow from block to block (the
+    /// allocator does not always hand the freed pages back for the new tables).
+    pub(crate) fn reuse(old: Option<Store>, bits: u32) -> HashedTable {
+        match old {
+            Some(Store::Hashed(mut t)) if t.slots.len() == 1 << bits.max(1) => {
+                t.slots.fill([0; SLOT_WORDS]);
+                t
+            }
+            _ => HashedTable::new(bits),
+        }
+    }
+
     fn place(&self, key: u64) -> (usize, u16) {
         // Low bits pick the slot pair, high bits check it; a check of 0 marks an empty slot.
         ((key as usize) & self.mask & !1, ((key >> 48) as u16).max(1))
@@ -275,6 +289,18 @@ impl DirectTable {
     /// Bytes of memory a table for `order` takes.
     pub(crate) fn bytes(order: usize) -> u64 {
         2 * (256u64 << (8 * order))
+    }
+
+    /// A table as [`new`](Self::new) makes it, in `old`'s memory when `old` is a direct table
+    /// of that order (see [`HashedTable::reuse`]).
+    pub(crate) fn reuse(old: Option<Store>, order: usize) -> DirectTable {
+        match old {
+            Some(Store::Direct(mut t)) if t.counts.len() == 256 << (8 * order) => {
+                t.counts.fill(0);
+                t
+            }
+            _ => DirectTable::new(order),
+        }
     }
 
     /// Calls `f(byte, count)` for the successors of the context `key` (its bytes, newest in the

@@ -480,23 +480,25 @@ impl Shared {
         extras: bool,
         tuning: Option<&Tuning>,
         refine: Option<&Refine>,
+        recycled: Vec<Store>,
     ) -> Shared {
         let tuned = tuning.is_some();
         let sets = |n: usize| if tuned { n } else { 0 };
         let mut w = [PARAMS.initial_weights.1; INPUTS];
         w[0] = PARAMS.initial_weights.0;
+        let mut old = recycled.into_iter();
         let tables = (0..CONTEXTS)
-            .map(|k| match (bounded, ORDERS.get(k)) {
-                (None, _) => Store::Growing(Table::default()),
+            .map(|k| match (bounded, ORDERS.get(k), old.next()) {
+                (None, ..) => Store::Growing(Table::default()),
                 // Contexts a version does not use: an empty table that is never filled.
-                (Some(_), _) if k >= BASE_CONTEXTS && !extras => Store::Growing(Table::default()),
-                (Some(_), _) if k >= COLUMNS_AT && refine.is_none() => {
+                (Some(_), ..) if k >= BASE_CONTEXTS && !extras => Store::Growing(Table::default()),
+                (Some(_), ..) if k >= COLUMNS_AT && refine.is_none() => {
                     Store::Growing(Table::default())
                 }
-                (Some(b), Some(&order)) if order <= b.direct_orders => {
-                    Store::Direct(DirectTable::new(order))
+                (Some(b), Some(&order), old) if order <= b.direct_orders => {
+                    Store::Direct(DirectTable::reuse(old, order))
                 }
-                (Some(b), _) => Store::Hashed(HashedTable::new(b.table_bits)),
+                (Some(b), _, old) => Store::Hashed(HashedTable::reuse(old, b.table_bits)),
             })
             .collect();
         Shared {
@@ -927,7 +929,7 @@ impl BitMixed {
             extras,
             tuning,
             refine: None,
-            shared: Shared::new(0, None, false, None, None),
+            shared: Shared::new(0, None, false, None, None, Vec::new()),
             rows: Vec::new(),
         })
     }
@@ -993,14 +995,21 @@ impl LanguageModel for BitMixed {
     }
 
     fn start_block(&mut self, rows: usize) -> Result<()> {
-        // The old tables go first, so that two sets never coexist.
-        self.shared = Shared::new(0, None, false, None, None);
+        // The old tables are cleared and reused, or go first: two sets never coexist.
+        let recycled = {
+            let old = std::mem::replace(
+                &mut self.shared,
+                Shared::new(0, None, false, None, None, Vec::new()),
+            );
+            old.tables
+        };
         self.shared = Shared::new(
             rows,
             self.bounded.as_ref(),
             self.extras,
             self.tuning.as_ref(),
             self.refine.as_ref(),
+            recycled,
         );
         self.rows = vec![RowState::new(); rows];
         self.inner.start_block(rows)
