@@ -34,6 +34,9 @@ make gru2.txt -m gru2
 make gru2-cm5.txt -m gru2-cm5 --window 64 --min-segment 200
 make gru3-cm5.txt -m gru3-cm5 --window 64 --min-segment 200
 make fast1.txt -m fast1 --block-size 2K
+# The default level with a block that is not text: coded by fast1 (block kind 2) between two text
+# blocks coded by the default model.
+make fast-blocks.bin --block-size 4K
 # The tiny test models: every network's code path, cheap enough to decode under an emulated CPU
 # in CI (scripts/cross-cpu.sh).
 cargo run --release --quiet -p llmzip --features test-support --example tiny_models -- "$g/models"

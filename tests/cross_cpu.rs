@@ -1,6 +1,7 @@
 //! Archives decode on other CPUs: `scripts/cross-cpu.sh --quick` decodes the golden archives of
 //! the tiny test models (every network: GRU, llama in int8 and f32, GPT-2, made natively and on
-//! an emulated CPU without FMA), the empty and stored ones and the default model's, under
+//! an emulated CPU without FMA), the empty and stored ones, the default model's and `fast1`'s
+//! (alone, and as the fast blocks of a default archive), under
 //! `qemu-x86_64 -cpu Haswell` (AVX2 + FMA) and `-cpu Nehalem` (no AVX, no FMA), and compares
 //! the bytes. The script installs qemu-user when it is missing (Debian's package); without it
 //! this test fails rather than skips. The full run (every golden archive) is the script without

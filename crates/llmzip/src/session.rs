@@ -142,13 +142,16 @@ impl Default for Options {
 
 impl Options {
     /// Compress at `level` (its model and schedule; explicit schedule settings still win).
+    /// Weight files recognised by their content go to the weight-file codec, and blocks that
+    /// are not text to the fast model (`fast1`; docs/format.md, "Fast blocks").
     pub fn level(mut self, level: Level) -> Self {
         self.choice = Choice::Level(level);
         self
     }
 
-    /// Compress with this model (and its own schedule). When decoding, decode with it instead
-    /// of the model the archive names (for models loaded from a path).
+    /// Compress with this model (and its own schedule), every block, whatever its content.
+    /// When decoding, decode with it instead of the model the archive names (for models loaded
+    /// from a path).
     pub fn model(mut self, model: impl Into<ModelSpec>) -> Self {
         self.choice = Choice::Model(model.into());
         self
@@ -251,7 +254,7 @@ impl Options {
         Ok(Plan::Model {
             spec,
             schedule,
-            recognise_weight_files: recognise,
+            by_level: recognise,
         })
     }
 }
@@ -270,12 +273,12 @@ fn binary_blocks(by_level: bool) -> codec::BinaryBlocks {
 enum Plan {
     /// The weight-file codec, whatever the content (`-m tensors`).
     Tensors,
-    /// A model; weight files recognised by content go to the weight-file codec instead when
-    /// `recognise_weight_files`.
+    /// A model. When it was chosen `by_level` (not named), weight files recognised by content
+    /// go to the weight-file codec instead, and blocks that look binary to the fast model.
     Model {
         spec: String,
         schedule: ScheduleOptions,
-        recognise_weight_files: bool,
+        by_level: bool,
     },
 }
 
@@ -563,8 +566,8 @@ impl Session {
             Plan::Model {
                 spec,
                 schedule,
-                recognise_weight_files,
-            } => (spec, schedule, recognise_weight_files),
+                by_level,
+            } => (spec, schedule, by_level),
         };
         let mut head = Vec::new();
         if let (true, Some(total)) = (recognise, len) {
@@ -775,7 +778,7 @@ pub(crate) fn compression_model_for(
         Plan::Model {
             spec,
             schedule,
-            recognise_weight_files,
+            by_level,
         } => {
             let device = models::device(options.device.unwrap_or_default().name())?;
             let model = models::load_for_compression(
@@ -785,7 +788,7 @@ pub(crate) fn compression_model_for(
                 &options.registry,
             )?;
             let schedule = Schedule::for_model(&schedule, model.info())?;
-            Ok((model, schedule, binary_blocks(recognise_weight_files)))
+            Ok((model, schedule, binary_blocks(by_level)))
         }
     }
 }

@@ -66,7 +66,8 @@ impl<W: Write> Encoder<W> {
         Ok(encoder)
     }
 
-    /// An encoder with a model you loaded and an explicit schedule.
+    /// An encoder with a model you loaded and an explicit schedule; the model codes every
+    /// block, binary or not ([`Encoder::new`] at a level sends binary blocks to `fast1`).
     pub fn with_model(
         output: W,
         model: Box<dyn LanguageModel>,

@@ -383,3 +383,38 @@ fn a_lying_seek_table_is_not_used() {
         }
     }
 }
+
+/// How many fast blocks each member of an archive has.
+fn fast_blocks(archive: &[u8]) -> Vec<u64> {
+    llmzip::info(archive)
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            llmzip::ArchiveDescription::Model(i) => i.fast_blocks,
+            llmzip::ArchiveDescription::Tensors(_) => panic!("not a weight file"),
+        })
+        .collect()
+}
+
+/// Every way of compressing at a level sends blocks that are not text to `fast1` (the one-call
+/// helper, the streaming encoder, members); a model asked for by name codes them itself. All
+/// of them decode.
+#[test]
+fn binary_blocks_follow_the_level_in_every_api() {
+    let binary: Vec<u8> = (0u32..3000).flat_map(|i| (i * 7).to_le_bytes()).collect();
+    let level = Options::default();
+    let named = Options::default().model("gru3-cm5");
+    let mut streamed = Encoder::new(Vec::new(), &level).unwrap();
+    streamed.write_all(&binary).unwrap();
+    let streamed = streamed.finish().unwrap();
+    let members = encode_all(&binary[..], &level.clone().members(5000)).unwrap();
+    for (archive, expected) in [
+        (encode_all(&binary[..], &level).unwrap(), vec![1]),
+        (streamed, vec![1]),
+        (members, vec![1, 1, 1]),
+        (encode_all(&binary[..], &named).unwrap(), vec![0]),
+    ] {
+        assert_eq!(fast_blocks(&archive), expected);
+        assert_eq!(decode_all(&archive[..]).unwrap(), binary);
+    }
+}

@@ -116,7 +116,8 @@ pub struct Summary {
     pub original_len: u64,
     /// Bytes of archive.
     pub archive_len: u64,
-    /// Tokens coded through the model (blocks stored verbatim included: they were modelled too).
+    /// Tokens coded through the model (blocks stored verbatim included: they were modelled too),
+    /// and the bytes of fast blocks (one token each to `fast1`).
     pub tokens: u64,
     /// The model's ideal code length for those tokens, Σ -log2 p, in bits (compression only).
     pub ideal_bits: f64,
@@ -264,7 +265,14 @@ impl<W: Write> ArchiveWriter<W> {
         // model, which takes the blocks that look binary when asked to.
         let bitwise = model.bits().is_some();
         let fast = match self.fast.as_mut() {
-            Some(fast) if !bitwise && looks_binary(block) => Some(fast),
+            // Only within the memory limit; else the model codes the block, as it would have.
+            Some(fast)
+                if !bitwise
+                    && looks_binary(block)
+                    && fast_claim(fast, model, &schedule, block_len) <= self.limits.memory =>
+            {
+                Some(fast)
+            }
             _ => None,
         };
         let tokens = summary.profile.time(Stage::Tokenize, || -> Result<_> {
@@ -286,7 +294,9 @@ impl<W: Write> ArchiveWriter<W> {
 
         let coded = match (tokens, fast) {
             (Some(_), Some(fast)) => {
-                let payload = bits_of(fast, block, &schedule, &self.limits, summary, observer)?;
+                let payload = bits_of(fast, block, &schedule, &self.limits, summary, observer);
+                fast.release();
+                let payload = payload?;
                 (payload.len() < block.len()).then_some(Coding::Fast(payload))
             }
             (Some(_), None) if bitwise => {
@@ -419,6 +429,14 @@ fn bits_of(
     summary.tokens += block.len() as u64;
     summary.ideal_bits += ideal;
     Ok(payload)
+}
+
+/// What a fast block may make either side allocate: the fast model's claim for it, plus the
+/// archive's model's for one row of it, as that model keeps its tables between blocks (the
+/// fast model's are freed after each fast block).
+fn fast_claim(fast: &Fast, model: &dyn LanguageModel, schedule: &Schedule, block_len: u64) -> u64 {
+    block_memory(fast, schedule, 1, block_len, block_len)
+        .saturating_add(block_memory(model, schedule, 1, block_len, block_len))
 }
 
 /// Refuses a block whose memory claim is beyond the limit, before anything is allocated.
@@ -612,13 +630,15 @@ impl<R: Read> Decompressor<R> {
                 // Any archive may hold such blocks: the fast model needs no weights and no
                 // setting, and its arithmetic is integers (the same on every machine).
                 let fast = self.fast.get_or_insert_with(Fast::new);
-                within(block_memory(fast, &schedule, 1, len, len), limits)?;
+                within(fast_claim(fast, model, &schedule, len), limits)?;
                 let payload = &mut self.payload;
                 summary
                     .profile
                     .time(Stage::Read, || reader.read_payload(payload))?;
                 check_payload(payload, payload_crc)?;
-                bits_back(fast, payload, len, block, summary, observer)?;
+                let decoded = bits_back(fast, payload, len, block, summary, observer);
+                fast.release();
+                decoded?;
                 summary.fast_blocks += 1;
                 // A mismatch here is damage: no machine-dependent arithmetic ran.
                 return self.finish_block(block, len, crc, false, observer);
@@ -790,9 +810,9 @@ pub struct ArchiveInfo {
     pub stored_blocks: u64,
     /// Blocks coded by the fast model because they looked binary.
     pub fast_blocks: u64,
-    /// Tokens of the coded blocks.
+    /// Tokens of the coded blocks, and the bytes of fast blocks (one token each to `fast1`).
     pub tokens: u64,
-    /// Bytes of range-coder payload (coded blocks) plus stored bytes.
+    /// Bytes of coded payload (coded and fast blocks) plus stored bytes.
     pub payload_bytes: u64,
     /// CRC-32 of the whole original, from the trailer.
     pub crc: u32,
@@ -833,6 +853,7 @@ pub fn inspect(input: impl Read) -> Result<ArchiveInfo> {
                 len, payload_len, ..
             } => {
                 info.fast_blocks += 1;
+                info.tokens += len;
                 (len, payload_len)
             }
         };

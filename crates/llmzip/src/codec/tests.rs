@@ -753,3 +753,68 @@ fn binary_blocks_go_to_the_fast_model_when_asked() {
         }
     }
 }
+
+/// Fast blocks that lie are refused before any work they claim: a payload longer than the
+/// block, a block longer than the schedule's, a 64 MiB block whose payload is empty or short
+/// (a clear error, no hang, no panic).
+#[test]
+fn crafted_fast_blocks_are_refused_early() {
+    let big = Schedule {
+        block_size: format::MAX_BLOCK_SIZE,
+        max_segments: 1,
+        min_segment_tokens: 1,
+        window: 0,
+    };
+    let archive = |schedule: Schedule, len: u64, payload_len: u64, payload: &[u8]| {
+        // The coded-block helper's header, then a fast block instead.
+        let mut out = crafted(schedule, 1, 1, 1, &[]);
+        let header_len = ArchiveReader::new(out.as_slice()).unwrap().bytes_read();
+        out.truncate(header_len as usize);
+        BlockHeader::Fast {
+            len,
+            payload_len,
+            payload_crc: crc32fast::hash(payload),
+            crc: 0,
+        }
+        .write(&mut out)
+        .unwrap();
+        out.extend_from_slice(payload);
+        out
+    };
+    let decode = |a: &[u8]| {
+        Decompressor::new(a).and_then(|d| {
+            d.run(
+                &mut Vec::new(),
+                &mut BigramModel::new(1),
+                &Limits::default(),
+                &mut Silent,
+            )
+        })
+    };
+    for (what, a) in [
+        (
+            "payload longer than the block",
+            archive(big, 100, 200, &[1; 200]),
+        ),
+        (
+            "block longer than the schedule",
+            archive(small_schedule(), 5000, 10, &[1; 10]),
+        ),
+        (
+            "64 MiB from nothing",
+            archive(big, format::MAX_BLOCK_SIZE, 0, &[]),
+        ),
+        (
+            "64 MiB from 64 bytes",
+            archive(big, format::MAX_BLOCK_SIZE, 64, &[7; 64]),
+        ),
+    ] {
+        let start = std::time::Instant::now();
+        let err = decode(&a).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt(_) | Error::Truncated(_)),
+            "{what}: {err}"
+        );
+        eprintln!("{what}: {err} ({:.2} s)", start.elapsed().as_secs_f64());
+    }
+}

@@ -119,6 +119,12 @@ pub struct Fast {
 }
 
 impl Fast {
+    /// Frees the tables of the last block (the next [`LanguageModel::start_block`] makes new
+    /// ones): for a codec that runs this model only now and then, beside another.
+    pub fn release(&mut self) {
+        self.state = None;
+    }
+
     /// The model; tables are allocated by [`LanguageModel::start_block`].
     pub fn new() -> Fast {
         let stretch = stretch_table();

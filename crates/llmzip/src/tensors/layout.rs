@@ -5,7 +5,9 @@
 //! some region, and a region whose format is unknown (or any gap, padding or trailing data) is
 //! [`Kind::Bytes`]. A header that does not parse cleanly — offsets past the end, overlapping or
 //! unordered tensors, a size that does not match the dtype and shape, absurd counts — makes the
-//! parser return `None`, and the caller takes the generic path. Nothing is allocated by a claim:
+//! parser return `None`, and the caller takes the generic path. (A GGUF tensor of a type newer
+//! than [`GGML_TYPES`] cannot be sized: it is not checked, and its data stays in the bytes
+//! between the tensors that are.) Nothing is allocated by a claim:
 //! the header is read only up to the file's real size and [`MAX_HEAD`], and counts are checked
 //! against the bytes that are really there before anything is reserved.
 
@@ -37,10 +39,11 @@ const fn ggml(id: u32, name: &'static str, block: u64, bytes: u64, kind: Kind) -
     }
 }
 
-/// Every GGML type of ggml.h (ids 4, 5, 31–33 and 36–38 were removed from GGUF files), with the
-/// sizes of gguf-py's `GGML_QUANT_SIZES`. A GGUF whose tensors are all of these types and whose
+/// The GGML types of ggml.h up to NVFP4 (id 40; ids 4, 5, 31–33 and 36–38 were removed from GGUF
+/// files), with the sizes of gguf-py's `GGML_QUANT_SIZES`. Later ids (Q1_0 and what comes
+/// after) have had different layouts in different forks; they are left unsized. A GGUF whose tensors are all of these types and whose
 /// layout is consistent is recognised; a tensor of a newer type is left to the bytes around it.
-pub const GGML_TYPES: [GgmlType; 33] = [
+pub const GGML_TYPES: &[GgmlType] = &[
     ggml(0, "F32", 1, 4, Kind::F32),
     ggml(1, "F16", 1, 2, Kind::F16),
     ggml(2, "Q4_0", 32, 18, Kind::Q4_0),
