@@ -23,6 +23,10 @@
 //!   centre (-1.3 % of q4_1 bytes against one table); q8 quants under the scale's bucket.
 //!   q5_0 and q5_1 likewise, their 5-bit values (a nibble and a bit stored apart) under the
 //!   block's zero point as whole symbols.
+//! * **q2_k, q3_k**: the super-block scale (and q2_k's minimum) like the other K-quants', the
+//!   packed sub-block scales byte by byte by position, q2_k's 2-bit values under their
+//!   sub-block's zero point, q3_k's 3-bit values (a bit of `hmask` joined to two of `qs`) under
+//!   the size of their sub-block's scale.
 //! * **K-quants** (q4_k, q5_k, q6_k; super-blocks of 256 values): the super-block's f16 scale
 //!   (and q4_k's and q5_k's minimum) like q4_1's; the packed sub-block scales byte by byte, by
 //!   position; q4_k's nibbles and q5_k's 5-bit values under their sub-block's zero point
@@ -329,7 +333,9 @@ fn run(
         | Kind::Q5_1
         | Kind::Q4K
         | Kind::Q5K
-        | Kind::Q6K => {
+        | Kind::Q6K
+        | Kind::Q2K
+        | Kind::Q3K => {
             // The reference is the most common exponent of the blocks' f16 scales.
             let reference = match header {
                 Some(h) => h[0],
@@ -505,19 +511,25 @@ fn space(kind: Kind) -> Space {
         ),
         // q5_0 and q5_1 code their scales like q4_1 and their 5-bit values like q5_k, in the
         // K-quants' tables.
-        Kind::Q4K | Kind::Q5K | Kind::Q6K | Kind::Q5_0 | Kind::Q5_1 => Space::new(
-            // The super-block scale and minimum as above; q4_k's (and q5_k's) 12 bytes of
-            // sub-block scales by position, q4_k's nibbles by their sub-block's zero point;
-            // q6_k's 16 sub-block scales by position, its 6-bit values by the size of their
-            // sub-block's scale; q5_k's 5-bit values by their sub-block's zero point.
-            repeat_n(32, 2 * 256)
-                .chain(repeat_n(16, 2 * 32))
-                .chain(repeat_n(256, 12))
-                .chain(repeat_n(16, 17))
-                .chain(repeat_n(256, 16))
-                .chain(repeat_n(64, 16))
-                .chain(repeat_n(32, 33)),
-        ),
+        Kind::Q4K | Kind::Q5K | Kind::Q6K | Kind::Q5_0 | Kind::Q5_1 | Kind::Q2K | Kind::Q3K => {
+            Space::new(
+                // The super-block scale and minimum as above; q4_k's (and q5_k's) 12 bytes of
+                // sub-block scales by position, q4_k's nibbles by their sub-block's zero point;
+                // q6_k's 16 sub-block scales by position, its 6-bit values by the size of their
+                // sub-block's scale; q5_k's 5-bit values by their sub-block's zero point; q2_k's
+                // 2-bit values by theirs (q2_k's 16 scale bytes use q6_k's tables, q3_k's 12 q4_k's);
+                // q3_k's 3-bit values by the size of their sub-block's scale.
+                repeat_n(32, 2 * 256)
+                    .chain(repeat_n(16, 2 * 32))
+                    .chain(repeat_n(256, 12))
+                    .chain(repeat_n(16, 17))
+                    .chain(repeat_n(256, 16))
+                    .chain(repeat_n(64, 16))
+                    .chain(repeat_n(32, 33))
+                    .chain(repeat_n(4, 5))
+                    .chain(repeat_n(8, 8)),
+            )
+        }
     }
 }
 
@@ -528,6 +540,8 @@ const K4_NIBBLES: usize = K4_SCALES + 12;
 const K6_SCALES: usize = K4_NIBBLES + 17;
 const K6_QUANTS: usize = K6_SCALES + 16;
 const K5_VALUES: usize = K6_QUANTS + 16;
+const K2_VALUES: usize = K5_VALUES + 33;
+const K3_VALUES: usize = K2_VALUES + 5;
 
 /// Table bases of [`space`] for the block formats.
 const SCALE_EXP: usize = 0;
@@ -666,10 +680,82 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
     }
 }
 
+/// q2_k's sixteen scale and minimum bytes (a 4-bit scale, a 4-bit minimum) by position, then
+/// its 2-bit values under their sub-block's zero point, `dmin·m / (d·sc)` (0..=3, or 4 when
+/// undefined). ggml's layout: in each half n of 128 values, bits 2j of byte l < 32 of
+/// qs[32n..] hold value 32j + l of the half, in sub-block 8n + 2j + l / 16.
+fn q2_values(block: &mut [u8], d: f32, dmin: f32, io: &mut impl Io) {
+    for (j, b) in block[..16].iter_mut().enumerate() {
+        *b = io.symbol(u32::from(*b), K6_SCALES + j) as u8;
+    }
+    let zero = |sub: usize, scales: &[u8]| {
+        let (sc, mn) = (scales[sub] & 15, scales[sub] >> 4);
+        let z = dmin * f32::from(mn) / (d * f32::from(sc));
+        if z.is_finite() {
+            (z + 0.5).clamp(0.0, 3.0) as usize
+        } else {
+            4
+        }
+    };
+    let (scales, qs) = block.split_at_mut(16);
+    for (b, q) in qs[..64].iter_mut().enumerate() {
+        let (n, l) = (b / 32, b % 32);
+        let mut out = 0u8;
+        for j in 0..4 {
+            let t = K2_VALUES + zero(8 * n + 2 * j + l / 16, scales);
+            let v = io.symbol(u32::from((*q >> (2 * j)) & 3), t);
+            out |= (v as u8) << (2 * j);
+        }
+        *q = out;
+    }
+}
+
+/// Sub-block `i`'s 6-bit scale (32 is zero) from q3_k's 12 packed bytes: the low 4 bits in the
+/// first 8 bytes (sub-blocks 8..16 in their high halves), the high 2 in the last 4.
+fn q3_scale(i: usize, packed: &[u8]) -> i32 {
+    let low = if i < 8 {
+        packed[i] & 15
+    } else {
+        packed[i - 8] >> 4
+    };
+    let high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
+    i32::from(low | high << 4) - 32
+}
+
+/// q3_k's 12 packed scale bytes by position, then its 3-bit values (the low 2 bits from `qs`,
+/// the third from `hmask`) under the size of their sub-block's scale. ggml's layout: in each
+/// half n of 128 values, value 32j + l of the half has its low bits at bits 2j of qs[32n + l],
+/// its high bit at bit 4n + j of hmask[l], and scale 8n + 2j + l / 16.
+fn q3_values(block: &mut [u8], io: &mut impl Io) {
+    for (j, b) in block[96..108].iter_mut().enumerate() {
+        *b = io.symbol(u32::from(*b), K4_SCALES + j) as u8;
+    }
+    let packed: [u8; 12] = block[96..108].try_into().expect("12 bytes");
+    let mut hmask = [0u8; 32];
+    for n in 0..2 {
+        for l in 0..32 {
+            let q = block[32 + 32 * n + l];
+            let mut out = 0u8;
+            for j in 0..4 {
+                let size = q3_scale(8 * n + 2 * j + l / 16, &packed).unsigned_abs() / 4;
+                let t = K3_VALUES + size.min(7) as usize;
+                let high = (block[l] >> (4 * n + j)) & 1;
+                let v = io.symbol(u32::from((q >> (2 * j)) & 3 | high << 2), t) as u8;
+                out |= (v & 3) << (2 * j);
+                hmask[l] |= (v >> 2) << (4 * n + j);
+            }
+            block[32 + 32 * n + l] = out;
+        }
+    }
+    block[..32].copy_from_slice(&hmask);
+}
+
 /// Where a block keeps its f16 scale (q6_k at its end, the others first).
 fn scale_at(kind: Kind) -> usize {
     match kind {
         Kind::Q6K => 208,
+        Kind::Q2K => 80,
+        Kind::Q3K => 108,
         _ => 0,
     }
 }
@@ -703,7 +789,15 @@ fn k_blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io:
         h.store(block, at, d);
         rows.advance(e);
         prev = e;
-        if kind != Kind::Q6K {
+        if kind == Kind::Q2K {
+            let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);
+            let (m, e) = h.code_scale(h.load(block, 82), MIN_EXP + ctx, MIN_TOP, io);
+            h.store(block, 82, m);
+            prev_min = e;
+            q2_values(block, f16_to_f32(d), f16_to_f32(m), io);
+        } else if kind == Kind::Q3K {
+            q3_values(block, io);
+        } else if kind != Kind::Q6K {
             let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);
             let (m, e) = h.code_scale(h.load(block, 2), MIN_EXP + ctx, MIN_TOP, io);
             h.store(block, 2, m);

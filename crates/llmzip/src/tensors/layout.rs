@@ -52,8 +52,8 @@ pub const GGML_TYPES: &[GgmlType] = &[
     ggml(7, "Q5_1", 32, 24, Kind::Q5_1),
     ggml(8, "Q8_0", 32, 34, Kind::Q8_0),
     ggml(9, "Q8_1", 32, 36, Kind::Bytes),
-    ggml(10, "Q2_K", 256, 84, Kind::Bytes),
-    ggml(11, "Q3_K", 256, 110, Kind::Bytes),
+    ggml(10, "Q2_K", 256, 84, Kind::Q2K),
+    ggml(11, "Q3_K", 256, 110, Kind::Q3K),
     ggml(12, "Q4_K", 256, 144, Kind::Q4K),
     ggml(13, "Q5_K", 256, 176, Kind::Q5K),
     ggml(14, "Q6_K", 256, 210, Kind::Q6K),
@@ -117,11 +117,17 @@ pub enum Kind {
     Q5_0 = 10,
     /// GGML Q5_1: q5_0 with an f16 minimum after the scale.
     Q5_1 = 11,
+    /// GGML Q2_K: super-blocks of 256 2-bit values: sixteen 4-bit scale and minimum pairs, the
+    /// values, an f16 scale and an f16 minimum.
+    Q2K = 12,
+    /// GGML Q3_K: super-blocks of 256 3-bit values (a high-bit mask, then the low 2 bits),
+    /// sixteen 6-bit scales packed in 12 bytes, an f16 scale.
+    Q3K = 13,
 }
 
 impl Kind {
     /// Every kind, in tag order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Bytes,
         Kind::F32,
         Kind::F16,
@@ -134,6 +140,8 @@ impl Kind {
         Kind::Q5K,
         Kind::Q5_0,
         Kind::Q5_1,
+        Kind::Q2K,
+        Kind::Q3K,
     ];
 
     /// The kind with tag `tag`, if any.
@@ -155,6 +163,8 @@ impl Kind {
             Kind::Q5K => 176,
             Kind::Q5_0 => 22,
             Kind::Q5_1 => 24,
+            Kind::Q2K => 84,
+            Kind::Q3K => 110,
         }
     }
 
@@ -162,7 +172,7 @@ impl Kind {
     pub fn values_per_unit(self) -> u64 {
         match self {
             Kind::Q8_0 | Kind::Q4_0 | Kind::Q4_1 | Kind::Q5_0 | Kind::Q5_1 => 32,
-            Kind::Q4K | Kind::Q5K | Kind::Q6K => 256,
+            Kind::Q4K | Kind::Q5K | Kind::Q6K | Kind::Q2K | Kind::Q3K => 256,
             _ => 1,
         }
     }
@@ -182,6 +192,8 @@ impl Kind {
             Kind::Q5K => "q5_k",
             Kind::Q5_0 => "q5_0",
             Kind::Q5_1 => "q5_1",
+            Kind::Q2K => "q2_k",
+            Kind::Q3K => "q3_k",
         }
     }
 }

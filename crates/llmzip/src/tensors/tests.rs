@@ -276,6 +276,8 @@ fn k_quants_of_real_weights_round_trip_and_beat_bytes() {
         (GgmlDType::Q6K, Kind::Q6K),
         (GgmlDType::Q5_0, Kind::Q5_0),
         (GgmlDType::Q5_1, Kind::Q5_1),
+        (GgmlDType::Q2K, Kind::Q2K),
+        (GgmlDType::Q3K, Kind::Q3K),
     ] {
         let w = &weights["rnn.1.weight_hh"]; // 768 × 256
         let q = QTensor::quantize(w, dtype).unwrap();
@@ -343,6 +345,8 @@ fn a_gguf_of_every_ggml_type_is_recognised_and_round_trips() {
         Kind::Q4K,
         Kind::Q5K,
         Kind::Q6K,
+        Kind::Q2K,
+        Kind::Q3K,
     ] {
         assert!(
             summary.layout.regions.iter().any(|r| r.kind == kind),
