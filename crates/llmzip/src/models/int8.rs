@@ -196,6 +196,9 @@ impl Int8Matrix {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::Vnni` is only chosen when the CPU has these features.
             Kernel::Vnni => unsafe { vnni::panel_rows(self, acts, tile, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2.
+            Kernel::Avx2 => unsafe { avx2::panel_rows(self, acts, tile, out) },
             Kernel::Portable => self.panel_rows_portable(acts, tile, out),
         }
     }
@@ -292,26 +295,159 @@ impl Activations {
     }
 }
 
+/// Calls the `rows_n::<R>` of a SIMD kernel for a tile's row count `R` (1 ..= [`TILE_ROWS`]),
+/// so that each count gets its own unrolled loop.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($rows_n:ident, $w:expr, $acts:expr, $t:expr, $out:expr) => {{
+        let (w, acts, t, tile) = ($w, $acts, $t, $out);
+        let (panel, m) = (t.panel, t.m);
+        match t.r {
+            8 => $rows_n::<8>(w, acts, panel, m, tile),
+            7 => $rows_n::<7>(w, acts, panel, m, tile),
+            6 => $rows_n::<6>(w, acts, panel, m, tile),
+            5 => $rows_n::<5>(w, acts, panel, m, tile),
+            4 => $rows_n::<4>(w, acts, panel, m, tile),
+            3 => $rows_n::<3>(w, acts, panel, m, tile),
+            2 => $rows_n::<2>(w, acts, panel, m, tile),
+            _ => $rows_n::<1>(w, acts, panel, m, tile),
+        }
+    }};
+}
+
 /// Which inner loop runs; all give the same bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Vnni,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
     Portable,
 }
 
 impl Kernel {
+    /// The fastest kernel this CPU runs, or the one `LLMZIP_INT8_KERNEL` (`vnni`, `avx2`,
+    /// `portable`) names when the CPU runs it: a way to measure the kernels that other CPUs
+    /// would choose (docs/models.md). The archives are the same whichever runs.
     fn detect() -> Kernel {
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let available = Kernel::available();
+            std::env::var("LLMZIP_INT8_KERNEL")
+                .ok()
+                .and_then(|name| available.iter().copied().find(|k| k.name() == name))
+                .unwrap_or(available[0])
+        })
+    }
+
+    /// The kernels this CPU runs, fastest first.
+    fn available() -> Vec<Kernel> {
+        let mut kernels = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
-                return Kernel::Vnni;
+                kernels.push(Kernel::Vnni);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                kernels.push(Kernel::Avx2);
             }
         }
-        Kernel::Portable
+        kernels.push(Kernel::Portable);
+        kernels
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => "vnni",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+}
+
+/// The AVX2 version of `Int8Matrix::panel_rows_portable`. AVX2's byte product
+/// (`vpmaddubsw`, unsigned × signed, pairs summed into 16 bits) would saturate on the unsigned
+/// activations (255 · 127 · 2 > 32,767), so it takes the activations' signed values q instead:
+/// |q| times the weight with q's sign, both within ±127 (activations and weights are quantized
+/// to ±127, never −128), so a pair sums to at most 32,258 and nothing saturates. The sums are
+/// then the same integers as the other kernels' (Σ q·w, where VNNI adds −128·Σw to Σ (q+128)·w),
+/// and the floating-point steps are the same operations in the same order, without fusing.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Activations, Int8Matrix, Tile, TileOut, BLOCK, PANEL, PANEL_BLOCK};
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn panel_rows(
+        w: &Int8Matrix,
+        acts: &Activations,
+        t: Tile,
+        out: &mut TileOut,
+    ) {
+        by_rows!(rows_n, w, acts, t, out)
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn rows_n<const R: usize>(
+        w: &Int8Matrix,
+        acts: &Activations,
+        panel: usize,
+        m: usize,
+        tile: &mut TileOut,
+    ) {
+        let blocks = w.blocks;
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let wp = w.w.as_ptr().add(panel * blocks * PANEL_BLOCK);
+        let sp = w.scale.as_ptr().add(panel * blocks * PANEL);
+        let ones = _mm256_set1_epi16(1);
+        let flip = _mm256_set1_epi8(-128);
+        for b in 0..blocks {
+            let mut sums = [[_mm256_setzero_si256(); 2]; R];
+            for j4 in 0..BLOCK / 4 {
+                // 16 outputs × 4 inputs: outputs 0..8 in the first 32 bytes, 8..16 after.
+                let base = wp.add(b * PANEL_BLOCK + j4 * PANEL * 4);
+                let halves = [
+                    _mm256_loadu_si256(base as *const __m256i),
+                    _mm256_loadu_si256(base.add(32) as *const __m256i),
+                ];
+                for (i, sum) in sums.iter_mut().enumerate() {
+                    let xp = acts
+                        .u
+                        .as_ptr()
+                        .add((m + i) * acts.stride + b * BLOCK + j4 * 4);
+                    let u4 = _mm256_set1_epi32((xp as *const i32).read_unaligned());
+                    // q = u − 128, bytewise.
+                    let q4 = _mm256_xor_si256(u4, flip);
+                    let magnitude = _mm256_sign_epi8(q4, q4);
+                    for (s, wv) in sum.iter_mut().zip(halves) {
+                        let signed = _mm256_sign_epi8(wv, q4);
+                        let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                        *s = _mm256_add_epi32(*s, _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for h in 0..2 {
+                let dw = _mm256_loadu_ps(sp.add(b * PANEL + 8 * h));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let dx = _mm256_set1_ps(*acts.scale.get_unchecked((m + i) * blocks + b));
+                    let s = _mm256_mul_ps(dx, dw);
+                    let term = _mm256_mul_ps(s, _mm256_cvtepi32_ps(sums[i][h]));
+                    a[h] = _mm256_add_ps(a[h], term);
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(tile[i].as_mut_ptr(), a[0]);
+            _mm256_storeu_ps(tile[i].as_mut_ptr().add(8), a[1]);
+        }
     }
 }
 
@@ -331,17 +467,7 @@ mod vnni {
         t: Tile,
         out: &mut TileOut,
     ) {
-        let (panel, m, tile) = (t.panel, t.m, out);
-        match t.r {
-            8 => rows_n::<8>(w, acts, panel, m, tile),
-            7 => rows_n::<7>(w, acts, panel, m, tile),
-            6 => rows_n::<6>(w, acts, panel, m, tile),
-            5 => rows_n::<5>(w, acts, panel, m, tile),
-            4 => rows_n::<4>(w, acts, panel, m, tile),
-            3 => rows_n::<3>(w, acts, panel, m, tile),
-            2 => rows_n::<2>(w, acts, panel, m, tile),
-            _ => rows_n::<1>(w, acts, panel, m, tile),
-        }
+        by_rows!(rows_n, w, acts, t, out)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -436,18 +562,19 @@ mod tests {
                 y
             };
             let want = run(Kernel::Portable);
-            let detected = Kernel::detect();
-            for threads in [1, 3] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                let got = pool.install(|| run(detected));
-                let same = want
-                    .iter()
-                    .zip(&got)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{detected:?}, {rows} rows, {threads} threads");
+            for kernel in Kernel::available() {
+                for threads in [1, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let got = pool.install(|| run(kernel));
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{kernel:?}, {rows} rows, {threads} threads");
+                }
             }
         }
     }
