@@ -18,8 +18,8 @@
 //! whatever the order (at most 32 · 127² = 516,128, also exact in `f32`). Across blocks, every
 //! output is accumulated in block order by one thread with the same three IEEE operations (one
 //! multiply of the two scales, one by the block sum, one add; never a fused multiply–add). The
-//! VNNI kernel, selected at run time, and the portable loop compute exactly that, so an archive
-//! made on a CPU with VNNI decodes on one without, only slower (tested: [`tests`]). Threads split
+//! VNNI and AVX2 kernels, selected at run time, and the portable loop compute exactly that, so
+//! an archive made on a CPU with VNNI decodes on one without, only slower (tested: [`tests`]). Threads split
 //! the output columns, never a sum.
 //!
 //! **The VNNI kernel.** `vpdpbusd` multiplies unsigned by signed bytes, so activations are stored
@@ -48,7 +48,7 @@ pub struct Int8Matrix {
     w: Vec<i8>,
     /// `[panel][block][PANEL]` scales.
     scale: Vec<f32>,
-    /// `[panel][block][PANEL]`: `−128 · Σ qw` of the block (read by the x86-64 kernels only).
+    /// `[panel][block][PANEL]`: `−128 · Σ qw` of the block (read by the VNNI kernel only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     offset: Vec<i32>,
 }
@@ -310,7 +310,8 @@ macro_rules! by_rows {
             4 => $rows_n::<4>(w, acts, panel, m, tile),
             3 => $rows_n::<3>(w, acts, panel, m, tile),
             2 => $rows_n::<2>(w, acts, panel, m, tile),
-            _ => $rows_n::<1>(w, acts, panel, m, tile),
+            1 => $rows_n::<1>(w, acts, panel, m, tile),
+            r => unreachable!("a tile has 1 to 8 rows, not {r}"),
         }
     }};
 }
@@ -552,28 +553,49 @@ mod tests {
     /// Every kernel and thread count gives the same bits, for every tile remainder.
     #[test]
     fn kernels_and_thread_counts_agree_bit_for_bit() {
-        let (inner, out) = (96, 50);
-        let w = Int8Matrix::quantize(&data(out * inner, 3), out, inner);
-        for rows in [1, 7, 8, 13] {
-            let x = data(rows * inner, rows as u32);
-            let run = |kernel| {
-                let mut y = Vec::new();
-                w.matmul_with(&x, rows, &mut y, &mut Scratch::default(), kernel);
-                y
-            };
-            let want = run(Kernel::Portable);
-            for kernel in Kernel::available() {
-                for threads in [1, 3] {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .unwrap();
-                    let got = pool.install(|| run(kernel));
-                    let same = want
-                        .iter()
-                        .zip(&got)
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{kernel:?}, {rows} rows, {threads} threads");
+        // Values that all quantize to ±127, in every sign combination: the AVX2 kernel's
+        // largest pair sums.
+        fn extreme(n: usize, seed: u32) -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    if (i * 7 + seed as usize).is_multiple_of(3) {
+                        -1.0
+                    } else {
+                        1.0
+                    }
+                })
+                .collect()
+        }
+        // Widths that fill whole blocks and panels, and ones that do not.
+        type Values = fn(usize, u32) -> Vec<f32>;
+        let cases: [(usize, usize, Values); 3] =
+            [(96, 50, data), (100, 37, data), (64, 16, extreme)];
+        for (inner, out, values) in cases {
+            let w = Int8Matrix::quantize(&values(out * inner, 3), out, inner);
+            for rows in [1, 7, 8, 13] {
+                let x = values(rows * inner, rows as u32);
+                let run = |kernel| {
+                    let mut y = Vec::new();
+                    w.matmul_with(&x, rows, &mut y, &mut Scratch::default(), kernel);
+                    y
+                };
+                let want = run(Kernel::Portable);
+                for kernel in Kernel::available() {
+                    for threads in [1, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        let got = pool.install(|| run(kernel));
+                        let same = want
+                            .iter()
+                            .zip(&got)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(
+                            same,
+                            "{kernel:?}, {inner} × {out}, {rows} rows, {threads} threads"
+                        );
+                    }
                 }
             }
         }
