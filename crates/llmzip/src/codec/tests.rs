@@ -708,6 +708,24 @@ fn binary_blocks_go_to_the_fast_model_when_asked() {
         .unwrap();
         assert_eq!((s.fast_blocks, s.coded_blocks), (fast, coded), "{binary:?}");
         assert_eq!(inspect(archive.as_slice()).unwrap().fast_blocks, fast);
+        // The same archive with three threads, written block by block.
+        let mut again = Vec::new();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut model = BigramModel::new(1);
+            let mut writer =
+                ArchiveWriter::new(&mut again, &model, &small_schedule(), &Limits::default())
+                    .unwrap();
+            writer.binary_blocks(binary);
+            for block in data.chunks(4096) {
+                writer.write_block(block, &mut model, &mut Silent).unwrap();
+            }
+            writer.finish().unwrap();
+        });
+        assert_eq!(again, archive, "{binary:?}");
         let mut out = Vec::new();
         let d = Decompressor::new(archive.as_slice())
             .unwrap()

@@ -295,25 +295,36 @@ impl Activations {
     }
 }
 
-/// Calls the `rows_n::<R>` of a SIMD kernel for a tile's row count `R` (1 ..= [`TILE_ROWS`]),
-/// so that each count gets its own unrolled loop.
+/// A SIMD kernel's `panel_rows`, compiled for `$features`: calls the module's `rows_n::<R>` for
+/// the tile's row count `R` (1 ..= [`TILE_ROWS`]), so that each count gets its own unrolled loop.
 #[cfg(target_arch = "x86_64")]
-macro_rules! by_rows {
-    ($rows_n:ident, $w:expr, $acts:expr, $t:expr, $out:expr) => {{
-        let (w, acts, t, tile) = ($w, $acts, $t, $out);
-        let (panel, m) = (t.panel, t.m);
-        match t.r {
-            8 => $rows_n::<8>(w, acts, panel, m, tile),
-            7 => $rows_n::<7>(w, acts, panel, m, tile),
-            6 => $rows_n::<6>(w, acts, panel, m, tile),
-            5 => $rows_n::<5>(w, acts, panel, m, tile),
-            4 => $rows_n::<4>(w, acts, panel, m, tile),
-            3 => $rows_n::<3>(w, acts, panel, m, tile),
-            2 => $rows_n::<2>(w, acts, panel, m, tile),
-            1 => $rows_n::<1>(w, acts, panel, m, tile),
-            r => unreachable!("a tile has 1 to 8 rows, not {r}"),
+macro_rules! panel_rows_for {
+    ($features:literal) => {
+        /// The tile's outputs.
+        ///
+        /// # Safety
+        /// The CPU must support the kernel's features.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn panel_rows(
+            w: &Int8Matrix,
+            acts: &Activations,
+            t: Tile,
+            tile: &mut TileOut,
+        ) {
+            let (panel, m) = (t.panel, t.m);
+            match t.r {
+                8 => rows_n::<8>(w, acts, panel, m, tile),
+                7 => rows_n::<7>(w, acts, panel, m, tile),
+                6 => rows_n::<6>(w, acts, panel, m, tile),
+                5 => rows_n::<5>(w, acts, panel, m, tile),
+                4 => rows_n::<4>(w, acts, panel, m, tile),
+                3 => rows_n::<3>(w, acts, panel, m, tile),
+                2 => rows_n::<2>(w, acts, panel, m, tile),
+                1 => rows_n::<1>(w, acts, panel, m, tile),
+                r => unreachable!("a tile has 1 to 8 rows, not {r}"),
+            }
         }
-    }};
+    };
 }
 
 /// Which inner loop runs; all give the same bits.
@@ -383,17 +394,7 @@ mod avx2 {
     use super::{Activations, Int8Matrix, Tile, TileOut, BLOCK, PANEL, PANEL_BLOCK};
     use std::arch::x86_64::*;
 
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn panel_rows(
-        w: &Int8Matrix,
-        acts: &Activations,
-        t: Tile,
-        out: &mut TileOut,
-    ) {
-        by_rows!(rows_n, w, acts, t, out)
-    }
+    panel_rows_for!("avx2");
 
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -457,19 +458,8 @@ mod vnni {
     use super::{Activations, Int8Matrix, Tile, TileOut, BLOCK, PANEL, PANEL_BLOCK};
     use std::arch::x86_64::*;
 
-    /// The VNNI version of `Int8Matrix::panel_rows_portable`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F, BW and VNNI.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn panel_rows(
-        w: &Int8Matrix,
-        acts: &Activations,
-        t: Tile,
-        out: &mut TileOut,
-    ) {
-        by_rows!(rows_n, w, acts, t, out)
-    }
+    // The VNNI version of `Int8Matrix::panel_rows_portable`.
+    panel_rows_for!("avx512f,avx512bw,avx512vnni");
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
