@@ -43,7 +43,8 @@ cargo run --release --quiet -p llmzip --features test-support --example tiny_mod
 make tiny-gru.txt -m tiny-gru --window 64 --min-segment 100
 make tiny-gru-cm5.txt -m tiny-gru-cm5 --window 64 --min-segment 100
 make tiny-gru-libm.txt -m tiny-gru-libm --window 64 --min-segment 100
-make tiny-llama-int8.txt -m tiny-llama-cm2 --window 64 --segments 2 --min-segment 32
+make tiny-llama-int8.txt -m tiny-llama-cm2 --dtype int8 --window 64 --segments 2 --min-segment 32
+make tiny-llama-kv8.txt -m tiny-llama-cm2 --dtype int8-kv8 --window 64 --segments 2 --min-segment 32
 make tiny-llama-f32.txt -m tiny-llama --dtype f32 --window 64 --segments 2 --min-segment 32
 make tiny-gpt2.txt -m tiny-gpt2 --window 64 --segments 2 --min-segment 32
 # Two made on an emulated CPU without AVX or FMA (the platform in their headers says so), which
@@ -63,6 +64,7 @@ if [ "${1:-}" != "--no-smollm2" ]; then
   make smollm2-q8_0.txt -m smollm2 --dtype q8_0
   make smollm2-window.txt -m smollm2 --window 64 --segments 2 --min-segment 64 --dtype f32
   make smollm2-cm.txt -m smollm2-cm --segments 2 --min-segment 64 --dtype f32
-  make smollm2-int8.txt -m smollm2-cm --window 64 --segments 2 --min-segment 64
-  make smollm2-cm2.txt -m smollm2-cm2 --window 64 --segments 2 --min-segment 64
+  make smollm2-int8.txt -m smollm2-cm --window 64 --segments 2 --min-segment 64 --dtype int8
+  make smollm2-cm2.txt -m smollm2-cm2 --window 64 --segments 2 --min-segment 64 --dtype int8
+  make smollm2-kv8.txt -m smollm2-cm2 --window 64 --segments 2 --min-segment 64 --dtype int8-kv8
 fi

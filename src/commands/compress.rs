@@ -25,10 +25,11 @@ pub struct CompressArgs {
     /// recognised by their content and get the weight-file codec.
     #[arg(short, long)]
     pub model: Option<String>,
-    /// Weight format of llama and GPT-2 models: int8 (the CPU default for llamas), f32 (on the
-    /// CPU: llmzip's own f32 network, f32-portable; on GPUs candle's), or, machine-bound on the
-    /// CPU (candle's kernels), q8_0 or a GGUF file's own (e.g. q4_1). Recorded in the archive;
-    /// decompression picks it up by itself.
+    /// Weight format of llama and GPT-2 models: int8-kv8 (the CPU default for llamas: int8
+    /// weights and an 8-bit KV cache), int8 (an f32 KV cache), f32 (on the CPU: llmzip's own
+    /// f32 network, f32-portable; on GPUs candle's), or, machine-bound on the CPU (candle's
+    /// kernels), q8_0 or a GGUF file's own (e.g. q4_1). Recorded in the archive; decompression
+    /// picks it up by itself.
     #[arg(long)]
     pub dtype: Option<String>,
     /// Cut the input into members of this many original bytes (e.g. 64M), each a whole archive

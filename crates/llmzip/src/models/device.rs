@@ -73,7 +73,11 @@ pub enum Portability {
 }
 
 /// The weight formats of token models computed by llmzip's own CPU kernels.
-pub const PORTABLE_DTYPES: [&str; 2] = ["int8", F32_PORTABLE];
+pub const PORTABLE_DTYPES: [&str; 3] = [INT8_KV8, "int8", F32_PORTABLE];
+
+/// The dtype of llamas with int8 weights and an 8-bit KV cache (`models/kv8.rs`): the CPU
+/// default since it was introduced; `int8` archives (an f32 cache) keep decoding.
+pub const INT8_KV8: &str = "int8-kv8";
 
 /// The dtype of transformers in f32 on llmzip's own CPU kernels (`--dtype f32` on the CPU since
 /// their introduction; `f32` in a CPU archive's header is candle's, machine-bound).

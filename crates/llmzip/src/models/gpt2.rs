@@ -321,6 +321,7 @@ impl CandleGpt2 {
             head_dim: shape.head_dim,
             eps: self.eps,
             rope: None,
+            kv8: false,
             context,
             rows: 0,
             cached: 0,

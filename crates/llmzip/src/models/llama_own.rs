@@ -24,7 +24,8 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::activation;
-use super::int8::{Int8Matrix, Scratch};
+use super::int8::{Int8Matrix, QuantizedRows, Scratch};
+use super::kv8::{self, Head8, Query};
 use super::matmul::PackedMatrix;
 use super::rope::Rope;
 use super::transformer::{self, NetShape};
@@ -97,7 +98,7 @@ impl<C: CandleNet> Net<C> {
     pub fn working_memory(&self, shape: &NetShape, batch: &BatchShape) -> u64 {
         match self {
             Net::Candle(_) => shape.working_memory(batch),
-            Net::Own(net) => working_memory(shape, batch, net.is_f32()),
+            Net::Own(net) => working_memory(shape, batch, net.is_f32(), net.kv8),
         }
     }
 }
@@ -209,10 +210,42 @@ pub(super) struct Layer {
 /// doubling buffer was copying and page-faulting 8 % of a run away), and a reset keeps the
 /// chunks for the next block.
 #[derive(Default)]
-pub(super) struct HeadCache {
+pub(super) struct F32Head {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     len: usize,
+}
+
+/// One key/value head's cache in one row, in the network's cache format.
+pub(super) enum HeadCache {
+    /// `int8`, `f32-portable`, GPT-2's formats: f32 keys and values.
+    F32(F32Head),
+    /// `int8-kv8` ([`super::kv8`]).
+    Int8(Head8),
+}
+
+impl HeadCache {
+    fn new(kv8: bool, d: usize) -> HeadCache {
+        if kv8 {
+            HeadCache::Int8(Head8::new(d))
+        } else {
+            HeadCache::F32(F32Head::default())
+        }
+    }
+
+    fn push(&mut self, key: &[f32], value: &[f32]) {
+        match self {
+            HeadCache::F32(h) => h.push(key, value),
+            HeadCache::Int8(h) => h.push(key, value),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            HeadCache::F32(h) => h.clear(),
+            HeadCache::Int8(h) => h.clear(),
+        }
+    }
 }
 
 /// Positions per chunk of a [`HeadCache`] (at most `CHUNK − 1` positions of slack per row).
@@ -228,11 +261,24 @@ const CHUNK: usize = 256;
 /// 1.9 GiB) peaked 2,412 MiB above the 544 MiB of a run on 2 KB, which this estimate's
 /// 2.9 GiB covers; the cache alone would not (docs/models.md, "The int8 network").
 ///
+/// An `int8-kv8` cache takes [`kv8::bytes_per_position`] per position and head instead of 8
+/// bytes per value.
+///
 /// The `f32-portable` format's products also keep a panel-major copy of their output: twice the
 /// largest product (`2·ffn` per token) more.
-pub(super) fn working_memory(net: &NetShape, shape: &BatchShape, f32_products: bool) -> u64 {
+pub(super) fn working_memory(
+    net: &NetShape,
+    shape: &BatchShape,
+    f32_products: bool,
+    kv8: bool,
+) -> u64 {
     let f = 4u64;
-    let kv_per_position = (net.layers * 2 * net.kv_heads * net.head_dim) as u64 * f;
+    let per_head = if kv8 {
+        kv8::bytes_per_position(net.head_dim)
+    } else {
+        2 * net.head_dim as u64 * f
+    };
+    let kv_per_position = (net.layers * net.kv_heads) as u64 * per_head;
     let positions = shape.positions.div_ceil(CHUNK as u64) * CHUNK as u64;
     let kv = kv_per_position.saturating_mul(positions).saturating_mul(3) / 2;
     let qkv = ((net.heads + 2 * net.kv_heads) * net.head_dim) as u64;
@@ -252,7 +298,7 @@ pub(super) fn working_memory(net: &NetShape, shape: &BatchShape, f32_products: b
     shape.rows.saturating_mul(per_row)
 }
 
-impl HeadCache {
+impl F32Head {
     fn push(&mut self, key: &[f32], value: &[f32]) {
         let c = self.len / CHUNK;
         if c == self.keys.len() {
@@ -312,6 +358,8 @@ pub(super) struct OwnLlama {
     pub eps: f32,
     /// How queries and keys are rotated; `None` (GPT-2): not at all.
     pub rope: Option<Rope>,
+    /// Whether the KV cache is held in 8 bits (`int8-kv8`, [`super::kv8`]) rather than f32.
+    pub kv8: bool,
     pub context: usize,
     /// Rows of the cached batch and positions cached per row.
     pub rows: usize,
@@ -336,6 +384,8 @@ pub(super) struct Buffers {
     /// Each row's attention scores, kept from step to step instead of allocated per task and
     /// layer.
     scores: Vec<Vec<f32>>,
+    /// Each row's quantized queries (`int8-kv8`).
+    queries: Vec<QuantizedRows>,
 }
 
 /// `x · w / rms(x)` for every vector of `x` (each `w.len()` wide), into `out`.
@@ -496,10 +546,11 @@ impl OwnLlama {
         }
         if self.cached == 0 {
             self.rows = rows;
+            let (kv8, d) = (self.kv8, self.head_dim);
             for layer in &mut self.layers {
                 layer
                     .cache
-                    .resize_with(rows * self.kv_heads, HeadCache::default);
+                    .resize_with(rows * self.kv_heads, || HeadCache::new(kv8, d));
             }
         }
         if rows != self.rows || pos != self.cached || pos + len > self.context {
@@ -542,7 +593,14 @@ impl OwnLlama {
                 add_bias(&mut b.qkv, &g.qkv_bias);
             }
             self.rope_and_cache(l, &mut b.qkv, len, pos);
-            self.attention(l, &b.qkv, (rows, len, pos), &mut b.scores, &mut b.attn);
+            self.attention(
+                l,
+                &b.qkv,
+                (rows, len, pos),
+                &mut b.scores,
+                &mut b.queries,
+                &mut b.attn,
+            );
             let layer = &self.layers[l];
             let gpt2 = layer.gpt2.as_ref();
             layer
@@ -647,6 +705,7 @@ impl OwnLlama {
         qkv: &[f32],
         (rows, len, pos): (usize, usize, usize),
         scores: &mut Vec<Vec<f32>>,
+        scratch: &mut Vec<QuantizedRows>,
         out: &mut Vec<f32>,
     ) {
         let (d, heads, kv) = (self.head_dim, self.heads, self.kv_heads);
@@ -655,10 +714,11 @@ impl OwnLlama {
         out.clear();
         out.resize(rows * len * heads * d, 0.0);
         scores.resize_with(rows, Vec::new);
+        scratch.resize_with(rows, Default::default);
         out.par_chunks_mut(len * heads * d)
-            .zip(scores.par_iter_mut())
+            .zip(scores.par_iter_mut().zip(scratch.par_iter_mut()))
             .enumerate()
-            .for_each(|(r, (out, scores))| {
+            .for_each(|(r, (out, (scores, quantized)))| {
                 scores.clear();
                 scores.resize(group * (pos + len), 0.0);
                 for t in 0..len {
@@ -672,28 +732,24 @@ impl OwnLlama {
                             keys,
                             scale,
                         };
-                        let head = &cache[r * kv + g];
-                        attend_compiled(head, query, d, &mut scores[..group * keys], out);
+                        let scores = &mut scores[..group * keys];
+                        match &cache[r * kv + g] {
+                            HeadCache::F32(head) => attend_compiled(head, query, d, scores, out),
+                            HeadCache::Int8(head) => {
+                                kv8::attend(head, query, quantized, scores, out)
+                            }
+                        }
                     }
                 }
             });
     }
 }
 
-/// The query heads of one group at one position, over the first `keys` cached positions.
-#[derive(Clone, Copy)]
-struct Query<'a> {
-    /// `group × d`.
-    queries: &'a [f32],
-    keys: usize,
-    scale: f32,
-}
-
 /// [`attend`] in the copy compiled for this CPU: the same source and the same operations in
 /// the same order, built for AVX-512 (wider vectors, twice the registers) where the CPU has it,
 /// otherwise for the baseline. Compilers never fuse a multiply and an add on their own, so the
 /// copies give the same bits (tested).
-fn attend_compiled(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
+fn attend_compiled(head: &F32Head, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512 F.
@@ -705,7 +761,7 @@ fn attend_compiled(head: &HeadCache, query: Query, d: usize, scores: &mut [f32],
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn attend_avx512(
-    head: &HeadCache,
+    head: &F32Head,
     query: Query,
     d: usize,
     scores: &mut [f32],
@@ -716,7 +772,7 @@ unsafe fn attend_avx512(
 
 /// [`attend`], through [`attend_fixed`] for SmolLM2's shape.
 #[inline(always)]
-fn attend_any(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
+fn attend_any(head: &F32Head, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
     let group = query.queries.len() / d;
     match (d, group) {
         (64, 3) => attend_fixed::<64, 3>(head, query, scores, out),
@@ -727,7 +783,7 @@ fn attend_any(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out:
 /// Attention of one [`Query`]: `scores` (`group × keys`) are scratch, `out` (`group × d`)
 /// receives `Σ_j softmax(q·k_j · scale)_j · v_j`, summed in key order.
 #[inline(always)]
-fn attend(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
+fn attend(head: &F32Head, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
     let Query {
         queries,
         keys,
@@ -756,7 +812,7 @@ fn attend(head: &HeadCache, query: Query, d: usize, scores: &mut [f32], out: &mu
 /// so that the `G` output vectors stay in registers: the same operations in the same order.
 #[inline(always)]
 fn attend_fixed<const D: usize, const G: usize>(
-    head: &HeadCache,
+    head: &F32Head,
     query: Query,
     scores: &mut [f32],
     out: &mut [f32],
@@ -835,7 +891,7 @@ mod tests {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (x >> 8) as f32 / (1 << 24) as f32 - 0.5
         };
-        let mut head = HeadCache::default();
+        let mut head = F32Head::default();
         for _ in 0..keys {
             let (k, v): (Vec<f32>, Vec<f32>) = (0..d).map(|_| (next(), next())).unzip();
             head.push(&k, &v);

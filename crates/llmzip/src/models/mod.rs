@@ -9,6 +9,7 @@ pub mod fast;
 mod glibc;
 pub mod gpt2;
 mod int8;
+mod kv8;
 pub mod llama;
 mod llama_own;
 mod matmul;
@@ -26,7 +27,8 @@ use candle_core::Device;
 
 pub use bit_mix::{BitMixed, Version as MixingVersion};
 pub use device::{
-    archive_portability, device, platform, portability, Portability, F32_PORTABLE, PORTABLE_DTYPES,
+    archive_portability, device, platform, portability, Portability, F32_PORTABLE, INT8_KV8,
+    PORTABLE_DTYPES,
 };
 #[cfg(feature = "train")]
 pub(crate) use rnn::RnnLayer;

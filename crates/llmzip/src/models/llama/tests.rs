@@ -221,7 +221,11 @@ fn run_rows(model: &mut Transformer<Llama>, ids: &[u32], prefill: usize) -> Vec<
 /// rounding), computes what candle's f32 network computes.
 #[test]
 fn own_networks_predict_like_candles_f32_in_both_layouts() {
-    for (format, tolerance) in [("int8", 0.02), (super::super::F32_PORTABLE, 1e-5)] {
+    for (format, tolerance) in [
+        ("int8", 0.02),
+        (super::super::INT8_KV8, 0.02),
+        (super::super::F32_PORTABLE, 1e-5),
+    ] {
         own_network_predicts_like_candles(format, tolerance);
     }
 }
@@ -254,7 +258,7 @@ fn own_network_predicts_like_candles(format: &str, tolerance: f32) {
 /// count, and after a reset the network remembers nothing.
 #[test]
 fn own_results_depend_on_nothing_but_the_tokens() {
-    for format in ["int8", super::super::F32_PORTABLE] {
+    for format in ["int8", super::super::INT8_KV8, super::super::F32_PORTABLE] {
         own_results_depend_on_tokens(format);
     }
 }
@@ -299,10 +303,15 @@ fn int8_archives_round_trip_through_window_slides() {
         min_segment_tokens: 16,
         window: 24,
     };
-    let [mut a, _] = tiny_pair(dir.path(), Some("int8"));
-    let [mut b, _] = tiny_pair(dir.path(), Some("int8"));
-    let (_, summary) = round_trip(&mut a, &mut b, text.as_bytes(), &schedule);
-    assert!(summary.costs.after_slide.tokens > 0, "no window slide");
+    for format in ["int8", super::super::INT8_KV8] {
+        let [mut a, _] = tiny_pair(dir.path(), Some(format));
+        let [mut b, _] = tiny_pair(dir.path(), Some(format));
+        let (_, summary) = round_trip(&mut a, &mut b, text.as_bytes(), &schedule);
+        assert!(
+            summary.costs.after_slide.tokens > 0,
+            "{format}: no window slide"
+        );
+    }
 }
 
 /// The int8 network claims its KV cache once (it is never copied) and so less than candle's
@@ -323,6 +332,15 @@ fn int8_memory_claim_covers_the_cache_once() {
     let kv = 3 * 512 * (c.num_hidden_layers * 2 * 2 * (c.hidden_size / 4)) as u64 * 4;
     let (a, b) = (int8.working_memory(&shape), f32s.working_memory(&shape));
     assert!(a >= kv && a < b, "int8 {a}, f32 {b}, cache {kv}");
+    // An 8-bit cache claims its own size instead, with the same allowance: per position, layer
+    // and head, the keys and values padded to a block of 32 bytes each and 12 bytes of scales and
+    // offsets (76 bytes: more than f32's 64 at the tiny model's head width of 8).
+    let [kv8, _] = tiny_pair(dir.path(), Some(super::super::INT8_KV8));
+    let cache8 = 3 * 512 * (c.num_hidden_layers * 2) as u64 * 76;
+    assert_eq!(
+        kv8.working_memory(&shape) as i64 - a as i64,
+        (cache8 as i64 - kv as i64) * 3 / 2
+    );
 }
 
 #[test]
@@ -332,7 +350,7 @@ fn unknown_weight_formats_name_the_choices() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("(use int8, f32, f32-portable, q8_0 or q4_1)"),
+        err.contains("(use int8-kv8, int8, f32, f32-portable, q8_0 or q4_1)"),
         "{err}"
     );
 }
@@ -370,7 +388,7 @@ fn unsupported_or_broken_configs_are_refused_by_name() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("(use int8, f32, f32-portable or q8_0)"),
+        err.contains("(use int8-kv8, int8, f32, f32-portable or q8_0)"),
         "{err}"
     );
     assert!(load_hf(dir.path(), "x", Some("q8_0"), &Device::Cpu).is_ok());

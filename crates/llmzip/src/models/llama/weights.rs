@@ -54,8 +54,11 @@ impl Weight {
 #[derive(Clone, Copy)]
 pub(super) enum WeightFormat {
     Candle(CandleFormat),
-    /// Q8_0 weights times Q8_0 activations in llmzip's own code (`models/llama_own.rs`).
+    /// Q8_0 weights times Q8_0 activations in llmzip's own code (`models/llama_own.rs`), with
+    /// an f32 KV cache.
     Int8,
+    /// `Int8` with the KV cache in 8 bits (`int8-kv8`, `models/kv8.rs`).
+    Int8Kv8,
     /// f32 weights in llmzip's own code, one summation order on every CPU (`f32-portable`).
     OwnF32,
 }
@@ -81,12 +84,19 @@ impl WeightFormat {
             "f32" => WeightFormat::Candle(CandleFormat::F32),
             "q8_0" => WeightFormat::Candle(CandleFormat::Q8_0),
             "int8" => WeightFormat::Int8,
+            crate::models::INT8_KV8 => WeightFormat::Int8Kv8,
             crate::models::F32_PORTABLE => WeightFormat::OwnF32,
             w if native.is_some_and(|n| w == "native" || w == n) => {
                 WeightFormat::Candle(CandleFormat::Native)
             }
             other => {
-                let mut names = vec!["int8", "f32", crate::models::F32_PORTABLE, "q8_0"];
+                let mut names = vec![
+                    crate::models::INT8_KV8,
+                    "int8",
+                    "f32",
+                    crate::models::F32_PORTABLE,
+                    "q8_0",
+                ];
                 names.extend(native);
                 let last = names.pop().unwrap_or_default();
                 return Err(Error::InvalidSetting(format!(
@@ -95,7 +105,7 @@ impl WeightFormat {
                 )));
             }
         };
-        if matches!(format, WeightFormat::Int8 | WeightFormat::OwnF32) && !device.is_cpu() {
+        if format.is_own() && !device.is_cpu() {
             return Err(Error::InvalidSetting(format!(
                 "the {} weight format runs on the CPU only: use --device cpu, or --dtype f32 \
                  on this device",
@@ -105,10 +115,18 @@ impl WeightFormat {
         Ok(format)
     }
 
+    /// Whether llmzip's own network computes it (on the CPU only).
+    pub(super) fn is_own(self) -> bool {
+        matches!(
+            self,
+            WeightFormat::Int8 | WeightFormat::Int8Kv8 | WeightFormat::OwnF32
+        )
+    }
+
     /// The default row length of the lockstep batch.
     pub(super) fn segment_tokens(self) -> u64 {
         match self {
-            WeightFormat::Int8 => crate::models::INT8_SEGMENT_TOKENS,
+            WeightFormat::Int8 | WeightFormat::Int8Kv8 => crate::models::INT8_SEGMENT_TOKENS,
             WeightFormat::Candle(_) | WeightFormat::OwnF32 => {
                 crate::models::TRANSFORMER_SEGMENT_TOKENS
             }
@@ -121,6 +139,7 @@ impl WeightFormat {
             WeightFormat::Candle(CandleFormat::F32) => "f32",
             WeightFormat::Candle(CandleFormat::Q8_0) => "q8_0",
             WeightFormat::Int8 => "int8",
+            WeightFormat::Int8Kv8 => crate::models::INT8_KV8,
             WeightFormat::OwnF32 => crate::models::F32_PORTABLE,
             WeightFormat::Candle(CandleFormat::Native) => native,
         }
