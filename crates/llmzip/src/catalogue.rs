@@ -65,7 +65,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         name: "smollm2-cm2",
         aliases: &["best"],
-        purpose: "SmolLM2-135M with token mixing: the best ratio (level 9), about 1 KB/s on a CPU",
+        purpose: "SmolLM2-135M with token mixing: the best ratio (level 9), about 2 KB/s on a CPU",
         source: Source::SmolLm2,
         current: true,
     },

@@ -2,6 +2,9 @@
 //! call [`run`], differing only in the closure that turns a distribution into a token (encode the
 //! known token, or decode the next one), so the two sides cannot drift apart.
 
+use rayon::prelude::*;
+
+use crate::coder::Quantized;
 use crate::models::LanguageModel;
 use crate::stats::{Profile, Stage};
 use crate::{Error, Result};
@@ -10,12 +13,15 @@ use crate::{Error, Result};
 ///
 /// At step `t` every row is fed its previous token (BOS at `t = 0`); rows whose segment has ended
 /// keep being fed their last token so that the batch shape never changes, and their outputs are
-/// ignored. `code(row, t, probs)` must return the token at position `t` of `row`.
+/// ignored. `code(row, t, since_slide, probs, quantized)` must return the token at position `t`
+/// of `row`, coded under `probs` as quantized for the range coder.
 /// `on_step(tokens_done)` reports progress and may cancel by returning an error.
 ///
 /// With a non-zero `window`, the model never holds more than `window` tokens: when it is full,
 /// it [slides](LanguageModel::slide) and is re-fed BOS plus the most recent `window / 2 - 1`
-/// tokens in one [`prefill`](LanguageModel::prefill). All rows start together, so they all slide at the same
+/// tokens in one [`prefill`](LanguageModel::prefill), or, for a model that
+/// [shifts](LanguageModel::shift) (decided by its header, so on both sides alike), keeps those
+/// positions and is stepped on. All rows start together, so they all slide at the same
 /// steps, which depend on nothing but `window`: the decoder replays them exactly.
 ///
 /// `code` also learns how many steps ago the last slide was ([`steps_since_slide`]).
@@ -25,21 +31,24 @@ pub fn run(
     window: usize,
     profile: &mut Profile,
     mut on_step: impl FnMut(usize) -> Result<()>,
-    mut code: impl FnMut(usize, usize, Option<usize>, &[f32]) -> Result<u32>,
+    mut code: impl FnMut(usize, usize, Option<usize>, &[f32], &Quantized) -> Result<u32>,
 ) -> Result<()> {
     let rows = lengths.len();
     let steps = lengths.iter().copied().max().unwrap_or(0);
     let vocab = model.info().vocab_size;
     let bos = model.info().bos;
     let mut inputs = vec![bos; rows];
+    let mut quantized: Vec<Quantized> = (0..rows).map(|_| Quantized::default()).collect();
     profile.time(Stage::ModelInfer, || model.start_block(rows))?;
     let mut done = 0;
     // Tokens fed to each row so far (only kept when there is a window to slide).
     let mut fed: Vec<Vec<u32>> = vec![Vec::new(); if window > 0 { rows } else { 0 }];
     for t in 0..steps {
         let since_slide = steps_since_slide(t, window);
-        let probs = if since_slide == Some(0) {
-            let keep = window / 2;
+        let keep = window / 2;
+        let shifted =
+            since_slide == Some(0) && profile.time(Stage::ModelInfer, || model.shift(keep))?;
+        let probs = if since_slide == Some(0) && !shifted {
             let mut batch = Vec::with_capacity(rows * keep);
             for (row, history) in fed.iter().enumerate() {
                 batch.push(bos);
@@ -66,10 +75,18 @@ pub fn run(
             )));
         }
         profile.time(Stage::ArithCode, || -> Result<()> {
+            // Every row's distribution quantized at once (a pass over the vocabulary each), then
+            // coded in row order.
+            quantized
+                .par_iter_mut()
+                .zip(probs.par_chunks(vocab.max(1)))
+                .zip(lengths)
+                .filter(|(_, &len)| t < len)
+                .try_for_each(|((q, probs), _)| q.set(probs))?;
             for (row, &len) in lengths.iter().enumerate() {
                 if t < len {
                     let probs = &probs[row * vocab..(row + 1) * vocab];
-                    inputs[row] = code(row, t, since_slide, probs)?;
+                    inputs[row] = code(row, t, since_slide, probs, &quantized[row])?;
                     done += 1;
                 }
             }

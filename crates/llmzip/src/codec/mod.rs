@@ -322,9 +322,9 @@ impl<W: Write> ArchiveWriter<W> {
                     schedule.window as usize,
                     &mut summary.profile,
                     |done| block_progress(observer, start, block_len, done as u64, total),
-                    |row, t, since_slide, probs| {
+                    |row, t, since_slide, probs, quantized| {
                         let token = tokens[offsets[row] + t];
-                        let bits = encoder.encode(probs, token)?;
+                        let bits = encoder.encode_quantized(probs, quantized, token)?;
                         summary.costs.add(t, since_slide, bits);
                         Ok(token)
                     },
@@ -689,8 +689,8 @@ impl<R: Read> Decompressor<R> {
                     schedule.window as usize,
                     &mut summary.profile,
                     |done| block_progress(observer, start, len, done as u64, tokens),
-                    |row, _t, _since_slide, probs| {
-                        let token = decoder.decode(probs)?;
+                    |row, _t, _since_slide, _probs, quantized| {
+                        let token = decoder.decode_quantized(quantized)?;
                         debug_assert!(token < vocab);
                         rows[row].push(token);
                         Ok(token)

@@ -248,11 +248,39 @@ impl DecoderModel<PRECISION> for Cumulative<'_> {
     }
 }
 
+/// A distribution quantized for the range coder ([`quantize`], then its cumulative table):
+/// what [`BlockEncoder::encode_quantized`] and [`BlockDecoder::decode_quantized`] code with.
+/// Preparing it is most of the coder's work per symbol (a pass over the whole vocabulary) and
+/// needs nothing but the probabilities, so the codec prepares every row of a step at once, in
+/// parallel, and codes them in order after.
+#[derive(Debug, Default)]
+pub struct Quantized {
+    weights: Vec<u32>,
+    cdf: Vec<u32>,
+}
+
+impl Quantized {
+    /// Quantizes `probs`, reusing this value's memory.
+    pub fn set(&mut self, probs: &[f32]) -> Result<()> {
+        quantize(probs, &mut self.weights)?;
+        cumulate(&self.weights, &mut self.cdf)
+    }
+
+    /// Symbols in the distribution.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Whether it holds no distribution yet.
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+}
+
 /// Encodes the symbols of one block into one range-coder stream.
 pub struct BlockEncoder {
     coder: DefaultRangeEncoder,
-    weights: Vec<u32>,
-    cdf: Vec<u32>,
+    quantized: Quantized,
     ideal_bits: f64,
     hash: SymbolHash,
 }
@@ -268,8 +296,7 @@ impl BlockEncoder {
     pub fn new() -> Self {
         BlockEncoder {
             coder: DefaultRangeEncoder::new(),
-            weights: Vec::new(),
-            cdf: Vec::new(),
+            quantized: Quantized::default(),
             ideal_bits: 0.0,
             hash: SymbolHash::new(),
         }
@@ -278,18 +305,34 @@ impl BlockEncoder {
     /// Encodes `symbol` under the distribution `probs`; returns its ideal cost, −log2 p, in
     /// bits.
     pub fn encode(&mut self, probs: &[f32], symbol: u32) -> Result<f64> {
+        let mut quantized = std::mem::take(&mut self.quantized);
+        let bits = quantized
+            .set(probs)
+            .and_then(|()| self.encode_quantized(probs, &quantized, symbol));
+        self.quantized = quantized;
+        bits
+    }
+
+    /// [`BlockEncoder::encode`] with `probs` already quantized into `quantized`
+    /// ([`Quantized::set`]); `probs` gives the ideal cost.
+    pub fn encode_quantized(
+        &mut self,
+        probs: &[f32],
+        quantized: &Quantized,
+        symbol: u32,
+    ) -> Result<f64> {
         let index = symbol as usize;
-        if index >= probs.len() {
+        if index >= probs.len() || quantized.len() != probs.len() {
             return Err(Error::InvalidSetting(format!(
-                "symbol {symbol} is outside the model's vocabulary of {}",
-                probs.len()
+                "symbol {symbol} is outside the model's vocabulary of {} (or of its {} quantized \
+                 weights)",
+                probs.len(),
+                quantized.len()
             )));
         }
-        quantize(probs, &mut self.weights)?;
         let bits = -f64::from(probs[index].max(f32::MIN_POSITIVE)).log2();
         self.ideal_bits += bits;
-        cumulate(&self.weights, &mut self.cdf)?;
-        let model = Cumulative(&self.cdf);
+        let model = Cumulative(&quantized.cdf);
         let fail = |e| Error::InvalidSetting(format!("range coder failed: {e}"));
         self.coder.encode_symbol(index, model).map_err(fail)?;
         if let Some(check) = self.hash.push(symbol) {
@@ -356,8 +399,7 @@ impl ReadWords<u32, Queue> for PayloadWords {
 /// Decodes the symbols of one block from its range-coder stream.
 pub struct BlockDecoder {
     coder: RangeDecoder<u32, u64, PayloadWords>,
-    weights: Vec<u32>,
-    cdf: Vec<u32>,
+    quantized: Quantized,
     hash: SymbolHash,
     past_end: Arc<AtomicU32>,
 }
@@ -382,8 +424,7 @@ impl BlockDecoder {
         let coder = RangeDecoder::with_backend(backend).unwrap_or_else(|never| match never {});
         Ok(BlockDecoder {
             coder,
-            weights: Vec::new(),
-            cdf: Vec::new(),
+            quantized: Quantized::default(),
             hash: SymbolHash::new(),
             past_end,
         })
@@ -391,9 +432,22 @@ impl BlockDecoder {
 
     /// Decodes the next symbol under the distribution `probs`.
     pub fn decode(&mut self, probs: &[f32]) -> Result<u32> {
-        quantize(probs, &mut self.weights)?;
-        cumulate(&self.weights, &mut self.cdf)?;
-        let model = Cumulative(&self.cdf);
+        let mut quantized = std::mem::take(&mut self.quantized);
+        let symbol = quantized
+            .set(probs)
+            .and_then(|()| self.decode_quantized(&quantized));
+        self.quantized = quantized;
+        symbol
+    }
+
+    /// [`BlockDecoder::decode`] under a distribution already quantized ([`Quantized::set`]).
+    pub fn decode_quantized(&mut self, quantized: &Quantized) -> Result<u32> {
+        if quantized.is_empty() {
+            return Err(Error::InvalidSetting(
+                "no distribution to decode with".into(),
+            ));
+        }
+        let model = Cumulative(&quantized.cdf);
         let invalid = |_| Error::Corrupt("range-coder stream is invalid".into());
         let symbol = self.coder.decode_symbol(model).map_err(invalid)? as u32;
         if let Some(expected) = self.hash.push(symbol) {

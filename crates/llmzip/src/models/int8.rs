@@ -160,6 +160,23 @@ impl Int8Matrix {
         }
     }
 
+    /// Output `n`'s values as quantized (each value times its block's scale), into `row`
+    /// (`inner` values).
+    pub fn row(&self, n: usize, row: &mut [f32]) {
+        assert!(
+            n < self.out && row.len() == self.inner,
+            "row of the wrong size"
+        );
+        let (panel, col, blocks) = (n / PANEL, n % PANEL, self.blocks);
+        for (b, part) in row.chunks_mut(BLOCK).enumerate() {
+            let d = self.scale[(panel * blocks + b) * PANEL + col];
+            let base = (panel * blocks + b) * PANEL_BLOCK;
+            for (j, v) in part.iter_mut().enumerate() {
+                *v = self.w[base + (j / 4) * PANEL * 4 + col * 4 + j % 4] as f32 * d;
+            }
+        }
+    }
+
     /// The products of every row of `x` with the first `outputs` outputs, on the calling thread
     /// (attention runs one task per row already): `y[i · stride + n]` for row `i` and `n <
     /// outputs`, the same bits as [`Int8Matrix::matmul_into`] gives.

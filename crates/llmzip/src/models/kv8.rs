@@ -76,6 +76,37 @@ impl Head8 {
         self.len += 1;
     }
 
+    /// Keeps position 0 and the last `last` positions, moved to follow it (1 ..= `last`), each
+    /// key through `rotate` (dequantized, rotated, quantized again); values are moved as they
+    /// are. The shift of [`super::llama_own::OwnLlama::shift`].
+    pub fn shift(&mut self, last: usize, rotate: &impl Fn(&mut [f32])) {
+        assert!(
+            last < self.len,
+            "cannot keep {last} of {} positions after the first",
+            self.len
+        );
+        let blocks = self.d.div_ceil(BLOCK);
+        let from = self.len - last;
+        let mut key = vec![0f32; self.d];
+        let mut q = vec![0i8; blocks * BLOCK];
+        let mut scale = vec![0f32; blocks];
+        // Ascending: every source lies at or after its destination, so none is overwritten
+        // before it is read.
+        for n in 0..last {
+            let (src, dst) = (from + n, 1 + n);
+            self.keys[src / CHUNK].row(src % CHUNK, &mut key);
+            rotate(&mut key);
+            self.keys[dst / CHUNK].set_row(dst % CHUNK, &key);
+            let (values, at) = (&self.values[src / CHUNK], src % CHUNK);
+            q.copy_from_slice(&values.q[at * blocks * BLOCK..][..blocks * BLOCK]);
+            scale.copy_from_slice(&values.scale[at * blocks..][..blocks]);
+            let (values, at) = (&mut self.values[dst / CHUNK], dst % CHUNK);
+            values.q[at * blocks * BLOCK..][..blocks * BLOCK].copy_from_slice(&q);
+            values.scale[at * blocks..][..blocks].copy_from_slice(&scale);
+        }
+        self.len = 1 + last;
+    }
+
     /// Forgets every position, keeping the memory.
     pub fn clear(&mut self) {
         self.len = 0;
@@ -229,6 +260,42 @@ mod tests {
         let mut quantized = QuantizedRows::default();
         attend(head, query, &mut quantized, &mut scores, &mut out);
         (scores, out)
+    }
+
+    /// A shift keeps the first position and moves the last ones after it: keys through the
+    /// rotation (here none: quantized again, they come out as they were) and values as they are,
+    /// so attention over the shifted cache is attention over those positions pushed afresh.
+    #[test]
+    fn a_shift_keeps_the_first_and_the_last_positions() {
+        let (d, len, last) = (64, 600, 300);
+        let (k, v) = (values(len * d, 7), values(len * d, 8));
+        let mut shifted = Head8::new(d);
+        for j in 0..len {
+            shifted.push(&k[j * d..][..d], &v[j * d..][..d]);
+        }
+        shifted.shift(last, &|_: &mut [f32]| {});
+        let mut fresh = Head8::new(d);
+        for j in std::iter::once(0).chain(len - last..len) {
+            let mut key = vec![0f32; d];
+            let mut tmp = Head8::new(d);
+            tmp.push(&k[j * d..][..d], &v[j * d..][..d]);
+            tmp.keys[0].row(0, &mut key);
+            fresh.push(&key, &v[j * d..][..d]);
+        }
+        let queries = values(3 * d, 9);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (a, b) = (
+            run(&shifted, &queries, last + 1),
+            run(&fresh, &queries, last + 1),
+        );
+        assert_eq!(bits(&a.1), bits(&b.1));
+        assert_eq!(bits(&a.0), bits(&b.0));
+        // A rotation reaches the keys: negated keys flip every score.
+        shifted.shift(last - 1, &|key: &mut [f32]| {
+            key.iter_mut().for_each(|x| *x = -*x)
+        });
+        let (_, out) = run(&shifted, &queries, last);
+        assert_ne!(bits(&out), bits(&run(&fresh, &queries, last).1));
     }
 
     /// Close to f32 attention; the copy compiled for this CPU gives the plain loop's bits; and

@@ -129,6 +129,16 @@ impl<C: CandleNet> transformer::TransformerNet for Placed<C> {
         self.net.clear_cache()
     }
 
+    fn shift(&mut self, keep: usize) -> Result<bool> {
+        Ok(match &mut self.net {
+            Net::Own(net) if net.kv8 => {
+                net.shift(keep);
+                true
+            }
+            _ => false,
+        })
+    }
+
     fn device(&self) -> &Device {
         &self.device
     }
@@ -495,6 +505,16 @@ impl OwnLlama {
 
     /// Rotates one head's vector for position `pos`.
     fn rotate(&self, x: &mut [f32], pos: usize) {
+        self.rotate_by(x, pos, false)
+    }
+
+    /// Rotates one head's vector back by `by` positions.
+    fn rotate_back(&self, x: &mut [f32], by: usize) {
+        self.rotate_by(x, by, true)
+    }
+
+    /// The rotation of `pos` positions, or its inverse (`sin` negated).
+    fn rotate_by(&self, x: &mut [f32], pos: usize, back: bool) {
         let Some(rope) = self.rope else {
             return;
         };
@@ -503,15 +523,41 @@ impl OwnLlama {
             &self.cos[pos * half..][..half],
             &self.sin[pos * half..][..half],
         );
+        let sign = if back { -1.0 } else { 1.0 };
         for i in 0..half {
             let (a, b) = match rope {
                 Rope::Interleaved => (2 * i, 2 * i + 1),
                 Rope::Halves => (i, i + half),
             };
-            let (x0, x1) = (x[a], x[b]);
-            x[a] = x0 * cos[i] - x1 * sin[i];
-            x[b] = x0 * sin[i] + x1 * cos[i];
+            let (x0, x1, sin) = (x[a], x[b], sign * sin[i]);
+            x[a] = x0 * cos[i] - x1 * sin;
+            x[b] = x0 * sin + x1 * cos[i];
         }
+    }
+
+    /// Keeps each row's first cached position and its last `keep − 2`, renumbered to follow
+    /// it ([`LanguageModel::shift`](super::LanguageModel::shift)): keys are rotated back by the
+    /// positions dropped, which RoPE makes the keys of their new positions (attention depends on
+    /// the distance between positions only). Only the 8-bit cache shifts; its keys are requantized
+    /// after the rotation, the same on both sides.
+    pub fn shift(&mut self, keep: usize) {
+        if keep < 2 || keep > self.cached {
+            return;
+        }
+        let dropped = self.cached - (keep - 1);
+        let mut layers = std::mem::take(&mut self.layers);
+        let this = &*self;
+        let rotate = |key: &mut [f32]| this.rotate_back(key, dropped);
+        layers
+            .par_iter_mut()
+            .flat_map(|layer| layer.cache.par_iter_mut())
+            .for_each(|head| {
+                if let HeadCache::Int8(head) = head {
+                    head.shift(keep - 2, &rotate);
+                }
+            });
+        self.layers = layers;
+        self.cached = keep - 1;
     }
 
     /// Empties the KV cache (keeping its memory).

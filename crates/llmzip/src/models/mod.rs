@@ -123,6 +123,19 @@ pub trait LanguageModel: Send {
     /// statistics implement it as `start_block`.
     fn slide(&mut self, rows: usize) -> Result<()>;
 
+    /// Slides the context window by keeping, in every row, the first position (the BOS the row
+    /// began with, which attention leans on) and the last `keep − 2` positions, renumbered to
+    /// follow it, so that the next [`step`](Self::step) is the row's `keep`-th position: what
+    /// [`slide`](Self::slide) and a [`prefill`](Self::prefill) of BOS, the last `keep − 2`
+    /// tokens fed and the new input would leave, without computing the kept positions again.
+    /// Returns `false`, changing nothing, where the model does not (the codec then slides and
+    /// prefills). Whether a model shifts must follow from its archive header (for transformers,
+    /// the `int8-kv8` dtype: `models/kv8.rs`), since both sides must slide alike.
+    fn shift(&mut self, keep: usize) -> Result<bool> {
+        let _ = keep;
+        Ok(false)
+    }
+
     /// Feeds one token per row and returns the next-token probabilities, `rows × vocab_size`,
     /// row-major.
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>>;

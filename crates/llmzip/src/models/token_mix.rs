@@ -453,6 +453,10 @@ impl LanguageModel for TokenMixed {
         self.inner.slide(rows)
     }
 
+    fn shift(&mut self, keep: usize) -> Result<bool> {
+        self.inner.shift(keep)
+    }
+
     /// Only the last token of each row is new (the one just coded); the re-fed ones were learned.
     fn prefill(&mut self, tokens: &[u32], len: usize) -> Result<Vec<f32>> {
         let last = last_of_rows(tokens, self.head.started.len(), len)?;

@@ -29,6 +29,11 @@ pub trait TransformerNet: Send {
     }
     /// Empties the KV cache.
     fn clear_cache(&mut self);
+    /// [`LanguageModel::shift`] of the KV cache: `false` where the network does not shift.
+    fn shift(&mut self, keep: usize) -> Result<bool> {
+        let _ = keep;
+        Ok(false)
+    }
     /// Where the network computes.
     fn device(&self) -> &Device;
     /// The sizes that determine working memory.
@@ -148,6 +153,14 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
     /// The KV cache is all the context there is; the prefill re-fills it.
     fn slide(&mut self, rows: usize) -> Result<()> {
         self.start_block(rows)
+    }
+
+    fn shift(&mut self, keep: usize) -> Result<bool> {
+        if keep < 2 || keep > self.pos || !self.net.shift(keep)? {
+            return Ok(false);
+        }
+        self.pos = keep - 1;
+        Ok(true)
     }
 
     fn step(&mut self, inputs: &[u32]) -> Result<Vec<f32>> {
