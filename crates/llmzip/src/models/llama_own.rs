@@ -571,12 +571,14 @@ impl OwnLlama {
         self.cached = 0;
     }
 
-    /// [`OwnLlama::logits`] turned into probabilities (llmzip's softmax, one row per task).
+    /// [`OwnLlama::logits`] turned into probabilities (llmzip's softmax, one row per task; the
+    /// `int8-kv8` network's sums in lanes).
     pub fn probabilities(&mut self, ids: &[u32], rows: usize, pos: usize) -> Result<Vec<f32>> {
         let mut probs = self.logits(ids, rows, pos)?;
+        let lanes = self.kv8;
         probs
             .par_chunks_mut(self.output.out())
-            .for_each(activation::softmax);
+            .for_each(|row| activation::softmax_compiled(row, lanes));
         Ok(probs)
     }
 
