@@ -64,8 +64,9 @@ fn block_buffers(tokens: u64, block_len: u64) -> u64 {
     tokens.saturating_mul(4).saturating_add(block_len)
 }
 
-/// What a block of this shape may make either side allocate: the model's claim and the
-/// block's own buffers.
+/// What a block of this shape may make either side allocate: the model's claim, the block's
+/// own buffers, and each row's distribution quantized for the range coder (two `u32` per
+/// symbol: `coder::Quantized`, one per row since the rows are quantized in parallel).
 fn block_memory(
     model: &dyn LanguageModel,
     schedule: &Schedule,
@@ -74,9 +75,11 @@ fn block_memory(
     block_len: u64,
 ) -> u64 {
     let shape = schedule.batch_shape(rows, tokens, block_len);
+    let quantized = rows.saturating_mul(8 * model.info().vocab_size as u64);
     model
         .working_memory(&shape)
         .saturating_add(block_buffers(tokens, block_len))
+        .saturating_add(quantized)
 }
 
 fn rows_within(

@@ -442,10 +442,12 @@ fn cancellation_stops_with_interrupted() {
 fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     let data = text(4000);
     let s = small_schedule();
-    // The block's own buffers are part of the claim: 4 bytes per token and 1 per byte.
+    // The block's own buffers are part of the claim: 4 bytes per token and 1 per byte, and 8
+    // bytes per symbol of each row's quantized distribution (`coder::Quantized`).
     let buffers = 5 * data.len() as u64;
+    let row = BIGRAM_ROW_BYTES + 8 * 256;
     let two_rows = Limits {
-        memory: 2 * BIGRAM_ROW_BYTES + buffers,
+        memory: 2 * row + buffers,
     };
     // The archive within `limits` and the row count of its (only) block.
     let compressed = |limits: &Limits| {
@@ -479,7 +481,7 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     // A decoder allowing one row refuses before the model runs, and says how to allow it.
     let mut model = BigramModel::new(1);
     let one_row = Limits {
-        memory: BIGRAM_ROW_BYTES + buffers,
+        memory: row + buffers,
     };
     let err = Decompressor::new(archive.as_slice())
         .unwrap()
@@ -490,7 +492,7 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     assert_eq!(model.steps, 0);
     // Without room for the buffers, two rows' worth of model memory holds one row.
     let model_only = Limits {
-        memory: 2 * BIGRAM_ROW_BYTES,
+        memory: 2 * row,
     };
     assert_eq!(compressed(&model_only).1, 1);
     // An encoder that cannot fit even one row refuses.

@@ -153,7 +153,9 @@ pub(crate) fn softmax(row: &mut [f32]) {
 
 /// The largest value of `row` (NaN ignored, −∞ when there is none), taken in 16 lanes so that
 /// it vectorizes: a maximum is the same value in any order, up to the sign of a zero, which
-/// `x − max` and `exp` cannot tell apart (−0 and +0 both give 1).
+/// `x − max` and `exp` cannot tell apart (−0 and +0 both give 1). (A signalling NaN could make
+/// the order matter on some CPUs; arithmetic never produces one, and logits come from
+/// arithmetic.)
 #[inline(always)]
 fn max_of(row: &[f32]) -> f32 {
     let (chunks, rest) = row.as_chunks::<16>();

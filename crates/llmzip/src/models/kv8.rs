@@ -3,9 +3,10 @@
 //! **Why.** At the default lockstep batch, attention over an f32 cache took 47 % of a SmolLM2
 //! run (`perf`, 64 KiB of alice29, 12 rows; docs/models.md), and it was bound by memory, not
 //! arithmetic: every step reads each row's whole cache once (35 MB per token at position 750 in
-//! SmolLM2), far more than any cache level holds. In 8 bits with a scale per block of 32 (ggml's
-//! Q8_0, as llama.cpp's `q8_0` cache) a position of one key/value head takes 152 bytes
-//! instead of 512, and the cache of a 28-row batch 0.6 GiB instead of 1.9.
+//! SmolLM2), far more than any cache level holds. In 8 bits with a scale per block of 32 (the
+//! rule of ggml's Q8_0, as in llama.cpp's `q8_0` cache, with the scale kept in f32) a position
+//! of one key/value head takes 152 bytes instead of 512, and the cache of a 28-row batch 0.6 GiB
+//! instead of 1.9.
 //!
 //! **Why the bits do not depend on the CPU.** Keys are scored as an int8 product: the queries
 //! are quantized like activations, and each chunk of keys is an [`Int8Matrix`] whose outputs are

@@ -131,10 +131,7 @@ impl<C: CandleNet> transformer::TransformerNet for Placed<C> {
 
     fn shift(&mut self, keep: usize) -> Result<bool> {
         Ok(match &mut self.net {
-            Net::Own(net) if net.kv8 => {
-                net.shift(keep);
-                true
-            }
+            Net::Own(net) if net.kv8 => net.shift(keep),
             _ => false,
         })
     }
@@ -540,9 +537,11 @@ impl OwnLlama {
     /// positions dropped, which RoPE makes the keys of their new positions (attention depends on
     /// the distance between positions only). Only the 8-bit cache shifts; its keys are requantized
     /// after the rotation, the same on both sides.
-    pub fn shift(&mut self, keep: usize) {
-        if keep < 2 || keep > self.cached {
-            return;
+    ///
+    /// Returns whether it shifted: not for an f32 cache, nor for a `keep` outside `2..=cached`.
+    pub fn shift(&mut self, keep: usize) -> bool {
+        if !self.kv8 || keep < 2 || keep > self.cached {
+            return false;
         }
         let dropped = self.cached - (keep - 1);
         let mut layers = std::mem::take(&mut self.layers);
@@ -558,6 +557,7 @@ impl OwnLlama {
             });
         self.layers = layers;
         self.cached = keep - 1;
+        true
     }
 
     /// Empties the KV cache (keeping its memory).

@@ -16,9 +16,12 @@
 //! weight format.
 //!
 //! ## Weight formats
-//! * `int8` (the CPU default): Q8_0 weights times Q8_0 activations, the whole network computed
-//!   by llmzip's own code (`models/llama_own.rs`, `models/int8.rs`) with batched kernels and an
-//!   order of operations fixed in the source, so its archives decode on any CPU. CPU only.
+//! * `int8-kv8` (the CPU default since llmzip 0.5.0): `int8` with the KV cache in 8 bits too,
+//!   attention scores as int8 products, softmax sums in lanes, and the cache shifted rather than
+//!   re-filled at the window's end (`models/kv8.rs`). CPU only.
+//! * `int8` (the CPU default before): Q8_0 weights times Q8_0 activations, the whole network
+//!   computed by llmzip's own code (`models/llama_own.rs`, `models/int8.rs`) with batched kernels
+//!   and an order of operations fixed in the source, so its archives decode on any CPU. CPU only.
 //! * `f32-portable` (what `--dtype f32` makes on the CPU): every matrix dequantized once at load
 //!   and run on the same own network with f32 weights (the fixed-order kernel of `models/matmul.rs`),
 //!   so its archives decode on any CPU too.
@@ -84,7 +87,7 @@ struct LayerWeights {
 }
 
 /// The network of a llama-family model: candle's ops (`f32`, `q8_0`, the file's format) or
-/// llmzip's own CPU code (`int8`, `f32-portable`: `models/llama_own.rs`).
+/// llmzip's own CPU code (`int8-kv8`, `int8`, `f32-portable`: `models/llama_own.rs`).
 pub type Llama = Placed<CandleLlama>;
 
 /// The shape of a llama network, from GGUF metadata or a Hugging Face `config.json`.
