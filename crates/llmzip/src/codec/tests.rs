@@ -491,9 +491,7 @@ fn encoder_uses_fewer_rows_to_stay_within_limits_and_decoder_refuses_more() {
     assert!(err.to_string().contains("--memory"), "{err}");
     assert_eq!(model.steps, 0);
     // Without room for the buffers, two rows' worth of model memory holds one row.
-    let model_only = Limits {
-        memory: 2 * row,
-    };
+    let model_only = Limits { memory: 2 * row };
     assert_eq!(compressed(&model_only).1, 1);
     // An encoder that cannot fit even one row refuses.
     let err = compress(
