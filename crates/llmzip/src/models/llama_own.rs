@@ -131,8 +131,8 @@ impl<C: CandleNet> transformer::TransformerNet for Placed<C> {
 
     fn shift(&mut self, keep: usize) -> Result<bool> {
         Ok(match &mut self.net {
-            Net::Own(net) if net.kv8 => net.shift(keep),
-            _ => false,
+            Net::Own(net) => net.shift(keep),
+            Net::Candle(_) => false,
         })
     }
 

@@ -156,7 +156,8 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
     }
 
     fn shift(&mut self, keep: usize) -> Result<bool> {
-        if keep < 2 || keep > self.pos || !self.net.shift(keep)? {
+        // The network checks `keep` against the positions it holds (`self.pos` of them).
+        if !self.net.shift(keep)? {
             return Ok(false);
         }
         self.pos = keep - 1;
