@@ -3,8 +3,9 @@
 //! `tiny-gru-libm` (the same shape computing with the C library's functions, as `gru`/`gru2`,
 //! through llmzip's replicas of them),
 //! `tiny-llama` (a llama in Hugging Face layout, f32 weights: runs as `int8`, `f32-portable` or
-//! candle's `f32`) and `tiny-gpt2` (a GPT-2 in Hugging Face layout). Each has a tiny byte-level
-//! BPE tokenizer. They are small enough for golden archives that every code path can afford to
+//! candle's `f32`), `tiny-gpt2` (a GPT-2 in Hugging Face layout), each with a tiny byte-level
+//! BPE tokenizer, and `tiny-gemma3.gguf` (a Gemma 3 GGUF with a sliding window of 16 positions
+//! and a tiny SentencePiece vocabulary). They are small enough for golden archives that every code path can afford to
 //! decode under an emulated CPU (scripts/cross-cpu.sh), and they never change: an existing
 //! directory is left alone.
 //!
@@ -13,7 +14,9 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use llmzip::testing::{toy_vocabulary, write_random_llama, write_random_model};
+use llmzip::testing::{
+    toy_vocabulary, write_random_gemma3, write_random_llama, write_random_model,
+};
 use llmzip::unstable::models::gpt2::Gpt2Config;
 use llmzip::unstable::models::llama::HfLlamaConfig;
 use llmzip::unstable::models::{save_dir, Activations, Cell, RnnConfig};
@@ -81,6 +84,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             llmzip::unstable::tokenization::tokenizer_json(&vocab, &merges, Default::default());
         std::fs::write(gpt2.join("tokenizer.json"), json.to_string())?;
         eprintln!("wrote {}", gpt2.display());
+    }
+
+    let gemma = dir.join("tiny-gemma3.gguf");
+    if !gemma.exists() {
+        write_random_gemma3(&gemma, 16, 15)?;
+        eprintln!("wrote {}", gemma.display());
     }
     Ok(())
 }

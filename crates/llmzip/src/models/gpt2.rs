@@ -198,7 +198,7 @@ pub fn load(
         default_window: DEFAULT_WINDOW.min(config.n_positions as u64),
         default_segment_tokens: super::TRANSFORMER_SEGMENT_TOKENS,
     };
-    Ok(Transformer::new(info, tokenizer, net))
+    Ok(Transformer::new(info, Box::new(tokenizer), net))
 }
 
 /// The directory's tokenizer and the bytes that define it (for the fingerprint).
@@ -295,6 +295,7 @@ impl CandleGpt2 {
                     up_bias: values(&b.fc_b)?,
                     down_bias: values(&b.out_b)?,
                 }),
+                gemma: None,
                 attn_norm: values(&b.ln1.0)?,
                 qkv: matrix(&b.attn_w)?,
                 wo: matrix(&b.proj_w)?,
@@ -312,6 +313,7 @@ impl CandleGpt2 {
             norm: values(&self.ln_f.0)?,
             norm_bias: Some(values(&self.ln_f.1)?),
             positions: Some(values(&self.wpe)?),
+            gemma: None,
             cos: Vec::new(),
             sin: Vec::new(),
             width: shape.width,

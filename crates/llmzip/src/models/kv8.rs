@@ -18,6 +18,8 @@
 //! **Format.** This is new arithmetic, so it has its own name in the archive header's dtype,
 //! `int8-kv8`; archives that record `int8` keep the f32 cache and decode as before.
 
+use std::ops::Range;
+
 use super::int8::{quantize_part, Int8Matrix, QuantizedRows, BLOCK};
 
 /// Positions per chunk (one [`Int8Matrix`] of keys and one [`Values`] each).
@@ -114,17 +116,20 @@ impl Head8 {
     }
 }
 
-/// The query heads of one group at one position, over the first `keys` cached positions.
+/// The query heads of one group at one position, over cached positions `first..keys` (`first`
+/// is 0 but in sliding-window layers).
 #[derive(Clone, Copy)]
 pub(super) struct Query<'a> {
     /// `group × d`.
     pub queries: &'a [f32],
+    pub first: usize,
     pub keys: usize,
     pub scale: f32,
 }
 
-/// Attention of one [`Query`] over `head`: `scores` (`group × keys`) and `quantized` are scratch,
-/// `out` (`group × d`) receives `Σ_j softmax(q·k_j · scale)_j · v_j`, summed in key order.
+/// Attention of one [`Query`] over `head`: `scores` (`group × keys`, of which each row's
+/// `first..keys` are used) and `quantized` are scratch, `out` (`group × d`) receives
+/// `Σ_j softmax(q·k_j · scale)_j · v_j` over `j` in `first..keys`, summed in key order.
 pub(super) fn attend(
     head: &Head8,
     query: Query,
@@ -132,26 +137,30 @@ pub(super) fn attend(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let (queries, keys, d) = (query.queries, query.keys, head.d);
+    let (queries, first, keys, d) = (query.queries, query.first, query.keys, head.d);
     let group = queries.len() / d;
-    assert!(keys <= head.len && scores.len() == group * keys && out.len() == group * d);
+    assert!(
+        first < keys && keys <= head.len && scores.len() == group * keys && out.len() == group * d
+    );
     quantized.quantize(queries, group, d);
-    for (c, chunk) in head.keys.iter().enumerate().take(keys.div_ceil(CHUNK)) {
+    let chunks = head.keys.iter().enumerate().take(keys.div_ceil(CHUNK));
+    for (c, chunk) in chunks.skip(first / CHUNK) {
         let n = (keys - c * CHUNK).min(CHUNK);
         chunk.products(quantized, n, &mut scores[c * CHUNK..], keys);
     }
-    for s in scores.iter_mut() {
-        *s *= query.scale;
+    for row in scores.chunks_exact_mut(keys) {
+        let row = &mut row[first..];
+        for s in row.iter_mut() {
+            *s *= query.scale;
+        }
+        super::activation::softmax_compiled(row, true);
     }
-    scores
-        .chunks_exact_mut(keys)
-        .for_each(|row| super::activation::softmax_compiled(row, true));
-    accumulate_compiled(head, scores, keys, out);
+    accumulate_compiled(head, scores, first..keys, out);
 }
 
 /// [`accumulate`] compiled for AVX-512 where the CPU has it: the same operations in the same
 /// order (compilers never fuse a multiply and an add on their own; tested).
-fn accumulate_compiled(head: &Head8, scores: &[f32], keys: usize, out: &mut [f32]) {
+fn accumulate_compiled(head: &Head8, scores: &[f32], keys: Range<usize>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512 F.
@@ -162,15 +171,16 @@ fn accumulate_compiled(head: &Head8, scores: &[f32], keys: usize, out: &mut [f32
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn accumulate_avx512(head: &Head8, scores: &[f32], keys: usize, out: &mut [f32]) {
+unsafe fn accumulate_avx512(head: &Head8, scores: &[f32], keys: Range<usize>, out: &mut [f32]) {
     accumulate_any(head, scores, keys, out)
 }
 
 /// [`accumulate`], through [`accumulate_fixed`] for SmolLM2's shape.
 #[inline(always)]
-fn accumulate_any(head: &Head8, scores: &[f32], keys: usize, out: &mut [f32]) {
+fn accumulate_any(head: &Head8, scores: &[f32], keys: Range<usize>, out: &mut [f32]) {
     match (head.d, out.len() / head.d) {
         (64, 3) => accumulate_fixed::<64, 3>(head, scores, keys, out),
+        (256, 4) => accumulate_fixed::<256, 4>(head, scores, keys, out),
         _ => accumulate(head, scores, keys, out),
     }
 }
@@ -182,15 +192,20 @@ fn accumulate_any(head: &Head8, scores: &[f32], keys: usize, out: &mut [f32]) {
 fn accumulate_fixed<const D: usize, const G: usize>(
     head: &Head8,
     scores: &[f32],
-    keys: usize,
+    range: Range<usize>,
     out: &mut [f32],
 ) {
     const { assert!(D.is_multiple_of(BLOCK)) };
+    let keys = range.end;
     let mut acc = [[0f32; D]; G];
     for (c, chunk) in head.values.iter().enumerate().take(keys.div_ceil(CHUNK)) {
+        if (c + 1) * CHUNK <= range.start {
+            continue;
+        }
         let n = (keys - c * CHUNK).min(CHUNK);
         let (q, _) = chunk.q[..n * D].as_chunks::<D>();
-        for (at, q) in q.iter().enumerate() {
+        let skip = range.start.saturating_sub(c * CHUNK);
+        for (at, q) in q.iter().enumerate().skip(skip) {
             let j = c * CHUNK + at;
             let v: [f32; D] = std::array::from_fn(|x| q[x] as f32);
             let s = &chunk.scale[at * (D / BLOCK)..][..D / BLOCK];
@@ -210,16 +225,16 @@ fn accumulate_fixed<const D: usize, const G: usize>(
     }
 }
 
-/// `out[i] = Σ_j scores[i][j] · v_j` over the first `keys` positions, in order, every element
-/// on its own: `out += (p · scale_block) · q`.
+/// `out[i] = Σ_j scores[i][j] · v_j` over positions `j` in `range` (the rows of `scores` are
+/// `range.end` long), in order, every element on its own: `out += (p · scale_block) · q`.
 #[inline(always)]
-fn accumulate(head: &Head8, scores: &[f32], keys: usize, out: &mut [f32]) {
-    let d = head.d;
+fn accumulate(head: &Head8, scores: &[f32], range: Range<usize>, out: &mut [f32]) {
+    let (d, keys) = (head.d, range.end);
     let blocks = d.div_ceil(BLOCK);
     out.fill(0.0);
     for (c, chunk) in head.values.iter().enumerate().take(keys.div_ceil(CHUNK)) {
         let n = (keys - c * CHUNK).min(CHUNK);
-        for at in 0..n {
+        for at in range.start.saturating_sub(c * CHUNK).min(n)..n {
             let j = c * CHUNK + at;
             let q = &chunk.q[at * blocks * BLOCK..][..blocks * BLOCK];
             let s = &chunk.scale[at * blocks..][..blocks];
@@ -249,12 +264,13 @@ mod tests {
     }
 
     /// [`attend`] with fresh scratch: `(scores, out)`.
-    fn run(head: &Head8, queries: &[f32], keys: usize) -> (Vec<f32>, Vec<f32>) {
+    fn run(head: &Head8, queries: &[f32], first: usize, keys: usize) -> (Vec<f32>, Vec<f32>) {
         let group = queries.len() / head.d;
         let mut scores = vec![0f32; group * keys];
         let mut out = vec![1f32; queries.len()];
         let query = Query {
             queries,
+            first,
             keys,
             scale: 0.125,
         };
@@ -286,8 +302,8 @@ mod tests {
         let queries = values(3 * d, 9);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let (a, b) = (
-            run(&shifted, &queries, last + 1),
-            run(&fresh, &queries, last + 1),
+            run(&shifted, &queries, 0, last + 1),
+            run(&fresh, &queries, 0, last + 1),
         );
         assert_eq!(bits(&a.1), bits(&b.1));
         assert_eq!(bits(&a.0), bits(&b.0));
@@ -295,15 +311,16 @@ mod tests {
         shifted.shift(last - 1, &|key: &mut [f32]| {
             key.iter_mut().for_each(|x| *x = -*x)
         });
-        let (_, out) = run(&shifted, &queries, last);
-        assert_ne!(bits(&out), bits(&run(&fresh, &queries, last).1));
+        let (_, out) = run(&shifted, &queries, 0, last);
+        assert_ne!(bits(&out), bits(&run(&fresh, &queries, 0, last).1));
     }
 
-    /// Close to f32 attention; the copy compiled for this CPU gives the plain loop's bits; and
-    /// the bits are pinned, so that a change of this arithmetic cannot pass unnoticed.
+    /// Close to f32 attention, over all keys and over a sliding window's last ones; the copy
+    /// compiled for this CPU gives the plain loop's bits; and the bits are pinned, so that a
+    /// change of this arithmetic cannot pass unnoticed.
     #[test]
     fn close_to_f32_attention_and_the_same_bits_on_every_path() {
-        for (d, group) in [(64, 3), (40, 2)] {
+        for (d, group) in [(64, 3), (40, 2), (256, 4)] {
             let keys = 300;
             let mut head = Head8::new(d);
             let (k, v) = (values(keys * d, 1), values(keys * d, 2));
@@ -311,17 +328,26 @@ mod tests {
                 head.push(&k[j * d..][..d], &v[j * d..][..d]);
             }
             let queries: Vec<f32> = values(group * d, 3).iter().map(|q| 8.0 * q).collect();
-            for n in [1, 255, 256, 257, keys] {
-                let (scores, out) = run(&head, &queries, n);
+            let cases = [
+                (0, 1),
+                (0, 255),
+                (0, 256),
+                (0, 257),
+                (0, keys),
+                (10, 40),
+                (255, 257),
+            ];
+            for (first, n) in cases.into_iter().chain([(keys - 37, keys), (100, 256)]) {
+                let (scores, out) = run(&head, &queries, first, n);
                 // f32 reference.
                 for i in 0..group {
                     let q = &queries[i * d..][..d];
-                    let mut p: Vec<f32> = (0..n)
+                    let mut p: Vec<f32> = (first..n)
                         .map(|j| 0.125 * (0..d).map(|c| q[c] * k[j * d + c]).sum::<f32>())
                         .collect();
                     crate::models::activation::softmax_lanes(&mut p);
                     for c in 0..d {
-                        let want: f32 = (0..n).map(|j| p[j] * v[j * d + c]).sum();
+                        let want: f32 = (first..n).map(|j| p[j - first] * v[j * d + c]).sum();
                         let got = out[i * d + c];
                         assert!(
                             (got - want).abs() < 0.01,
@@ -330,7 +356,7 @@ mod tests {
                     }
                 }
                 let mut plain = vec![2f32; group * d];
-                accumulate(&head, &scores, n, &mut plain);
+                accumulate(&head, &scores, first..n, &mut plain);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&plain), bits(&out), "{d}/{group}, {n} keys");
             }
@@ -340,7 +366,7 @@ mod tests {
         for j in 0..20 {
             head.push(&k[j * 64..][..64], &v[j * 64..][..64]);
         }
-        let (_, out) = run(&head, &values(3 * 64, 6), 20);
+        let (_, out) = run(&head, &values(3 * 64, 6), 0, 20);
         let pinned: Vec<u32> = [0, 63, 64, 191].iter().map(|&i| out[i].to_bits()).collect();
         assert_eq!(
             pinned,

@@ -196,10 +196,35 @@ pub(super) struct Gpt2Parts {
     pub down_bias: Vec<f32>,
 }
 
+/// What Gemma 3 adds to the network: its embeddings are scaled, and its sliding-window layers
+/// rotate with a RoPE base of their own.
+pub(super) struct Gemma {
+    /// What each embedding is multiplied by: `√width`.
+    pub embed_scale: f32,
+    /// The RoPE tables of the sliding-window layers (`context × head_dim / 2` each).
+    pub local_cos: Vec<f32>,
+    pub local_sin: Vec<f32>,
+}
+
+/// What Gemma 3 adds to a llama block: RMS norms of each query and key head (before RoPE) and of
+/// the attention's and the feed-forward block's outputs (before they are added), a GELU-gated
+/// feed-forward block instead of SiLU, and in most layers a sliding attention window.
+pub(super) struct GemmaLayer {
+    pub q_norm: Vec<f32>,
+    pub k_norm: Vec<f32>,
+    pub post_attn_norm: Vec<f32>,
+    pub post_ffn_norm: Vec<f32>,
+    /// The positions a query sees in a sliding-window layer, itself included; `None` in a
+    /// global layer.
+    pub window: Option<usize>,
+}
+
 /// One transformer block.
 pub(super) struct Layer {
     /// GPT-2's biases; `None` for a llama block.
     pub gpt2: Option<Gpt2Parts>,
+    /// Gemma 3's norms and window; `None` for a llama block.
+    pub gemma: Option<GemmaLayer>,
     pub attn_norm: Vec<f32>,
     /// Queries, keys and values in one product (`(heads + 2·kv_heads)·head_dim` outputs).
     pub qkv: Matrix,
@@ -342,9 +367,18 @@ impl F32Head {
     }
 }
 
+impl Layer {
+    /// Whether the layer attends over a sliding window (and rotates with Gemma's local tables).
+    fn is_local(&self) -> bool {
+        self.gemma.as_ref().is_some_and(|g| g.window.is_some())
+    }
+}
+
 /// The whole network and its KV cache.
 pub(super) struct OwnLlama {
-    /// `vocab × width`.
+    /// `vocab × width`; empty where the embedding is read from the rows of an int8 `output`
+    /// (Gemma 3, whose 262 K × 640 embedding is tied to its output: 671 MB in f32 that the int8
+    /// copy makes unnecessary).
     pub embed: Vec<f32>,
     pub layers: Vec<Layer>,
     pub norm: Vec<f32>,
@@ -365,6 +399,8 @@ pub(super) struct OwnLlama {
     pub eps: f32,
     /// How queries and keys are rotated; `None` (GPT-2): not at all.
     pub rope: Option<Rope>,
+    /// Gemma 3's scale and local RoPE tables; `None` for other models.
+    pub gemma: Option<Gemma>,
     /// Whether the KV cache is held in 8 bits (`int8-kv8`, [`super::kv8`]) rather than f32.
     pub kv8: bool,
     pub context: usize,
@@ -406,6 +442,15 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
         for ((o, &a), &g) in o.iter_mut().zip(v).zip(w) {
             *o = (a * inv) * g;
         }
+    }
+}
+
+/// [`rms_norm`] of one vector, in place: the same operations.
+fn rms_norm_in_place(v: &mut [f32], w: &[f32], eps: f32) {
+    let sum = v.iter().fold(0f32, |s, &a| s + a * a);
+    let inv = 1.0 / (sum / w.len() as f32 + eps).sqrt();
+    for (a, &g) in v.iter_mut().zip(w) {
+        *a = (*a * inv) * g;
     }
 }
 
@@ -500,26 +545,28 @@ impl OwnLlama {
         matches!(self.output, Matrix::F32(_))
     }
 
-    /// Rotates one head's vector for position `pos`.
-    fn rotate(&self, x: &mut [f32], pos: usize) {
-        self.rotate_by(x, pos, false)
+    /// Rotates one head's vector for position `pos` (in a `local` layer: by Gemma's
+    /// sliding-window tables).
+    fn rotate(&self, x: &mut [f32], pos: usize, local: bool) {
+        self.rotate_by(x, pos, local, false)
     }
 
     /// Rotates one head's vector back by `by` positions.
-    fn rotate_back(&self, x: &mut [f32], by: usize) {
-        self.rotate_by(x, by, true)
+    fn rotate_back(&self, x: &mut [f32], by: usize, local: bool) {
+        self.rotate_by(x, by, local, true)
     }
 
     /// The rotation of `pos` positions, or its inverse (`sin` negated).
-    fn rotate_by(&self, x: &mut [f32], pos: usize, back: bool) {
+    fn rotate_by(&self, x: &mut [f32], pos: usize, local: bool, back: bool) {
         let Some(rope) = self.rope else {
             return;
         };
         let half = self.head_dim / 2;
-        let (cos, sin) = (
-            &self.cos[pos * half..][..half],
-            &self.sin[pos * half..][..half],
-        );
+        let (cos, sin) = match (&self.gemma, local) {
+            (Some(g), true) => (&g.local_cos, &g.local_sin),
+            _ => (&self.cos, &self.sin),
+        };
+        let (cos, sin) = (&cos[pos * half..][..half], &sin[pos * half..][..half]);
         let sign = if back { -1.0 } else { 1.0 };
         for i in 0..half {
             let (a, b) = match rope {
@@ -546,13 +593,17 @@ impl OwnLlama {
         let dropped = self.cached - (keep - 1);
         let mut layers = std::mem::take(&mut self.layers);
         let this = &*self;
-        let rotate = |key: &mut [f32]| this.rotate_back(key, dropped);
         layers
             .par_iter_mut()
-            .flat_map(|layer| layer.cache.par_iter_mut())
-            .for_each(|head| {
+            .flat_map(|layer| {
+                let local = layer.is_local();
+                layer.cache.par_iter_mut().map(move |head| (local, head))
+            })
+            .for_each(|(local, head)| {
                 if let HeadCache::Int8(head) = head {
-                    head.shift(keep - 2, &rotate);
+                    head.shift(keep - 2, &|key: &mut [f32]| {
+                        this.rotate_back(key, dropped, local)
+                    });
                 }
             });
         self.layers = layers;
@@ -608,15 +659,28 @@ impl OwnLlama {
                 self.rows, self.cached, self.context
             )));
         }
-        let vocab = self.embed.len() / self.width;
+        let vocab = self.output.out();
         let mut b = std::mem::take(&mut self.buffers);
         b.h.clear();
         for &id in ids {
             let id = id as usize;
             if id >= vocab {
+                self.buffers = b;
                 return Err(Error::Model(format!("token {id} outside the vocabulary")));
             }
-            b.h.extend_from_slice(&self.embed[id * self.width..][..self.width]);
+            match &self.output {
+                Matrix::Int8(output) if self.embed.is_empty() => {
+                    let n = b.h.len();
+                    b.h.resize(n + self.width, 0.0);
+                    output.row(id, &mut b.h[n..]);
+                }
+                _ => {
+                    b.h.extend_from_slice(&self.embed[id * self.width..][..self.width])
+                }
+            }
+        }
+        if let Some(g) = &self.gemma {
+            b.h.iter_mut().for_each(|h| *h *= g.embed_scale);
         }
         if let Some(positions) = &self.positions {
             for (i, h) in b.h.chunks_exact_mut(self.width).enumerate() {
@@ -657,6 +721,10 @@ impl OwnLlama {
             if let Some(g) = gpt2 {
                 add_bias(&mut b.y, &g.wo_bias);
             }
+            if let Some(g) = &layer.gemma {
+                rms_norm(&b.y, &g.post_attn_norm, self.eps, &mut b.x);
+                std::mem::swap(&mut b.x, &mut b.y);
+            }
             add(&mut b.h, &b.y);
             norm(
                 &b.h,
@@ -670,7 +738,18 @@ impl OwnLlama {
                 .matmul_into(&b.x, tokens, &mut b.y, &mut b.scratch);
             b.act.clear();
             b.act.resize(tokens * self.ffn, 0.0);
+            let gemma = layer.gemma.is_some();
             match gpt2 {
+                None if gemma => b
+                    .act
+                    .par_chunks_mut(self.ffn)
+                    .zip(b.y.par_chunks(2 * self.ffn))
+                    .for_each(|(a, gu)| {
+                        let (g, u) = gu.split_at(self.ffn);
+                        for ((a, &g), &u) in a.iter_mut().zip(g).zip(u) {
+                            *a = gelu(g) * u;
+                        }
+                    }),
                 Some(g) => b
                     .act
                     .par_chunks_mut(self.ffn)
@@ -696,6 +775,10 @@ impl OwnLlama {
                 .matmul_into(&b.act, tokens, &mut b.y, &mut b.scratch);
             if let Some(g) = gpt2 {
                 add_bias(&mut b.y, &g.down_bias);
+            }
+            if let Some(g) = &layer.gemma {
+                rms_norm(&b.y, &g.post_ffn_norm, self.eps, &mut b.x);
+                std::mem::swap(&mut b.x, &mut b.y);
             }
             add(&mut b.h, &b.y);
         }
@@ -724,13 +807,18 @@ impl OwnLlama {
         let stride = (heads + 2 * kv) * d;
         // One task per row: its tokens rotated, then appended to its own heads' caches.
         let mut cache = std::mem::take(&mut self.layers[l].cache);
-        let this = &*self;
+        let (this, layer) = (&*self, &self.layers[l]);
+        let local = layer.is_local();
         qkv.par_chunks_mut(len * stride)
             .zip(cache.par_chunks_mut(kv))
             .for_each(|(row, heads_cache)| {
                 for (t, token) in row.chunks_exact_mut(stride).enumerate() {
-                    for head in token[..(heads + kv) * d].chunks_exact_mut(d) {
-                        this.rotate(head, pos + t);
+                    for (i, head) in token[..(heads + kv) * d].chunks_exact_mut(d).enumerate() {
+                        if let Some(g) = &layer.gemma {
+                            let w = if i < heads { &g.q_norm } else { &g.k_norm };
+                            rms_norm_in_place(head, w, this.eps);
+                        }
+                        this.rotate(head, pos + t, local);
                     }
                     for (g, head) in heads_cache.iter_mut().enumerate() {
                         head.push(
@@ -759,6 +847,7 @@ impl OwnLlama {
         let (d, heads, kv) = (self.head_dim, self.heads, self.kv_heads);
         let (stride, group, scale) = ((heads + 2 * kv) * d, heads / kv, 1.0 / (d as f32).sqrt());
         let cache = &self.layers[l].cache;
+        let window = self.layers[l].gemma.as_ref().and_then(|g| g.window);
         out.clear();
         out.resize(rows * len * heads * d, 0.0);
         scores.resize_with(rows, Vec::new);
@@ -777,6 +866,7 @@ impl OwnLlama {
                     for (g, out) in out.chunks_exact_mut(group * d).enumerate() {
                         let query = Query {
                             queries: &token[g * group * d..][..group * d],
+                            first: window.map_or(0, |w| keys.saturating_sub(w)),
                             keys,
                             scale,
                         };
@@ -828,25 +918,29 @@ fn attend_any(head: &F32Head, query: Query, d: usize, scores: &mut [f32], out: &
     }
 }
 
-/// Attention of one [`Query`]: `scores` (`group × keys`) are scratch, `out` (`group × d`)
-/// receives `Σ_j softmax(q·k_j · scale)_j · v_j`, summed in key order.
+/// Attention of one [`Query`]: `scores` (`group × keys`, of which each row's `first..keys`
+/// are used) are scratch, `out` (`group × d`) receives `Σ_j softmax(q·k_j · scale)_j · v_j`
+/// over `j` in `first..keys`, summed in key order.
 #[inline(always)]
 fn attend(head: &F32Head, query: Query, d: usize, scores: &mut [f32], out: &mut [f32]) {
     let Query {
         queries,
+        first,
         keys,
         scale,
     } = query;
     let all_keys = head.keys(keys, d).flat_map(|c| c.chunks_exact(d));
-    for (j, k) in all_keys.enumerate() {
+    for (j, k) in all_keys.enumerate().skip(first) {
         for (q, s) in queries.chunks_exact(d).zip(scores.chunks_exact_mut(keys)) {
             s[j] = dot(q, k) * scale;
         }
     }
-    scores.chunks_exact_mut(keys).for_each(activation::softmax);
+    scores
+        .chunks_exact_mut(keys)
+        .for_each(|row| activation::softmax(&mut row[first..]));
     out.fill(0.0);
     let all_values = head.values(keys, d).flat_map(|c| c.chunks_exact(d));
-    for (j, v) in all_values.enumerate() {
+    for (j, v) in all_values.enumerate().skip(first) {
         for (i, o) in out.chunks_exact_mut(d).enumerate() {
             let w = scores[i * keys + j];
             for (o, &v) in o.iter_mut().zip(v) {
@@ -867,6 +961,7 @@ fn attend_fixed<const D: usize, const G: usize>(
 ) {
     let Query {
         queries,
+        first,
         keys,
         scale,
     } = query;
@@ -875,18 +970,26 @@ fn attend_fixed<const D: usize, const G: usize>(
     for chunk in head.keys(keys, D) {
         let (chunk, _) = chunk.as_chunks::<D>();
         for k in chunk {
-            for i in 0..G {
-                scores[i * keys + j] = dot(q[i], k) * scale;
+            if j >= first {
+                for i in 0..G {
+                    scores[i * keys + j] = dot(q[i], k) * scale;
+                }
             }
             j += 1;
         }
     }
-    scores.chunks_exact_mut(keys).for_each(activation::softmax);
+    scores
+        .chunks_exact_mut(keys)
+        .for_each(|row| activation::softmax(&mut row[first..]));
     let mut acc = [[0f32; D]; G];
     let mut j = 0;
     for chunk in head.values(keys, D) {
         let (chunk, _) = chunk.as_chunks::<D>();
         for v in chunk {
+            if j < first {
+                j += 1;
+                continue;
+            }
             for i in 0..G {
                 let w = scores[i * keys + j];
                 for c in 0..D {
@@ -945,9 +1048,18 @@ mod tests {
             head.push(&k, &v);
         }
         let queries: Vec<f32> = (0..group * d).map(|_| 4.0 * next()).collect();
-        for n in [1, 255, 256, 257, keys] {
+        for (first, n) in [
+            (0, 1),
+            (0, 255),
+            (0, 256),
+            (0, 257),
+            (0, keys),
+            (1, 2),
+            (200, 280),
+        ] {
             let query = Query {
                 queries: &queries,
+                first,
                 keys: n,
                 scale: 0.125,
             };

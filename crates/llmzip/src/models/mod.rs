@@ -262,6 +262,8 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "gru3",
     "smollm2",
     "smollm2-cm",
+    "gemma3-cm2",
+    "gemma3",
     "gpt2",
     "distilgpt2",
 ];
@@ -344,6 +346,12 @@ pub fn load(
             let path = registry.smollm2()?;
             let mut model = llama::load(&path, weights, device)?;
             model.rename("smollm2");
+            Ok(Box::new(model))
+        }
+        "gemma3" => {
+            let path = registry.gemma3()?;
+            let mut model = llama::load(&path, weights, device)?;
+            model.rename("gemma3");
             Ok(Box::new(model))
         }
         "gpt2" | "distilgpt2" => {

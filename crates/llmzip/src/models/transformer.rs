@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor, D};
 
 use super::{BatchShape, LanguageModel, ModelInfo};
-use crate::tokenization::{BpeTokenizer, Tokenizer};
+use crate::tokenization::Tokenizer;
 use crate::{Error, Result};
 
 /// A decoder-only network that keeps its own KV cache.
@@ -91,7 +91,7 @@ impl NetShape {
 /// A [`TransformerNet`] plus its tokenizer, stepped in lockstep batches.
 pub struct Transformer<N> {
     info: ModelInfo,
-    tokenizer: BpeTokenizer,
+    tokenizer: Box<dyn Tokenizer>,
     net: N,
     rows: usize,
     pos: usize,
@@ -99,7 +99,7 @@ pub struct Transformer<N> {
 
 impl<N: TransformerNet> Transformer<N> {
     /// Wraps a network, its tokenizer and its identity.
-    pub fn new(info: ModelInfo, tokenizer: BpeTokenizer, net: N) -> Self {
+    pub fn new(info: ModelInfo, tokenizer: Box<dyn Tokenizer>, net: N) -> Self {
         Transformer {
             info,
             tokenizer,
@@ -136,7 +136,7 @@ impl<N: TransformerNet> LanguageModel for Transformer<N> {
     }
 
     fn tokenizer(&self) -> &dyn Tokenizer {
-        &self.tokenizer
+        self.tokenizer.as_ref()
     }
 
     fn working_memory(&self, shape: &BatchShape) -> u64 {

@@ -6,9 +6,11 @@
 
 mod bpe;
 mod bytes;
+mod spm;
 
 pub use bpe::{byte_characters, tokenizer_json, BpeOptions, BpeTokenizer};
 pub use bytes::{ByteTokenizer, BYTES_ID};
+pub use spm::{PieceKind, SpmTokenizer};
 
 use crate::Result;
 

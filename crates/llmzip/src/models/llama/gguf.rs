@@ -14,7 +14,7 @@ use super::*;
 use crate::models::rope::Rope;
 use crate::models::transformer::Transformer;
 use crate::models::{Backend, Fingerprint, ModelInfo};
-use crate::tokenization::{BpeOptions, BpeTokenizer};
+use crate::tokenization::{BpeOptions, BpeTokenizer, PieceKind, SpmTokenizer, Tokenizer};
 use crate::{Error, Result};
 
 /// Loads `path` with weights in `weights` (`f32`, `q8_0`, `native`, or the file's own format
@@ -29,26 +29,54 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         path,
     };
     let arch = meta.string("general.architecture")?;
-    if arch != "llama" {
-        return Err(fail(format!(
-            "architecture '{arch}' is not supported (only llama-family GGUF models are)"
-        )));
-    }
-    let heads = meta.usize("llama.attention.head_count")?;
-    let width = meta.usize("llama.embedding_length")?;
+    let gemma = match arch.as_str() {
+        "llama" => false,
+        "gemma3" => true,
+        _ => {
+            return Err(fail(format!(
+                "architecture '{arch}' is not supported (llama-family and Gemma 3 GGUF models \
+                 are)"
+            )))
+        }
+    };
+    let key = |k: &str| format!("{arch}.{k}");
+    let heads = meta.usize(&key("attention.head_count"))?;
+    let width = meta.usize(&key("embedding_length"))?;
     let mut hyper = Hyper {
         heads,
-        kv_heads: meta.usize("llama.attention.head_count_kv").unwrap_or(heads),
-        layers: meta.usize("llama.block_count")?,
+        kv_heads: meta.usize(&key("attention.head_count_kv")).unwrap_or(heads),
+        layers: meta.usize(&key("block_count"))?,
         width,
-        ffn: meta.usize("llama.feed_forward_length").unwrap_or(4 * width),
+        ffn: meta.usize(&key("feed_forward_length")).unwrap_or(4 * width),
         // The RoPE tables are built for the whole context at load: a file may not size them
         // freely.
-        context: meta.usize("llama.context_length")?.min(MAX_MODEL_CONTEXT),
-        eps: meta.f32("llama.attention.layer_norm_rms_epsilon")?,
-        rope_base: meta.f32("llama.rope.freq_base").unwrap_or(10_000.0),
+        context: meta.usize(&key("context_length"))?.min(MAX_MODEL_CONTEXT),
+        eps: meta.f32(&key("attention.layer_norm_rms_epsilon"))?,
+        rope_base: meta.f32(&key("rope.freq_base")).unwrap_or(10_000.0),
         vocab: 0,
+        head_dim: None,
+        gemma: None,
     };
+    if gemma {
+        // Gemma 3's head width is its own (256 at a width of 640); keys and values share it.
+        let (k, v) = (
+            meta.usize(&key("attention.key_length"))?,
+            meta.usize(&key("attention.value_length"))?,
+        );
+        if k != v {
+            return Err(fail(format!(
+                "keys of width {k} and values of width {v} are not supported"
+            )));
+        }
+        hyper.head_dim = Some(k);
+        // What llama.cpp fixes for every Gemma 3 (`llama-model.cpp`): five sliding-window
+        // layers to a global one, and a RoPE base of 10,000 in the sliding ones.
+        hyper.gemma = Some(GemmaHyper {
+            window: meta.usize(&key("attention.sliding_window"))?,
+            pattern: 6,
+            local_rope_base: 10_000.0,
+        });
+    }
 
     let tensor = |file: &mut File, name: &str| -> Result<QTensor> {
         content
@@ -74,14 +102,19 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         own_name: &|name| name.to_string(),
         fail: &fail,
     };
-    let net = assemble(&hyper, format, Rope::Interleaved, source, device)?;
+    // llama.cpp permuted llama's query and key rows for adjacent pairs, not Gemma's (NEOX).
+    let rope = if gemma {
+        Rope::Halves
+    } else {
+        Rope::Interleaved
+    };
+    let net = assemble(&hyper, format, rope, source, device)?;
 
-    let tokenizer = gguf_tokenizer(&meta)?;
+    let (tokenizer, tokens) = gguf_tokenizer(&meta)?;
     let vocab_size = hyper.vocab;
-    if tokenizer.vocab_size() != vocab_size {
+    if tokens != vocab_size {
         return Err(fail(format!(
-            "the tokenizer has {} tokens but the embedding {vocab_size}",
-            tokenizer.vocab_size()
+            "the tokenizer has {tokens} tokens but the embedding {vocab_size}"
         )));
     }
     let bos = meta
@@ -107,25 +140,44 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
     Ok(Transformer::new(info, tokenizer, net))
 }
 
-/// The tokenizer stored in GGUF metadata, rebuilt as a byte-level BPE.
+/// The tokenizer stored in GGUF metadata, and its number of tokens: a byte-level BPE
+/// (`gpt2`) or a SentencePiece vocabulary with byte fallback (`llama`, Gemma's).
 ///
 /// candle's own GGUF tokenizer helper does not know SmolLM2's pre-tokenizer ("smollm") and does
 /// not round-trip; SmolLM2 splits digits individually, then applies GPT-2's byte-level split.
-pub(super) fn gguf_tokenizer(meta: &Meta) -> Result<BpeTokenizer> {
+pub(super) fn gguf_tokenizer(meta: &Meta) -> Result<(Box<dyn Tokenizer>, usize)> {
     let model = meta.string("tokenizer.ggml.model")?;
-    if model != "gpt2" {
-        return Err(Error::Model(format!(
-            "{}: tokenizer type '{model}' is not supported (only byte-level BPE, 'gpt2', is)",
-            meta.path.display()
-        )));
-    }
     let tokens = meta.strings("tokenizer.ggml.tokens")?;
-    let merges = meta.strings("tokenizer.ggml.merges")?;
-    let pre = meta.string("tokenizer.ggml.pre").unwrap_or_default();
-    let options = BpeOptions {
-        individual_digits: matches!(pre.as_str(), "smollm" | "llama3" | "llama-bpe"),
-    };
-    BpeTokenizer::from_vocab_and_merges(&tokens, &merges, options)
+    let count = tokens.len();
+    match model.as_str() {
+        "gpt2" => {
+            let merges = meta.strings("tokenizer.ggml.merges")?;
+            let pre = meta.string("tokenizer.ggml.pre").unwrap_or_default();
+            let options = BpeOptions {
+                individual_digits: matches!(pre.as_str(), "smollm" | "llama3" | "llama-bpe"),
+            };
+            let bpe = BpeTokenizer::from_vocab_and_merges(&tokens, &merges, options)?;
+            Ok((Box::new(bpe), count))
+        }
+        "llama" => {
+            let key = "tokenizer.ggml.scores";
+            let scores = meta.array(key, |v| v.to_f32())?;
+            let key = "tokenizer.ggml.token_type";
+            let kinds = meta.array(key, |v| {
+                let t = v.to_i32()?;
+                PieceKind::from_gguf(t)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("unknown token type {t}")))
+            })?;
+            let spm = SpmTokenizer::new(&tokens, &scores, &kinds)
+                .map_err(|e| Error::Model(format!("{}: {e}", meta.path.display())))?;
+            Ok((Box::new(spm), count))
+        }
+        _ => Err(Error::Model(format!(
+            "{}: tokenizer type '{model}' is not supported (byte-level BPE, 'gpt2', and \
+             SentencePiece with byte fallback, 'llama', are)",
+            meta.path.display()
+        ))),
+    }
 }
 
 /// SHA-256 of the whole file, so any change to weights or tokenizer changes the fingerprint.
@@ -184,6 +236,19 @@ impl Meta<'_> {
     }
     pub(super) fn f32(&self, key: &str) -> Result<f32> {
         self.get(key)?.to_f32().map_err(|e| self.wrong(key, e))
+    }
+    /// An array of `key`, each element through `each`.
+    pub(super) fn array<T>(
+        &self,
+        key: &str,
+        each: impl Fn(&gguf_file::Value) -> candle_core::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.get(key)?
+            .to_vec()
+            .map_err(|e| self.wrong(key, e))?
+            .iter()
+            .map(|v| each(v).map_err(|e| self.wrong(key, e)))
+            .collect()
     }
     pub(super) fn strings(&self, key: &str) -> Result<Vec<String>> {
         self.get(key)?

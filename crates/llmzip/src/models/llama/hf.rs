@@ -149,6 +149,8 @@ pub fn load_hf(
         eps: config.rms_norm_eps as f32,
         rope_base: config.rope_theta as f32,
         vocab: config.vocab_size,
+        head_dim: None,
+        gemma: None,
     };
 
     let files = crate::registry::safetensors_files(dir)?;
@@ -219,5 +221,5 @@ pub fn load_hf(
         default_window: DEFAULT_WINDOW.min(hyper.context as u64),
         default_segment_tokens: format.segment_tokens(),
     };
-    Ok(Transformer::new(info, tokenizer, net))
+    Ok(Transformer::new(info, Box::new(tokenizer), net))
 }

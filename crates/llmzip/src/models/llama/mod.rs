@@ -84,6 +84,8 @@ struct LayerWeights {
     gate: Weight,
     up: Weight,
     down: Weight,
+    /// Gemma 3's query and key norms and post-norms, in that order.
+    gemma: Option<[Weight; 4]>,
 }
 
 /// The network of a llama-family model: candle's ops (`f32`, `q8_0`, the file's format) or
@@ -102,19 +104,43 @@ struct Hyper {
     eps: f32,
     rope_base: f32,
     vocab: usize,
+    /// Width of a query, key and value head where the file gives it (Gemma 3's 256 with a width
+    /// of 640 and 4 heads); otherwise `width / heads`.
+    head_dim: Option<usize>,
+    /// Gemma 3's sliding windows; `None` for a llama.
+    gemma: Option<GemmaHyper>,
+}
+
+/// What a Gemma 3 file adds to [`Hyper`].
+#[derive(Clone, Copy)]
+struct GemmaHyper {
+    /// Positions a sliding-window layer attends over, the query's own included.
+    window: usize,
+    /// Every `pattern`-th layer is global, the others slide (llama.cpp's `swa_pattern`).
+    pattern: usize,
+    /// The RoPE base of the sliding-window layers (the global ones use [`Hyper::rope_base`]).
+    local_rope_base: f32,
 }
 
 impl Hyper {
     fn head_dim(&self, fail: &dyn Fn(String) -> Error) -> Result<usize> {
         let (heads, kv_heads, width) = (self.heads, self.kv_heads, self.width);
+        let head_dim = match self.head_dim {
+            Some(d) => d,
+            None if heads > 0 && width % heads == 0 => width / heads,
+            None => 0,
+        };
         if heads == 0
             || kv_heads == 0
             || heads % kv_heads != 0
-            || width % heads != 0
-            || (width / heads) % 2 != 0
+            || head_dim == 0
+            || head_dim % 2 != 0
+            || head_dim > 1 << 12
+            || heads > 1 << 10
             || self.layers == 0
             || self.vocab == 0
             || self.context == 0
+            || self.gemma.is_some_and(|g| g.window == 0 || g.pattern == 0)
         {
             return Err(fail(format!(
                 "inconsistent shape: {heads} heads, {kv_heads} key/value heads, width {width}, \
@@ -122,19 +148,22 @@ impl Hyper {
                 self.layers, self.vocab, self.context
             )));
         }
-        Ok(width / heads)
+        Ok(head_dim)
     }
 
     /// The shape a tensor of GGUF name `name` must have (`[rows, columns]` of the matrix as
     /// `out × in`, or `[len]`).
     fn expected(&self, name: &str, head_dim: usize) -> Vec<usize> {
-        let (w, kv) = (self.width, self.kv_heads * head_dim);
+        let (w, q, kv) = (self.width, self.heads * head_dim, self.kv_heads * head_dim);
         let role = name.rsplit_once('.').map_or(name, |(r, _)| r);
         let role = role.rsplit('.').next().unwrap_or(role);
         match role {
             "token_embd" | "output" => vec![self.vocab, w],
             "attn_norm" | "ffn_norm" | "output_norm" => vec![w],
-            "attn_q" | "attn_output" => vec![w, w],
+            "post_attention_norm" | "post_ffw_norm" => vec![w],
+            "attn_q_norm" | "attn_k_norm" => vec![head_dim],
+            "attn_q" => vec![q, w],
+            "attn_output" => vec![w, q],
             "attn_k" | "attn_v" => vec![kv, w],
             "ffn_gate" | "ffn_up" => vec![self.ffn, w],
             "ffn_down" => vec![w, self.ffn],
@@ -167,6 +196,15 @@ fn assemble(
         fail,
     } = source;
     let head_dim = hyper.head_dim(fail)?;
+    if hyper.gemma.is_some() && !format.is_own() {
+        return Err(fail(format!(
+            "Gemma 3 runs on llmzip's own CPU network only: use --device cpu with --dtype {}, \
+             int8 or {}, not {}",
+            crate::models::INT8_KV8,
+            crate::models::F32_PORTABLE,
+            format.name("its own format")
+        )));
+    }
     let mut weight = |name: &str| -> Result<Option<Weight>> {
         let Some(w) = get(name)? else {
             return Ok(None);
@@ -199,9 +237,19 @@ fn assemble(
             gate: w("ffn_gate")?,
             up: w("ffn_up")?,
             down: w("ffn_down")?,
+            gemma: match hyper.gemma {
+                Some(_) => Some([
+                    w("attn_q_norm")?,
+                    w("attn_k_norm")?,
+                    w("post_attention_norm")?,
+                    w("post_ffw_norm")?,
+                ]),
+                None => None,
+            },
         });
     }
     let output = weight("output.weight")?;
+    let output_tied = output.is_none();
     let (cos, sin) = rope_tables(hyper.context, head_dim, hyper.rope_base, device)?;
     let shape = NetShape {
         layers: hyper.layers,
@@ -229,9 +277,20 @@ fn assemble(
                 ))
             };
             let mut blocks = Vec::with_capacity(layers.len());
-            for l in &layers {
+            for (i, l) in layers.iter().enumerate() {
+                let gemma = match (&l.gemma, hyper.gemma) {
+                    (Some([q, k, post_attn, post_ffn]), Some(g)) => Some(llama_own::GemmaLayer {
+                        q_norm: q.values(device)?,
+                        k_norm: k.values(device)?,
+                        post_attn_norm: post_attn.values(device)?,
+                        post_ffn_norm: post_ffn.values(device)?,
+                        window: ((i + 1) % g.pattern != 0).then_some(g.window),
+                    }),
+                    _ => None,
+                };
                 blocks.push(llama_own::Layer {
                     gpt2: None,
+                    gemma,
                     attn_norm: l.attn_norm.values(device)?,
                     qkv: matrix(&[&l.wq, &l.wk, &l.wv])?,
                     wo: matrix(&[&l.wo])?,
@@ -241,9 +300,28 @@ fn assemble(
                     cache: Vec::new(),
                 });
             }
+            let gemma = match hyper.gemma {
+                Some(g) => {
+                    let (cos, sin) =
+                        rope_tables(hyper.context, head_dim, g.local_rope_base, device)?;
+                    Some(llama_own::Gemma {
+                        embed_scale: (hyper.width as f32).sqrt(),
+                        local_cos: cos.flatten_all()?.to_vec1::<f32>()?,
+                        local_sin: sin.flatten_all()?.to_vec1::<f32>()?,
+                    })
+                }
+                None => None,
+            };
+            let output = matrix(&[output.as_ref().unwrap_or(&embed)])?;
+            // Gemma's int8 network reads its tied embedding from the output's int8 rows.
+            let tied = output_tied && int8 && hyper.gemma.is_some();
             Net::Own(Box::new(OwnLlama {
-                output: matrix(&[output.as_ref().unwrap_or(&embed)])?,
-                embed: embed.values(device)?,
+                output,
+                embed: if tied {
+                    Vec::new()
+                } else {
+                    embed.values(device)?
+                },
                 layers: blocks,
                 norm: norm.values(device)?,
                 norm_bias: None,
@@ -257,6 +335,7 @@ fn assemble(
                 head_dim,
                 eps: hyper.eps,
                 rope: Some(rope),
+                gemma,
                 kv8: matches!(format, WeightFormat::Int8Kv8),
                 context: hyper.context,
                 rows: 0,

@@ -421,3 +421,200 @@ fn unsupported_or_broken_configs_are_refused_by_name() {
         .to_string();
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+/// Gemma 3 written plainly from its description (llama.cpp's `gemma3` graph): every position
+/// recomputed from the tokens, in f64. The own network is checked against it, so that its
+/// sliding windows, RoPE bases, norms and gated GELU are evidence, not assumptions. Shapes are
+/// those of [`crate::testing::write_random_gemma3`].
+fn gemma_reference(path: &Path, ids: &[u32], window: usize) -> Vec<Vec<f64>> {
+    let (w, heads, hd, ffn, layers) = (32, 4, 24, 64, 6);
+    let mut file = File::open(path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let mut get = |name: &str| -> Vec<f64> {
+        let t = content.tensor(&mut file, name, &Device::Cpu).unwrap();
+        let v = t.dequantize(&Device::Cpu).unwrap();
+        v.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&x| x as f64)
+            .collect()
+    };
+    let rms = |x: &[f64], g: &[f64]| -> Vec<f64> {
+        let inv = 1.0 / (x.iter().map(|a| a * a).sum::<f64>() / x.len() as f64 + 1e-6).sqrt();
+        x.iter().zip(g).map(|(a, g)| a * inv * g).collect()
+    };
+    let mul = |m: &[f64], x: &[f64]| -> Vec<f64> {
+        m.chunks_exact(x.len())
+            .map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum())
+            .collect()
+    };
+    let rope = |x: &mut [f64], pos: usize, base: f64| {
+        let half = x.len() / 2;
+        for j in 0..half {
+            let angle = pos as f64 / base.powf(2.0 * j as f64 / x.len() as f64);
+            let (a, b) = (x[j], x[j + half]);
+            x[j] = a * angle.cos() - b * angle.sin();
+            x[j + half] = a * angle.sin() + b * angle.cos();
+        }
+    };
+    let gelu = |x: f64| {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+    };
+    let embed = get("token_embd.weight");
+    let mut x: Vec<Vec<f64>> = ids
+        .iter()
+        .map(|&id| {
+            embed[id as usize * w..][..w]
+                .iter()
+                .map(|e| e * (w as f64).sqrt())
+                .collect()
+        })
+        .collect();
+    for i in 0..layers {
+        let p = |s: &str| format!("blk.{i}.{s}.weight");
+        let (local, base) = if (i + 1) % 6 != 0 {
+            (true, 1e4)
+        } else {
+            (false, 1e6)
+        };
+        let (an, qn, kn) = (
+            get(&p("attn_norm")),
+            get(&p("attn_q_norm")),
+            get(&p("attn_k_norm")),
+        );
+        let (wq, wk, wv, wo) = (
+            get(&p("attn_q")),
+            get(&p("attn_k")),
+            get(&p("attn_v")),
+            get(&p("attn_output")),
+        );
+        let (pan, fnorm, pfn) = (
+            get(&p("post_attention_norm")),
+            get(&p("ffn_norm")),
+            get(&p("post_ffw_norm")),
+        );
+        let (wg, wu, wd) = (get(&p("ffn_gate")), get(&p("ffn_up")), get(&p("ffn_down")));
+        let mut qs = Vec::new();
+        let mut ks = Vec::new();
+        let mut vs = Vec::new();
+        for (t, h) in x.iter().enumerate() {
+            let a = rms(h, &an);
+            let mut q = mul(&wq, &a);
+            for head in q.chunks_exact_mut(hd) {
+                let n = rms(head, &qn);
+                head.copy_from_slice(&n);
+                rope(head, t, base);
+            }
+            let mut k = rms(&mul(&wk, &a), &kn);
+            rope(&mut k, t, base);
+            qs.push(q);
+            ks.push(k);
+            vs.push(mul(&wv, &a));
+        }
+        for t in 0..x.len() {
+            let first = if local {
+                (t + 1).saturating_sub(window)
+            } else {
+                0
+            };
+            let mut o = vec![0.0; heads * hd];
+            for h in 0..heads {
+                let q = &qs[t][h * hd..][..hd];
+                let s: Vec<f64> = (first..=t)
+                    .map(|j| {
+                        q.iter().zip(&ks[j]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for (j, e) in (first..=t).zip(&e) {
+                    for c in 0..hd {
+                        o[h * hd + c] += e / z * vs[j][c];
+                    }
+                }
+            }
+            let y = rms(&mul(&wo, &o), &pan);
+            x[t].iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+            let a = rms(&x[t], &fnorm);
+            let (g, u) = (mul(&wg, &a), mul(&wu, &a));
+            let act: Vec<f64> = g.iter().zip(&u).map(|(g, u)| gelu(*g) * u).collect();
+            let y = rms(&mul(&wd, &act), &pfn);
+            x[t].iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+            assert_eq!(act.len(), ffn);
+        }
+    }
+    let norm = get("output_norm.weight");
+    x.iter()
+        .map(|h| {
+            let logits = mul(&embed, &rms(h, &norm));
+            let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = logits.iter().map(|v| (v - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            e.iter().map(|v| v / z).collect()
+        })
+        .collect()
+}
+
+/// The own network computes Gemma 3 as the plain reference does, past its sliding window (to
+/// float rounding in f32, approximately in int8), and a prefill gives what steps give.
+#[test]
+fn gemma3_predicts_like_the_reference_past_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny-gemma3.gguf");
+    let window = 16;
+    crate::testing::write_random_gemma3(&path, window as u32, 21).unwrap();
+    let text = b"the cat in the hat, then another cat sat on the mat and the rat ate it all";
+    for (format, tolerance) in [
+        (super::super::F32_PORTABLE, 1e-5),
+        ("int8", 0.02),
+        (super::super::INT8_KV8, 0.02),
+    ] {
+        let mut model = load(&path, Some(format), &Device::Cpu).unwrap();
+        let ids = model.tokenizer().encode(text).unwrap();
+        assert!(ids.len() > 2 * window, "{} tokens", ids.len());
+        let want = gemma_reference(&path, &ids, window);
+        model.start_block(1).unwrap();
+        let mut got = vec![model.prefill(&ids[..3], 3).unwrap()];
+        for t in 3..ids.len() {
+            got.push(model.step(&ids[t..t + 1]).unwrap());
+        }
+        for (t, (a, b)) in want[2..].iter().zip(&got).enumerate() {
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, &y)| (x - y as f64).abs())
+                .fold(0f64, f64::max);
+            assert!(
+                worst < tolerance,
+                "{format}, position {}: off by {worst}",
+                t + 2
+            );
+        }
+        // The same, all in one prefill.
+        model.start_block(1).unwrap();
+        let all = model.prefill(&ids, ids.len()).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&all), bits(got.last().unwrap()), "{format}");
+    }
+}
+
+/// A Gemma 3 GGUF runs on the own network only: candle's formats are refused by name.
+#[test]
+fn gemma3_refuses_candles_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.gguf");
+    crate::testing::write_random_gemma3(&path, 16, 3).unwrap();
+    for w in ["f32", "q8_0", "native"] {
+        let err = load(&path, Some(w), &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("Gemma 3") && err.contains("int8-kv8"),
+            "{w}: {err}"
+        );
+    }
+}
