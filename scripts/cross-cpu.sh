@@ -78,6 +78,10 @@ for cpu in "${cpus[@]}"; do
       echo "skip  $cpu  $name (SmolLM2 is not downloaded: scripts/fetch-models.sh)"
       continue
     fi
+    if [[ "$name" == gemma3* ]] && [ ! -e models/gemma-3-270m-q4_k_m.gguf ]; then
+      echo "skip  $cpu  $name (Gemma 3 is not downloaded: scripts/fetch-models.sh gemma3)"
+      continue
+    fi
     start=$(date +%s)
     rc=0
     timeout -k 30 "${DECODE_TIMEOUT:-7200}" "${run[@]}" -q decompress -c "$g/$name" \

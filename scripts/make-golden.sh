@@ -47,6 +47,8 @@ make tiny-llama-int8.txt -m tiny-llama-cm2 --dtype int8 --window 64 --segments 2
 make tiny-llama-kv8.txt -m tiny-llama-cm2 --dtype int8-kv8 --window 64 --segments 2 --min-segment 32
 make tiny-llama-f32.txt -m tiny-llama --dtype f32 --window 64 --segments 2 --min-segment 32
 make tiny-gpt2.txt -m tiny-gpt2 --window 64 --segments 2 --min-segment 32
+make tiny-gemma3-kv8.txt -m tiny-gemma3-cm2 --dtype int8-kv8 --window 64 --segments 2 --min-segment 32
+make tiny-gemma3-f32.txt -m tiny-gemma3 --dtype f32 --window 64 --segments 2 --min-segment 32
 # Two made on an emulated CPU without AVX or FMA (the platform in their headers says so), which
 # every other CPU must decode: the other direction of the cross-CPU promise.
 command -v qemu-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-user; }
@@ -59,7 +61,8 @@ make weights.safetensors
 make weights.gguf
 make weights-k.gguf
 if [ "${1:-}" != "--no-smollm2" ]; then
-  scripts/fetch-models.sh
+  # Into models/ (found there: the registry always looks in ./models), not the tiny models' dir.
+  LLMZIP_MODELS= scripts/fetch-models.sh gemma3
   make smollm2-f32.txt -m smollm2 --dtype f32
   make smollm2-q8_0.txt -m smollm2 --dtype q8_0
   make smollm2-window.txt -m smollm2 --window 64 --segments 2 --min-segment 64 --dtype f32
@@ -67,4 +70,6 @@ if [ "${1:-}" != "--no-smollm2" ]; then
   make smollm2-int8.txt -m smollm2-cm --window 64 --segments 2 --min-segment 64 --dtype int8
   make smollm2-cm2.txt -m smollm2-cm2 --window 64 --segments 2 --min-segment 64 --dtype int8
   make smollm2-kv8.txt -m smollm2-cm2 --window 64 --segments 2 --min-segment 64 --dtype int8-kv8
+  # Rows of ~820 tokens: past Gemma's sliding window of 512, and a shift at 640.
+  make gemma3-cm2.txt -m gemma3-cm2 --window 640 --segments 2 --min-segment 600
 fi

