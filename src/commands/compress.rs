@@ -37,6 +37,11 @@ pub struct CompressArgs {
     /// as usual, and `decompress --range` decodes only the members a range touches.
     #[arg(long, value_parser = super::parse_size)]
     pub members: Option<u64>,
+    /// Code a fine-tuned weight file (safetensors, GGUF) against the file it was fine-tuned
+    /// from: each tensor with a partner of the same name, dtype and shape in BASE is stored as
+    /// its XOR with it. Decompressing needs the same BASE (`decompress --base BASE`).
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
 }
@@ -110,6 +115,12 @@ pub fn run(args: CompressArgs, device: Device, limits: Limits, quiet: bool) -> R
             anyhow::bail!("--members must be at least 1 byte");
         }
         options = options.members(m);
+    }
+    if let Some(base) = &args.base {
+        if args.model.is_some() || args.level.get().is_some() || args.dtype.is_some() {
+            anyhow::bail!("--base codes weight files with the tensor codec: leave out -m, levels and --dtype");
+        }
+        options = options.base(base);
     }
     let mut session = Session::new(options);
     // Load before touching any file so that a bad -m or schedule fails fast.

@@ -28,6 +28,10 @@ pub struct DecompressArgs {
     /// the end), decoding only the members they lie in; written to stdout unless -o is given.
     #[arg(long, value_name = "START:LEN", value_parser = parse_range)]
     pub range: Option<(u64, Option<u64>)>,
+    /// The base file a fine-tune was compressed against (`compress --base`); checked by its
+    /// SHA-256.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<std::path::PathBuf>,
 }
 
 /// `START:LEN` or `START:`.
@@ -60,6 +64,9 @@ pub fn run(mut args: DecompressArgs, device: Device, limits: Limits, quiet: bool
         .allow_download(args.allow_download);
     if let Some(m) = &args.model {
         options = options.model(m.as_str());
+    }
+    if let Some(base) = &args.base {
+        options = options.base(base);
     }
     let mut session = Session::new(options);
     let jobs = pipeline::plan(&args.files, decompressed_name)?;

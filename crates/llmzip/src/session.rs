@@ -117,6 +117,8 @@ pub struct Options {
     allow_download: bool,
     /// Original bytes per member (`None`: one member).
     members: Option<u64>,
+    /// The base file of fine-tuned weights (`--base`).
+    base: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +138,7 @@ impl Default for Options {
             registry: Registry::from_env(),
             allow_download: false,
             members: None,
+            base: None,
         }
     }
 }
@@ -212,6 +215,15 @@ impl Options {
     /// member); `bytes` must be at least 1.
     pub fn members(mut self, bytes: u64) -> Self {
         self.members = Some(bytes.max(1));
+        self
+    }
+
+    /// Code a weight file as a fine-tune of `base` (a safetensors or GGUF file): each tensor
+    /// with a partner of the same name, dtype and shape in the base as the XOR with it
+    /// ([`tensors::compress_delta`]). Decoding such an archive needs the same base, given the
+    /// same way; the archive records its SHA-256. Input that is not a weight file is refused.
+    pub fn base(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.base = Some(path.into());
         self
     }
 
@@ -477,6 +489,30 @@ pub struct Session {
     options: Options,
     device: Option<candle_core::Device>,
     loaded: Loaded,
+    /// The base file, opened (and hashed) on first use.
+    base: Option<std::sync::Arc<tensors::Base>>,
+}
+
+/// [`Session::compress`] with a base: the input must be a weight file, coded against it.
+fn compress_fine_tune(
+    input: &mut dyn Read,
+    len: Option<u64>,
+    output: &mut dyn Write,
+    observer: &mut dyn Observer,
+    base: &tensors::Base,
+) -> Result<Report> {
+    let refuse = || {
+        Error::InvalidSetting(
+            "--base is for weight files (safetensors, GGUF) read from a file: this input is not \
+             one that llmzip recognises"
+                .into(),
+        )
+    };
+    let total = len.ok_or_else(refuse)?;
+    let (head, layout) = tensors::recognise(input, total)?;
+    let layout = layout.ok_or_else(refuse)?;
+    let s = tensors::compress_delta(&head, &layout, input, output, observer, base)?;
+    Ok(Report::Tensors(s))
 }
 
 impl Session {
@@ -486,6 +522,7 @@ impl Session {
             options,
             device: None,
             loaded: HashMap::new(),
+            base: None,
         }
     }
 
@@ -540,6 +577,14 @@ impl Session {
         })
     }
 
+    /// The base of [`Options::base`], opened once per session.
+    fn base(&mut self) -> Result<Option<std::sync::Arc<tensors::Base>>> {
+        if let (None, Some(path)) = (&self.base, &self.options.base) {
+            self.base = Some(std::sync::Arc::new(tensors::Base::open(path)?));
+        }
+        Ok(self.base.clone())
+    }
+
     /// Compresses `input` (of `len` bytes, when known: weight files are recognised only then)
     /// into `output`.
     pub fn compress(
@@ -549,6 +594,9 @@ impl Session {
         output: &mut dyn Write,
         observer: &mut dyn Observer,
     ) -> Result<Report> {
+        if let Some(base) = self.base()? {
+            return compress_fine_tune(input, len, output, observer, &base);
+        }
         let (spec, schedule, recognise) = match self.options.plan()? {
             Plan::Tensors => {
                 let Some(total) = len else {
@@ -671,8 +719,12 @@ impl Session {
         observer: &mut dyn Observer,
     ) -> Result<Report> {
         if kind == ArchiveKind::Tensors {
+            let base = self.base()?;
             return Ok(Report::Tensors(tensors::decompress_member(
-                input, output, observer,
+                input,
+                output,
+                observer,
+                base.as_deref(),
             )?));
         }
         let decompressor = codec::Decompressor::new(input)?;

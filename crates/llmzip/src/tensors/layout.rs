@@ -244,12 +244,58 @@ impl Container {
 }
 
 /// A tensor as a container describes it: where its bytes are, in which format.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Extent {
     start: u64,
     len: u64,
     kind: Kind,
     row: u64,
+    /// The name, dtype and shape, as [`TensorEntry`] shows them.
+    name: String,
+    dtype: String,
+    dims: Vec<u64>,
+}
+
+/// One tensor of a recognised file: what `--base` matches a fine-tune's tensors by (name,
+/// dtype and shape) and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// The container's name for it.
+    pub name: String,
+    /// The container's name for its number format (`BF16`, `Q4_K`, …).
+    pub dtype: String,
+    /// Its shape, in the container's order.
+    pub dims: Vec<u64>,
+    /// Where its bytes start in the file.
+    pub start: u64,
+    /// How many bytes it takes.
+    pub len: u64,
+}
+
+/// The tensors of a file whose first bytes `head` were read by [`recognise`] (which described
+/// the file as a [`Layout`]); `None` where it did not recognise one. Tensors of a GGML type
+/// this build cannot size are left out.
+pub fn tensors(head: &[u8], total: u64) -> Option<Vec<TensorEntry>> {
+    let extents = if head.starts_with(b"GGUF") {
+        match gguf(head, total) {
+            Parse::Done(_, extents) => extents,
+            _ => return None,
+        }
+    } else {
+        safetensors(head, total)?.1
+    };
+    Some(
+        extents
+            .into_iter()
+            .map(|e| TensorEntry {
+                name: e.name,
+                dtype: e.dtype,
+                dims: e.dims,
+                start: e.start,
+                len: e.len,
+            })
+            .collect(),
+    )
 }
 
 /// Reads the container header at the start of `input` (a file of `total` bytes) and describes
@@ -282,7 +328,7 @@ pub fn recognise(
         loop {
             take(&mut head, want)?;
             match gguf(&head, total) {
-                Parse::Done(layout) => return Ok((head, Some(layout))),
+                Parse::Done(layout, _) => return Ok((head, Some(layout))),
                 Parse::Invalid => return Ok((head, None)),
                 Parse::NeedMore if (head.len() as u64) < want.min(total).min(MAX_HEAD) => {
                     return Ok((head, None)); // the input ended early
@@ -295,7 +341,7 @@ pub fn recognise(
     if (2..=MAX_HEAD - 8).contains(&n) && 8 + n <= total {
         take(&mut head, 8 + n)?;
         if head.len() as u64 == 8 + n {
-            let layout = safetensors(&head, total);
+            let layout = safetensors(&head, total).map(|(layout, _)| layout);
             return Ok((head, layout));
         }
     }
@@ -330,11 +376,11 @@ impl Layout {
 
     /// Regions for a file of `total` bytes whose tensors are `extents` (any order); the rest is
     /// bytes. `None` if tensors overlap or run past the end.
-    fn cover(container: Container, mut extents: Vec<Extent>, total: u64) -> Option<Layout> {
+    fn cover(container: Container, extents: &mut [Extent], total: u64) -> Option<Layout> {
         extents.sort_by_key(|e| e.start);
         let mut regions = Vec::with_capacity(2 * extents.len() + 1);
         let mut pos = 0u64;
-        for e in extents {
+        for e in extents.iter() {
             let end = e.start.checked_add(e.len)?;
             if e.start < pos || end > total {
                 return None;
@@ -375,7 +421,7 @@ fn push_bytes(regions: &mut Vec<Region>, len: u64) {
 
 /// safetensors: u64 header length, a JSON object `name → {dtype, shape, data_offsets}`
 /// (offsets relative to the end of the header), then the data.
-fn safetensors(head: &[u8], total: u64) -> Option<Layout> {
+fn safetensors(head: &[u8], total: u64) -> Option<(Layout, Vec<Extent>)> {
     let json: serde_json::Value = serde_json::from_slice(&head[8..]).ok()?;
     let base = head.len() as u64;
     let mut extents = Vec::new();
@@ -422,6 +468,9 @@ fn safetensors(head: &[u8], total: u64) -> Option<Layout> {
             len: end - begin,
             kind,
             row,
+            name: name.clone(),
+            dtype: dtype.to_string(),
+            dims: shape,
         });
     }
     // safetensors packs the data with no holes; a hole or overlap means a header that lies.
@@ -437,11 +486,12 @@ fn safetensors(head: &[u8], total: u64) -> Option<Layout> {
     if pos != total {
         return None;
     }
-    Layout::cover(Container::Safetensors, extents, total)
+    let layout = Layout::cover(Container::Safetensors, &mut extents, total)?;
+    Some((layout, extents))
 }
 
 enum Parse {
-    Done(Layout),
+    Done(Layout, Vec<Extent>),
     NeedMore,
     Invalid,
 }
@@ -555,7 +605,7 @@ fn gguf(head: &[u8], total: u64) -> Parse {
     }
     let mut infos = Vec::new();
     for _ in 0..tensors {
-        let _name = get!(c.string());
+        let name = String::from_utf8_lossy(get!(c.string())).into_owned();
         let dims = get!(c.u32());
         if dims == 0 || dims > 8 {
             return Parse::Invalid;
@@ -566,16 +616,20 @@ fn gguf(head: &[u8], total: u64) -> Parse {
         }
         let t = get!(c.u32());
         let offset = get!(c.u64());
-        infos.push((shape, t, offset));
+        infos.push((name, shape, t, offset));
     }
     let data = (c.pos as u64).div_ceil(alignment) * alignment;
     let mut extents = Vec::with_capacity(infos.len());
-    for (shape, t, offset) in infos {
+    for (name, shape, t, offset) in infos {
         let Some(count) = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)) else {
             return Parse::Invalid;
         };
         let Some(&GgmlType {
-            kind, block, bytes, ..
+            kind,
+            block,
+            bytes,
+            name: dtype,
+            ..
         }) = ggml_type(t)
         else {
             // A type this build does not know: its size cannot be checked, so its data is left
@@ -601,13 +655,16 @@ fn gguf(head: &[u8], total: u64) -> Parse {
             len,
             kind,
             row,
+            name,
+            dtype: dtype.to_string(),
+            dims: shape,
         });
     }
     if data > total {
         return Parse::Invalid;
     }
-    match Layout::cover(Container::Gguf, extents, total) {
-        Some(layout) => Parse::Done(layout),
+    match Layout::cover(Container::Gguf, &mut extents, total) {
+        Some(layout) => Parse::Done(layout, extents),
         None => Parse::Invalid,
     }
 }

@@ -23,14 +23,16 @@
 //! |---|---|---|
 //! | magic | 4 bytes | `LLMT` |
 //! | version | u8 | `1` |
-//! | flags | u8 | `0` |
+//! | flags | u8 | `0`, or `1`: a delta against a base file (`tensors/delta.rs`) |
 //! | writer | str8 | the release that wrote it |
 //! | container | u8 | 0 unrecognised, 1 safetensors, 2 GGUF |
 //! | length | varint | bytes of the original |
 //! | regions | varint | how many follow, ≤ length |
 //! | region × n | u8, varint, varint | kind (see [`Kind`]), length in bytes (≥ 1, a multiple of the kind's unit), units per row (≤ the region's units) |
+//! | (delta only) base | 32 bytes, varint | the base file's SHA-256 and length |
+//! | (delta only) patches | varint, then varint × 3 each | how many; each: the gap since the previous patch's end, its length (≥ 1), where its partner starts in the base |
 //! | header CRC | u32 | CRC-32 of the header bytes before it |
-//! | chunk × … | varint, u32, bytes | payload length (≤ chunk length + 1), CRC-32 of the chunk's original bytes, payload |
+//! | chunk × … | varint, u32, (delta only) u8, bytes | payload length (≤ chunk length + 1), CRC-32 of the chunk's original bytes (after a delta's XOR is undone), whether the chunk is coded XORed with the base (1) or alone (0: the encoder keeps the smaller), payload |
 //! | CRC | u32 | CRC-32 of the whole original |
 //!
 //! The chunks are not listed: both sides cut each region the same way (whole units, at most
@@ -39,6 +41,7 @@
 //! into a buffer of its own claimed length (at most [`CHUNK_BYTES`]): work and memory are bounded
 //! per chunk, and the first wrong CRC stops decoding before its bytes are written.
 
+mod delta;
 mod fields;
 pub mod layout;
 
@@ -46,7 +49,8 @@ use std::io::{Read, Write};
 
 use rayon::prelude::*;
 
-pub use layout::{recognise, Container, Kind, Layout, Region};
+pub use delta::{Base, BaseId, Delta, Patch};
+pub use layout::{recognise, tensors, Container, Kind, Layout, Region, TensorEntry};
 
 use crate::codec::CountingWriter;
 use crate::format::varint;
@@ -58,6 +62,8 @@ pub const MODEL_NAME: &str = "tensors";
 /// The first four bytes of a tensor archive.
 pub const MAGIC: [u8; 4] = *b"LLMT";
 const VERSION: u8 = 1;
+/// The header flag of a delta archive.
+const DELTA: u8 = 1;
 /// Largest chunk, in bytes (a chunk holds whole units).
 pub const CHUNK_BYTES: u64 = 4 << 20;
 /// Most regions an archive may list (two per tensor is typical).
@@ -85,6 +91,8 @@ pub struct Summary {
     pub archive_len: u64,
     /// Per number format, in [`Kind`] order.
     pub kinds: Vec<(Kind, KindStats)>,
+    /// The base a delta archive was made against, and the bytes coded against it.
+    pub base: Option<(BaseId, u64)>,
     /// Time spent per stage (read, code, write).
     pub profile: Profile,
 }
@@ -97,6 +105,7 @@ impl Summary {
             original_len,
             archive_len: 0,
             kinds: Vec::new(),
+            base: None,
             profile: Profile::default(),
         }
     }
@@ -116,13 +125,15 @@ impl Summary {
     }
 }
 
-/// One chunk's place: its region, where it starts in units, how many bytes.
+/// One chunk's place: its region, where it starts in units, how many bytes, and where it
+/// starts in the file.
 #[derive(Debug, Clone, Copy)]
 struct Chunk {
     kind: Kind,
     row: u64,
     first: u64,
     len: u64,
+    offset: u64,
 }
 
 /// Where the next chunk starts: a region and a byte offset in it. Both sides cut every region
@@ -131,6 +142,8 @@ struct Chunk {
 struct Cursor {
     region: usize,
     at: u64,
+    /// Where the region starts in the file.
+    start: u64,
 }
 
 impl Cursor {
@@ -139,6 +152,7 @@ impl Cursor {
             let r = layout.regions.get(self.region)?;
             if self.at == r.len {
                 self.region += 1;
+                self.start += r.len;
                 self.at = 0;
                 continue;
             }
@@ -149,6 +163,7 @@ impl Cursor {
                 row: r.row,
                 first: self.at / unit,
                 len,
+                offset: self.start + self.at,
             };
             self.at += len;
             return Some(chunk);
@@ -232,11 +247,16 @@ fn pipeline<S: Default + Send>(
     Ok(())
 }
 
-/// A batch being compressed: each chunk's bytes and payload.
+/// A batch being compressed: each chunk's bytes, XOR mask (empty without one), payload, and
+/// whether the payload is of the XOR (a chunk with a mask is coded both ways, and the smaller
+/// kept: `alone` holds the other).
 #[derive(Default)]
 struct Packing {
     data: Vec<Vec<u8>>,
+    masks: Vec<Vec<u8>>,
     payloads: Vec<Vec<u8>>,
+    alone: Vec<Vec<u8>>,
+    xored: Vec<bool>,
 }
 
 /// Compresses a file described by `layout`, whose first bytes `head` were already read (by
@@ -248,10 +268,38 @@ pub fn compress(
     output: impl Write,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
+    compress_with(head, layout, rest, output, observer, None)
+}
+
+/// [`compress`] of a fine-tune against its `base` (`tensors/delta.rs`): the tensors with a
+/// partner in the base (`head`'s [`tensors`] matched by [`Base::delta`]) are coded as their XOR
+/// with it. Decoding needs the same base ([`decompress_with_base`]).
+pub fn compress_delta(
+    head: &[u8],
+    layout: &Layout,
+    rest: impl Read,
+    output: impl Write,
+    observer: &mut dyn Observer,
+    base: &Base,
+) -> Result<Summary> {
+    let total = layout.regions.iter().map(|r| r.len).sum();
+    let entries = tensors(head, total).unwrap_or_default();
+    let delta = base.delta(&entries);
+    compress_with(head, layout, rest, output, observer, Some((base, &delta)))
+}
+
+fn compress_with(
+    head: &[u8],
+    layout: &Layout,
+    rest: impl Read,
+    output: impl Write,
+    observer: &mut dyn Observer,
+    delta: Option<(&Base, &Delta)>,
+) -> Result<Summary> {
     let mut summary = Summary::new(layout.clone());
     let mut out = CountingWriter::new(output);
     let mut header = MAGIC.to_vec();
-    header.extend_from_slice(&[VERSION, 0]);
+    header.extend_from_slice(&[VERSION, if delta.is_some() { DELTA } else { 0 }]);
     let writer = crate::format::WRITER.as_bytes();
     header.push(writer.len() as u8);
     header.extend_from_slice(writer);
@@ -262,6 +310,10 @@ pub fn compress(
         header.push(r.kind as u8);
         varint::write_u64(&mut header, r.len)?;
         varint::write_u64(&mut header, r.row)?;
+    }
+    if let Some((_, delta)) = delta {
+        delta.write(&mut header)?;
+        summary.base = Some((delta.base, 0));
     }
     let crc = crc32fast::hash(&header);
     header.extend_from_slice(&crc.to_le_bytes());
@@ -278,7 +330,12 @@ pub fn compress(
         |group, batch: &mut Packing| {
             timed(&profile, Stage::Read, || {
                 batch.data.resize_with(group.len(), Vec::new);
-                for (c, buf) in group.iter().zip(&mut batch.data) {
+                batch.masks.resize_with(group.len(), Vec::new);
+                for ((c, buf), mask) in group.iter().zip(&mut batch.data).zip(&mut batch.masks) {
+                    match delta {
+                        Some((base, delta)) => base.mask(&delta.patches, c.offset, c.len, mask)?,
+                        None => mask.clear(),
+                    }
                     buf.resize(c.len as usize, 0);
                     input.read_exact(buf).map_err(|e| match e.kind() {
                         std::io::ErrorKind::UnexpectedEof => Error::InvalidSetting(
@@ -295,23 +352,47 @@ pub fn compress(
         |group, batch| {
             timed(&profile, Stage::ArithCode, || {
                 batch.payloads.resize_with(group.len(), Vec::new);
+                batch.alone.resize_with(group.len(), Vec::new);
+                batch.xored.resize(group.len(), false);
                 group
                     .par_iter()
-                    .zip(batch.data.par_iter())
+                    .zip(batch.data.par_iter_mut())
+                    .zip(batch.masks.par_iter())
                     .zip(batch.payloads.par_iter_mut())
-                    .for_each(|((c, d), p)| {
-                        scratch.with(|s| fields::encode(c.kind, c.row, c.first, d, p, s))
+                    .zip(batch.alone.par_iter_mut().zip(batch.xored.par_iter_mut()))
+                    .for_each(|((((c, d), m), p), (alone, xored))| {
+                        let encode = |d: &[u8], p: &mut Vec<u8>| {
+                            scratch.with(|s| fields::encode(c.kind, c.row, c.first, d, p, s))
+                        };
+                        encode(d, p);
+                        *xored = false;
+                        if !m.is_empty() {
+                            // Also as the XOR with the base (the data is kept as the original,
+                            // for the CRCs); the smaller wins.
+                            delta::apply(d, m);
+                            encode(d, alone);
+                            delta::apply(d, m);
+                            if alone.len() < p.len() {
+                                std::mem::swap(p, alone);
+                                *xored = true;
+                            }
+                        }
                     });
             })
         },
         |group, batch, observer| {
             timed(&profile, Stage::Write, || {
-                for ((c, d), p) in group.iter().zip(&batch.data).zip(&batch.payloads) {
+                let chunks = group.iter().zip(&batch.data).zip(&batch.payloads);
+                for (((c, d), p), &xored) in chunks.zip(&batch.xored) {
                     whole.update(d);
                     observer.original_block(d);
                     let mut frame = Vec::with_capacity(16);
                     varint::write_u64(&mut frame, p.len() as u64)?;
                     frame.extend_from_slice(&crc32fast::hash(d).to_le_bytes());
+                    if let Some((_, patched)) = summary.base.as_mut() {
+                        frame.push(xored as u8);
+                        *patched += if xored { c.len } else { 0 };
+                    }
                     out.write_all(&frame)?;
                     out.write_all(p)?;
                     summary.count(c.kind, c.len, p.len() as u64);
@@ -395,8 +476,8 @@ impl<R: Read> Read for Reader<R> {
     }
 }
 
-/// Reads the header; `header` collects its bytes for the CRC.
-fn read_header(r: &mut Reader<impl Read>) -> Result<Layout> {
+/// Reads the header: the file's description, and what a delta archive adds.
+fn read_header(r: &mut Reader<impl Read>) -> Result<(Layout, Option<Delta>)> {
     let mut header = Vec::new();
     let take = |r: &mut Reader<_>, n: usize, what: &str| -> Result<Vec<u8>> {
         let mut b = vec![0u8; n];
@@ -414,8 +495,10 @@ fn read_header(r: &mut Reader<impl Read>) -> Result<Layout> {
             start[4]
         )));
     }
-    if start[5] != 0 {
-        return Err(Error::Corrupt("unknown flags in the tensor archive".into()));
+    if start[5] & !DELTA != 0 {
+        return Err(Error::Corrupt(
+            "unknown flags in the tensor archive (a newer llmzip wrote it?)".into(),
+        ));
     }
     header.extend_from_slice(&start);
     let writer = take(r, start[6] as usize, "header")?;
@@ -453,6 +536,11 @@ fn read_header(r: &mut Reader<impl Read>) -> Result<Layout> {
             "the regions do not add up to the original's length".into(),
         ));
     }
+    let delta = if start[5] & DELTA != 0 {
+        Some(Delta::read(r, &mut header, total)?)
+    } else {
+        None
+    };
     let mut crc = [0u8; 4];
     r.exact(&mut crc, "header")?;
     if u32::from_le_bytes(crc) != crc32fast::hash(&header) {
@@ -460,61 +548,124 @@ fn read_header(r: &mut Reader<impl Read>) -> Result<Layout> {
             "the tensor archive's header is damaged".into(),
         ));
     }
-    Ok(Layout { container, regions })
+    Ok((Layout { container, regions }, delta))
 }
 
 /// Reads only a tensor archive's header: the file's description (its length is the sum of the
 /// regions).
 pub fn read_layout(input: impl Read) -> Result<Layout> {
-    read_header(&mut Reader { input, read: 0 })
+    read_header(&mut Reader { input, read: 0 }).map(|(layout, _)| layout)
+}
+
+/// The base a delta archive needs, checked against the one given: an error that says what to
+/// do when none is given or it is another file.
+fn require_base<'a>(delta: Option<&Delta>, base: Option<&'a Base>) -> Result<Option<&'a Base>> {
+    let Some(delta) = delta else {
+        return Ok(None);
+    };
+    let Some(base) = base else {
+        return Err(Error::InvalidSetting(format!(
+            "this archive stores a fine-tune as its difference from a base file (SHA-256 {}, \
+             {} bytes): decompress it with --base BASE",
+            delta.base.hex(),
+            delta.base.len
+        )));
+    };
+    base.check(delta)?;
+    Ok(Some(base))
 }
 
 /// Decompresses a tensor archive into `output`. Only chunks whose CRC matched are written.
 pub fn decompress(
     input: impl Read,
-    mut output: impl Write,
+    output: impl Write,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
-    walk(input, Some(&mut output), observer, true)
+    decompress_with_base(input, output, observer, None)
 }
 
-/// [`decompress`] of one member of a longer archive: stops at its trailer.
+/// [`decompress`] of an archive that may be a delta against `base` ([`compress_delta`]): a
+/// delta archive needs its base, checked by digest before anything is decoded.
+pub fn decompress_with_base(
+    input: impl Read,
+    mut output: impl Write,
+    observer: &mut dyn Observer,
+    base: Option<&Base>,
+) -> Result<Summary> {
+    walk(input, Some(&mut output), observer, true, base)
+}
+
+/// [`decompress_with_base`] of one member of a longer archive: stops at its trailer.
 pub(crate) fn decompress_member(
     input: impl Read,
     mut output: impl Write,
     observer: &mut dyn Observer,
+    base: Option<&Base>,
 ) -> Result<Summary> {
-    walk(input, Some(&mut output), observer, false)
+    walk(input, Some(&mut output), observer, false, base)
 }
 
-/// Reads a tensor archive's structure and sizes without decoding.
+/// Reads a tensor archive's structure and sizes without decoding (no base needed).
 pub fn inspect(input: impl Read) -> Result<Summary> {
-    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, true)
+    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, true, None)
 }
 
 /// [`inspect`] of one member of a longer archive: stops at its trailer.
 pub(crate) fn inspect_member(input: impl Read) -> Result<Summary> {
-    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, false)
+    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, false, None)
 }
 
-/// A batch being decoded: each chunk's stored CRC and payload, and what it decoded into.
+/// A batch being decoded: each chunk's stored CRC, payload and XOR mask (empty where the chunk
+/// was coded alone), and what it decoded into.
 #[derive(Default)]
 struct Unpacking {
     frames: Vec<(u32, Vec<u8>)>,
+    /// Whether each chunk was coded XORed with the base (delta archives).
+    xored: Vec<bool>,
+    masks: Vec<Vec<u8>>,
     decoded: Vec<(Vec<u8>, Result<()>)>,
 }
 
 impl Unpacking {
-    /// Reads the frames of `group`'s chunks.
-    fn read(&mut self, group: &[Chunk], r: &mut Reader<impl Read>) -> Result<()> {
+    /// Reads the frames of `group`'s chunks, and their masks from the base of a delta.
+    /// `delta`: the archive's patches (`None` for an archive that is no delta), with the base
+    /// when decoding.
+    fn read(
+        &mut self,
+        group: &[Chunk],
+        r: &mut Reader<impl Read>,
+        delta: Option<(Option<&Base>, &Delta)>,
+    ) -> Result<()> {
         self.frames.resize_with(group.len(), Default::default);
-        for (c, (crc, payload)) in group.iter().zip(&mut self.frames) {
+        self.xored.resize(group.len(), false);
+        self.masks.resize_with(group.len(), Vec::new);
+        let frames = group.iter().zip(&mut self.frames).zip(&mut self.xored);
+        for ((c, (crc, payload)), xored) in frames {
             let len = varint::read_bounded(r, "chunk length", c.len + 1)?;
             let mut word = [0u8; 4];
             r.exact(&mut word, "chunk")?;
             *crc = u32::from_le_bytes(word);
+            *xored = false;
+            if let Some((_, delta)) = delta {
+                let mut flag = [0u8];
+                r.exact(&mut flag, "chunk")?;
+                let patched = delta.touches(c.offset, c.len);
+                *xored = match flag[0] {
+                    0 => false,
+                    1 if patched => true,
+                    _ => return Err(Error::Corrupt("a chunk's delta flag is damaged".into())),
+                };
+            }
             payload.resize(len as usize, 0);
             r.exact(payload, "chunk")?;
+        }
+        for ((c, mask), &xored) in group.iter().zip(&mut self.masks).zip(&self.xored) {
+            match delta {
+                Some((Some(base), delta)) if xored => {
+                    base.mask(&delta.patches, c.offset, c.len, mask)?
+                }
+                _ => mask.clear(),
+            }
         }
         Ok(())
     }
@@ -527,10 +678,12 @@ impl Unpacking {
         group
             .par_iter()
             .zip(self.frames.par_iter())
+            .zip(self.masks.par_iter())
             .zip(self.decoded.par_iter_mut())
-            .for_each(|((c, (crc, p)), (data, result))| {
+            .for_each(|(((c, (crc, p)), mask), (data, result))| {
                 *result = fields::decode(c.kind, c.row, c.first, p, c.len as usize, data).and_then(
                     |()| {
+                        delta::apply(data, mask);
                         if crate::format::ENFORCE_CHECKSUMS && crc32fast::hash(data) != *crc {
                             return Err(Error::Corrupt(format!(
                                 "a {} chunk's checksum does not match",
@@ -577,6 +730,8 @@ fn finish_reading(r: &mut Reader<impl Read>, whole: Option<u32>, alone: bool) ->
 pub struct Decoder<R: Read> {
     r: Reader<R>,
     layout: Layout,
+    /// A delta archive's base (checked: present when decoding) and patches.
+    delta: Option<(Option<std::sync::Arc<Base>>, Delta)>,
     cursor: Cursor,
     group: Vec<Chunk>,
     batch: Unpacking,
@@ -600,20 +755,28 @@ impl<R: Read> Decoder<R> {
 
     /// Reads and checks the archive's header.
     pub fn new(input: R) -> Result<Self> {
-        Decoder::open(input, true)
+        Decoder::open(input, true, None)
+    }
+
+    /// [`Decoder::new`] for an archive that may be a delta against `base`
+    /// ([`compress_delta`]).
+    pub fn with_base(input: R, base: std::sync::Arc<Base>) -> Result<Self> {
+        Decoder::open(input, true, Some(base))
     }
 
     /// A decoder of one member of a longer archive: it stops at the member's trailer.
     pub(crate) fn member(input: R) -> Result<Self> {
-        Decoder::open(input, false)
+        Decoder::open(input, false, None)
     }
 
-    fn open(input: R, alone: bool) -> Result<Self> {
+    fn open(input: R, alone: bool, base: Option<std::sync::Arc<Base>>) -> Result<Self> {
         let mut r = Reader { input, read: 0 };
-        let layout = read_header(&mut r)?;
+        let (layout, delta) = read_header(&mut r)?;
+        require_base(delta.as_ref(), base.as_deref())?;
         Ok(Decoder {
             r,
             layout,
+            delta: delta.map(|d| (base, d)),
             cursor: Cursor::default(),
             group: Vec::new(),
             batch: Unpacking::default(),
@@ -657,7 +820,8 @@ impl<R: Read> Decoder<R> {
                 self.done = true;
                 return Ok(false);
             }
-            self.batch.read(&self.group, &mut self.r)?;
+            let delta = self.delta.as_ref().map(|(b, d)| (b.as_deref(), d));
+            self.batch.read(&self.group, &mut self.r, delta)?;
             self.batch.decode(&self.group);
         }
     }
@@ -694,18 +858,30 @@ fn walk(
     mut output: Option<&mut impl Write>,
     observer: &mut dyn Observer,
     alone: bool,
+    base: Option<&Base>,
 ) -> Result<Summary> {
     let mut r = Reader { input, read: 0 };
-    let layout = read_header(&mut r)?;
+    let (layout, delta) = read_header(&mut r)?;
     let mut summary = Summary::new(layout.clone());
+    if let Some(d) = &delta {
+        summary.base = Some((d.base, d.patches.iter().map(|p| p.len).sum()));
+    }
+    let decoding = output.is_some();
+    // Only decoding needs the base (inspecting reads the sizes).
+    let base = match decoding {
+        true => require_base(delta.as_ref(), base)?,
+        false => None,
+    };
+    let delta = delta.as_ref().map(|d| (base, d));
     let profile = std::sync::Mutex::new(Profile::default());
     let mut whole = crc32fast::Hasher::new();
     let mut done = 0u64;
-    let decoding = output.is_some();
     pipeline(
         &layout,
         observer,
-        |group, batch: &mut Unpacking| timed(&profile, Stage::Read, || batch.read(group, &mut r)),
+        |group, batch: &mut Unpacking| {
+            timed(&profile, Stage::Read, || batch.read(group, &mut r, delta))
+        },
         |group, batch| {
             if decoding {
                 timed(&profile, Stage::ArithCode, || batch.decode(group));

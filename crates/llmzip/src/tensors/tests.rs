@@ -369,3 +369,144 @@ fn a_gguf_of_every_ggml_type_is_recognised_and_round_trips() {
         );
     }
 }
+
+/// A base and its fine-tune: `w` and `b` nudged (a few ulps, as a small learning rate moves
+/// them), `extra` only in the fine-tune, `h` reshaped (no partner), `v` unchanged.
+fn fine_tune_pair() -> (Vec<u8>, Vec<u8>) {
+    let w = weights(300_000, 1);
+    let nudge = |w: &[f32], seed: u64| -> Vec<f32> {
+        let mut s = SplitMix64::new(seed);
+        w.iter()
+            .map(|x| f32::from_bits(x.to_bits().wrapping_add(lcg(&mut s) % 64).wrapping_sub(32)))
+            .collect()
+    };
+    let b = weights(4096, 2);
+    let v = weights(512, 3);
+    let base = safetensors_file(&[
+        ("w", "F32", vec![600, 500], f32_bytes(&w)),
+        ("b", "BF16", vec![4096], bf16_bytes(&b)),
+        ("h", "F32", vec![64, 8], f32_bytes(&v)),
+        ("v", "F32", vec![512], f32_bytes(&v)),
+    ]);
+    let tuned = safetensors_file(&[
+        ("w", "F32", vec![600, 500], f32_bytes(&nudge(&w, 4))),
+        ("b", "BF16", vec![4096], bf16_bytes(&nudge(&b, 5))),
+        ("extra", "F32", vec![100], f32_bytes(&weights(100, 6))),
+        ("h", "F32", vec![8, 64], f32_bytes(&v)),
+        ("v", "F32", vec![512], f32_bytes(&v)),
+    ]);
+    (base, tuned)
+}
+
+/// A fine-tune coded against its base comes back exactly with that base, is smaller than coded
+/// alone, and is refused — with what to do — without a base or with another one; its sizes
+/// read without the base.
+#[test]
+fn fine_tunes_round_trip_against_their_base_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base_bytes, tuned) = fine_tune_pair();
+    let base_path = dir.path().join("base.safetensors");
+    std::fs::write(&base_path, &base_bytes).unwrap();
+    let base = Base::open(&base_path).unwrap();
+    let entries = tensors(&tuned[..64.min(tuned.len())], tuned.len() as u64);
+    assert!(entries.is_none(), "a cut header is no tensor table");
+    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
+    let layout = layout.unwrap();
+    let delta = base.delta(&tensors(&head, tuned.len() as u64).unwrap());
+    // w, b and v have partners; extra has none, h another shape.
+    assert_eq!(delta.patches.len(), 3);
+    let mut archive = Vec::new();
+    let rest = &tuned[head.len()..];
+    let s = compress_delta(&head, &layout, rest, &mut archive, &mut crate::Silent, &base).unwrap();
+    let (alone, _) = compress_file(&tuned);
+    assert!(
+        (archive.len() as f64) < 0.8 * alone.len() as f64,
+        "{} against {} alone",
+        archive.len(),
+        alone.len()
+    );
+    assert!(s.base.is_some_and(|(id, patched)| id == base.id() && patched > 0));
+    let mut out = Vec::new();
+    decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&base)).unwrap();
+    assert_eq!(out, tuned);
+    // The stream decoder too.
+    let mut d = Decoder::with_base(&archive[..], std::sync::Arc::new(base)).unwrap();
+    let mut streamed = Vec::new();
+    d.read_to_end(&mut streamed).unwrap();
+    assert_eq!(streamed, tuned);
+
+    let err = decompress_vec(&archive).unwrap_err().to_string();
+    assert!(err.contains("--base") && err.contains("SHA-256"), "{err}");
+    let other_path = dir.path().join("other.safetensors");
+    std::fs::write(&other_path, &tuned).unwrap();
+    let other = Base::open(&other_path).unwrap();
+    let mut out = Vec::new();
+    let err = decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&other))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not the file this archive was made against"), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(inspect(&archive[..]).unwrap().original_len, tuned.len() as u64);
+
+    // A base that is not a weight file is refused by name.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, b"not weights").unwrap();
+    let err = Base::open(&text).err().unwrap().to_string();
+    assert!(err.contains("notes.txt") && err.contains("safetensors"), "{err}");
+}
+
+/// A pair that shares nothing useful (unrelated weights under the same names) costs no more
+/// than coding alone, plus a byte per chunk and the header: each chunk keeps the smaller coding.
+#[test]
+fn an_unrelated_base_costs_next_to_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |seed| {
+        safetensors_file(&[("w", "F32", vec![1000, 300], f32_bytes(&weights(300_000, seed)))])
+    };
+    let (base_bytes, tuned) = (file(7), file(8));
+    let base_path = dir.path().join("base.safetensors");
+    std::fs::write(&base_path, &base_bytes).unwrap();
+    let base = Base::open(&base_path).unwrap();
+    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
+    let mut archive = Vec::new();
+    let rest = &tuned[head.len()..];
+    compress_delta(&head, &layout.unwrap(), rest, &mut archive, &mut crate::Silent, &base)
+        .unwrap();
+    let (alone, _) = compress_file(&tuned);
+    assert!(archive.len() <= alone.len() + 64, "{} against {}", archive.len(), alone.len());
+    let mut out = Vec::new();
+    decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&base)).unwrap();
+    assert_eq!(out, tuned);
+}
+
+/// Damaged delta archives fail with an error, never a panic or unchecked output.
+#[test]
+fn damaged_delta_archives_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base_bytes, tuned) = fine_tune_pair();
+    let base_path = dir.path().join("base.safetensors");
+    std::fs::write(&base_path, &base_bytes).unwrap();
+    let base = Base::open(&base_path).unwrap();
+    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
+    let mut archive = Vec::new();
+    let rest = &tuned[head.len()..];
+    compress_delta(&head, &layout.unwrap(), rest, &mut archive, &mut crate::Silent, &base)
+        .unwrap();
+    let mut s = SplitMix64::new(9);
+    for _ in 0..200 {
+        let mut bad = archive.clone();
+        let at = (s.next_u64() % bad.len() as u64) as usize;
+        bad[at] ^= 1 << (s.next_u64() % 8);
+        let mut out = Vec::new();
+        if decompress_with_base(&bad[..], &mut out, &mut crate::Silent, Some(&base)).is_ok() {
+            assert_eq!(out, tuned, "a flipped bit at {at} decoded to other bytes");
+        }
+    }
+    for cut in [7, 40, archive.len() / 2, archive.len() - 1] {
+        let mut out = Vec::new();
+        assert!(
+            decompress_with_base(&archive[..cut], &mut out, &mut crate::Silent, Some(&base))
+                .is_err()
+        );
+    }
+}
