@@ -8,8 +8,7 @@ use common::*;
 
 #[test]
 fn golden_archives_of_the_embedded_models_decode() {
-    let checked =
-        check_golden(|name| !name.starts_with("smollm2") && !name.starts_with("gemma3"));
+    let checked = check_golden(|name| !name.starts_with("smollm2") && !name.starts_with("gemma3"));
     // empty, stored, gru-cm, gru, a window slide, several blocks, gru-cm2 with slides, gru-cm3,
     // gru-cm4 with slides, gru2, gru2-cm5 with slides, gru3-cm5 with slides, the tensor
     // codec's safetensors and GGUF archives, and the nine of the tiny test models.

@@ -317,8 +317,7 @@ fn gemma3_codes_any_bytes_and_predicts_well() {
     let dir = tempfile::tempdir().unwrap();
     let mut data = text(1500);
     data.extend_from_slice(
-        "\n\n\n\t\t\t    \u{2581}\u{2581} <bos><eos><0x41> NUL\x00 CRLF\r\n caf\u{e9} "
-            .as_bytes(),
+        "\n\n\n\t\t\t    \u{2581}\u{2581} <bos><eos><0x41> NUL\x00 CRLF\r\n caf\u{e9} ".as_bytes(),
     );
     data.extend_from_slice(b"\xff\xfe\xc0\xc1 \xa9\xe8 \xf5");
     data.extend(text(1500));

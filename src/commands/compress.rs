@@ -118,7 +118,9 @@ pub fn run(args: CompressArgs, device: Device, limits: Limits, quiet: bool) -> R
     }
     if let Some(base) = &args.base {
         if args.model.is_some() || args.level.get().is_some() || args.dtype.is_some() {
-            anyhow::bail!("--base codes weight files with the tensor codec: leave out -m, levels and --dtype");
+            anyhow::bail!(
+                "--base codes weight files with the tensor codec: leave out -m, levels and --dtype"
+            );
         }
         options = options.base(base);
     }

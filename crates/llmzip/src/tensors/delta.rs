@@ -84,9 +84,11 @@ impl Base {
         let tensors = layout
             .and_then(|_| layout::tensors(&head, len))
             .ok_or_else(|| {
-                fail("not a safetensors or GGUF file that llmzip recognises (a base must be \
+                fail(
+                    "not a safetensors or GGUF file that llmzip recognises (a base must be \
                       a weight file of the same kind as the one it is the base of)"
-                    .into())
+                        .into(),
+                )
             })?;
         file.rewind()?;
         let mut h = Sha256::new();

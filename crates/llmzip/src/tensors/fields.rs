@@ -195,6 +195,34 @@ pub(crate) fn encode(
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
 ) {
+    encode_impl(kind, row, first, data, None, out, scratch)
+}
+
+/// [`encode`] of a float chunk with the base's bytes at the same place (`base`, as long as
+/// `data`) as context (`tensors/delta.rs`; [`floats_with_base`]): mode 2. Other kinds are
+/// coded as [`encode`] codes them.
+pub(crate) fn encode_with_base(
+    kind: Kind,
+    row: u64,
+    first: u64,
+    data: &[u8],
+    base: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) {
+    encode_impl(kind, row, first, data, Some(base), out, scratch)
+}
+
+fn encode_impl(
+    kind: Kind,
+    row: u64,
+    first: u64,
+    data: &[u8],
+    base: Option<&[u8]>,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) {
+    let base = base.filter(|b| b.len() == data.len() && is_float(kind));
     let s = scratch;
     s.buf.clear();
     s.buf.extend_from_slice(data);
@@ -204,14 +232,14 @@ pub(crate) fn encode(
     s.raw.reserve(data.len());
     let mut w = Writing {
         coder: Encoder::new(),
-        models: Models::new(space(kind)),
+        models: Models::new(space_of(kind, base.is_some())),
         recorded: std::mem::take(&mut s.recorded),
         raw: BitWriter {
             out: std::mem::take(&mut s.raw),
             ..BitWriter::default()
         },
     };
-    let header = run(kind, row, first, &mut s.buf, &mut w, None);
+    let header = run(kind, row, first, &mut s.buf, base, &mut w, None);
     let state = rans::encode_words(&w.recorded, &mut s.words);
     let coded = w.coder.finish();
     let raw = w.raw.finish();
@@ -219,7 +247,7 @@ pub(crate) fn encode(
     let symbols_len = rans::stream_len(&s.words);
     out.clear();
     out.reserve(coded.len() + symbols_len + raw.len() + 32);
-    out.push(1);
+    out.push(if base.is_some() { 2 } else { 1 });
     out.extend_from_slice(&header);
     let varint = crate::format::varint::write_u64;
     varint(out, coded.len() as u64).expect("vec");
@@ -245,6 +273,31 @@ pub(crate) fn decode(
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
+    decode_impl(kind, row, first, payload, None, len, buf)
+}
+
+/// Decodes a payload of [`encode_with_base`] (or of [`encode`]) with the same `base` bytes.
+pub(crate) fn decode_with_base(
+    kind: Kind,
+    row: u64,
+    first: u64,
+    payload: &[u8],
+    base: &[u8],
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    decode_impl(kind, row, first, payload, Some(base), len, buf)
+}
+
+fn decode_impl(
+    kind: Kind,
+    row: u64,
+    first: u64,
+    payload: &[u8],
+    base: Option<&[u8]>,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     let corrupt = |what: &str| Error::Corrupt(format!("a {} chunk's payload {what}", kind.name()));
     let (&mode, rest) = payload.split_first().ok_or_else(|| corrupt("is empty"))?;
     match mode {
@@ -254,7 +307,11 @@ pub(crate) fn decode(
             Ok(())
         }
         0 => Err(corrupt("has the wrong length")),
-        1 => {
+        2 if base.is_none_or(|b| b.len() != len) || !is_float(kind) => {
+            Err(corrupt("needs the base it was coded against"))
+        }
+        1 | 2 => {
+            let base = if mode == 2 { base } else { None };
             let header_len = header_len(kind);
             let header = rest.get(..header_len).ok_or_else(|| corrupt("is cut"))?;
             let mut rest = &rest[header_len..];
@@ -272,7 +329,7 @@ pub(crate) fn decode(
             let raw = rest;
             let mut r = Reading {
                 coder: Decoder::new(coded),
-                models: Models::new(space(kind)),
+                models: Models::new(space_of(kind, base.is_some())),
                 symbols: rans::Decoder::new(symbols),
                 raw: BitReader {
                     input: Padded::new(raw),
@@ -283,7 +340,7 @@ pub(crate) fn decode(
             // Every byte is written by the format's coder; zeros only make the start defined.
             buf.clear();
             buf.resize(len, 0);
-            run(kind, row, first, buf, &mut r, Some(header));
+            run(kind, row, first, buf, base, &mut r, Some(header));
             if r.coder.overrun() > 4 || r.symbols.overrun() > 0 || r.raw.input.overrun() > 0 {
                 return Err(corrupt("is shorter than its data"));
             }
@@ -308,6 +365,7 @@ fn run(
     row: u64,
     first: u64,
     buf: &mut [u8],
+    base: Option<&[u8]>,
     io: &mut impl Io,
     header: Option<&[u8]>,
 ) -> Vec<u8> {
@@ -323,7 +381,10 @@ fn run(
                 Some(h) => h[0],
                 None => f.common_exponent(buf),
             };
-            floats(f, reference, row, first, buf, io);
+            match base {
+                Some(base) => floats_with_base(f, reference, buf, base, io),
+                None => floats(f, reference, row, first, buf, io),
+            }
             vec![reference]
         }
         Kind::Q8_0
@@ -486,6 +547,31 @@ fn bucket(e: u32, reference: u8) -> usize {
     (e as i32 - reference as i32 + 12).clamp(0, 15) as usize
 }
 
+/// Whether `kind` is a float format (the ones [`floats_with_base`] codes).
+fn is_float(kind: Kind) -> bool {
+    matches!(kind, Kind::F32 | Kind::F16 | Kind::Bf16)
+}
+
+/// [`space`], or [`floats_with_base`]'s tables for a float kind coded with its base.
+fn space_of(kind: Kind, with_base: bool) -> Space {
+    use std::iter::repeat_n;
+    if !with_base {
+        return space(kind);
+    }
+    let low = Float::of(kind).mant - TOP;
+    // Exponent step from the base's, by the base exponent's bucket (16 × 32); sign by the
+    // base's sign and whether the exponents agree (4 × 2); top mantissa bits by the base's when
+    // the exponents agree, else by the direction of the step (6 × 4); where exponent and top
+    // bits agree, the leading zeros of the XOR of the low bits, by the last such count's bucket
+    // (4 × (low + 1)).
+    Space::new(
+        repeat_n(32, 16)
+            .chain(repeat_n(2, 4))
+            .chain(repeat_n(1 << TOP, 6))
+            .chain(repeat_n((low + 1).next_power_of_two(), 4)),
+    )
+}
+
 /// The adaptive tables of a format's fields, in the order the coders below index them.
 fn space(kind: Kind) -> Space {
     use std::iter::repeat_n;
@@ -612,6 +698,81 @@ fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mu
         f.store(buf, at, v);
         rows.advance(e);
         signs.advance(sign);
+    }
+}
+
+/// Floats of a fine-tune with the base's value at the same place as context (`base`, the same
+/// length as `buf`): a fine-tune's weight mostly keeps its base's sign and exponent, often its
+/// top mantissa bits, and where it moved little, the top of its low mantissa bits too.
+///
+/// Per value: the exponent as its step from the base's (−15 ..= 15, else escaped to the raw
+/// exponent), by the base exponent's bucket; the sign by the base's sign and whether the
+/// exponents agree; the top [`TOP`] mantissa bits by the base's where the exponents agree;
+/// where exponent and top bits both agree, the low bits as the count of leading zeros of their
+/// XOR with the base's (a symbol), the first one implied, the rest raw; elsewhere the low bits
+/// raw.
+fn floats_with_base(f: Float, reference: u8, buf: &mut [u8], base: &[u8], io: &mut impl Io) {
+    const STEP: i32 = 15;
+    let (exp_tables, sign_tables, top_tables, lz_tables) = (0, 16, 20, 26);
+    let low_bits = f.mant - TOP;
+    let low_mask = (1u32 << low_bits) - 1;
+    let sign_shift = f.exp + f.mant;
+    let mut last_lz = 0usize;
+    for at in (0..buf.len()).step_by(f.width) {
+        let (v, u) = (f.load(buf, at), f.load(base, at));
+        let (eu, su, tu) = (
+            f.exponent(u),
+            u >> sign_shift,
+            (u >> low_bits) & ((1 << TOP) - 1),
+        );
+        // Exponent.
+        let d = f.exponent(v) as i32 - eu as i32;
+        let sym = if (-STEP..=STEP).contains(&d) {
+            (d + STEP) as u32
+        } else {
+            ESCAPE
+        };
+        let ctx = exp_tables + bucket(eu, reference);
+        let e = match io.symbol(sym, ctx) {
+            ESCAPE => io.raw(f.exponent(v), f.exp),
+            s => (eu as i32 + s as i32 - STEP).clamp(0, (1 << f.exp) - 1) as u32,
+        };
+        let same_exp = e == eu;
+        // Sign.
+        let sign = io.symbol(
+            v >> sign_shift,
+            sign_tables + 2 * su as usize + same_exp as usize,
+        );
+        // Top mantissa bits.
+        let top_ctx = match (same_exp, e > eu) {
+            (true, _) => tu as usize,
+            (false, up) => 4 + up as usize,
+        };
+        let t = io.symbol((v >> low_bits) & ((1 << TOP) - 1), top_tables + top_ctx);
+        // Low mantissa bits.
+        let low = if same_exp && t == tu {
+            let x = (v ^ u) & low_mask;
+            let lz = if x == 0 {
+                low_bits
+            } else {
+                x.leading_zeros() - (32 - low_bits)
+            };
+            // A damaged stream may decode a count past the bits there are (its CRC then fails).
+            let lz = io.symbol(lz, lz_tables + last_lz).min(low_bits);
+            last_lz = ((lz * 4) / (low_bits + 1)) as usize;
+            if lz == low_bits {
+                u & low_mask
+            } else {
+                // The first differing bit is 1 in the XOR; the bits below it raw.
+                let below = low_bits - lz - 1;
+                let rest = io.raw(x & ((1 << below) - 1), below);
+                (u & low_mask) ^ ((1 << below) | rest)
+            }
+        } else {
+            io.raw(v & low_mask, low_bits)
+        };
+        let v = (sign << sign_shift) | (e << f.mant) | (t << low_bits) | low;
+        f.store(buf, at, v);
     }
 }
 
@@ -986,6 +1147,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Floats coded with a base as context come back exactly whatever the bytes on either side
+    /// (NaNs, infinities, subnormals, unrelated or equal bases), and a payload of one mode is
+    /// refused by the other where it needs the base.
+    #[test]
+    fn floats_with_a_base_round_trip_any_bytes() {
+        let mut s = crate::models::rng::SplitMix64::new(4);
+        let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| lcg(&mut s) as u8).collect() };
+        let (a, b) = (bytes(4 * 900), bytes(4 * 900));
+        let w: Vec<u8> = weights(900, 3)
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let near: Vec<u8> = weights(900, 3)
+            .iter()
+            .flat_map(|x| (x.to_bits() ^ 5).to_le_bytes())
+            .collect();
+        for kind in [Kind::F32, Kind::F16, Kind::Bf16] {
+            for (data, base) in [
+                (&a, &b),
+                (&a, &a),
+                (&w, &near),
+                (&w, &b),
+                (&b, &vec![0; 3600]),
+            ] {
+                for len in [0, 4, 4 * 900] {
+                    let (data, base) = (&data[..len], &base[..len]);
+                    let mut payload = Vec::new();
+                    encode_with_base(
+                        kind,
+                        0,
+                        0,
+                        data,
+                        base,
+                        &mut payload,
+                        &mut Scratch::default(),
+                    );
+                    let mut back = Vec::new();
+                    decode_with_base(kind, 0, 0, &payload, base, len, &mut back).unwrap();
+                    assert_eq!(back, data, "{kind:?}");
+                    if payload.first() == Some(&2) {
+                        assert!(decode(kind, 0, 0, &payload, len, &mut back).is_err());
+                    }
+                }
+            }
+        }
+        // Close to its base, a weight costs far less than alone.
+        let mut with = Vec::new();
+        encode_with_base(
+            Kind::F32,
+            0,
+            0,
+            &w,
+            &near,
+            &mut with,
+            &mut Scratch::default(),
+        );
+        let alone = round_trip(Kind::F32, 0, 0, &w);
+        assert!(with.len() * 4 < alone, "{} against {alone}", with.len());
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! | (delta only) base | 32 bytes, varint | the base file's SHA-256 and length |
 //! | (delta only) patches | varint, then varint × 3 each | how many; each: the gap since the previous patch's end, its length (≥ 1), where its partner starts in the base |
 //! | header CRC | u32 | CRC-32 of the header bytes before it |
-//! | chunk × … | varint, u32, (delta only) u8, bytes | payload length (≤ chunk length + 1), CRC-32 of the chunk's original bytes (after a delta's XOR is undone), whether the chunk is coded XORed with the base (1) or alone (0: the encoder keeps the smaller), payload |
+//! | chunk × … | varint, u32, (delta only) u8, bytes | payload length (≤ chunk length + 1), CRC-32 of the chunk's original bytes (after a delta's XOR is undone), how the chunk is coded: alone (0), XORed with the base (1), or floats with the base's as context (2) — the encoder keeps the smallest — then the payload |
 //! | CRC | u32 | CRC-32 of the whole original |
 //!
 //! The chunks are not listed: both sides cut each region the same way (whole units, at most
@@ -247,16 +247,29 @@ fn pipeline<S: Default + Send>(
     Ok(())
 }
 
-/// A batch being compressed: each chunk's bytes, XOR mask (empty without one), payload, and
-/// whether the payload is of the XOR (a chunk with a mask is coded both ways, and the smaller
-/// kept: `alone` holds the other).
+/// A batch being compressed: each chunk's bytes, base bytes (its mask: empty without a
+/// partner), payload, and how it was coded against the base ([`Against`]: a chunk with a mask is
+/// coded every way, and the smallest kept; `other` holds a loser).
 #[derive(Default)]
 struct Packing {
     data: Vec<Vec<u8>>,
     masks: Vec<Vec<u8>>,
     payloads: Vec<Vec<u8>>,
-    alone: Vec<Vec<u8>>,
-    xored: Vec<bool>,
+    other: Vec<Vec<u8>>,
+    how: Vec<Against>,
+}
+
+/// How a chunk of a delta archive is coded (its frame's byte).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(u8)]
+enum Against {
+    /// On its own.
+    #[default]
+    Alone = 0,
+    /// XORed with the base's bytes.
+    Xor = 1,
+    /// Floats with the base's values as context (`fields::encode_with_base`).
+    Context = 2,
 }
 
 /// Compresses a file described by `layout`, whose first bytes `head` were already read (by
@@ -352,46 +365,53 @@ fn compress_with(
         |group, batch| {
             timed(&profile, Stage::ArithCode, || {
                 batch.payloads.resize_with(group.len(), Vec::new);
-                batch.alone.resize_with(group.len(), Vec::new);
-                batch.xored.resize(group.len(), false);
+                batch.other.resize_with(group.len(), Vec::new);
+                batch.how.resize(group.len(), Against::Alone);
                 group
                     .par_iter()
                     .zip(batch.data.par_iter_mut())
                     .zip(batch.masks.par_iter())
                     .zip(batch.payloads.par_iter_mut())
-                    .zip(batch.alone.par_iter_mut().zip(batch.xored.par_iter_mut()))
-                    .for_each(|((((c, d), m), p), (alone, xored))| {
-                        let encode = |d: &[u8], p: &mut Vec<u8>| {
-                            scratch.with(|s| fields::encode(c.kind, c.row, c.first, d, p, s))
-                        };
-                        encode(d, p);
-                        *xored = false;
-                        if !m.is_empty() {
-                            // Also as the XOR with the base (the data is kept as the original,
-                            // for the CRCs); the smaller wins.
-                            delta::apply(d, m);
-                            encode(d, alone);
-                            delta::apply(d, m);
-                            if alone.len() < p.len() {
-                                std::mem::swap(p, alone);
-                                *xored = true;
-                            }
+                    .zip(batch.other.par_iter_mut().zip(batch.how.par_iter_mut()))
+                    .for_each(|((((c, d), m), p), (other, how))| {
+                        let (kind, row, first) = (c.kind, c.row, c.first);
+                        scratch.with(|s| fields::encode(kind, row, first, d, p, s));
+                        *how = Against::Alone;
+                        if m.is_empty() {
+                            return;
                         }
+                        let mut keep = |other: &mut Vec<u8>, way: Against| {
+                            if other.len() < p.len() {
+                                std::mem::swap(p, other);
+                                *how = way;
+                            }
+                        };
+                        if matches!(kind, Kind::F32 | Kind::F16 | Kind::Bf16) {
+                            scratch.with(|s| {
+                                fields::encode_with_base(kind, row, first, d, m, other, s)
+                            });
+                            keep(other, Against::Context);
+                        }
+                        // As the XOR with the base (the data stays the original, for the CRCs).
+                        delta::apply(d, m);
+                        scratch.with(|s| fields::encode(kind, row, first, d, other, s));
+                        delta::apply(d, m);
+                        keep(other, Against::Xor);
                     });
             })
         },
         |group, batch, observer| {
             timed(&profile, Stage::Write, || {
                 let chunks = group.iter().zip(&batch.data).zip(&batch.payloads);
-                for (((c, d), p), &xored) in chunks.zip(&batch.xored) {
+                for (((c, d), p), &how) in chunks.zip(&batch.how) {
                     whole.update(d);
                     observer.original_block(d);
                     let mut frame = Vec::with_capacity(16);
                     varint::write_u64(&mut frame, p.len() as u64)?;
                     frame.extend_from_slice(&crc32fast::hash(d).to_le_bytes());
                     if let Some((_, patched)) = summary.base.as_mut() {
-                        frame.push(xored as u8);
-                        *patched += if xored { c.len } else { 0 };
+                        frame.push(how as u8);
+                        *patched += if how == Against::Alone { 0 } else { c.len };
                     }
                     out.write_all(&frame)?;
                     out.write_all(p)?;
@@ -607,12 +627,24 @@ pub(crate) fn decompress_member(
 
 /// Reads a tensor archive's structure and sizes without decoding (no base needed).
 pub fn inspect(input: impl Read) -> Result<Summary> {
-    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, true, None)
+    walk(
+        input,
+        None::<&mut std::io::Sink>,
+        &mut crate::Silent,
+        true,
+        None,
+    )
 }
 
 /// [`inspect`] of one member of a longer archive: stops at its trailer.
 pub(crate) fn inspect_member(input: impl Read) -> Result<Summary> {
-    walk(input, None::<&mut std::io::Sink>, &mut crate::Silent, false, None)
+    walk(
+        input,
+        None::<&mut std::io::Sink>,
+        &mut crate::Silent,
+        false,
+        None,
+    )
 }
 
 /// A batch being decoded: each chunk's stored CRC, payload and XOR mask (empty where the chunk
@@ -620,8 +652,8 @@ pub(crate) fn inspect_member(input: impl Read) -> Result<Summary> {
 #[derive(Default)]
 struct Unpacking {
     frames: Vec<(u32, Vec<u8>)>,
-    /// Whether each chunk was coded XORed with the base (delta archives).
-    xored: Vec<bool>,
+    /// How each chunk was coded against the base (delta archives).
+    how: Vec<Against>,
     masks: Vec<Vec<u8>>,
     decoded: Vec<(Vec<u8>, Result<()>)>,
 }
@@ -637,31 +669,32 @@ impl Unpacking {
         delta: Option<(Option<&Base>, &Delta)>,
     ) -> Result<()> {
         self.frames.resize_with(group.len(), Default::default);
-        self.xored.resize(group.len(), false);
+        self.how.resize(group.len(), Against::Alone);
         self.masks.resize_with(group.len(), Vec::new);
-        let frames = group.iter().zip(&mut self.frames).zip(&mut self.xored);
-        for ((c, (crc, payload)), xored) in frames {
+        let frames = group.iter().zip(&mut self.frames).zip(&mut self.how);
+        for ((c, (crc, payload)), how) in frames {
             let len = varint::read_bounded(r, "chunk length", c.len + 1)?;
             let mut word = [0u8; 4];
             r.exact(&mut word, "chunk")?;
             *crc = u32::from_le_bytes(word);
-            *xored = false;
+            *how = Against::Alone;
             if let Some((_, delta)) = delta {
                 let mut flag = [0u8];
                 r.exact(&mut flag, "chunk")?;
                 let patched = delta.touches(c.offset, c.len);
-                *xored = match flag[0] {
-                    0 => false,
-                    1 if patched => true,
+                *how = match flag[0] {
+                    0 => Against::Alone,
+                    1 if patched => Against::Xor,
+                    2 if patched => Against::Context,
                     _ => return Err(Error::Corrupt("a chunk's delta flag is damaged".into())),
                 };
             }
             payload.resize(len as usize, 0);
             r.exact(payload, "chunk")?;
         }
-        for ((c, mask), &xored) in group.iter().zip(&mut self.masks).zip(&self.xored) {
+        for ((c, mask), &how) in group.iter().zip(&mut self.masks).zip(&self.how) {
             match delta {
-                Some((Some(base), delta)) if xored => {
+                Some((Some(base), delta)) if how != Against::Alone => {
                     base.mask(&delta.patches, c.offset, c.len, mask)?
                 }
                 _ => mask.clear(),
@@ -678,21 +711,28 @@ impl Unpacking {
         group
             .par_iter()
             .zip(self.frames.par_iter())
-            .zip(self.masks.par_iter())
+            .zip(self.masks.par_iter().zip(self.how.par_iter()))
             .zip(self.decoded.par_iter_mut())
-            .for_each(|(((c, (crc, p)), mask), (data, result))| {
-                *result = fields::decode(c.kind, c.row, c.first, p, c.len as usize, data).and_then(
-                    |()| {
+            .for_each(|(((c, (crc, p)), (mask, &how)), (data, result))| {
+                let (kind, row, first, len) = (c.kind, c.row, c.first, c.len as usize);
+                let decoded = match how {
+                    Against::Context => {
+                        fields::decode_with_base(kind, row, first, p, mask, len, data)
+                    }
+                    _ => fields::decode(kind, row, first, p, len, data),
+                };
+                *result = decoded.and_then(|()| {
+                    if how == Against::Xor {
                         delta::apply(data, mask);
-                        if crate::format::ENFORCE_CHECKSUMS && crc32fast::hash(data) != *crc {
-                            return Err(Error::Corrupt(format!(
-                                "a {} chunk's checksum does not match",
-                                c.kind.name()
-                            )));
-                        }
-                        Ok(())
-                    },
-                );
+                    }
+                    if crate::format::ENFORCE_CHECKSUMS && crc32fast::hash(data) != *crc {
+                        return Err(Error::Corrupt(format!(
+                            "a {} chunk's checksum does not match",
+                            c.kind.name()
+                        )));
+                    }
+                    Ok(())
+                });
             });
     }
 }

@@ -417,7 +417,15 @@ fn fine_tunes_round_trip_against_their_base_only() {
     assert_eq!(delta.patches.len(), 3);
     let mut archive = Vec::new();
     let rest = &tuned[head.len()..];
-    let s = compress_delta(&head, &layout, rest, &mut archive, &mut crate::Silent, &base).unwrap();
+    let s = compress_delta(
+        &head,
+        &layout,
+        rest,
+        &mut archive,
+        &mut crate::Silent,
+        &base,
+    )
+    .unwrap();
     let (alone, _) = compress_file(&tuned);
     assert!(
         (archive.len() as f64) < 0.8 * alone.len() as f64,
@@ -425,7 +433,9 @@ fn fine_tunes_round_trip_against_their_base_only() {
         archive.len(),
         alone.len()
     );
-    assert!(s.base.is_some_and(|(id, patched)| id == base.id() && patched > 0));
+    assert!(s
+        .base
+        .is_some_and(|(id, patched)| id == base.id() && patched > 0));
     let mut out = Vec::new();
     decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&base)).unwrap();
     assert_eq!(out, tuned);
@@ -444,15 +454,24 @@ fn fine_tunes_round_trip_against_their_base_only() {
     let err = decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&other))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not the file this archive was made against"), "{err}");
+    assert!(
+        err.contains("not the file this archive was made against"),
+        "{err}"
+    );
     assert!(out.is_empty());
-    assert_eq!(inspect(&archive[..]).unwrap().original_len, tuned.len() as u64);
+    assert_eq!(
+        inspect(&archive[..]).unwrap().original_len,
+        tuned.len() as u64
+    );
 
     // A base that is not a weight file is refused by name.
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, b"not weights").unwrap();
     let err = Base::open(&text).err().unwrap().to_string();
-    assert!(err.contains("notes.txt") && err.contains("safetensors"), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("safetensors"),
+        "{err}"
+    );
 }
 
 /// A pair that shares nothing useful (unrelated weights under the same names) costs no more
@@ -461,7 +480,12 @@ fn fine_tunes_round_trip_against_their_base_only() {
 fn an_unrelated_base_costs_next_to_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = |seed| {
-        safetensors_file(&[("w", "F32", vec![1000, 300], f32_bytes(&weights(300_000, seed)))])
+        safetensors_file(&[(
+            "w",
+            "F32",
+            vec![1000, 300],
+            f32_bytes(&weights(300_000, seed)),
+        )])
     };
     let (base_bytes, tuned) = (file(7), file(8));
     let base_path = dir.path().join("base.safetensors");
@@ -470,10 +494,22 @@ fn an_unrelated_base_costs_next_to_nothing() {
     let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
     let mut archive = Vec::new();
     let rest = &tuned[head.len()..];
-    compress_delta(&head, &layout.unwrap(), rest, &mut archive, &mut crate::Silent, &base)
-        .unwrap();
+    compress_delta(
+        &head,
+        &layout.unwrap(),
+        rest,
+        &mut archive,
+        &mut crate::Silent,
+        &base,
+    )
+    .unwrap();
     let (alone, _) = compress_file(&tuned);
-    assert!(archive.len() <= alone.len() + 64, "{} against {}", archive.len(), alone.len());
+    assert!(
+        archive.len() <= alone.len() + 64,
+        "{} against {}",
+        archive.len(),
+        alone.len()
+    );
     let mut out = Vec::new();
     decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&base)).unwrap();
     assert_eq!(out, tuned);
@@ -490,8 +526,15 @@ fn damaged_delta_archives_are_refused() {
     let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
     let mut archive = Vec::new();
     let rest = &tuned[head.len()..];
-    compress_delta(&head, &layout.unwrap(), rest, &mut archive, &mut crate::Silent, &base)
-        .unwrap();
+    compress_delta(
+        &head,
+        &layout.unwrap(),
+        rest,
+        &mut archive,
+        &mut crate::Silent,
+        &base,
+    )
+    .unwrap();
     let mut s = SplitMix64::new(9);
     for _ in 0..200 {
         let mut bad = archive.clone();
