@@ -27,27 +27,7 @@ out=docs/bench/weights
 mkdir -p "$work" "$out"
 cp crates/llmzip/models/gru/model.safetensors "$work/gru-f32.safetensors"
 cp models/SmolLM2-135M-Instruct.Q4_1.gguf "$work/smollm2.gguf"
-python3 - "$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" <<'PY'
-import json, struct, sys
-src = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", src[:8])[0]
-header = json.loads(src[8:8 + n])
-base = 8 + n
-out, data = {}, bytearray()
-tensors = [(k, v) for k, v in header.items() if k != "__metadata__"]
-for name, t in sorted(tensors, key=lambda kv: kv[1]["data_offsets"][0]):
-    assert t["dtype"] == "F32"
-    s, e = t["data_offsets"]
-    start = len(data)
-    for (x,) in struct.iter_unpack("<I", src[base + s:base + e]):
-        # round to nearest, ties to even (what torch's .to(torch.bfloat16) does)
-        data += struct.pack("<H", ((x + 0x7FFF + ((x >> 16) & 1)) >> 16) & 0xFFFF)
-    out[name] = {"dtype": "BF16", "shape": t["shape"], "data_offsets": [start, len(data)]}
-if "__metadata__" in header:
-    out["__metadata__"] = header["__metadata__"]
-j = json.dumps(out, separators=(",", ":")).encode()
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + data)
-PY
+python3 scripts/bf16-cast.py "$work/gru-f32.safetensors" "$work/gru-bf16.safetensors"
 cargo run --release -q -p llmzip --example k_quant_gguf -- "$work/gru-f32.safetensors" \
     "$work/gru-k-quants.gguf"
 files=("$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" "$work/smollm2.gguf"

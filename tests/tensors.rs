@@ -107,3 +107,46 @@ fn damaged_tensor_archives_are_refused_and_leave_no_output() {
     clean_failure(&run(&["decompress", "cut.llmz", "-o", "out"], d));
     assert!(!d.join("out").exists());
 }
+
+/// The real pair `gru2` → `gru3` (gru3 is gru2 trained on) through the binary: `--base` makes
+/// the archive smaller, `info` names the base, and decoding needs that base: without it, or with
+/// another file, it fails with what to do and writes nothing.
+#[test]
+fn a_fine_tune_against_its_base_round_trips_only_with_that_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/llmzip/models");
+    let base = models.join("gru2/model.safetensors");
+    let tuned = std::fs::read(models.join("gru3/model.safetensors")).unwrap();
+    let base_arg = base.to_str().unwrap();
+    let alone = round_trip(d, "alone.safetensors", &tuned, &[]);
+    std::fs::write(d.join("t.safetensors"), &tuned).unwrap();
+    ok(&run(&["-q", "compress", "--base", base_arg, "t.safetensors"], d));
+    let (with, without) = (
+        std::fs::metadata(d.join("t.safetensors.llmz")).unwrap().len(),
+        std::fs::metadata(&alone).unwrap().len(),
+    );
+    assert!(with < without, "{with} against {without} alone");
+    let shown = info(d, "t.safetensors.llmz");
+    assert!(shown.contains("base           SHA-256 "), "{shown}");
+
+    std::fs::remove_file(d.join("t.safetensors")).unwrap();
+    let err = clean_failure(&run(&["-q", "decompress", "t.safetensors.llmz"], d));
+    assert!(err.contains("--base"), "{err}");
+    assert!(!d.join("t.safetensors").exists());
+    let other = models.join("gru/model.safetensors");
+    let err = clean_failure(&run(
+        &["-q", "decompress", "--base", other.to_str().unwrap(), "t.safetensors.llmz"],
+        d,
+    ));
+    assert!(err.contains("not the file this archive was made against"), "{err}");
+    assert!(!d.join("t.safetensors").exists());
+    ok(&run(&["-q", "decompress", "--base", base_arg, "t.safetensors.llmz"], d));
+    assert_eq!(std::fs::read(d.join("t.safetensors")).unwrap(), tuned);
+
+    // --base is for weight files.
+    std::fs::write(d.join("notes.txt"), text(2000)).unwrap();
+    let err = clean_failure(&run(&["-q", "compress", "--base", base_arg, "notes.txt"], d));
+    assert!(err.contains("--base is for weight files"), "{err}");
+    assert!(!d.join("notes.txt.llmz").exists());
+}

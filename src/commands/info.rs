@@ -79,6 +79,17 @@ fn tensors(out: &mut String, s: &llmzip::tensors::Summary) {
         "  decodes on     any machine (no model: integer coding only)"
     )
     .expect("writing to a String");
+    if let Some((base, against)) = &s.base {
+        writeln!(
+            out,
+            "  base           SHA-256 {}, {} bytes: {} bytes coded against it \
+             (decompress with --base)",
+            base.hex(),
+            base.len,
+            against
+        )
+        .expect("writing to a String");
+    }
     writeln!(out, "  original size  {} bytes", s.original_len).expect("writing to a String");
     writeln!(
         out,

@@ -91,7 +91,8 @@ pub struct Summary {
     pub archive_len: u64,
     /// Per number format, in [`Kind`] order.
     pub kinds: Vec<(Kind, KindStats)>,
-    /// The base a delta archive was made against, and the bytes coded against it.
+    /// The base a delta archive was made against, and how many of the original's bytes were
+    /// coded against it (the rest alone).
     pub base: Option<(BaseId, u64)>,
     /// Time spent per stage (read, code, write).
     pub profile: Profile,
@@ -904,7 +905,7 @@ fn walk(
     let (layout, delta) = read_header(&mut r)?;
     let mut summary = Summary::new(layout.clone());
     if let Some(d) = &delta {
-        summary.base = Some((d.base, d.patches.iter().map(|p| p.len).sum()));
+        summary.base = Some((d.base, 0));
     }
     let decoding = output.is_some();
     // Only decoding needs the base (inspecting reads the sizes).
@@ -928,6 +929,11 @@ fn walk(
             }
         },
         |group, batch, observer| {
+            if let Some((_, against)) = summary.base.as_mut() {
+                for (c, &how) in group.iter().zip(&batch.how) {
+                    *against += if how == Against::Alone { 0 } else { c.len };
+                }
+            }
             let Some(out) = output.as_mut() else {
                 for (c, (_, p)) in group.iter().zip(&batch.frames) {
                     summary.count(c.kind, c.len, p.len() as u64);
