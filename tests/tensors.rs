@@ -121,9 +121,14 @@ fn a_fine_tune_against_its_base_round_trips_only_with_that_base() {
     let base_arg = base.to_str().unwrap();
     let alone = round_trip(d, "alone.safetensors", &tuned, &[]);
     std::fs::write(d.join("t.safetensors"), &tuned).unwrap();
-    ok(&run(&["-q", "compress", "--base", base_arg, "t.safetensors"], d));
+    ok(&run(
+        &["-q", "compress", "--base", base_arg, "t.safetensors"],
+        d,
+    ));
     let (with, without) = (
-        std::fs::metadata(d.join("t.safetensors.llmz")).unwrap().len(),
+        std::fs::metadata(d.join("t.safetensors.llmz"))
+            .unwrap()
+            .len(),
         std::fs::metadata(&alone).unwrap().len(),
     );
     assert!(with < without, "{with} against {without} alone");
@@ -136,17 +141,32 @@ fn a_fine_tune_against_its_base_round_trips_only_with_that_base() {
     assert!(!d.join("t.safetensors").exists());
     let other = models.join("gru/model.safetensors");
     let err = clean_failure(&run(
-        &["-q", "decompress", "--base", other.to_str().unwrap(), "t.safetensors.llmz"],
+        &[
+            "-q",
+            "decompress",
+            "--base",
+            other.to_str().unwrap(),
+            "t.safetensors.llmz",
+        ],
         d,
     ));
-    assert!(err.contains("not the file this archive was made against"), "{err}");
+    assert!(
+        err.contains("not the file this archive was made against"),
+        "{err}"
+    );
     assert!(!d.join("t.safetensors").exists());
-    ok(&run(&["-q", "decompress", "--base", base_arg, "t.safetensors.llmz"], d));
+    ok(&run(
+        &["-q", "decompress", "--base", base_arg, "t.safetensors.llmz"],
+        d,
+    ));
     assert_eq!(std::fs::read(d.join("t.safetensors")).unwrap(), tuned);
 
     // --base is for weight files.
     std::fs::write(d.join("notes.txt"), text(2000)).unwrap();
-    let err = clean_failure(&run(&["-q", "compress", "--base", base_arg, "notes.txt"], d));
+    let err = clean_failure(&run(
+        &["-q", "compress", "--base", base_arg, "notes.txt"],
+        d,
+    ));
     assert!(err.contains("--base is for weight files"), "{err}");
     assert!(!d.join("notes.txt.llmz").exists());
 }

@@ -127,27 +127,32 @@ def _mode_of(path):
 
 
 def compress_file(src, dst=None, *, level=None, model=None, members=None, block_size=None,
-                  force=False):
+                  force=False, base=None):
     """Compresses file ``src`` into ``dst`` (default ``src + ".llmz"``), atomically, with
     ``src``'s permissions; returns the path written. ``members`` cuts the input into
     independent members of that many bytes, with a seek table (a weight file, recognised
-    first, is one member of the weight-file codec, as with the tool)."""
+    first, is one member of the weight-file codec, as with the tool). ``base``: the weight
+    file (safetensors, GGUF) that ``src`` was fine-tuned from, as ``llmzip compress --base``;
+    decompressing needs it too."""
     src = os.fspath(src)
     dst = os.fspath(dst) if dst is not None else src + SUFFIX
+    base = os.fspath(base) if base is not None else None
     _replace_atomically(
         dst,
         lambda tmp: _llmzip.compress_file(src, tmp, level=level, model=model, members=members,
-                                          block_size=block_size),
+                                          block_size=block_size, base=base),
         force,
         _mode_of(src),
     )
     return dst
 
 
-def decompress_file(src, dst=None, *, model=None, memory_limit=None, force=False):
+def decompress_file(src, dst=None, *, model=None, memory_limit=None, force=False, base=None):
     """Decompresses archive ``src`` into ``dst`` (default: ``src`` without ``.llmz``),
-    atomically, with ``src``'s permissions; returns the path written."""
+    atomically, with ``src``'s permissions; returns the path written. ``base``: the weight
+    file a fine-tune was compressed against (``compress_file(..., base=...)``)."""
     src = os.fspath(src)
+    base = os.fspath(base) if base is not None else None
     if dst is None:
         if not src.endswith(SUFFIX) or len(src) == len(SUFFIX):
             raise ValueError(f"{src} does not end in {SUFFIX}: give the output path")
@@ -155,7 +160,8 @@ def decompress_file(src, dst=None, *, model=None, memory_limit=None, force=False
     dst = os.fspath(dst)
     _replace_atomically(
         dst,
-        lambda tmp: _llmzip.decompress_file(src, tmp, model=model, memory_limit=memory_limit),
+        lambda tmp: _llmzip.decompress_file(src, tmp, model=model, memory_limit=memory_limit,
+                                            base=base),
         force,
         _mode_of(src),
     )

@@ -162,13 +162,14 @@ fn decompress<'py>(
     })
 }
 
-/// compress_file(src, dst, level=None, model=None, members=None, block_size=None)
+/// compress_file(src, dst, level=None, model=None, members=None, block_size=None, base=None)
 ///     -> (original bytes, archive bytes)
 ///
 /// Streams file `src` into archive `dst` (created or truncated; `llmzip.compress_file` wraps
-/// this with a temporary file and a rename).
+/// this with a temporary file and a rename). `base`: a weight file `src` was fine-tuned from.
 #[pyfunction]
-#[pyo3(signature = (src, dst, level=None, model=None, members=None, block_size=None))]
+#[pyo3(signature = (src, dst, level=None, model=None, members=None, block_size=None, base=None))]
+#[allow(clippy::too_many_arguments)]
 fn compress_file(
     py: Python<'_>,
     src: std::path::PathBuf,
@@ -177,8 +178,12 @@ fn compress_file(
     model: Option<String>,
     members: Option<u64>,
     block_size: Option<u64>,
+    base: Option<std::path::PathBuf>,
 ) -> PyResult<(u64, u64)> {
-    let options = options(level, model, members, block_size, None)?;
+    let mut options = options(level, model, members, block_size, None)?;
+    if let Some(b) = base {
+        options = options.base(b);
+    }
     py.detach(|| -> llmzip::Result<(u64, u64)> {
         let (lens, output) = on_a_worker(|| -> llmzip::Result<_> {
             let input = File::open(&src).map_err(|e| file_error(&src, e))?;
@@ -198,19 +203,25 @@ fn compress_file(
     .map_err(to_py)
 }
 
-/// decompress_file(src, dst, model=None, memory_limit=None) -> (archive bytes, original bytes)
+/// decompress_file(src, dst, model=None, memory_limit=None, base=None)
+///     -> (archive bytes, original bytes)
 ///
-/// Streams archive `src` into file `dst` (created or truncated).
+/// Streams archive `src` into file `dst` (created or truncated). `base`: the weight file a
+/// fine-tune was compressed against.
 #[pyfunction]
-#[pyo3(signature = (src, dst, model=None, memory_limit=None))]
+#[pyo3(signature = (src, dst, model=None, memory_limit=None, base=None))]
 fn decompress_file(
     py: Python<'_>,
     src: std::path::PathBuf,
     dst: std::path::PathBuf,
     model: Option<String>,
     memory_limit: Option<u64>,
+    base: Option<std::path::PathBuf>,
 ) -> PyResult<(u64, u64)> {
-    let options = options(None, model, None, None, memory_limit)?;
+    let mut options = options(None, model, None, None, memory_limit)?;
+    if let Some(b) = base {
+        options = options.base(b);
+    }
     py.detach(|| -> llmzip::Result<(u64, u64)> {
         let (lens, output) = on_a_worker(|| -> llmzip::Result<_> {
             let input = File::open(&src).map_err(|e| file_error(&src, e))?;

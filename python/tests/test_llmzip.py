@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 import llmzip
-from conftest import random_bytes, text
+from conftest import ROOT, random_bytes, text
 
 ODD_INPUTS = [
     b"",
@@ -99,6 +100,22 @@ def test_weight_files_get_the_weight_codec(weights_file):
     os.unlink(weights_file)
     llmzip.decompress_file(out)
     assert weights_file.read_bytes() == data
+
+
+def test_fine_tunes_against_their_base(tmp_path):
+    models = ROOT / "crates" / "llmzip" / "models"
+    base = models / "gru2" / "model.safetensors"
+    tuned = tmp_path / "tuned.safetensors"
+    shutil.copy(models / "gru3" / "model.safetensors", tuned)
+    data = tuned.read_bytes()
+    alone = llmzip.compress(data)
+    out = llmzip.compress_file(tuned, base=base)
+    assert os.path.getsize(out) < len(alone)
+    with pytest.raises(Exception, match="--base"):
+        llmzip.decompress_file(out, tmp_path / "no-base")
+    assert not (tmp_path / "no-base").exists()
+    back = llmzip.decompress_file(out, tmp_path / "back", base=base)
+    assert open(back, "rb").read() == data
 
 
 def test_open_like_gzip(tmp_path, sample):
