@@ -12,6 +12,21 @@ use sha2::{Digest, Sha256};
 /// archives name the release that can read them).
 pub const WRITER: &str = concat!("llmzip ", env!("CARGO_PKG_VERSION"));
 
+/// SHA-256 of what `input` holds from where it stands, read in 1 MiB pieces: what identifies a
+/// model file or a fine-tune's base.
+pub fn sha256_of(input: &mut impl std::io::Read) -> std::io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
 /// Hash of a model's configuration and weights (first 16 bytes of a SHA-256).
 ///
 /// Recorded in every archive: decoding with any other model would silently produce garbage, so a

@@ -22,8 +22,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
 use super::layout::{self, TensorEntry};
 use crate::format::varint;
 use crate::{Error, Result};
@@ -91,22 +89,11 @@ impl Base {
                 )
             })?;
         file.rewind()?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        let digest = crate::identity::sha256_of(&mut file)?;
         Ok(Base {
             path: path.to_path_buf(),
             file: Mutex::new(file),
-            id: BaseId {
-                digest: h.finalize().into(),
-                len,
-            },
+            id: BaseId { digest, len },
             tensors,
         })
     }

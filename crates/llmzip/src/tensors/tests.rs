@@ -474,11 +474,33 @@ fn fine_tunes_round_trip_against_their_base_only() {
     );
 }
 
+/// `tuned` coded against `base` (written to a temporary directory, kept alive by the first
+/// value): the opened base and the archive.
+fn delta_archive(base: &[u8], tuned: &[u8]) -> (tempfile::TempDir, Base, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("base.safetensors");
+    std::fs::write(&path, base).unwrap();
+    let base = Base::open(&path).unwrap();
+    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
+    let mut archive = Vec::new();
+    let rest = &tuned[head.len()..];
+    let layout = layout.expect("a weight file");
+    compress_delta(
+        &head,
+        &layout,
+        rest,
+        &mut archive,
+        &mut crate::Silent,
+        &base,
+    )
+    .unwrap();
+    (dir, base, archive)
+}
+
 /// A pair that shares nothing useful (unrelated weights under the same names) costs no more
 /// than coding alone, plus a byte per chunk and the header: each chunk keeps the smaller coding.
 #[test]
 fn an_unrelated_base_costs_next_to_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let file = |seed| {
         safetensors_file(&[(
             "w",
@@ -488,21 +510,7 @@ fn an_unrelated_base_costs_next_to_nothing() {
         )])
     };
     let (base_bytes, tuned) = (file(7), file(8));
-    let base_path = dir.path().join("base.safetensors");
-    std::fs::write(&base_path, &base_bytes).unwrap();
-    let base = Base::open(&base_path).unwrap();
-    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
-    let mut archive = Vec::new();
-    let rest = &tuned[head.len()..];
-    compress_delta(
-        &head,
-        &layout.unwrap(),
-        rest,
-        &mut archive,
-        &mut crate::Silent,
-        &base,
-    )
-    .unwrap();
+    let (_dir, base, archive) = delta_archive(&base_bytes, &tuned);
     let (alone, _) = compress_file(&tuned);
     assert!(
         archive.len() <= alone.len() + 64,
@@ -518,23 +526,8 @@ fn an_unrelated_base_costs_next_to_nothing() {
 /// Damaged delta archives fail with an error, never a panic or unchecked output.
 #[test]
 fn damaged_delta_archives_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let (base_bytes, tuned) = fine_tune_pair();
-    let base_path = dir.path().join("base.safetensors");
-    std::fs::write(&base_path, &base_bytes).unwrap();
-    let base = Base::open(&base_path).unwrap();
-    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
-    let mut archive = Vec::new();
-    let rest = &tuned[head.len()..];
-    compress_delta(
-        &head,
-        &layout.unwrap(),
-        rest,
-        &mut archive,
-        &mut crate::Silent,
-        &base,
-    )
-    .unwrap();
+    let (_dir, base, archive) = delta_archive(&base_bytes, &tuned);
     let mut s = SplitMix64::new(9);
     for _ in 0..200 {
         let mut bad = archive.clone();

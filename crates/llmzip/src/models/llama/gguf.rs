@@ -2,12 +2,11 @@
 //! GGUF name, and the file's fingerprint.
 
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::Seek;
 use std::path::Path;
 
 use candle_core::quantized::{gguf_file, QTensor};
 use candle_core::Device;
-use sha2::{Digest, Sha256};
 
 use super::weights::*;
 use super::*;
@@ -188,16 +187,7 @@ pub(super) fn file_fingerprint(file: &mut File) -> Result<Fingerprint> {
 
 /// SHA-256 of what `file` holds from where it stands, read in 1 MiB pieces.
 pub(super) fn file_digest(file: &mut File) -> Result<[u8; 32]> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
+    Ok(crate::identity::sha256_of(file)?)
 }
 
 /// Typed access to GGUF metadata with errors that name the file and key.
