@@ -84,7 +84,10 @@ for cpu in "${cpus[@]}"; do
     fi
     start=$(date +%s)
     rc=0
-    timeout -k 30 "${DECODE_TIMEOUT:-7200}" "${run[@]}" -q decompress -c "$g/$name" \
+    # A fine-tune's archive names its base in NAME.base (tests/golden/README.md).
+    base=()
+    [ ! -e "$g/${name%.llmz}.base" ] || base=(--base "$g/$(head -n1 "$g/${name%.llmz}.base")")
+    timeout -k 30 "${DECODE_TIMEOUT:-7200}" "${run[@]}" -q decompress "${base[@]}" -c "$g/$name" \
       >"$tmp/out" 2>"$tmp/err" || rc=$?
     [ "$rc" != 124 ] || echo "timed out after ${DECODE_TIMEOUT:-7200} s" >>"$tmp/err"
     if [ "$rc" = 0 ] && cmp -s "$tmp/out" "$g/${name%.llmz}"; then

@@ -60,6 +60,9 @@ run=("$bin")
 make weights.safetensors
 make weights.gguf
 make weights-k.gguf
+# A fine-tune against its base (`--base`, tensors/delta.rs): weights-tuned.safetensors is
+# weights.safetensors with most floats moved by a few ulps (made once, by hand, for this fixture).
+make weights-tuned.safetensors --base "$g/weights.safetensors"
 if [ "${1:-}" != "--no-smollm2" ]; then
   # Into models/ (found there: the registry always looks in ./models), not the tiny models' dir.
   LLMZIP_MODELS= scripts/fetch-models.sh gemma3

@@ -181,9 +181,17 @@ pub fn check_golden(wanted: impl Fn(&str) -> bool) -> usize {
     let machine_bound = machine_bound();
     for name in names.iter().filter(|n| wanted(n)) {
         let original = golden.join(name.trim_end_matches(".llmz"));
+        // A fine-tune's archive names its base in NAME.base.
+        let mut base = Vec::new();
+        if let Ok(file) =
+            std::fs::read_to_string(golden.join(format!("{}.base", original.display())))
+        {
+            base = vec!["--base".into(), golden.join(file.trim()).into_os_string()];
+        }
         let o = llmzip()
             .env("LLMZIP_MODELS", models_dirs())
             .args(["decompress", "-c"])
+            .args(base)
             .arg(golden.join(name))
             .output()
             .unwrap();
