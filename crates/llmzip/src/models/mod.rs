@@ -91,6 +91,13 @@ pub const TRANSFORMER_SEGMENT_TOKENS: u64 = 1 << 10;
 /// against 1 K-token rows, at 922 instead of 1,014 B/s (docs/models.md, "Rows for int8").
 pub const INT8_SEGMENT_TOKENS: u64 = 1536;
 
+/// Segment length for llamas in the `int8-kv8` format (the CPU default since llmzip 0.5.0),
+/// with its window ([`llama::KV8_WINDOW`]): rows of 3 K tokens whose cache is shifted past 768
+/// positions. On alice29 with `smollm2-cm2` this gave 1.0906 bits per byte at 2.34 KB/s and a
+/// peak of 567 MiB, where rows of 1.5 K tokens in a window of 2,048 gave 1.0982 at 2.15 KB/s and
+/// 967 MiB in the same hour (docs/models.md, "Frontier on alice29").
+pub const KV8_SEGMENT_TOKENS: u64 = 3072;
+
 /// A next-symbol predictor shaped for lockstep batches.
 ///
 /// The codec holds `rows` independent streams and asks for all of their next-symbol distributions

@@ -133,7 +133,7 @@ pub fn load(path: &Path, weights: Option<&str>, device: &Device) -> Result<Trans
         bos,
         backend: Backend::of(device, &dtype),
         max_context: Some(context as u64),
-        default_window: DEFAULT_WINDOW.min(context as u64),
+        default_window: format.window(context),
         default_segment_tokens: format.segment_tokens(),
     };
     Ok(Transformer::new(info, tokenizer, net))

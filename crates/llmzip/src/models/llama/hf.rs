@@ -218,7 +218,7 @@ pub fn load_hf(
         bos,
         backend: Backend::of(device, &dtype),
         max_context: Some(hyper.context as u64),
-        default_window: DEFAULT_WINDOW.min(hyper.context as u64),
+        default_window: format.window(hyper.context),
         default_segment_tokens: format.segment_tokens(),
     };
     Ok(Transformer::new(info, Box::new(tokenizer), net))

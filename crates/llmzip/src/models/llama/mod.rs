@@ -73,6 +73,11 @@ const MAX_MODEL_CONTEXT: usize = 1 << 17;
 /// Default context window in tokens, chosen by measurement (docs/models.md).
 pub const DEFAULT_WINDOW: u64 = 2048;
 
+/// Default context window of the `int8-kv8` format, with rows of
+/// [`KV8_SEGMENT_TOKENS`](crate::models::KV8_SEGMENT_TOKENS): chosen on the frontier of rows ×
+/// window (docs/models.md, "Frontier on alice29").
+pub const KV8_WINDOW: u64 = 768;
+
 /// A block's weights as the file gave them, shapes checked.
 struct LayerWeights {
     attn_norm: Weight,

@@ -126,11 +126,22 @@ impl WeightFormat {
     /// The default row length of the lockstep batch.
     pub(super) fn segment_tokens(self) -> u64 {
         match self {
-            WeightFormat::Int8 | WeightFormat::Int8Kv8 => crate::models::INT8_SEGMENT_TOKENS,
+            WeightFormat::Int8Kv8 => crate::models::KV8_SEGMENT_TOKENS,
+            WeightFormat::Int8 => crate::models::INT8_SEGMENT_TOKENS,
             WeightFormat::Candle(_) | WeightFormat::OwnF32 => {
                 crate::models::TRANSFORMER_SEGMENT_TOKENS
             }
         }
+    }
+
+    /// The default context window in tokens, at most `context`: shorter for `int8-kv8`, whose
+    /// cache shifts cheaply, than for the formats that re-fill it.
+    pub(super) fn window(self, context: usize) -> u64 {
+        let window = match self {
+            WeightFormat::Int8Kv8 => KV8_WINDOW,
+            _ => DEFAULT_WINDOW,
+        };
+        window.min(context as u64)
     }
 
     /// The name recorded in archive headers; `native` is the file's own format's.
