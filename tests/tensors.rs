@@ -155,6 +155,21 @@ fn a_fine_tune_against_its_base_round_trips_only_with_that_base() {
         "{err}"
     );
     assert!(!d.join("t.safetensors").exists());
+    // Part of it too, through the seekable decoder (a regression: it ignored --base).
+    let part = run(
+        &[
+            "-q",
+            "decompress",
+            "--base",
+            base_arg,
+            "--range",
+            "1000:5000",
+            "t.safetensors.llmz",
+        ],
+        d,
+    );
+    ok(&part);
+    assert_eq!(part.stdout, &tuned[1000..6000]);
     ok(&run(
         &["-q", "decompress", "--base", base_arg, "t.safetensors.llmz"],
         d,

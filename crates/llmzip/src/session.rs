@@ -227,6 +227,11 @@ impl Options {
         self
     }
 
+    /// The base file of [`Options::base`], if any.
+    pub fn base_path(&self) -> Option<&std::path::Path> {
+        self.base.as_deref()
+    }
+
     /// The working-memory limits.
     pub fn limits(&self) -> Limits {
         self.limits

@@ -232,9 +232,14 @@ impl<R: Read> Decoder<R> {
         model: Option<Box<dyn LanguageModel>>,
     ) -> Result<Inner<R>> {
         if kind == ArchiveKind::Tensors {
-            return Ok(Inner::Tensors(Box::new(crate::tensors::Decoder::member(
-                input,
-            )?)));
+            // A fine-tune's archive decodes against the base the options name.
+            let base = match options.and_then(Options::base_path) {
+                Some(path) => Some(std::sync::Arc::new(crate::tensors::Base::open(path)?)),
+                None => None,
+            };
+            return Ok(Inner::Tensors(Box::new(
+                crate::tensors::Decoder::member_with_base(input, base)?,
+            )));
         }
         let decompressor = Decompressor::new(input)?;
         let header = decompressor.header();

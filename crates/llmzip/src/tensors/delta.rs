@@ -231,10 +231,12 @@ impl Delta {
         for _ in 0..count {
             let start = end + number("patch gap", total - end)?;
             let len = number("patch length", total - start)?;
-            let base = number("patch base", base_len.saturating_sub(len))?;
-            if len == 0 {
-                return Err(Error::Corrupt("an empty patch in a delta archive".into()));
+            if len == 0 || len > base_len {
+                return Err(Error::Corrupt(
+                    "a patch in a delta archive is empty or longer than its base".into(),
+                ));
             }
+            let base = number("patch base", base_len - len)?;
             patches.push(Patch { start, len, base });
             end = start + len;
         }

@@ -805,9 +805,10 @@ impl<R: Read> Decoder<R> {
         Decoder::open(input, true, Some(base))
     }
 
-    /// A decoder of one member of a longer archive: it stops at the member's trailer.
-    pub(crate) fn member(input: R) -> Result<Self> {
-        Decoder::open(input, false, None)
+    /// A decoder of one member of a longer archive, which may be a delta against `base`: it
+    /// stops at the member's trailer.
+    pub(crate) fn member_with_base(input: R, base: Option<std::sync::Arc<Base>>) -> Result<Self> {
+        Decoder::open(input, false, base)
     }
 
     fn open(input: R, alone: bool, base: Option<std::sync::Arc<Base>>) -> Result<Self> {
