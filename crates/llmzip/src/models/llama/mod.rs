@@ -269,6 +269,10 @@ fn assemble(
         WeightFormat::Int8 | WeightFormat::Int8Kv8 | WeightFormat::OwnF32 => {
             let int8 = matches!(format, WeightFormat::Int8 | WeightFormat::Int8Kv8);
             let matrix = |parts: &[&Weight]| -> Result<llama_own::Matrix> {
+                if let ([Weight::Quantized(q)], true) = (parts, int8) {
+                    // Row by row, never the whole matrix in f32 (Gemma's embedding: 671 MB).
+                    return Ok(llama_own::Matrix::Int8(weights::int8_rows(q, device)?));
+                }
                 let mut values = Vec::new();
                 for p in parts {
                     values.extend(p.values(device)?);

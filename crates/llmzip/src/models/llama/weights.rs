@@ -50,6 +50,47 @@ impl Weight {
     }
 }
 
+/// A GGML matrix (`out × inner`) as an int8 matrix, dequantized a block of rows at a time: the
+/// same values as quantizing its whole f32 dequantization ([`Int8Matrix::quantize`] quantizes
+/// row by row too), without holding that f32 copy.
+pub(super) fn int8_rows(
+    q: &QTensor,
+    device: &Device,
+) -> Result<crate::models::int8::Int8Matrix> {
+    use std::borrow::Cow;
+    let (out, inner) = match q.shape().dims() {
+        &[out, inner] => (out, inner),
+        dims => {
+            return Err(Error::Model(format!(
+                "a matrix of shape {dims:?} is not two-dimensional"
+            )))
+        }
+    };
+    let (block, size) = (q.dtype().block_size(), q.dtype().type_size());
+    let data = q.data()?;
+    if inner % block != 0 || data.len() != out * inner / block * size {
+        return Err(Error::Model("a quantized matrix of inconsistent size".into()));
+    }
+    let row_bytes = inner / block * size;
+    let mut m = crate::models::int8::Int8Matrix::zeros(out, inner);
+    const ROWS: usize = 1024;
+    for first in (0..out).step_by(ROWS) {
+        let n = ROWS.min(out - first);
+        let bytes = &data[first * row_bytes..(first + n) * row_bytes];
+        let storage = candle_core::quantized::QStorage::from_data(
+            Cow::Borrowed(bytes),
+            &Device::Cpu,
+            q.dtype(),
+        )?;
+        let part = QTensor::new(storage, (n, inner))?.dequantize(device)?;
+        let values = part.flatten_all()?.to_vec1::<f32>()?;
+        for (r, row) in values.chunks_exact(inner).enumerate() {
+            m.set_row(first + r, row);
+        }
+    }
+    Ok(m)
+}
+
 /// How the weights are stored and who computes with them.
 #[derive(Clone, Copy)]
 pub(super) enum WeightFormat {
