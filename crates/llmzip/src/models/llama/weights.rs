@@ -53,10 +53,7 @@ impl Weight {
 /// A GGML matrix (`out × inner`) as an int8 matrix, dequantized a block of rows at a time: the
 /// same values as quantizing its whole f32 dequantization ([`Int8Matrix::quantize`] quantizes
 /// row by row too), without holding that f32 copy.
-pub(super) fn int8_rows(
-    q: &QTensor,
-    device: &Device,
-) -> Result<crate::models::int8::Int8Matrix> {
+pub(super) fn int8_rows(q: &QTensor, device: &Device) -> Result<crate::models::int8::Int8Matrix> {
     use std::borrow::Cow;
     let (out, inner) = match q.shape().dims() {
         &[out, inner] => (out, inner),
@@ -69,7 +66,9 @@ pub(super) fn int8_rows(
     let (block, size) = (q.dtype().block_size(), q.dtype().type_size());
     let data = q.data()?;
     if inner % block != 0 || data.len() != out * inner / block * size {
-        return Err(Error::Model("a quantized matrix of inconsistent size".into()));
+        return Err(Error::Model(
+            "a quantized matrix of inconsistent size".into(),
+        ));
     }
     let row_bytes = inner / block * size;
     let mut m = crate::models::int8::Int8Matrix::zeros(out, inner);
