@@ -117,9 +117,14 @@ pub fn run(args: CompressArgs, device: Device, limits: Limits, quiet: bool) -> R
         options = options.members(m);
     }
     if let Some(base) = &args.base {
-        if args.model.is_some() || args.level.get().is_some() || args.dtype.is_some() {
+        if args.model.is_some()
+            || args.level.get().is_some()
+            || args.dtype.is_some()
+            || args.members.is_some()
+        {
             anyhow::bail!(
-                "--base codes weight files with the tensor codec: leave out -m, levels and --dtype"
+                "--base codes weight files with the tensor codec: leave out -m, levels, --dtype \
+                 and --members"
             );
         }
         options = options.base(base);
