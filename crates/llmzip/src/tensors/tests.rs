@@ -403,29 +403,14 @@ fn fine_tune_pair() -> (Vec<u8>, Vec<u8>) {
 /// read without the base.
 #[test]
 fn fine_tunes_round_trip_against_their_base_only() {
-    let dir = tempfile::tempdir().unwrap();
     let (base_bytes, tuned) = fine_tune_pair();
-    let base_path = dir.path().join("base.safetensors");
-    std::fs::write(&base_path, &base_bytes).unwrap();
-    let base = Base::open(&base_path).unwrap();
     let entries = tensors(&tuned[..64.min(tuned.len())], tuned.len() as u64);
     assert!(entries.is_none(), "a cut header is no tensor table");
-    let (head, layout) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
-    let layout = layout.unwrap();
+    let (dir, base, archive, s) = delta_archive(&base_bytes, &tuned);
+    let (head, _) = recognise(&mut &tuned[..], tuned.len() as u64).unwrap();
     let delta = base.delta(&tensors(&head, tuned.len() as u64).unwrap());
     // w, b and v have partners; extra has none, h another shape.
     assert_eq!(delta.patches.len(), 3);
-    let mut archive = Vec::new();
-    let rest = &tuned[head.len()..];
-    let s = compress_delta(
-        &head,
-        &layout,
-        rest,
-        &mut archive,
-        &mut crate::Silent,
-        &base,
-    )
-    .unwrap();
     let (alone, _) = compress_file(&tuned);
     assert!(
         (archive.len() as f64) < 0.8 * alone.len() as f64,
@@ -475,8 +460,8 @@ fn fine_tunes_round_trip_against_their_base_only() {
 }
 
 /// `tuned` coded against `base` (written to a temporary directory, kept alive by the first
-/// value): the opened base and the archive.
-fn delta_archive(base: &[u8], tuned: &[u8]) -> (tempfile::TempDir, Base, Vec<u8>) {
+/// value): the opened base, the archive and its summary.
+fn delta_archive(base: &[u8], tuned: &[u8]) -> (tempfile::TempDir, Base, Vec<u8>, Summary) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("base.safetensors");
     std::fs::write(&path, base).unwrap();
@@ -485,7 +470,7 @@ fn delta_archive(base: &[u8], tuned: &[u8]) -> (tempfile::TempDir, Base, Vec<u8>
     let mut archive = Vec::new();
     let rest = &tuned[head.len()..];
     let layout = layout.expect("a weight file");
-    compress_delta(
+    let summary = compress_delta(
         &head,
         &layout,
         rest,
@@ -494,7 +479,7 @@ fn delta_archive(base: &[u8], tuned: &[u8]) -> (tempfile::TempDir, Base, Vec<u8>
         &base,
     )
     .unwrap();
-    (dir, base, archive)
+    (dir, base, archive, summary)
 }
 
 /// A pair that shares nothing useful (unrelated weights under the same names) costs no more
@@ -510,7 +495,7 @@ fn an_unrelated_base_costs_next_to_nothing() {
         )])
     };
     let (base_bytes, tuned) = (file(7), file(8));
-    let (_dir, base, archive) = delta_archive(&base_bytes, &tuned);
+    let (_dir, base, archive, _) = delta_archive(&base_bytes, &tuned);
     let (alone, _) = compress_file(&tuned);
     assert!(
         archive.len() <= alone.len() + 64,
@@ -527,7 +512,7 @@ fn an_unrelated_base_costs_next_to_nothing() {
 #[test]
 fn damaged_delta_archives_are_refused() {
     let (base_bytes, tuned) = fine_tune_pair();
-    let (_dir, base, archive) = delta_archive(&base_bytes, &tuned);
+    let (_dir, base, archive, _) = delta_archive(&base_bytes, &tuned);
     let mut s = SplitMix64::new(9);
     for _ in 0..200 {
         let mut bad = archive.clone();
@@ -572,7 +557,7 @@ fn gguf_fine_tunes_round_trip_against_their_base() {
         (vec![32, 4000], 8, moved),
         (vec![1000], 0, f32_bytes(&nudged)),
     ]);
-    let (_dir, b, archive) = delta_archive(&base, &tuned);
+    let (_dir, b, archive, _) = delta_archive(&base, &tuned);
     let (alone, _) = compress_file(&tuned);
     assert!(
         archive.len() < alone.len() / 2,

@@ -16,8 +16,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::Tokenizer;
 use crate::{Error, Result};
 
@@ -119,22 +117,8 @@ impl BpeTokenizer {
             .token_to_id("<|endoftext|>")
             .filter(|&e| hex_digits_present && !byte_token.contains(&Some(e)));
 
-        // The id names the decode table: two tokenizers that decode every id to the same bytes
-        // are interchangeable for decompression, whatever their merges.
-        let mut h = Sha256::new();
-        for bytes in &bytes_of {
-            match bytes {
-                Some(b) => {
-                    h.update((b.len() as u32).to_le_bytes());
-                    h.update(b);
-                }
-                None => h.update(u32::MAX.to_le_bytes()),
-            }
-        }
-        let digest = h.finalize();
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         BpeTokenizer {
-            id: format!("bpe{}-{hex}", bytes_of.len()),
+            id: super::table_id("bpe", b"", &bytes_of),
             inner,
             bytes_of,
             byte_token,
@@ -244,12 +228,7 @@ impl Tokenizer for BpeTokenizer {
                 out.push(hi << 4 | lo);
                 continue;
             }
-            let bytes = self
-                .bytes_of
-                .get(t as usize)
-                .and_then(|b| b.as_deref())
-                .ok_or_else(|| Error::Corrupt(format!("token {t} has no byte form")))?;
-            out.extend_from_slice(bytes);
+            out.extend_from_slice(super::token_bytes(&self.bytes_of, t)?);
         }
         Ok(())
     }

@@ -19,8 +19,6 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use sha2::{Digest, Sha256};
-
 use super::Tokenizer;
 use crate::{Error, Result};
 
@@ -126,24 +124,8 @@ impl SpmTokenizer {
             })?;
         }
 
-        // The id names the decode table, as for the byte-level BPE tokenizer.
-        let mut h = Sha256::new();
-        h.update(b"spm");
-        for b in &bytes_of {
-            match b {
-                Some(b) => {
-                    h.update((b.len() as u32).to_le_bytes());
-                    h.update(b);
-                }
-                None => h.update(u32::MAX.to_le_bytes()),
-            }
-        }
-        let hex: String = h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         Ok(SpmTokenizer {
-            id: format!("spm{}-{hex}", bytes_of.len()),
+            id: super::table_id("spm", b"spm", &bytes_of),
             normal,
             user_defined,
             bytes_of,
@@ -355,12 +337,7 @@ impl Tokenizer for SpmTokenizer {
 
     fn decode(&self, tokens: &[u32], out: &mut Vec<u8>) -> Result<()> {
         for &t in tokens {
-            let bytes = self
-                .bytes_of
-                .get(t as usize)
-                .and_then(|b| b.as_deref())
-                .ok_or_else(|| Error::Corrupt(format!("token {t} has no byte form")))?;
-            out.extend_from_slice(bytes);
+            out.extend_from_slice(super::token_bytes(&self.bytes_of, t)?);
         }
         Ok(())
     }
