@@ -25,8 +25,12 @@ fn gemma3_dir() -> &'static Path {
     DIR.get_or_init(|| fetch(&["gemma3"]))
 }
 
-/// Runs scripts/fetch-models.sh with `args`: the repository's models/ directory.
+/// Runs scripts/fetch-models.sh with `args`: the repository's models/ directory. One run at
+/// a time in this process (the script also locks its destination against other processes):
+/// two tests that start together once raced on one download (CI, stop 35).
 fn fetch(args: &[&str]) -> PathBuf {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = std::process::Command::new("bash")
         .arg(root.join("scripts/fetch-models.sh"))
