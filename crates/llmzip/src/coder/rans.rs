@@ -15,6 +15,15 @@
 //!   codes backwards, so the encoder first runs forwards through [`Models::encode`], which
 //!   records each symbol's interval under the table of the moment, and [`encode`] then writes
 //!   them in reverse; the decoder runs forwards with [`Decoder`].
+//! * [`Lanes`]: one state, or four that take turns symbol by symbol in one stream (ryg's
+//!   interleaving). A decoded symbol's state update waits on a table lookup, a load of its
+//!   interval and a multiply; with one state every symbol waits for the one before, with four
+//!   the processor works on four at once. The symbols, their tables and their cost are the
+//!   same; only the order of the stream's words differs (and 12 more bytes of final states).
+//!   Measured on SmolLM2's Q4_1 GGUF: docs/profile.md, "The weight-file codec".
+//! * The encoder divides by a symbol's frequency through a multiply by its reciprocal
+//!   ([`RECIPROCALS`]), exact for every state: the same stream as a division, without its
+//!   latency.
 
 use super::Padded;
 
@@ -105,9 +114,11 @@ impl Models {
     /// Counts slot `i` of table `t` and rebuilds the table when it is due.
     #[inline(always)]
     fn update(&mut self, t: usize, i: usize) {
-        self.counts[i] += 1;
+        // A chunk holds far fewer than 2^32 symbols: these never wrap (no overflow checks in
+        // the hot loop).
+        self.counts[i] = self.counts[i].wrapping_add(1);
         let table = &mut self.tables[t];
-        table.seen += 1;
+        table.seen = table.seen.wrapping_add(1);
         if table.seen == table.next {
             table.next = if table.next < PERIOD {
                 2 * table.next
@@ -181,63 +192,136 @@ fn normalise(weights: &[u32], freq: &mut [u16]) {
     }
 }
 
+/// How many rANS states take turns in a stream: a property of the stream, so both sides must
+/// agree (the tensor archive's version says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lanes {
+    /// One state (tensor archives of version 1).
+    One,
+    /// Four states, symbol `i` coded by state `i mod 4` (version 2).
+    Four,
+}
+
+impl Lanes {
+    fn count(self) -> usize {
+        match self {
+            Lanes::One => 1,
+            Lanes::Four => 4,
+        }
+    }
+}
+
+/// `ceil(2^47 / f)` for every frequency `f` in `1..=TOTAL` (index 0 unused): `x / f` is
+/// `(x · RECIPROCALS[f]) >> 47` for every 32-bit `x`. With `m·f = 2^47 + e`, `0 ≤ e < f`, the
+/// product overshoots `x / f` by `x·e / (f·2^47) < 2^-15`, while `x / f` sits at least `1/f ≥
+/// 2^-14` below the next integer; so the floor is exact (the test checks the extremes).
+static RECIPROCALS: [u64; TOTAL as usize + 1] = {
+    let mut t = [0u64; TOTAL as usize + 1];
+    let mut f = 1;
+    while f <= TOTAL as usize {
+        t[f] = (1u64 << 47).div_ceil(f as u64);
+        f += 1;
+    }
+    t
+};
+
+/// `x / f` and `x % f` for `1 ≤ f ≤ TOTAL`, without a division.
+#[inline(always)]
+fn div_rem(x: u32, f: u32) -> (u32, u32) {
+    let q = ((u128::from(x) * u128::from(RECIPROCALS[f as usize])) >> 47) as u32;
+    // `q·f ≤ x`: no wrap.
+    (q, x.wrapping_sub(q.wrapping_mul(f)))
+}
+
 /// Writes the intervals [`Models::encode`] recorded (in coding order) as one rANS stream.
-pub fn encode(recorded: &[u32]) -> Vec<u8> {
+pub fn encode(recorded: &[u32], lanes: Lanes) -> Vec<u8> {
     let mut words = Vec::new();
-    let state = encode_words(recorded, &mut words);
-    let mut out = Vec::with_capacity(stream_len(&words));
-    write_stream(state, &words, &mut out);
+    let states = encode_words(recorded, lanes, &mut words);
+    let mut out = Vec::with_capacity(states.stream_len());
+    states.write_stream(&words, &mut out);
     out
 }
 
 /// [`encode`] in two steps, for a caller that codes many streams and keeps `words` (scratch
-/// space) from one to the next: codes `recorded` into `words` (cleared first) and returns the
-/// final state; [`write_stream`] appends the stream, [`stream_len`] bytes, to a buffer.
-pub fn encode_words(recorded: &[u32], words: &mut Vec<u16>) -> u32 {
-    words.clear();
-    let mut x = LOW;
-    for &r in recorded.iter().rev() {
+/// space, grown as needed and never shrunk: fresh memory costs more to fault in than the
+/// coding) from one to the next: codes `recorded` into `words` and returns the final states;
+/// [`States::write_stream`] appends the stream, [`States::stream_len`] bytes, to a buffer.
+pub fn encode_words(recorded: &[u32], lanes: Lanes, words: &mut Vec<u16>) -> States {
+    // At most one word per symbol: every symbol writes a word at `n` and keeps it (moves `n`
+    // on) only when its state is renormalised, with no branch to mispredict (that choice is
+    // close to a coin toss).
+    if words.len() < recorded.len() {
+        words.resize(recorded.len(), 0);
+    }
+    let mut n = 0;
+    let mut x = [LOW; 4];
+    let mask = lanes.count() - 1;
+    for (i, &r) in recorded.iter().enumerate().rev() {
+        let x = &mut x[i & mask];
         let (start, f) = (r >> 16, r & 0xffff);
         // 2^32 when one symbol holds all the probability: then nothing is ever shifted out.
         let max = (u64::from(LOW >> PROB_BITS) << 16) * u64::from(f);
-        if u64::from(x) >= max {
-            words.push(x as u16);
-            x >>= 16;
-        }
-        x = ((x / f) << PROB_BITS) + (x % f) + start;
+        let due = u64::from(*x) >= max;
+        words[n] = *x as u16;
+        n += usize::from(due);
+        let y = if due { *x >> 16 } else { *x };
+        // Wrapping arithmetic, which never wraps here: `q·f + rem = y`, and `y < max` keeps
+        // the new state below 2^32 (rANS's invariant). The overflow checks of the rest of the
+        // crate would cost a third of this loop.
+        let (q, rem) = div_rem(y, f);
+        *x = (q << PROB_BITS).wrapping_add(rem).wrapping_add(start);
     }
-    x
+    States { x, lanes, words: n }
 }
 
-/// Bytes of the stream of `words`.
-pub fn stream_len(words: &[u16]) -> usize {
-    4 + 2 * words.len()
+/// The final states of [`encode_words`], one per lane, and how many words it wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct States {
+    x: [u32; 4],
+    lanes: Lanes,
+    words: usize,
 }
 
-/// Appends the stream of [`encode_words`]: the final state, then the words in decoding order.
-pub fn write_stream(state: u32, words: &[u16], out: &mut Vec<u8>) {
-    out.extend_from_slice(&state.to_le_bytes());
-    for w in words.iter().rev() {
-        out.extend_from_slice(&w.to_le_bytes());
+impl States {
+    /// Bytes of the stream.
+    pub fn stream_len(&self) -> usize {
+        4 * self.lanes.count() + 2 * self.words
+    }
+
+    /// Appends the stream: the final states, then the words (of `words`, the scratch space
+    /// given to [`encode_words`]) in decoding order.
+    pub fn write_stream(&self, words: &[u16], out: &mut Vec<u8>) {
+        for x in &self.x[..self.lanes.count()] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        for w in words[..self.words].iter().rev() {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
     }
 }
 
 /// Decodes a stream of [`encode`], updating the models exactly as the encoder did.
 pub struct Decoder<'a> {
-    x: u32,
+    x: [u32; 4],
+    lane: usize,
+    mask: usize,
     input: Padded<'a>,
 }
 
 impl<'a> Decoder<'a> {
-    /// Starts decoding `input` (a short or damaged stream decodes into garbage, which the
-    /// caller's checksum catches).
-    pub fn new(input: &'a [u8]) -> Self {
+    /// Starts decoding `input`, coded with `lanes` (a short or damaged stream decodes into
+    /// garbage, which the caller's checksum catches).
+    pub fn new(input: &'a [u8], lanes: Lanes) -> Self {
         let mut d = Decoder {
-            x: 0,
+            x: [0; 4],
+            lane: 0,
+            mask: lanes.count() - 1,
             input: Padded::new(input),
         };
-        for k in 0..4 {
-            d.x |= u32::from(d.input.next_byte()) << (8 * k);
+        for x in &mut d.x[..lanes.count()] {
+            for k in 0..4 {
+                *x |= u32::from(d.input.next_byte()) << (8 * k);
+            }
         }
         d
     }
@@ -247,6 +331,10 @@ impl<'a> Decoder<'a> {
     pub fn decode(&mut self, models: &mut Models, t: usize) -> u32 {
         let table = &mut models.tables[t];
         let base = table.base as usize;
+        let lane = self.lane;
+        self.lane = (lane + 1) & self.mask;
+        let x = self.x[lane];
+        let slot = x & (TOTAL - 1);
         let lookup = match &mut table.lookup {
             Some(l) => l,
             slot => {
@@ -255,16 +343,20 @@ impl<'a> Decoder<'a> {
                 slot.insert(l)
             }
         };
-        let slot = self.x & (TOTAL - 1);
         let s = u32::from(lookup[slot as usize]);
         let i = base + s as usize;
         let iv = models.interval[i];
         let (start, f) = (iv >> 16, iv & 0xffff);
-        let x = f * (self.x >> PROB_BITS) + slot - start;
+        // Never wraps (`f ≤ 2^14`, `x >> 14 < 2^18`, and the lookup puts `slot` in `start..start
+        // + f`); wrapping arithmetic only skips the overflow checks in this hot loop.
+        let x = f
+            .wrapping_mul(x >> PROB_BITS)
+            .wrapping_add(slot)
+            .wrapping_sub(start);
         // Renormalised without a branch: whether it is due is close to a coin toss.
         let due = x < LOW;
         let word = self.input.peek_u16();
-        self.x = if due { (x << 16) | word } else { x };
+        self.x[lane] = if due { (x << 16) | word } else { x };
         self.input.skip(2 * usize::from(due));
         models.update(t, i);
         s
@@ -301,13 +393,6 @@ mod tests {
             models.encode(t, s, &mut recorded);
             symbols.push((t, s));
         }
-        let out = encode(&recorded);
-        let mut models = Models::new(space);
-        let mut d = Decoder::new(&out);
-        for &(t, s) in &symbols {
-            assert_eq!(d.decode(&mut models, t), s);
-        }
-        assert_eq!(d.overrun(), 0);
         let ideal: f64 = counts
             .iter()
             .map(|c| {
@@ -318,9 +403,70 @@ mod tests {
                     .sum::<f64>()
             })
             .sum();
-        // Within 1 %: table 1 uses 128 of its 256 symbols, and each unused one keeps 1/2^14.
-        let bits = 8.0 * out.len() as f64;
-        assert!(bits < ideal * 1.01, "{bits} vs {ideal}");
+        let mut sizes = Vec::new();
+        for lanes in [Lanes::One, Lanes::Four] {
+            let out = encode(&recorded, lanes);
+            let mut models = Models::new(space.clone());
+            let mut d = Decoder::new(&out, lanes);
+            for &(t, s) in &symbols {
+                assert_eq!(d.decode(&mut models, t), s, "{lanes:?}");
+            }
+            assert_eq!(d.overrun(), 0, "{lanes:?}");
+            // Within 1 %: table 1 uses 128 of its 256 symbols, and each unused one keeps 1/2^14.
+            let bits = 8.0 * out.len() as f64;
+            assert!(bits < ideal * 1.01, "{lanes:?}: {bits} vs {ideal}");
+            sizes.push(out.len());
+        }
+        // The same symbols at the same cost: four lanes add 12 bytes of states and at most a
+        // word per lane.
+        assert!(sizes[1].abs_diff(sizes[0]) <= 12 + 8, "{sizes:?}");
+    }
+
+    /// Symbols coded with one number of lanes are not read back with another: a stream says
+    /// nothing of its lanes, its container must.
+    #[test]
+    fn lanes_are_part_of_the_stream() {
+        let space = Space::new([16]);
+        let mut models = Models::new(space.clone());
+        let mut recorded = Vec::new();
+        let symbols: Vec<u32> = (0..4000u32).map(|i| (i * 7 + i / 13) % 16).collect();
+        for &s in &symbols {
+            models.encode(0, s, &mut recorded);
+        }
+        let out = encode(&recorded, Lanes::Four);
+        let mut models = Models::new(space);
+        let mut d = Decoder::new(&out, Lanes::One);
+        let back: Vec<u32> = symbols.iter().map(|_| d.decode(&mut models, 0)).collect();
+        assert_ne!(back, symbols);
+    }
+
+    /// The reciprocal division is exact where it is closest to failing: the largest states,
+    /// states just below and at multiples of `f`, for every frequency.
+    #[test]
+    fn reciprocal_division_is_exact() {
+        for f in 1..=TOTAL {
+            let top = u32::MAX - u32::MAX % f;
+            for x in [
+                0,
+                1,
+                f - 1,
+                f,
+                f + 1,
+                u32::MAX,
+                u32::MAX - 1,
+                top,
+                top - 1,
+                top - f,
+            ] {
+                assert_eq!(div_rem(x, f), (x / f, x % f), "{x} / {f}");
+            }
+        }
+        let mut rng = SplitMix64::new(2);
+        for _ in 0..1_000_000 {
+            let r = rng.next_u64();
+            let (x, f) = (r as u32, (r >> 32) as u32 % TOTAL + 1);
+            assert_eq!(div_rem(x, f), (x / f, x % f), "{x} / {f}");
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@
 //! small tensors share a chunk and its statistics.
 
 use crate::coder::binary::{Bit, Decoder, Encoder};
-use crate::coder::rans::{self, Models, Space};
+use crate::coder::rans::{self, Lanes, Models, Space};
 use crate::coder::Padded;
 use crate::{Error, Result};
 
@@ -84,17 +84,17 @@ struct Writing {
 }
 
 impl Io for Writing {
-    #[inline]
+    #[inline(always)]
     fn tree2(&mut self, value: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32 {
         self.coder.code_tree2(value, n, a, b);
         value & ((1u64 << n) - 1) as u32
     }
-    #[inline]
+    #[inline(always)]
     fn symbol(&mut self, value: u32, t: usize) -> u32 {
         self.models.encode(t, value, &mut self.recorded);
         value
     }
-    #[inline]
+    #[inline(always)]
     fn raw(&mut self, value: u32, n: u32) -> u32 {
         self.raw.put(value, n);
         value & ((1u64 << n) - 1) as u32
@@ -109,15 +109,15 @@ struct Reading<'a> {
 }
 
 impl Io for Reading<'_> {
-    #[inline]
+    #[inline(always)]
     fn tree2(&mut self, _: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32 {
         self.coder.code_tree2(n, a, b)
     }
-    #[inline]
+    #[inline(always)]
     fn symbol(&mut self, _: u32, t: usize) -> u32 {
         self.symbols.decode(&mut self.models, t)
     }
-    #[inline]
+    #[inline(always)]
     fn raw(&mut self, _: u32, n: u32) -> u32 {
         self.raw.get(n)
     }
@@ -186,39 +186,45 @@ pub(crate) struct Scratch {
 /// Codes `data` (a chunk of `kind` that starts `first` units into its tensor, whose rows are
 /// `row` units long) into `out` (cleared first): mode 1, the format's header, the binary
 /// coder's stream and the rANS stream (each after its length), then the raw bits.
-/// Data the models would expand is stored (mode 0).
+/// Data the models would expand is stored (mode 0). `lanes`: the rANS stream's (the archive
+/// version's).
 pub(crate) fn encode(
     kind: Kind,
     row: u64,
     first: u64,
     data: &[u8],
+    lanes: Lanes,
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
 ) {
-    encode_impl(kind, row, first, data, None, out, scratch)
+    encode_impl(kind, row, first, data, None, lanes, out, scratch)
 }
 
 /// [`encode`] of a float chunk with the base's bytes at the same place (`base`, as long as
 /// `data`) as context (`tensors/delta.rs`; [`floats_with_base`]): mode 2. Other kinds are
 /// coded as [`encode`] codes them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_with_base(
     kind: Kind,
     row: u64,
     first: u64,
     data: &[u8],
     base: &[u8],
+    lanes: Lanes,
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
 ) {
-    encode_impl(kind, row, first, data, Some(base), out, scratch)
+    encode_impl(kind, row, first, data, Some(base), lanes, out, scratch)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn encode_impl(
     kind: Kind,
     row: u64,
     first: u64,
     data: &[u8],
     base: Option<&[u8]>,
+    lanes: Lanes,
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
 ) {
@@ -240,11 +246,11 @@ fn encode_impl(
         },
     };
     let header = run(kind, row, first, &mut s.buf, base, &mut w, None);
-    let state = rans::encode_words(&w.recorded, &mut s.words);
+    let states = rans::encode_words(&w.recorded, lanes, &mut s.words);
     let coded = w.coder.finish();
     let raw = w.raw.finish();
     s.recorded = w.recorded;
-    let symbols_len = rans::stream_len(&s.words);
+    let symbols_len = states.stream_len();
     out.clear();
     out.reserve(coded.len() + symbols_len + raw.len() + 32);
     out.push(if base.is_some() { 2 } else { 1 });
@@ -253,7 +259,7 @@ fn encode_impl(
     varint(out, coded.len() as u64).expect("vec");
     out.extend_from_slice(&coded);
     varint(out, symbols_len as u64).expect("vec");
-    rans::write_stream(state, &s.words, out);
+    states.write_stream(&s.words, out);
     out.extend_from_slice(&raw);
     s.raw = raw;
     if out.len() > data.len() + 1 {
@@ -270,31 +276,36 @@ pub(crate) fn decode(
     row: u64,
     first: u64,
     payload: &[u8],
+    lanes: Lanes,
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
-    decode_impl(kind, row, first, payload, None, len, buf)
+    decode_impl(kind, row, first, payload, None, lanes, len, buf)
 }
 
 /// Decodes a payload of [`encode_with_base`] (or of [`encode`]) with the same `base` bytes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_with_base(
     kind: Kind,
     row: u64,
     first: u64,
     payload: &[u8],
     base: &[u8],
+    lanes: Lanes,
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
-    decode_impl(kind, row, first, payload, Some(base), len, buf)
+    decode_impl(kind, row, first, payload, Some(base), lanes, len, buf)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decode_impl(
     kind: Kind,
     row: u64,
     first: u64,
     payload: &[u8],
     base: Option<&[u8]>,
+    lanes: Lanes,
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
@@ -330,7 +341,7 @@ fn decode_impl(
             let mut r = Reading {
                 coder: Decoder::new(coded),
                 models: Models::new(space_of(kind, base.is_some())),
-                symbols: rans::Decoder::new(symbols),
+                symbols: rans::Decoder::new(symbols, lanes),
                 raw: BitReader {
                     input: Padded::new(raw),
                     acc: 0,
@@ -1101,20 +1112,19 @@ mod tests {
     use super::*;
     use crate::tensors::tests::{lcg, weights};
 
+    /// Codes `data` with both versions' lanes; the size of the current version's payload.
     fn round_trip(kind: Kind, row: u64, first: u64, data: &[u8]) -> usize {
-        let mut payload = vec![7; 3];
-        encode(
-            kind,
-            row,
-            first,
-            data,
-            &mut payload,
-            &mut Scratch::default(),
-        );
-        let mut back = vec![9; 5];
-        decode(kind, row, first, &payload, data.len(), &mut back).unwrap();
-        assert_eq!(back, data, "{kind:?}");
-        payload.len()
+        let mut len = 0;
+        for lanes in [Lanes::One, Lanes::Four] {
+            let mut payload = vec![7; 3];
+            let scratch = &mut Scratch::default();
+            encode(kind, row, first, data, lanes, &mut payload, scratch);
+            let mut back = vec![9; 5];
+            decode(kind, row, first, &payload, lanes, data.len(), &mut back).unwrap();
+            assert_eq!(back, data, "{kind:?} {lanes:?}");
+            len = payload.len();
+        }
+        len
     }
 
     #[test]
@@ -1176,20 +1186,13 @@ mod tests {
                 for len in [0, 4, 4 * 900] {
                     let (data, base) = (&data[..len], &base[..len]);
                     let mut payload = Vec::new();
-                    encode_with_base(
-                        kind,
-                        0,
-                        0,
-                        data,
-                        base,
-                        &mut payload,
-                        &mut Scratch::default(),
-                    );
+                    let (scratch, four) = (&mut Scratch::default(), Lanes::Four);
+                    encode_with_base(kind, 0, 0, data, base, four, &mut payload, scratch);
                     let mut back = Vec::new();
-                    decode_with_base(kind, 0, 0, &payload, base, len, &mut back).unwrap();
+                    decode_with_base(kind, 0, 0, &payload, base, four, len, &mut back).unwrap();
                     assert_eq!(back, data, "{kind:?}");
                     if payload.first() == Some(&2) {
-                        assert!(decode(kind, 0, 0, &payload, len, &mut back).is_err());
+                        assert!(decode(kind, 0, 0, &payload, four, len, &mut back).is_err());
                     }
                 }
             }
@@ -1202,6 +1205,7 @@ mod tests {
             0,
             &w,
             &near,
+            Lanes::Four,
             &mut with,
             &mut Scratch::default(),
         );

@@ -53,6 +53,7 @@ pub use delta::{Base, BaseId, Delta, Patch};
 pub use layout::{recognise, tensors, Container, Kind, Layout, Region, TensorEntry};
 
 use crate::codec::CountingWriter;
+use crate::coder::rans::Lanes;
 use crate::format::varint;
 use crate::stats::{Profile, Stage};
 use crate::{Error, Observer, Result};
@@ -61,7 +62,20 @@ use crate::{Error, Observer, Result};
 pub const MODEL_NAME: &str = "tensors";
 /// The first four bytes of a tensor archive.
 pub const MAGIC: [u8; 4] = *b"LLMT";
-const VERSION: u8 = 1;
+/// The version written. Version 2 interleaves four rANS states in each chunk's symbol stream
+/// (`coder::rans::Lanes`; the same symbols, read up to 2× faster); version 1 (llmzip ≤ 0.5)
+/// has one, and still decodes.
+const VERSION: u8 = 2;
+/// The rANS lanes of a version's chunks (`None`: a version this release does not know).
+fn lanes_of(version: u8) -> Option<Lanes> {
+    match version {
+        1 => Some(Lanes::One),
+        2 => Some(Lanes::Four),
+        _ => None,
+    }
+}
+/// The lanes [`VERSION`] writes.
+const LANES: Lanes = Lanes::Four;
 /// The header flag of a delta archive.
 const DELTA: u8 = 1;
 /// Largest chunk, in bytes (a chunk holds whole units).
@@ -182,20 +196,25 @@ impl Cursor {
     }
 }
 
-fn batches(layout: &Layout) -> impl Iterator<Item = Vec<Chunk>> + '_ {
+/// Every chunk of `layout` in file order, each a group of its own for [`pipeline`].
+fn single_chunks(layout: &Layout) -> impl Iterator<Item = Vec<Chunk>> + '_ {
     let mut cursor = Cursor::default();
-    std::iter::from_fn(move || Some(cursor.batch(layout)).filter(|b| !b.is_empty()))
+    std::iter::from_fn(move || cursor.next(layout).map(|c| vec![c]))
 }
 
-/// The three stages of both directions, overlapped: while the pool codes batch `k`, the calling
-/// thread writes batch `k − 1` and reads batch `k + 1`. Reading and writing stay on the calling
-/// thread (the caller's `Read` and `Write` need not be `Send`), in file order; at most three
-/// batches' buffers (`S`) are alive, and they are reused rather than freed, because on the
-/// machines measured here fresh memory costs more (the kernel zeroes every new page) than
-/// coding into it.
+/// The three stages of both directions, overlapped: the calling thread reads chunks ahead and
+/// hands each to the pool as soon as it is read, and writes them in file order as they come
+/// back coded. Reading and writing stay on the calling thread (the caller's `Read` and `Write`
+/// need not be `Send`); at most `2 × threads + 2` chunks' buffers (`S`) are alive, and they are
+/// reused rather than freed, because on the machines measured here fresh memory costs more (the
+/// kernel zeroes every new page) than coding into it.
 ///
-/// Errors come out in file order: a batch's `write` reports what its `code` found before a
-/// later batch's read error is returned.
+/// Chunks are handed out one at a time, not in batches that all wait for their slowest: with
+/// batches of four, the two cores of the machine measured were busy 1.3 of 2 seconds per
+/// second on SmolLM2's GGUF, whose chunks range from a few KiB to 4 MiB (docs/profile.md).
+///
+/// Errors come out in file order: a chunk's `write` reports what its `code` found before a
+/// later chunk's read error is returned.
 fn pipeline<S: Default + Send>(
     layout: &Layout,
     observer: &mut dyn Observer,
@@ -203,49 +222,83 @@ fn pipeline<S: Default + Send>(
     code: impl Fn(&[Chunk], &mut S) + Sync,
     mut write: impl FnMut(&[Chunk], &mut S, &mut dyn Observer) -> Result<()>,
 ) -> Result<()> {
-    let mut groups = batches(layout);
+    type Coded<S> = (usize, Vec<Chunk>, S, Option<Box<dyn std::any::Any + Send>>);
+    let limit = 2 * rayon::current_num_threads().max(1) + 2;
+    let mut groups = single_chunks(layout);
     let mut spare: Vec<S> = Vec::new();
-    let mut read_next = |spare: &mut Vec<S>, groups: &mut dyn Iterator<Item = Vec<Chunk>>| {
-        let Some(group) = groups.next() else {
-            return Ok(None);
-        };
-        let mut state = spare.pop().unwrap_or_default();
-        read(&group, &mut state).map(|()| Some((group, state)))
-    };
-    let mut current = read_next(&mut spare, &mut groups)?;
-    let mut coded: Option<(Vec<Chunk>, S)> = None;
-    while current.is_some() || coded.is_some() {
-        if observer.cancelled() {
-            return Err(Error::Interrupted);
-        }
-        let (mut wrote, mut next) = (Ok(()), Ok(None));
-        rayon::in_place_scope(|scope| {
-            if let Some((group, state)) = current.as_mut() {
-                let code = &code;
-                scope.spawn(move |_| code(group, state));
+    let (done, coded) = std::sync::mpsc::channel::<Coded<S>>();
+    let code = &code;
+    rayon::in_place_scope(|scope| {
+        let mut ready = std::collections::BTreeMap::new();
+        let (mut read_at, mut write_at) = (0usize, 0usize);
+        let mut read_error = None;
+        loop {
+            if observer.cancelled() {
+                return Err(Error::Interrupted);
             }
-            wrote = match coded.as_mut() {
-                Some((group, state)) => write(group, state, observer),
-                None => Ok(()),
-            };
-            if wrote.is_ok() {
-                next = read_next(&mut spare, &mut groups);
-            }
-        });
-        wrote?;
-        spare.extend(coded.take().map(|(_, state)| state));
-        coded = current.take();
-        current = match next {
-            Ok(next) => next,
-            Err(e) => {
-                if let Some((group, state)) = coded.as_mut() {
-                    write(group, state, observer)?;
+            // Keep the pool busy first: reading from a file is fast next to coding.
+            while read_error.is_none() && read_at - write_at < limit {
+                let Some(group) = groups.next() else { break };
+                let mut state = spare.pop().unwrap_or_default();
+                if let Err(e) = read(&group, &mut state) {
+                    read_error = Some(e);
+                    break;
                 }
-                return Err(e);
+                let (done, at) = (done.clone(), read_at);
+                scope.spawn(move |_| {
+                    // A panic is carried to the calling thread, which waits for this chunk.
+                    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        code(&group, &mut state)
+                    }))
+                    .err();
+                    let _ = done.send((at, group, state, panicked));
+                });
+                read_at += 1;
             }
-        };
+            if write_at == read_at {
+                return read_error.map_or(Ok(()), Err);
+            }
+            let (group, mut state) = loop {
+                if let Some(next) = ready.remove(&write_at) {
+                    break next;
+                }
+                let (at, group, state, panicked) = next_coded(&coded);
+                if let Some(panic) = panicked {
+                    std::panic::resume_unwind(panic);
+                }
+                ready.insert(at, (group, state));
+            };
+            write(&group, &mut state, observer)?;
+            spare.push(state);
+            write_at += 1;
+        }
+    })
+}
+
+/// The next chunk a task of [`pipeline`] sends back. On a thread of the pool (the CLI runs
+/// everything in one) waiting would idle one of its threads: it codes waiting chunks itself
+/// until one comes back.
+fn next_coded<T>(coded: &std::sync::mpsc::Receiver<T>) -> T {
+    use std::sync::mpsc::TryRecvError;
+    let sender = "pipeline's scope holds a sender";
+    loop {
+        match coded.try_recv() {
+            Ok(next) => return next,
+            Err(TryRecvError::Disconnected) => unreachable!("{sender}"),
+            Err(TryRecvError::Empty) => match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                // Every chunk is taken: wait a little for one, then look for work again.
+                Some(rayon::Yield::Idle) => {
+                    match coded.recv_timeout(std::time::Duration::from_millis(1)) {
+                        Ok(next) => return next,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(_) => unreachable!("{sender}"),
+                    }
+                }
+                None => return coded.recv().expect(sender),
+            },
+        }
     }
-    Ok(())
 }
 
 /// A batch being compressed: each chunk's bytes, base bytes (its mask: empty without a
@@ -376,7 +429,7 @@ fn compress_with(
                     .zip(batch.other.par_iter_mut().zip(batch.how.par_iter_mut()))
                     .for_each(|((((c, d), m), p), (other, how))| {
                         let (kind, row, first) = (c.kind, c.row, c.first);
-                        scratch.with(|s| fields::encode(kind, row, first, d, p, s));
+                        scratch.with(|s| fields::encode(kind, row, first, d, LANES, p, s));
                         *how = Against::Alone;
                         if m.is_empty() {
                             return;
@@ -389,13 +442,13 @@ fn compress_with(
                         };
                         if matches!(kind, Kind::F32 | Kind::F16 | Kind::Bf16) {
                             scratch.with(|s| {
-                                fields::encode_with_base(kind, row, first, d, m, other, s)
+                                fields::encode_with_base(kind, row, first, d, m, LANES, other, s)
                             });
                             keep(other, Against::Context);
                         }
                         // As the XOR with the base (the data stays the original, for the CRCs).
                         delta::apply(d, m);
-                        scratch.with(|s| fields::encode(kind, row, first, d, other, s));
+                        scratch.with(|s| fields::encode(kind, row, first, d, LANES, other, s));
                         delta::apply(d, m);
                         keep(other, Against::Xor);
                     });
@@ -498,7 +551,9 @@ impl<R: Read> Read for Reader<R> {
 }
 
 /// Reads the header: the file's description, and what a delta archive adds.
-fn read_header(r: &mut Reader<impl Read>) -> Result<(Layout, Option<Delta>)> {
+/// Reads the header: the file's description, what a delta archive adds, and the rANS lanes of
+/// the archive's version.
+fn read_header(r: &mut Reader<impl Read>) -> Result<(Layout, Option<Delta>, Lanes)> {
     let mut header = Vec::new();
     let take = |r: &mut Reader<_>, n: usize, what: &str| -> Result<Vec<u8>> {
         let mut b = vec![0u8; n];
@@ -509,13 +564,13 @@ fn read_header(r: &mut Reader<impl Read>) -> Result<(Layout, Option<Delta>)> {
     if start[..4] != MAGIC {
         return Err(Error::Corrupt("not a tensor archive".into()));
     }
-    if start[4] != VERSION {
+    let Some(lanes) = lanes_of(start[4]) else {
         return Err(Error::Corrupt(format!(
-            "tensor archive version {} is not known to this release (it reads version \
-             {VERSION}); a newer llmzip wrote it",
+            "tensor archive version {} is not known to this release (it reads versions 1 to \
+             {VERSION}); a newer llmzip wrote it: decompress it with that release",
             start[4]
         )));
-    }
+    };
     if start[5] & !DELTA != 0 {
         return Err(Error::Corrupt(
             "unknown flags in the tensor archive (a newer llmzip wrote it?)".into(),
@@ -569,13 +624,13 @@ fn read_header(r: &mut Reader<impl Read>) -> Result<(Layout, Option<Delta>)> {
             "the tensor archive's header is damaged".into(),
         ));
     }
-    Ok((Layout { container, regions }, delta))
+    Ok((Layout { container, regions }, delta, lanes))
 }
 
 /// Reads only a tensor archive's header: the file's description (its length is the sum of the
 /// regions).
 pub fn read_layout(input: impl Read) -> Result<Layout> {
-    read_header(&mut Reader { input, read: 0 }).map(|(layout, _)| layout)
+    read_header(&mut Reader { input, read: 0 }).map(|(layout, ..)| layout)
 }
 
 /// The base a delta archive needs, checked against the one given: an error that says what to
@@ -706,7 +761,7 @@ impl Unpacking {
 
     /// Decodes and checks every chunk of `group` in parallel; each result is kept with its
     /// chunk, to be reported in file order.
-    fn decode(&mut self, group: &[Chunk]) {
+    fn decode(&mut self, group: &[Chunk], lanes: Lanes) {
         self.decoded
             .resize_with(group.len(), || (Vec::new(), Ok(())));
         group
@@ -718,9 +773,9 @@ impl Unpacking {
                 let (kind, row, first, len) = (c.kind, c.row, c.first, c.len as usize);
                 let decoded = match how {
                     Against::Context => {
-                        fields::decode_with_base(kind, row, first, p, mask, len, data)
+                        fields::decode_with_base(kind, row, first, p, mask, lanes, len, data)
                     }
-                    _ => fields::decode(kind, row, first, p, len, data),
+                    _ => fields::decode(kind, row, first, p, lanes, len, data),
                 };
                 *result = decoded.and_then(|()| {
                     if how == Against::Xor {
@@ -771,6 +826,7 @@ fn finish_reading(r: &mut Reader<impl Read>, whole: Option<u32>, alone: bool) ->
 pub struct Decoder<R: Read> {
     r: Reader<R>,
     layout: Layout,
+    lanes: Lanes,
     /// A delta archive's base (checked: present when decoding) and patches.
     delta: Option<(Option<std::sync::Arc<Base>>, Delta)>,
     cursor: Cursor,
@@ -813,11 +869,12 @@ impl<R: Read> Decoder<R> {
 
     fn open(input: R, alone: bool, base: Option<std::sync::Arc<Base>>) -> Result<Self> {
         let mut r = Reader { input, read: 0 };
-        let (layout, delta) = read_header(&mut r)?;
+        let (layout, delta, lanes) = read_header(&mut r)?;
         require_base(delta.as_ref(), base.as_deref())?;
         Ok(Decoder {
             r,
             layout,
+            lanes,
             delta: delta.map(|d| (base, d)),
             cursor: Cursor::default(),
             group: Vec::new(),
@@ -864,7 +921,7 @@ impl<R: Read> Decoder<R> {
             }
             let delta = self.delta.as_ref().map(|(b, d)| (b.as_deref(), d));
             self.batch.read(&self.group, &mut self.r, delta)?;
-            self.batch.decode(&self.group);
+            self.batch.decode(&self.group, self.lanes);
         }
     }
 }
@@ -903,7 +960,7 @@ fn walk(
     base: Option<&Base>,
 ) -> Result<Summary> {
     let mut r = Reader { input, read: 0 };
-    let (layout, delta) = read_header(&mut r)?;
+    let (layout, delta, lanes) = read_header(&mut r)?;
     let mut summary = Summary::new(layout.clone());
     if let Some(d) = &delta {
         summary.base = Some((d.base, 0));
@@ -926,7 +983,7 @@ fn walk(
         },
         |group, batch| {
             if decoding {
-                timed(&profile, Stage::ArithCode, || batch.decode(group));
+                timed(&profile, Stage::ArithCode, || batch.decode(group, lanes));
             }
         },
         |group, batch, observer| {
