@@ -69,6 +69,9 @@ trait Io {
     fn tree2(&mut self, value: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32;
     /// Codes symbol `value` of adaptive table `t` (of the format's [`Space`]).
     fn symbol(&mut self, value: u32, t: usize) -> u32;
+    /// Codes each of `values` as a symbol of table `t`, in order, as [`Io::symbol`] would
+    /// (the decoder fills them in), faster.
+    fn symbols(&mut self, values: &mut [u8], t: usize);
     /// Codes the low `n ≤ 32` bits of `value` as they are.
     fn raw(&mut self, value: u32, n: u32) -> u32;
 }
@@ -76,14 +79,14 @@ trait Io {
 /// The encoder's side: bit-model decisions go straight to the binary coder; symbols update the
 /// adaptive tables and their intervals are recorded, to be rANS-coded (backwards) once the chunk
 /// is done.
-struct Writing {
+struct Writing<'a> {
     coder: Encoder,
     models: Models,
-    recorded: Vec<u32>,
+    symbols: &'a mut rans::Encoder,
     raw: BitWriter,
 }
 
-impl Io for Writing {
+impl Io for Writing<'_> {
     #[inline(always)]
     fn tree2(&mut self, value: u32, n: u32, a: &mut [Bit], b: &mut [Bit]) -> u32 {
         self.coder.code_tree2(value, n, a, b);
@@ -91,8 +94,12 @@ impl Io for Writing {
     }
     #[inline(always)]
     fn symbol(&mut self, value: u32, t: usize) -> u32 {
-        self.models.encode(t, value, &mut self.recorded);
+        self.symbols.encode(&mut self.models, t, value);
         value
+    }
+    #[inline(always)]
+    fn symbols(&mut self, values: &mut [u8], t: usize) {
+        self.symbols.encode_run(&mut self.models, t, values);
     }
     #[inline(always)]
     fn raw(&mut self, value: u32, n: u32) -> u32 {
@@ -116,6 +123,10 @@ impl Io for Reading<'_> {
     #[inline(always)]
     fn symbol(&mut self, _: u32, t: usize) -> u32 {
         self.symbols.decode(&mut self.models, t)
+    }
+    #[inline(always)]
+    fn symbols(&mut self, values: &mut [u8], t: usize) {
+        self.symbols.decode_run(&mut self.models, t, values);
     }
     #[inline(always)]
     fn raw(&mut self, _: u32, n: u32) -> u32 {
@@ -171,16 +182,15 @@ impl BitReader<'_> {
     }
 }
 
-/// Working memory of [`encode`], reused from chunk to chunk: a chunk's copy, its recorded
-/// symbols (up to 1.7 per byte: q4_1 has 34 per 20-byte block) and its raw bits and rANS words.
-/// Fresh buffers for every chunk cost more in the kernel's zeroing of new pages than the coding
-/// (measured on the 2-core machine: up to half of compression's time).
+/// Working memory of [`encode`], reused from chunk to chunk: a chunk's copy, its symbols'
+/// encoder and its raw bits. Fresh buffers for every chunk cost more in the kernel's zeroing
+/// of new pages than the coding (measured on the 2-core machine: up to half of compression's
+/// time).
 #[derive(Default)]
 pub(crate) struct Scratch {
     buf: Vec<u8>,
-    recorded: Vec<u32>,
+    symbols: rans::Encoder,
     raw: Vec<u8>,
-    words: Vec<u16>,
 }
 
 /// Codes `data` (a chunk of `kind` that starts `first` units into its tensor, whose rows are
@@ -232,34 +242,30 @@ fn encode_impl(
     let s = scratch;
     s.buf.clear();
     s.buf.extend_from_slice(data);
-    s.recorded.clear();
-    s.recorded.reserve(2 * data.len());
+    s.symbols.start(lanes);
     s.raw.clear();
-    s.raw.reserve(data.len());
     let mut w = Writing {
         coder: Encoder::new(),
         models: Models::new(space_of(kind, base.is_some())),
-        recorded: std::mem::take(&mut s.recorded),
+        symbols: &mut s.symbols,
         raw: BitWriter {
             out: std::mem::take(&mut s.raw),
             ..BitWriter::default()
         },
     };
     let header = run(kind, row, first, &mut s.buf, base, &mut w, None);
-    let states = rans::encode_words(&w.recorded, lanes, &mut s.words);
     let coded = w.coder.finish();
     let raw = w.raw.finish();
-    s.recorded = w.recorded;
-    let symbols_len = states.stream_len();
+    let symbols = s.symbols.finish();
     out.clear();
-    out.reserve(coded.len() + symbols_len + raw.len() + 32);
+    out.reserve(coded.len() + symbols.len() + raw.len() + 32);
     out.push(if base.is_some() { 2 } else { 1 });
     out.extend_from_slice(&header);
     let varint = crate::format::varint::write_u64;
     varint(out, coded.len() as u64).expect("vec");
     out.extend_from_slice(&coded);
-    varint(out, symbols_len as u64).expect("vec");
-    states.write_stream(&s.words, out);
+    varint(out, symbols.len() as u64).expect("vec");
+    out.extend_from_slice(symbols);
     out.extend_from_slice(&raw);
     s.raw = raw;
     if out.len() > data.len() + 1 {
@@ -811,10 +817,7 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
         };
         if kind == Kind::Q8_0 {
             // A block's quants spread differently with the size of its scale.
-            let t = QUANTS + bucket(e, reference);
-            for q in &mut block[quants_at..] {
-                *q = io.symbol(u32::from(*q), t) as u8;
-            }
+            io.symbols(&mut block[quants_at..], QUANTS + bucket(e, reference));
         } else if matches!(kind, Kind::Q5_0 | Kind::Q5_1) {
             // 5-bit values, d·(q − 16) for q5_0, d·q + m for q5_1, under their zero as whole
             // symbols (q5_k's tables): value j's low nibble is in byte j of `qs` (value j + 16's
@@ -824,15 +827,18 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
                 Kind::Q5_1 => zero_point(h.load(block, 0), h.load(block, 2), 31.0),
                 _ => 16,
             };
-            let t = K5_VALUES + zero;
             let (qh, qs) = block[quants_at..].split_at_mut(4);
             let high = u32::from_le_bytes(qh.try_into().expect("4 bytes"));
+            let mut values = [0u8; 32];
+            for (j, (v, q)) in values.chunks_exact_mut(2).zip(qs.iter()).enumerate() {
+                v[0] = *q & 15 | (((high >> j) & 1) as u8) << 4;
+                v[1] = *q >> 4 | (((high >> (j + 16)) & 1) as u8) << 4;
+            }
+            io.symbols(&mut values, K5_VALUES + zero);
             let mut coded = 0u32;
-            for (j, q) in qs.iter_mut().enumerate() {
-                let lo = io.symbol(u32::from(*q & 15) | ((high >> j) & 1) << 4, t);
-                let hi = io.symbol(u32::from(*q >> 4) | ((high >> (j + 16)) & 1) << 4, t);
-                *q = ((lo & 15) | (hi & 15) << 4) as u8;
-                coded |= (lo >> 4) << j | (hi >> 4) << (j + 16);
+            for (j, (v, q)) in values.chunks_exact(2).zip(qs.iter_mut()).enumerate() {
+                *q = (v[0] & 15) | (v[1] & 15) << 4;
+                coded |= u32::from(v[0] >> 4) << j | u32::from(v[1] >> 4) << (j + 16);
             }
             qh.copy_from_slice(&coded.to_le_bytes());
         } else {
@@ -842,13 +848,22 @@ fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &
                 Kind::Q4_1 => zero_point(h.load(block, 0), h.load(block, 2), 15.0),
                 _ => 8,
             };
-            let t = NIBBLES + zero;
-            for q in &mut block[quants_at..] {
-                let lo = io.symbol(u32::from(*q & 15), t);
-                let hi = io.symbol(u32::from(*q >> 4), t);
-                *q = (lo | (hi << 4)) as u8;
-            }
+            nibbles(&mut block[quants_at..], NIBBLES + zero, io);
         }
+    }
+}
+
+/// Codes the nibbles of `packed` as symbols of table `t`, each byte's low one first.
+#[inline(always)]
+fn nibbles(packed: &mut [u8], t: usize, io: &mut impl Io) {
+    let mut values = [0u8; 64];
+    let values = &mut values[..2 * packed.len()];
+    for (v, q) in values.chunks_exact_mut(2).zip(packed.iter()) {
+        v.copy_from_slice(&[*q & 15, *q >> 4]);
+    }
+    io.symbols(values, t);
+    for (v, q) in values.chunks_exact(2).zip(packed.iter_mut()) {
+        *q = v[0] | v[1] << 4;
     }
 }
 
