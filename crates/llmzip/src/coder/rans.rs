@@ -81,7 +81,10 @@ struct Table {
     base: u32,
     seen: u32,
     next: u32,
-    /// Which symbol each of the 2^PROB_BITS slots belongs to (decoder only, built on use).
+    /// Symbols in the table.
+    alphabet: u32,
+    /// Which symbol each of the 2^PROB_BITS slots belongs to (decoder only, built on first use
+    /// by a table of more than [`SEARCHED`] symbols).
     lookup: Option<Box<[u8]>>,
 }
 
@@ -100,6 +103,7 @@ impl Models {
                 base: r.start as u32,
                 seen: 0,
                 next: 8,
+                alphabet: r.len() as u32,
                 lookup: None,
             });
         }
@@ -175,6 +179,26 @@ impl Models {
             self.counts[i] = self.counts[i].wrapping_add(1);
         }
     }
+}
+
+/// Tables of up to this many symbols are searched, not looked up: a 16 KiB lookup table per
+/// context adds up to more than a core's cache where hundreds of contexts are in use (a float
+/// format's sign and top mantissa bits), while finding one of 4 symbols takes three
+/// comparisons. (Searching tables of 16 and 32 symbols too was slower: docs/profile.md.)
+const SEARCHED: u32 = 4;
+
+/// The symbol whose interval holds `slot` in a table of `N` symbols (`intervals` from its
+/// first): how many symbols after the first start at or below `slot` (starts increase, as every
+/// frequency is ≥ 1).
+#[inline(always)]
+fn search<const N: usize>(intervals: &[u32], slot: u32) -> u32 {
+    let intervals: &[u32; N] = intervals[..N].try_into().expect("a table of N symbols");
+    // `start << 16 | freq < (slot + 1) << 16` exactly when `start ≤ slot`.
+    let limit = (slot + 1) << 16;
+    // A wrapping sum (it never wraps) compiles to plain adds; a checked one does not.
+    intervals[1..]
+        .iter()
+        .fold(0u32, |n, &iv| n.wrapping_add(u32::from(iv < limit)))
 }
 
 fn fill(lookup: &mut [u8], intervals: &[u32]) {
@@ -373,6 +397,8 @@ fn encode_words(recorded: &[u32], lanes: Lanes, words: &mut Vec<u16>) -> [u32; 4
 pub struct Decoder<'a> {
     x: [u32; 4],
     lane: usize,
+    /// `lanes.count() - 1`.
+    mask: usize,
     lanes: Lanes,
     /// Symbols decoded in this segment.
     count: usize,
@@ -386,6 +412,7 @@ impl<'a> Decoder<'a> {
         let mut d = Decoder {
             x: [0; 4],
             lane: 0,
+            mask: lanes.count() - 1,
             lanes,
             count: 0,
             input: Padded::new(input),
@@ -429,18 +456,24 @@ impl<'a> Decoder<'a> {
         let table = &mut models.tables[t];
         let base = table.base as usize;
         let lane = self.lane;
-        self.lane = (lane + 1) & (self.lanes.count() - 1);
+        self.lane = (lane + 1) & self.mask;
         let x = self.x[lane];
         let slot = x & (TOTAL - 1);
-        let lookup = match &mut table.lookup {
-            Some(l) => l,
-            slot => {
-                let mut l = vec![0u8; TOTAL as usize].into_boxed_slice();
-                fill(&mut l, &models.interval[models.space.range(t)]);
-                slot.insert(l)
+        let s = match table.alphabet {
+            2 => search::<2>(&models.interval[base..], slot),
+            SEARCHED => search::<{ SEARCHED as usize }>(&models.interval[base..], slot),
+            _ => {
+                let lookup = match &mut table.lookup {
+                    Some(l) => l,
+                    slot => {
+                        let mut l = vec![0u8; TOTAL as usize].into_boxed_slice();
+                        fill(&mut l, &models.interval[models.space.range(t)]);
+                        slot.insert(l)
+                    }
+                };
+                u32::from(lookup[slot as usize])
             }
         };
-        let s = u32::from(lookup[slot as usize]);
         let i = base + s as usize;
         let iv = models.interval[i];
         let (start, f) = (iv >> 16, iv & 0xffff);

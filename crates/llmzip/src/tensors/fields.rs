@@ -400,7 +400,12 @@ fn run(
             };
             match base {
                 Some(base) => floats_with_base(f, reference, buf, base, io),
-                None => floats(f, reference, row, first, buf, io),
+                // One copy per format, so that widths and shifts are constants in each.
+                None => match kind {
+                    Kind::F32 => floats(Float::F32, reference, row, first, buf, io),
+                    Kind::Bf16 => floats(Float::BF16, reference, row, first, buf, io),
+                    _ => floats(Float::F16, reference, row, first, buf, io),
+                },
             }
             vec![reference]
         }
@@ -448,18 +453,21 @@ impl Float {
         mant: 10,
     };
 
+    const F32: Float = Float {
+        width: 4,
+        exp: 8,
+        mant: 23,
+    };
+    const BF16: Float = Float {
+        width: 2,
+        exp: 8,
+        mant: 7,
+    };
+
     fn of(kind: Kind) -> Float {
         match kind {
-            Kind::F32 => Float {
-                width: 4,
-                exp: 8,
-                mant: 23,
-            },
-            Kind::Bf16 => Float {
-                width: 2,
-                exp: 8,
-                mant: 7,
-            },
+            Kind::F32 => Float::F32,
+            Kind::Bf16 => Float::BF16,
             _ => Float::F16,
         }
     }
@@ -698,23 +706,60 @@ impl Rows {
     }
 }
 
+#[inline(always)]
 fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
     // Exponents of the two rows above; the sign of the value above (some matrices, like the
     // GRU's output head, have columns of one sign).
-    let mut rows = Rows::new(row, first);
-    let mut rows2 = Rows::new(row, first);
-    let mut signs = Rows::new(row, first);
+    let mut above = Columns::new(row, first);
     let sign_tables = 16 + (1usize << f.exp);
     for at in (0..buf.len()).step_by(f.width) {
-        let a2 = rows2.above();
-        let a = rows.above();
+        let [a, a2, sign_above] = above.get();
         let ctx = bucket((a + a2).div_ceil(2), reference);
-        rows2.advance(a);
-        let sign_ctx = sign_tables + signs.above() as usize;
+        let sign_ctx = sign_tables + sign_above as usize;
         let (v, e, sign) = f.code(f.load(buf, at), reference, ctx, 16, sign_ctx, io);
         f.store(buf, at, v);
-        rows.advance(e);
-        signs.advance(sign);
+        above.advance([e, a, sign]);
+    }
+}
+
+/// [`Rows`] of three values per column (one row of the chunk's values up: [`floats`]' two
+/// exponents and a sign), kept together.
+struct Columns {
+    row: usize,
+    col: usize,
+    above: Vec<[u32; 3]>,
+}
+
+impl Columns {
+    fn new(row: u64, first: u64) -> Columns {
+        let row = row as usize;
+        Columns {
+            row,
+            col: if row > 0 {
+                (first % row as u64) as usize
+            } else {
+                0
+            },
+            above: vec![[0; 3]; row.max(1)],
+        }
+    }
+
+    /// The values one row above the current position (zeros when there are no rows).
+    #[inline(always)]
+    fn get(&self) -> [u32; 3] {
+        self.above[self.col]
+    }
+
+    /// Records the current position's values and moves on.
+    #[inline(always)]
+    fn advance(&mut self, values: [u32; 3]) {
+        if self.row > 0 {
+            self.above[self.col] = values;
+            self.col += 1;
+            if self.col == self.row {
+                self.col = 0;
+            }
+        }
     }
 }
 
