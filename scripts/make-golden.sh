@@ -63,6 +63,18 @@ make weights-k.gguf
 # A fine-tune against its base (`--base`, tensors/delta.rs): weights-tuned.safetensors is
 # weights.safetensors with most floats moved by a few ulps (made once, by hand, for this fixture).
 make weights-tuned.safetensors --base "$g/weights.safetensors"
+# Tensor archives of version 2 (four interleaved rANS states, in segments; llmzip 0.6): the
+# originals above again under new names, and a GGUF with a chunk of two segments.
+for f in weights.safetensors weights.gguf weights-k.gguf weights-tuned.safetensors; do
+  [ -e "$g/${f/./-v2.}" ] || cp "$g/$f" "$g/${f/./-v2.}"
+done
+[ -e "$g/weights-tuned-v2.safetensors.base" ] || echo weights-v2.safetensors >"$g/weights-tuned-v2.safetensors.base"
+[ -e "$g/weights-segments.gguf" ] || python3 scripts/golden-segments-gguf.py "$g/weights-segments.gguf"
+make weights-v2.safetensors
+make weights-v2.gguf
+make weights-k-v2.gguf
+make weights-tuned-v2.safetensors --base "$g/weights-v2.safetensors"
+make weights-segments.gguf
 if [ "${1:-}" != "--no-smollm2" ]; then
   # Into models/ (found there: the registry always looks in ./models), not the tiny models' dir.
   LLMZIP_MODELS= scripts/fetch-models.sh gemma3
