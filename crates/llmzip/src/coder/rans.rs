@@ -308,11 +308,13 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Starts a new stream laid out as `lanes` says.
-    pub fn start(&mut self, lanes: Lanes) {
+    /// Starts a new stream laid out as `lanes` says, of about `bytes` bytes (room is made for
+    /// them at once, rather than copied from buffer to buffer as the stream grows).
+    pub fn start(&mut self, lanes: Lanes, bytes: usize) {
         self.lanes = Some(lanes);
         self.recorded.clear();
         self.stream.clear();
+        self.stream.reserve(bytes);
     }
 
     fn lanes(&self) -> Lanes {
@@ -592,7 +594,7 @@ mod tests {
         for lanes in [Lanes::One, Lanes::Four] {
             let mut models = Models::new(space.clone());
             let mut e = Encoder::default();
-            e.start(lanes);
+            e.start(lanes, 0);
             for &(t, s) in &symbols {
                 e.encode(&mut models, t, s);
             }
@@ -621,7 +623,7 @@ mod tests {
         let mut models = Models::new(space.clone());
         let symbols: Vec<u32> = (0..4000u32).map(|i| (i * 7 + i / 13) % 16).collect();
         let mut e = Encoder::default();
-        e.start(Lanes::Four);
+        e.start(Lanes::Four, 0);
         for &s in &symbols {
             e.encode(&mut models, 0, s);
         }
@@ -660,7 +662,7 @@ mod tests {
         for lanes in [Lanes::One, Lanes::Four] {
             let mut models = Models::new(space.clone());
             let mut e = Encoder::default();
-            e.start(lanes);
+            e.start(lanes, 0);
             for (t, run) in &calls {
                 match run.len() {
                     1 => e.encode(&mut models, *t, u32::from(run[0])),

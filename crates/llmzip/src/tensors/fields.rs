@@ -242,7 +242,8 @@ fn encode_impl(
     let s = scratch;
     s.buf.clear();
     s.buf.extend_from_slice(data);
-    s.symbols.start(lanes);
+    // A chunk's symbols rarely take more bytes than the chunk.
+    s.symbols.start(lanes, data.len() + 64);
     s.raw.clear();
     let mut w = Writing {
         coder: Encoder::new(),
