@@ -10,19 +10,21 @@
 //! 2. cuts every region into chunks of at most [`CHUNK_BYTES`] and codes each chunk on its own
 //!    (`tensors/fields.rs`): fields that carry information as symbols of adaptive tables
 //!    through rANS, noise as raw bits;
-//! 3. codes the chunks in parallel batches and writes them in file order.
+//! 3. hands each chunk to the thread pool as soon as it is read, and writes the coded chunks in
+//!    file order.
 //!
 //! Chunks are independent and the arithmetic is integer only, so the archive is the same on every
-//! machine and for every thread count. Memory is bounded by the chunks in flight (three batches
-//! of two per thread: one being read, one coded, one written) and per-thread working memory,
-//! never by the file: multi-gigabyte files stream. [`Decoder`] is the same decoding as a `Read`.
+//! machine and for every thread count. Memory is bounded by the chunks in flight (`2 × threads +
+//! 2`: read, being coded, or waiting to be written) and per-thread working memory, never by the
+//! file: multi-gigabyte files stream. [`Decoder`] is the same decoding as a `Read` (a batch of
+//! chunks at a time).
 //!
 //! ## Archive (`LLMT`)
 //!
 //! | field | type | meaning |
 //! |---|---|---|
 //! | magic | 4 bytes | `LLMT` |
-//! | version | u8 | `1` |
+//! | version | u8 | `2` (version 1, one rANS state per chunk instead of four, still decodes: docs/format.md) |
 //! | flags | u8 | `0`, or `1`: a delta against a base file (`tensors/delta.rs`) |
 //! | writer | str8 | the release that wrote it |
 //! | container | u8 | 0 unrecognised, 1 safetensors, 2 GGUF |
