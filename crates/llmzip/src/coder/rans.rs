@@ -502,7 +502,7 @@ impl<'a> Decoder<'a> {
     pub fn decode_run(&mut self, models: &mut Models, t: usize, out: &mut [u8]) {
         let n = out.len();
         let table = &models.tables[t];
-        let fast = self.lanes == Lanes::Four && n % 4 == 0;
+        let fast = self.lanes == Lanes::Four && n.is_multiple_of(4);
         // A segment ends only after the whole run, as the encoder did.
         self.boundary(n);
         if !fast || (table.next - table.seen) as usize <= n {
