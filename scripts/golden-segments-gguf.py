@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes tests/golden/weights-segments.gguf (scripts/make-golden.sh): a GGUF v3 file whose q4_1
+"""Writes tests/golden/weights-segments.gguf (scripts/make-golden.sh): a GGUF v3 file whose q4_0
 tensor is one chunk of over 2^20 rANS symbols, so that its archive (tensor archive version 2)
-holds a chunk of two segments (coder/rans.rs, SEGMENT), beside a small q8_0 and an f32 tensor.
+holds a chunk of two segments (coder/rans.rs, SEGMENT), the first ending inside a block's run
+of 32 nibbles, beside a small q8_0 and an f32 tensor.
 Synthetic weights (seeded, bell-shaped nibbles around each block's zero point), not training
 data.
     scripts/golden-segments-gguf.py OUT
@@ -22,13 +23,11 @@ def string(s):
     return struct.pack("<Q", len(b)) + b
 
 
-def q4_1(blocks):
+def q4_0(blocks):
     out = bytearray()
     for _ in range(blocks):
-        d = rng.uniform(0.004, 0.02)
-        zero = rng.choice([7, 8, 8, 9])
-        out += f16(d) + f16(-zero * d)
-        q = [min(15, max(0, round(rng.gauss(zero, 2.5)))) for _ in range(32)]
+        out += f16(rng.uniform(0.004, 0.02))
+        q = [min(15, max(0, round(rng.gauss(8, 2.5)))) for _ in range(32)]
         out += bytes(q[j] | q[j + 16] << 4 for j in range(16))
     return bytes(out)
 
@@ -45,11 +44,11 @@ def f32(n):
     return b"".join(struct.pack("<f", rng.gauss(0, 0.05)) for _ in range(n))
 
 
-# (name, dims, GGML type, data): 31,232 q4_1 blocks (36 symbols each: scale and minimum two
-# each, 32 nibbles; 1,124,352 > 2^20).
+# (name, dims, GGML type, data): 31,232 q4_0 blocks of 34 symbols each (the scale's two, then a
+# run of 32 nibbles): 1,061,888 > 2^20, which falls 16 symbols into block 30,841's run.
 rows, cols = 976, 1024
 tensors = [
-    ("blk.0.ffn_up.weight", [cols, rows], 3, q4_1(rows * cols // 32)),
+    ("blk.0.ffn_up.weight", [cols, rows], 2, q4_0(rows * cols // 32)),
     ("blk.0.attn_q.weight", [64, 64], 8, q8_0(64 * 64 // 32)),
     ("output_norm.weight", [256], 0, f32(256)),
 ]

@@ -12,14 +12,15 @@
 //!   [`PROB_BITS`] bits with every symbol kept at ≥ 1 (integer arithmetic only, so both sides
 //!   build the same tables).
 //! * The coder is ryg's 32-bit rANS with 16-bit renormalisation: state in `[2^16, 2^32)`. rANS
-//!   codes backwards, so the encoder first runs forwards through [`Models::encode`], which
-//!   records each symbol's interval under the table of the moment, and [`encode`] then writes
-//!   them in reverse; the decoder runs forwards with [`Decoder`].
+//!   codes backwards, so the [`Encoder`] first runs forwards, recording each symbol's interval
+//!   under the table of the moment, and then writes them in reverse, a segment at a time; the
+//!   decoder runs forwards with [`Decoder`].
 //! * [`Lanes`]: one state, or four that take turns symbol by symbol in one stream (ryg's
 //!   interleaving). A decoded symbol's state update waits on a table lookup, a load of its
 //!   interval and a multiply; with one state every symbol waits for the one before, with four
 //!   the processor works on four at once. The symbols, their tables and their cost are the
-//!   same; only the order of the stream's words differs (and 12 more bytes of final states).
+//!   same; only the order of the stream's words differs (and 16 bytes of final states per
+//!   segment of [`SEGMENT`] symbols, where one state took 4 per chunk).
 //!   Measured on SmolLM2's Q4_1 GGUF: docs/profile.md, "The weight-file codec".
 //! * The encoder divides by a symbol's frequency through a multiply by its reciprocal
 //!   ([`RECIPROCALS`]), exact for every state: the same stream as a division, without its
@@ -244,8 +245,8 @@ fn normalise(weights: &[u32], freq: &mut [u16]) {
 pub enum Lanes {
     /// One state over the whole stream (tensor archives of version 1).
     One,
-    /// Four states, symbol `i` of a segment coded by state `i mod 4`, in segments of at least
-    /// [`SEGMENT`] symbols (version 2).
+    /// Four states, symbol `i` of a segment coded by state `i mod 4`, in segments of
+    /// [`SEGMENT`] symbols (the last one may hold fewer; version 2).
     Four,
 }
 
@@ -257,7 +258,7 @@ impl Lanes {
         }
     }
 
-    /// Symbols after which a segment ends (at the end of the call that reaches them).
+    /// Symbols after which a segment ends.
     fn segment(self) -> usize {
         match self {
             Lanes::One => usize::MAX,
@@ -328,12 +329,23 @@ impl Encoder {
         models.encode(t, s, &mut self.recorded);
     }
 
-    /// Codes each of `symbols` as a symbol of table `t` of `models`, in order: as
-    /// [`Encoder::encode`] would one at a time (but a segment ends only after the whole run).
+    /// Codes each of `symbols` as a symbol of table `t` of `models`, in order: the same
+    /// stream as [`Encoder::encode`] one at a time (a run that reaches a segment's end is split
+    /// there).
     #[inline(always)]
-    pub fn encode_run(&mut self, models: &mut Models, t: usize, symbols: &[u8]) {
-        self.boundary();
-        models.encode_run(t, symbols, &mut self.recorded);
+    pub fn encode_run(&mut self, models: &mut Models, t: usize, mut symbols: &[u8]) {
+        loop {
+            self.boundary();
+            // At least 1 after `boundary`.
+            let room = self.lanes().segment() - self.recorded.len();
+            if symbols.len() <= room {
+                models.encode_run(t, symbols, &mut self.recorded);
+                return;
+            }
+            let (now, rest) = symbols.split_at(room);
+            models.encode_run(t, now, &mut self.recorded);
+            symbols = rest;
+        }
     }
 
     #[inline(always)]
@@ -436,19 +448,21 @@ impl<'a> Decoder<'a> {
         self.count = 0;
     }
 
-    /// Moves to the next segment where the encoder did, before `n` more symbols.
+    /// Moves to the next segment where the encoder did (after exactly [`SEGMENT`] symbols),
+    /// and says how many more symbols this segment holds (at least 1).
     #[inline(always)]
-    fn boundary(&mut self, n: usize) {
+    fn boundary(&mut self) -> usize {
         if self.count >= self.lanes.segment() {
             self.next_segment();
         }
-        self.count = self.count.wrapping_add(n);
+        self.lanes.segment() - self.count
     }
 
     /// Decodes a symbol of table `t` of `models`.
     #[inline(always)]
     pub fn decode(&mut self, models: &mut Models, t: usize) -> u32 {
-        self.boundary(1);
+        self.boundary();
+        self.count += 1;
         self.step(models, t)
     }
 
@@ -479,8 +493,9 @@ impl<'a> Decoder<'a> {
         let i = base + s as usize;
         let iv = models.interval[i];
         let (start, f) = (iv >> 16, iv & 0xffff);
-        // Never wraps (`f ≤ 2^14`, `x >> 14 < 2^18`, and the lookup puts `slot` in `start..start
-        // + f`); wrapping arithmetic only skips the overflow checks in this hot loop.
+        // Never wraps (`f ≤ 2^14`, `x >> 14 < 2^18`, and the lookup or search puts `slot` in
+        // `start..start + f`); wrapping arithmetic only skips the overflow checks in this hot
+        // loop.
         let x = f
             .wrapping_mul(x >> PROB_BITS)
             .wrapping_add(slot)
@@ -494,17 +509,32 @@ impl<'a> Decoder<'a> {
         s
     }
 
-    /// [`Decoder::decode`] of `out.len()` symbols of table `t`, into `out`, in order. With
-    /// four lanes, a run of whole rounds in which the table is not due for a rebuild keeps the
-    /// four states in registers, one per lane, and checks nothing per symbol: the same symbols,
-    /// the same stream position and the same tables after it as one symbol at a time.
+    /// [`Decoder::decode`] of `out.len()` symbols of table `t`, into `out`, in order (split
+    /// where a segment ends, as the encoder split it). With four lanes, a run of whole rounds
+    /// in which the table is not due for a rebuild keeps the four states in registers, one per
+    /// lane, and checks nothing per symbol: the same symbols, the same stream position and the
+    /// same tables after it as one symbol at a time.
     #[inline(always)]
-    pub fn decode_run(&mut self, models: &mut Models, t: usize, out: &mut [u8]) {
+    pub fn decode_run(&mut self, models: &mut Models, t: usize, mut out: &mut [u8]) {
+        loop {
+            let room = self.boundary();
+            if out.len() <= room {
+                self.count += out.len();
+                self.run_within_segment(models, t, out);
+                return;
+            }
+            let (now, rest) = std::mem::take(&mut out).split_at_mut(room);
+            self.count += room;
+            self.run_within_segment(models, t, now);
+            out = rest;
+        }
+    }
+
+    #[inline(always)]
+    fn run_within_segment(&mut self, models: &mut Models, t: usize, out: &mut [u8]) {
         let n = out.len();
         let table = &models.tables[t];
         let fast = self.lanes == Lanes::Four && n.is_multiple_of(4);
-        // A segment ends only after the whole run, as the encoder did.
-        self.boundary(n);
         if !fast || (table.next - table.seen) as usize <= n {
             for o in out {
                 *o = self.step(models, t) as u8;
@@ -634,9 +664,9 @@ mod tests {
         assert_ne!(back, symbols);
     }
 
-    /// Runs and single symbols, mixed, across segment ends, table rebuilds and runs that do
-    /// not fill whole rounds of lanes: the decoder reads back what the encoder wrote, whether
-    /// it reads runs as runs or one symbol at a time.
+    /// Runs and single symbols, mixed, across segment ends (inside runs too), table rebuilds
+    /// and runs that do not fill whole rounds of lanes: the decoder reads back what the encoder
+    /// wrote, whether it reads runs as runs or one symbol at a time.
     #[test]
     fn runs_decode_like_single_symbols() {
         let space = Space::new([16, 256, 2]);
@@ -670,17 +700,25 @@ mod tests {
                 }
             }
             let out = e.finish().to_vec();
-            let mut models = Models::new(space.clone());
-            let mut d = Decoder::new(&out, lanes);
-            for (t, run) in &calls {
-                let mut back = vec![0u8; run.len()];
-                match run.len() {
-                    1 => back[0] = d.decode(&mut models, *t) as u8,
-                    _ => d.decode_run(&mut models, *t, &mut back),
+            // Read back as it was written, and one symbol at a time: segments end after the
+            // same symbols however the calls group them.
+            for one_at_a_time in [false, true] {
+                let mut models = Models::new(space.clone());
+                let mut d = Decoder::new(&out, lanes);
+                for (t, run) in &calls {
+                    let mut back = vec![0u8; run.len()];
+                    match (run.len(), one_at_a_time) {
+                        (1, _) | (_, true) => {
+                            for b in &mut back {
+                                *b = d.decode(&mut models, *t) as u8;
+                            }
+                        }
+                        _ => d.decode_run(&mut models, *t, &mut back),
+                    }
+                    assert_eq!(&back, run, "{lanes:?} {one_at_a_time}");
                 }
-                assert_eq!(&back, run, "{lanes:?}");
+                assert_eq!(d.overrun(), 0, "{lanes:?}");
             }
-            assert_eq!(d.overrun(), 0, "{lanes:?}");
         }
     }
 

@@ -77,8 +77,8 @@ trait Io {
 }
 
 /// The encoder's side: bit-model decisions go straight to the binary coder; symbols update the
-/// adaptive tables and their intervals are recorded, to be rANS-coded (backwards) once the chunk
-/// is done.
+/// adaptive tables and their intervals are recorded, to be rANS-coded (backwards) a segment at
+/// a time (`rans::Encoder`).
 struct Writing<'a> {
     coder: Encoder,
     models: Models,
@@ -724,11 +724,11 @@ fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mu
 }
 
 /// [`Rows`] of three values per column (one row of the chunk's values up: [`floats`]' two
-/// exponents and a sign), kept together.
+/// exponents and a sign, each below 256), kept together.
 struct Columns {
     row: usize,
     col: usize,
-    above: Vec<[u32; 3]>,
+    above: Vec<[u8; 3]>,
 }
 
 impl Columns {
@@ -748,14 +748,14 @@ impl Columns {
     /// The values one row above the current position (zeros when there are no rows).
     #[inline(always)]
     fn get(&self) -> [u32; 3] {
-        self.above[self.col]
+        self.above[self.col].map(u32::from)
     }
 
     /// Records the current position's values and moves on.
     #[inline(always)]
     fn advance(&mut self, values: [u32; 3]) {
         if self.row > 0 {
-            self.above[self.col] = values;
+            self.above[self.col] = values.map(|v| v as u8);
             self.col += 1;
             if self.col == self.row {
                 self.col = 0;

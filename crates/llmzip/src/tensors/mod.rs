@@ -287,7 +287,9 @@ fn next_coded<T>(coded: &std::sync::mpsc::Receiver<T>) -> T {
         match coded.try_recv() {
             Ok(next) => return next,
             Err(TryRecvError::Disconnected) => unreachable!("{sender}"),
-            Err(TryRecvError::Empty) => match rayon::yield_now() {
+            // Only this thread's own queue: chunks it spawned, never another caller's job that
+            // could block on this one.
+            Err(TryRecvError::Empty) => match rayon::yield_local() {
                 Some(rayon::Yield::Executed) => {}
                 // Every chunk is taken: wait a little for one, then look for work again.
                 Some(rayon::Yield::Idle) => {
@@ -552,7 +554,6 @@ impl<R: Read> Read for Reader<R> {
     }
 }
 
-/// Reads the header: the file's description, and what a delta archive adds.
 /// Reads the header: the file's description, what a delta archive adds, and the rANS lanes of
 /// the archive's version.
 fn read_header(r: &mut Reader<impl Read>) -> Result<(Layout, Option<Delta>, Lanes)> {
