@@ -24,23 +24,11 @@ for g in gru gru2 gru3; do
     python3 scripts/bf16-cast.py "$work/$g-f32.safetensors" "$work/$g-bf16.safetensors"
 done
 cat >"$work/bigsmall_pair.py" <<'PY'
-import sys, time, os, warnings, json, struct
-import numpy as np
+import sys, time, os, warnings
 import bigsmall
+sys.path.insert(0, os.environ["LLMZIP_SCRIPTS"])
+from peer_bench import same_tensors  # the check weights-bench.sh's peers use too
 warnings.filterwarnings("ignore")
-
-def same(got, path):
-    # bf16 is read as raw 16-bit words: compare bit patterns.
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        s, e = t["data_offsets"]
-        want = raw[8 + n + s:8 + n + e]
-        have = np.ascontiguousarray(got[name]).tobytes()
-        assert have == want, f"{name} differs"
 
 if __name__ == "__main__":
     # bigsmall works in a process pool that re-imports this file: the work is guarded.
@@ -50,7 +38,7 @@ if __name__ == "__main__":
     d = os.path.join(work, "delta.bs")
     t2 = time.time(); bigsmall.compress_delta(tuned, base, d, progress=False); t3 = time.time()
     got = bigsmall.decompress_delta(d, base, progress=False); t4 = time.time()
-    same(got, tuned)
+    assert same_tensors(got, tuned), f"{tuned}: bigsmall's delta did not give it back"
     print(os.path.getsize(a), os.path.getsize(d), f"{t3 - t2:.3f}", f"{t4 - t3:.3f}")
 PY
 now() { date +%s.%N; }
@@ -67,7 +55,7 @@ for dtype in f32 bf16; do
         t2=$(now); "$bin" -q compress -f --base "$base" -c "$tuned" >"$work/delta.llmz"; t3=$(now)
         "$bin" -q decompress --base "$base" -c "$work/delta.llmz" | cmp -s - "$tuned"; t4=$(now)
         alone=$(stat -c %s "$work/alone.llmz"); delta=$(stat -c %s "$work/delta.llmz")
-        bs=$("$venv/bin/python" "$work/bigsmall_pair.py" "$tuned" "$base" "$work" 2>/dev/null | tail -1)
+        bs=$(LLMZIP_SCRIPTS="$PWD/scripts" "$venv/bin/python" "$work/bigsmall_pair.py" "$tuned" "$base" "$work" 2>/dev/null | tail -1)
         read -r bs_alone bs_delta bs_c bs_d <<<"$bs"
         ratio() { echo "$size / $1" | bc -l | xargs printf "%.4fx"; }
         echo "| ${pair%%:*} → ${pair##*:} ($dtype) | $size | $alone ($(ratio "$alone")) | **$delta ($(ratio "$delta"))**, $(mbs "$size" "$t2" "$t3") / $(mbs "$size" "$t3" "$t4") MB/s | $bs_alone ($(ratio "$bs_alone")) | $bs_delta ($(ratio "$bs_delta")), $(echo "$size / 1000000 / $bs_c" | bc -l | xargs printf "%.1f") / $(echo "$size / 1000000 / $bs_d" | bc -l | xargs printf "%.1f") MB/s |"

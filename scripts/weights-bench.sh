@@ -11,7 +11,7 @@
 #   gemma3.gguf            Gemma 3 270M Q4_K_M (scripts/fetch-models.sh gemma3): q8_0, q5_0,
 #                          q4_k, q6_k, f32, as llama.cpp's quantizer mixes them
 #
-# The peers zipnn and bigsmall (PyPI, pinned in scripts/peer-bench.py, installed in
+# The peers zipnn and bigsmall (PyPI, pinned in scripts/peer_bench.py, installed in
 # target/peers-venv on first use) run on the same files and join the table through --include.
 #
 # One `llmzip bench` run over the three (every row decompressed and compared), plus gru-cm4 on
@@ -43,7 +43,7 @@ cargo run --release -q -p llmzip --example k_quant_gguf -- "$work/gru-f32.safete
     "$work/gru-k-quants.gguf"
 files=("$work/gru-f32.safetensors" "$work/gru-bf16.safetensors" "$work/smollm2.gguf"
     "$work/gru-k-quants.gguf" "$work/gemma3.gguf")
-"$venv/bin/python" scripts/peer-bench.py "$work/peers.json" "${files[@]}" 2>/dev/null
+"$venv/bin/python" scripts/peer_bench.py "$work/peers.json" "${files[@]}" 2>/dev/null
 include=(--include "$work/peers.json")
 if [ "$text_model" = 1 ]; then
     "$bin" -q bench "${files[0]}" "${files[1]}" --models gru-cm4 --no-baselines \
@@ -64,7 +64,7 @@ section=$(
     echo "gru-k-quants holds the GRU's matrices quantized by candle to Q4_K, Q5_K and Q6_K (stand-ins too)."
     echo "gemma3 is Gemma 3 270M's Q4_K_M GGUF (q8_0, q5_0, q4_k, q6_k and f32 tensors)."
     echo "Speeds are in-memory runs with all cores: single runs, except the tensor codec's, the fastest of three (its speed is close to that of fresh memory, which varies from run to run on this machine); a file smaller than one 4 MiB chunk (gru-bf16) is coded by one thread. bpb = bits per byte of the file."
-    echo "zipnn 0.5.4 and bigsmall 4.0.0 (PyPI) ran on the same files in Python (scripts/peer-bench.py; single runs, 2 threads for zipnn): zipnn through its byte API, which does not give these files back (exact: NO; its ratio and speed as measured), bigsmall on safetensors only (it reads no GGUF), checked tensor by tensor."
+    echo "zipnn 0.5.4 and bigsmall 4.0.0 (PyPI) ran on the same files in Python (scripts/peer_bench.py; single runs, 2 threads for zipnn): zipnn through its byte API, which does not give these files back (exact: NO; its ratio and speed as measured), bigsmall on safetensors only (it reads no GGUF), checked tensor by tensor."
     echo
     echo "$table"
     echo

@@ -663,15 +663,17 @@ const MIN_TOP: usize = 544;
 const NIBBLES: usize = 576;
 const QUANTS: usize = 593;
 
-/// The exponents of the previous row, for the "above" context.
-struct Rows {
+/// The previous row's values, per column, for the "above" contexts: `N` bytes per position (a
+/// block's scale exponent; or a float's exponent, the exponent above it and its sign). Zeros
+/// when there are no rows.
+struct Rows<const N: usize> {
     row: usize,
     col: usize,
-    above: Vec<u8>,
+    above: Vec<[u8; N]>,
 }
 
-impl Rows {
-    fn new(row: u64, first: u64) -> Rows {
+impl<const N: usize> Rows<N> {
+    fn new(row: u64, first: u64) -> Rows<N> {
         let row = row as usize;
         Rows {
             row,
@@ -680,25 +682,22 @@ impl Rows {
             } else {
                 0
             },
-            above: vec![0; row],
+            // One unwritten column when there are no rows: it reads as zeros.
+            above: vec![[0; N]; row.max(1)],
         }
     }
 
-    /// The exponent one row above the current position (0 when there are no rows).
-    #[inline]
-    fn above(&self) -> u32 {
-        if self.row > 0 {
-            u32::from(self.above[self.col])
-        } else {
-            0
-        }
+    /// The values one row above the current position.
+    #[inline(always)]
+    fn get(&self) -> [u32; N] {
+        self.above[self.col].map(u32::from)
     }
 
-    /// Records the current position's exponent and moves on.
-    #[inline]
-    fn advance(&mut self, e: u32) {
+    /// Records the current position's values (each below 256) and moves on.
+    #[inline(always)]
+    fn advance(&mut self, values: [u32; N]) {
         if self.row > 0 {
-            self.above[self.col] = e as u8;
+            self.above[self.col] = values.map(|v| v as u8);
             self.col += 1;
             if self.col == self.row {
                 self.col = 0;
@@ -711,7 +710,7 @@ impl Rows {
 fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
     // Exponents of the two rows above; the sign of the value above (some matrices, like the
     // GRU's output head, have columns of one sign).
-    let mut above = Columns::new(row, first);
+    let mut above = Rows::<3>::new(row, first);
     let sign_tables = 16 + (1usize << f.exp);
     for at in (0..buf.len()).step_by(f.width) {
         let [a, a2, sign_above] = above.get();
@@ -720,47 +719,6 @@ fn floats(f: Float, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mu
         let (v, e, sign) = f.code(f.load(buf, at), reference, ctx, 16, sign_ctx, io);
         f.store(buf, at, v);
         above.advance([e, a, sign]);
-    }
-}
-
-/// [`Rows`] of three values per column (one row of the chunk's values up: [`floats`]' two
-/// exponents and a sign, each below 256), kept together.
-struct Columns {
-    row: usize,
-    col: usize,
-    above: Vec<[u8; 3]>,
-}
-
-impl Columns {
-    fn new(row: u64, first: u64) -> Columns {
-        let row = row as usize;
-        Columns {
-            row,
-            col: if row > 0 {
-                (first % row as u64) as usize
-            } else {
-                0
-            },
-            above: vec![[0; 3]; row.max(1)],
-        }
-    }
-
-    /// The values one row above the current position (zeros when there are no rows).
-    #[inline(always)]
-    fn get(&self) -> [u32; 3] {
-        self.above[self.col].map(u32::from)
-    }
-
-    /// Records the current position's values and moves on.
-    #[inline(always)]
-    fn advance(&mut self, values: [u32; 3]) {
-        if self.row > 0 {
-            self.above[self.col] = values.map(|v| v as u8);
-            self.col += 1;
-            if self.col == self.row {
-                self.col = 0;
-            }
-        }
     }
 }
 
@@ -842,14 +800,14 @@ fn floats_with_base(f: Float, reference: u8, buf: &mut [u8], base: &[u8], io: &m
 fn blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io: &mut impl Io) {
     let unit = kind.unit() as usize;
     let h = Float::F16;
-    let mut rows = Rows::new(row, first);
+    let mut rows = Rows::<1>::new(row, first);
     let mut prev = u32::from(reference);
     let mut prev_min = u32::from(reference);
     for block in buf.chunks_exact_mut(unit) {
-        let ctx = bucket(prev, reference) * 16 + bucket(rows.above(), reference);
+        let ctx = bucket(prev, reference) * 16 + bucket(rows.get()[0], reference);
         let (d, e) = h.code_scale(h.load(block, 0), SCALE_EXP + ctx, SCALE_TOP, io);
         h.store(block, 0, d);
-        rows.advance(e);
+        rows.advance([e]);
         prev = e;
         let quants_at = match kind {
             Kind::Q4_1 | Kind::Q5_1 => {
@@ -1013,14 +971,14 @@ fn k_blocks(kind: Kind, reference: u8, row: u64, first: u64, buf: &mut [u8], io:
     let unit = kind.unit() as usize;
     let h = Float::F16;
     let at = scale_at(kind);
-    let mut rows = Rows::new(row, first);
+    let mut rows = Rows::<1>::new(row, first);
     let mut prev = u32::from(reference);
     let mut prev_min = u32::from(reference);
     for block in buf.chunks_exact_mut(unit) {
-        let ctx = bucket(prev, reference) * 16 + bucket(rows.above(), reference);
+        let ctx = bucket(prev, reference) * 16 + bucket(rows.get()[0], reference);
         let (d, e) = h.code_scale(h.load(block, at), SCALE_EXP + ctx, SCALE_TOP, io);
         h.store(block, at, d);
-        rows.advance(e);
+        rows.advance([e]);
         prev = e;
         if kind == Kind::Q2K {
             let ctx = bucket(prev_min, reference) * 16 + bucket(e, reference);

@@ -495,17 +495,8 @@ fn an_unrelated_base_costs_next_to_nothing() {
         )])
     };
     let (base_bytes, tuned) = (file(7), file(8));
-    let (_dir, base, archive, _) = delta_archive(&base_bytes, &tuned);
-    let (alone, _) = compress_file(&tuned);
-    assert!(
-        archive.len() <= alone.len() + 64,
-        "{} against {}",
-        archive.len(),
-        alone.len()
-    );
-    let mut out = Vec::new();
-    decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&base)).unwrap();
-    assert_eq!(out, tuned);
+    let (delta, alone) = delta_and_alone(&base_bytes, &tuned);
+    assert!(delta <= alone + 64, "{delta} against {alone}");
 }
 
 /// Damaged delta archives fail with an error, never a panic or unchecked output.
@@ -557,15 +548,16 @@ fn gguf_fine_tunes_round_trip_against_their_base() {
         (vec![32, 4000], 8, moved),
         (vec![1000], 0, f32_bytes(&nudged)),
     ]);
-    let (_dir, b, archive, _) = delta_archive(&base, &tuned);
-    let (alone, _) = compress_file(&tuned);
-    assert!(
-        archive.len() < alone.len() / 2,
-        "{} against {}",
-        archive.len(),
-        alone.len()
-    );
+    let (delta, alone) = delta_and_alone(&base, &tuned);
+    assert!(delta < alone / 2, "{delta} against {alone}");
+}
+
+/// A delta archive of `tuned` against `base`, checked to decode back to `tuned`: its length,
+/// and that of `tuned` coded alone.
+fn delta_and_alone(base: &[u8], tuned: &[u8]) -> (usize, usize) {
+    let (_dir, b, archive, _) = delta_archive(base, tuned);
     let mut out = Vec::new();
     decompress_with_base(&archive[..], &mut out, &mut crate::Silent, Some(&b)).unwrap();
     assert_eq!(out, tuned);
+    (archive.len(), compress_file(tuned).0.len())
 }

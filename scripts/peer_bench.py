@@ -3,7 +3,7 @@
 from PyPI, pinned, in the Python of target/peers-venv (made by weights-bench.sh). Writes rows in
 the format of `llmzip bench`'s results.json, for its --include.
 
-    target/peers-venv/bin/python scripts/peer-bench.py OUT.json FILE...
+    target/peers-venv/bin/python scripts/peer_bench.py OUT.json FILE...
 
 * zipnn 0.5.4, its byte API (`ZipNN(input_format="byte")`, the file's float type, 2 threads),
   on every file. It does not give these files back (its output differs from the input): its
