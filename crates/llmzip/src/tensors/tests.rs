@@ -130,6 +130,19 @@ fn anything_else_round_trips_as_bytes() {
     }
 }
 
+/// An archive of a version this release does not know is refused by name, as a newer
+/// llmzip's; this release writes version 2.
+#[test]
+fn unknown_versions_are_refused_by_name() {
+    let (_, file) = samples().remove(0);
+    let (mut archive, _) = compress_file(&file);
+    assert_eq!(archive[4], 2, "the version byte");
+    archive[4] = 3;
+    let err = decompress_vec(&archive).unwrap_err().to_string();
+    assert!(err.contains("version 3 is not known"), "{err}");
+    assert!(err.contains("a newer llmzip wrote it"), "{err}");
+}
+
 #[test]
 fn archives_do_not_depend_on_the_thread_count() {
     let (_, file) = samples().remove(0);
