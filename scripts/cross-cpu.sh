@@ -8,6 +8,7 @@
 #   scripts/cross-cpu.sh --quick    # the CI subset (tests/cross_cpu.rs): the tiny test models'
 #                                   # archives, the empty and stored ones, and the default model's
 #   CPUS="Nehalem" scripts/cross-cpu.sh   # other CPU models (qemu-x86_64 -cpu help lists them)
+#   ARCHIVES="weights* gru*" scripts/cross-cpu.sh   # only the golden archives these globs name
 #   CPUS=aarch64 LLMZIP_BIN=... scripts/cross-cpu.sh   # an aarch64 build under qemu-aarch64
 #                                   # (scripts/cross-aarch64.sh builds one and runs this)
 #
@@ -59,6 +60,14 @@ for a in "$g"/*.llmz; do
       tiny-*|empty.llmz|stored.bin.llmz|gru3-cm5.txt.llmz|fast1.txt.llmz|fast-blocks.bin.llmz|weights-segments.gguf.llmz) ;;
       *) continue ;;
     esac
+  fi
+  if [ -n "${ARCHIVES:-}" ]; then
+    keep=0
+    for pattern in $ARCHIVES; do
+      # shellcheck disable=SC2053 # a glob on purpose
+      [[ "$name" == $pattern ]] && keep=1
+    done
+    [ $keep = 1 ] || continue
   fi
   archives+=("$name")
 done
