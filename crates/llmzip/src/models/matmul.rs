@@ -31,8 +31,6 @@ use rayon::prelude::*;
 
 /// Columns per panel: one AVX-512 register, two AVX2 ones.
 const PANEL: usize = 16;
-/// Rows computed together: their accumulators stay in registers while a panel streams by.
-const ROWS: usize = 4;
 
 /// A `K × N` weight matrix (the right operand of `x · W`), packed for [`PackedMatrix::matmul`].
 #[derive(Debug, Clone)]
@@ -89,6 +87,7 @@ impl PackedMatrix {
         }
         let first_is_product = m == 1;
         let kernel = Kernel::detect();
+        let group = kernel.rows();
         // Panel-major results (`panel × m × PANEL`), then one pass to the row-major output.
         let mut tmp = vec![0f32; self.panels.len() / k.max(1) * m];
         let per_panel = m * PANEL;
@@ -98,7 +97,7 @@ impl PackedMatrix {
             .zip(self.panels.par_chunks(k * PANEL))
             .with_min_len(min_panels.max(1))
             .for_each(|(out, panel)| {
-                for (r0, out) in (0..m).step_by(ROWS).zip(out.chunks_mut(ROWS * PANEL)) {
+                for (r0, out) in (0..m).step_by(group).zip(out.chunks_mut(group * PANEL)) {
                     let rows = &a[r0 * k..(r0 + out.len() / PANEL) * k];
                     kernel.run(panel, rows, k, first_is_product, out);
                 }
@@ -148,7 +147,22 @@ impl Kernel {
         Kernel::Plain
     }
 
-    /// One panel against up to [`ROWS`] rows of `a` (`rows.len() / k` of them).
+    /// Rows this kernel computes together (at most 8): their accumulators stay in registers
+    /// while a panel streams by. Enough independent chains of fused multiply-adds to keep both
+    /// FMA units busy (a chain waits about 4 cycles for its last result), few enough that
+    /// nothing spills: AVX-512 has 32 registers, one per accumulator of 16 lanes; AVX2 has 16,
+    /// two per accumulator. Grouping never changes the operations on one output.
+    fn rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => 8,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => 6,
+            Kernel::Plain => 4,
+        }
+    }
+
+    /// One panel against up to [`Kernel::rows`] rows of `a` (`rows.len() / k` of them).
     fn run(self, panel: &[f32], rows: &[f32], k: usize, first_is_product: bool, out: &mut [f32]) {
         match self {
             // SAFETY: the features were detected at run time.
@@ -178,6 +192,10 @@ unsafe fn tile_avx2(panel: &[f32], rows: &[f32], k: usize, first: bool, out: &mu
 #[inline(always)]
 fn tile(panel: &[f32], rows: &[f32], k: usize, first_is_product: bool, out: &mut [f32]) {
     match rows.len() / k {
+        8 => tile_rows::<8>(panel, rows, k, first_is_product, out),
+        7 => tile_rows::<7>(panel, rows, k, first_is_product, out),
+        6 => tile_rows::<6>(panel, rows, k, first_is_product, out),
+        5 => tile_rows::<5>(panel, rows, k, first_is_product, out),
         4 => tile_rows::<4>(panel, rows, k, first_is_product, out),
         3 => tile_rows::<3>(panel, rows, k, first_is_product, out),
         2 => tile_rows::<2>(panel, rows, k, first_is_product, out),
@@ -194,6 +212,8 @@ fn tile_rows<const R: usize>(
     out: &mut [f32],
 ) {
     let mut acc = [[0f32; PANEL]; R];
+    let panel = &panel[..k * PANEL];
+    let rows = &rows[..R * k];
     let mut start = 0;
     if first_is_product {
         let w = &panel[..PANEL];
@@ -205,10 +225,16 @@ fn tile_rows<const R: usize>(
         }
         start = 1;
     }
+    // Raw pointers, so that the loop is the FMAs and their loads alone (no bounds or overflow
+    // checks between them).
+    let xs: [*const f32; R] = std::array::from_fn(|r| rows[r * k..].as_ptr());
+    let ws = panel.as_ptr().cast::<[f32; PANEL]>();
     for p in start..k {
-        let w: &[f32; PANEL] = panel[p * PANEL..(p + 1) * PANEL].try_into().unwrap();
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let x = rows[r * k + p];
+        // SAFETY: `p < k`, so the panel's row `p` (of `k`) and entry `p` of every row (each `k`
+        // long, `R` of them in `rows`) lie within the slices cut above.
+        let w = unsafe { &*ws.add(p) };
+        for (acc, x) in acc.iter_mut().zip(&xs) {
+            let x = unsafe { *x.add(p) };
             for l in 0..PANEL {
                 acc[l] = w[l].mul_add(x, acc[l]);
             }
@@ -246,6 +272,8 @@ mod tests {
             (1, 256, 768),
             (2, 32, 40),
             (7, 256, 256),
+            (13, 256, 40),
+            (8, 32, 16),
             (9, 5, 17),
             (1, 1, 1),
         ] {
@@ -267,9 +295,10 @@ mod tests {
                 .collect();
             assert_eq!(bits(&with_bias), bits(&want), "{m}×{k}×{n} + bias");
             // The portable tile gives what the detected one gives.
-            let mut plain = vec![0f32; m.min(ROWS) * PANEL];
+            let group = Kernel::detect().rows().min(m);
+            let mut plain = vec![0f32; group * PANEL];
             let mut fast = plain.clone();
-            let rows = &a[..m.min(ROWS) * k];
+            let rows = &a[..group * k];
             tile(&packed.panels[..k * PANEL], rows, k, m == 1, &mut plain);
             Kernel::detect().run(&packed.panels[..k * PANEL], rows, k, m == 1, &mut fast);
             assert_eq!(bits(&plain), bits(&fast));
