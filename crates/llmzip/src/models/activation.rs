@@ -102,7 +102,27 @@ impl Gates for Portable {
 /// The GRU cell's gate arithmetic for one row, in place of candle's ops:
 /// `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`, `n = tanh(gi_n + r·gh_n)`, `h' = n + z·(h − n)`.
 /// `gi` and `gh` hold the three gate blocks (`3·H`), `h` and `out` one state (`H`).
+///
+/// Every operation is an IEEE-754 basic operation on one lane (no fused multiply-add: Rust
+/// never contracts), so the 8-lane AVX2 build computes the bits of the 4-lane SSE2 one; where
+/// the CPU has AVX2, that build runs.
 pub(crate) fn gru_row<G: Gates>(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the feature was detected at run time.
+        return unsafe { gru_row_avx2::<G>(gi, gh, h, out) };
+    }
+    gru_row_lanes::<G>(gi, gh, h, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gru_row_avx2<G: Gates>(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
+    gru_row_lanes::<G>(gi, gh, h, out)
+}
+
+#[inline(always)]
+fn gru_row_lanes<G: Gates>(gi: &[f32], gh: &[f32], h: &[f32], out: &mut [f32]) {
     let hidden = h.len();
     assert!(gi.len() == 3 * hidden && gh.len() == 3 * hidden && out.len() == hidden);
     let (gi_r, rest) = gi.split_at(hidden);
