@@ -157,10 +157,14 @@ fn text_is_coded_and_costs_close_to_the_ideal() {
     };
     let (archive, summary) = round_trip(&data, &s);
     assert_eq!(summary.stored_blocks, 0);
-    let payload_bits = (archive.len() as f64) * 8.0;
-    // Header, block header and trailer are ~60 bytes; the payload must sit within 0.1% of ideal.
+    // The archive header names the platform (`x86_64` alone, or `x86_64+avx2+fma`, …), so its
+    // length depends on the machine: measure it, as the archive of nothing, rather than assume
+    // it (a fixed 100 bytes failed by 5 bits on an AVX2 machine). Beyond it, a block header of
+    // a few bytes, and the payload within 0.1 % of the ideal.
+    let (empty, _) = round_trip(&[], &s);
+    let payload_bits = (archive.len() - empty.len()) as f64 * 8.0;
     assert!(
-        payload_bits <= summary.ideal_bits * 1.001 + 100.0 * 8.0,
+        payload_bits <= summary.ideal_bits * 1.001 + 32.0 * 8.0,
         "{payload_bits} bits vs ideal {}",
         summary.ideal_bits
     );
