@@ -556,6 +556,12 @@ impl Shared {
     /// byte distribution into `out`, and keeps in `row` what learning from the byte will need.
     fn predict(&self, row: &mut RowState, inner: &[f32], out: &mut [f32]) {
         row.keys = row.context_keys(self.direct_orders, self.extras, self.refine.is_some());
+        // Every context's lookup is a likely cache miss: start them all before the first.
+        for (table, key) in self.tables.iter().zip(&row.keys) {
+            if let Some(key) = *key {
+                table.prefetch(key);
+            }
+        }
         // Subtree sums of the inner distribution: node n covers leaves below it (leaves 256..511).
         let mut tree = [0f32; 512];
         for (b, &p) in inner.iter().enumerate() {
