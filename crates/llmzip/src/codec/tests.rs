@@ -157,7 +157,7 @@ fn text_is_coded_and_costs_close_to_the_ideal() {
     };
     let (archive, summary) = round_trip(&data, &s);
     assert_eq!(summary.stored_blocks, 0);
-    // The archive header names the platform (`x86_64` alone, or `x86_64+avx2+fma`, …), so its
+    // The archive header names the platform (`x86_64+sse`, `x86_64+avx2+fma`, …), so its
     // length depends on the machine: measure it, as the archive of nothing, rather than assume
     // it (a fixed 100 bytes failed by 5 bits on an AVX2 machine). Beyond it, a block header of
     // a few bytes, and the payload within 0.1 % of the ideal.

@@ -216,9 +216,12 @@ impl HashedTable {
     /// follows finds it there. A hint: it changes no result.
     pub(crate) fn prefetch(&self, key: u64) {
         let (i, _) = self.place(key);
+        // 92 bytes: two or three cache lines, whatever the alignment.
         let pair = self.slots[i..i + 2].as_ptr().cast::<u8>();
-        prefetch(pair);
-        prefetch(pair.wrapping_add(std::mem::size_of::<[Slot; 2]>() - 1));
+        let last = std::mem::size_of::<[Slot; 2]>() - 1;
+        for offset in (0..last).step_by(64).chain([last]) {
+            prefetch(pair.wrapping_add(offset));
+        }
     }
 
     fn find(&self, key: u64) -> Option<usize> {

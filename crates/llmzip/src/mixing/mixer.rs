@@ -6,8 +6,8 @@ use super::logistic::squash;
 
 /// The mixer's output for `inputs` under `weights`: the stretched probability, clamped.
 ///
-/// The sum cannot overflow (inputs are 12-bit, weights within [`Learning::max_weight`] ≤ 2^24,
-/// and N is a few dozen: far inside `i64`), so it is written with wrapping operations: the
+/// The sum cannot overflow (each product of an `i16` and an `i32` is below 2^46, so fewer than
+/// 2^17 terms fit in `i64`; N is a few dozen), so it is written with wrapping operations: the
 /// same integers, without the overflow checks this crate keeps in release builds, which cost
 /// a test and a branch per term in the hottest loop of the mixing models.
 #[inline]
@@ -68,7 +68,8 @@ pub(crate) fn train<const N: usize>(
 mod tests {
     use super::*;
 
-    /// The wrapping sum is the integer sum, at the extremes of inputs and weights too.
+    /// The wrapping sum is the integer sum, at the extremes of inputs and weights too (a guard
+    /// against a narrower accumulator).
     #[test]
     fn dot_is_the_integer_sum() {
         let mut state = 7u64;

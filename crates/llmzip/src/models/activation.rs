@@ -318,6 +318,31 @@ mod tests {
     /// The maximum in lanes gives the softmax of the maximum taken left to right, bit for bit
     /// (zeros of either sign and NaN included), and the copies compiled for this CPU give the
     /// plain functions' bits; the lane sum stays a softmax, and its bits are pinned.
+    /// The dispatched gate loop (the AVX2 build where the CPU has it) gives the bits of the
+    /// baseline build, for both sets of functions, over the whole range the gates see.
+    #[test]
+    fn gru_rows_are_the_same_in_every_build() {
+        let hidden = 37;
+        let mut x = 11u32;
+        let mut next = |scale: f32| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 8) as f32 / (1 << 24) as f32 - 0.5) * scale
+        };
+        for scale in [0.5, 8.0, 60.0, 400.0] {
+            let gi: Vec<f32> = (0..3 * hidden).map(|_| next(scale)).collect();
+            let gh: Vec<f32> = (0..3 * hidden).map(|_| next(scale)).collect();
+            let h: Vec<f32> = (0..hidden).map(|_| next(2.0)).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut a, mut b) = (vec![0f32; hidden], vec![0f32; hidden]);
+            gru_row::<Portable>(&gi, &gh, &h, &mut a);
+            gru_row_lanes::<Portable>(&gi, &gh, &h, &mut b);
+            assert_eq!(bits(&a), bits(&b), "portable, scale {scale}");
+            gru_row::<super::super::glibc::Glibc>(&gi, &gh, &h, &mut a);
+            gru_row_lanes::<super::super::glibc::Glibc>(&gi, &gh, &h, &mut b);
+            assert_eq!(bits(&a), bits(&b), "glibc, scale {scale}");
+        }
+    }
+
     #[test]
     fn softmax_in_lanes_and_compiled_copies() {
         fn sequential(row: &mut [f32]) {

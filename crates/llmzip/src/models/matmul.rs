@@ -199,7 +199,8 @@ fn tile(panel: &[f32], rows: &[f32], k: usize, first_is_product: bool, out: &mut
         4 => tile_rows::<4>(panel, rows, k, first_is_product, out),
         3 => tile_rows::<3>(panel, rows, k, first_is_product, out),
         2 => tile_rows::<2>(panel, rows, k, first_is_product, out),
-        _ => tile_rows::<1>(panel, rows, k, first_is_product, out),
+        1 => tile_rows::<1>(panel, rows, k, first_is_product, out),
+        r => unreachable!("a tile holds 1 to 8 rows, not {r}"),
     }
 }
 
@@ -273,6 +274,7 @@ mod tests {
             (2, 32, 40),
             (7, 256, 256),
             (13, 256, 40),
+            (5, 1, 17),
             (8, 32, 16),
             (9, 5, 17),
             (1, 1, 1),
