@@ -6,6 +6,7 @@
 //! (detached) and restart from BOS and a zero state at random points, matching how the codec runs
 //! the model on segments.
 
+mod adamw;
 mod corpus;
 mod curve;
 
@@ -14,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use crate::models::rng::SplitMix64;
 use crate::models::{save_dir, Cell, RnnConfig, RnnLayer, CONFIG_FILE, WEIGHTS_FILE};
 use crate::{Error, Observer, Result};
+use adamw::{AdamW, OPTIMIZER_FILE};
 
 pub use corpus::Corpus;
 pub use curve::{write_csv, write_svg, CurvePoint};
@@ -348,7 +349,8 @@ pub trait TrainObserver: Observer {
 }
 
 /// Trains a model into `out_dir`, checkpointing there as it goes. With `resume`, continues from
-/// the weights and progress saved in `out_dir` (the optimizer's moments restart from zero).
+/// the weights, optimizer moments and progress saved in `out_dir` (a checkpoint without moments
+/// resumes with zero moments and re-warms the rate over a few hundred steps).
 pub fn train(
     corpus: &Corpus,
     opts: &TrainOptions,
@@ -386,14 +388,10 @@ pub fn train(
             })
             .collect::<Result<_>>()?,
     };
-    let mut opt = AdamW::new(
-        params.vars.iter().map(|(_, v)| v.clone()).collect(),
-        ParamsAdamW {
-            lr: opts.lr,
-            weight_decay: opts.weight_decay,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = AdamW::new(&params.vars, opts.weight_decay)?;
+    if resume {
+        opt.restore(out_dir)?;
+    }
     std::fs::create_dir_all(out_dir)?;
     write_json(&out_dir.join(OPTIONS_FILE), opts)?;
 
@@ -473,8 +471,7 @@ pub fn train(
         hidden = next;
         clip_gradients(&mut grads, &params, opts.clip)?;
         let progress = state.bytes_seen as f64 / opts.train_bytes as f64;
-        opt.set_learning_rate(learning_rate(opts.lr, progress));
-        opt.step(&grads)?;
+        opt.step(&grads, learning_rate(opts.lr, progress))?;
         recent.push(bpc);
         state.steps += 1;
         state.bytes_seen += (b * t) as u64;
@@ -497,10 +494,10 @@ pub fn train(
             };
             observer.evaluated(&point);
             state.curve.push(point);
-            save_checkpoint(out_dir, cfg, &params, &state)?;
+            save_checkpoint(out_dir, cfg, &params, &opt, &state)?;
         }
     }
-    save_checkpoint(out_dir, cfg, &params, &state)?;
+    save_checkpoint(out_dir, cfg, &params, &opt, &state)?;
     Ok(state)
 }
 
@@ -508,12 +505,20 @@ fn random_start(rng: &mut SplitMix64, len: usize, t: usize) -> usize {
     1 + (rng.next_u64() as usize) % (len - t - 1)
 }
 
-/// Writes weights, config, progress and the curve; the weights go through a temporary file so a
-/// crash mid-write never destroys the previous checkpoint.
-fn save_checkpoint(dir: &Path, cfg: &RnnConfig, p: &Params, state: &TrainState) -> Result<()> {
+/// Writes weights, optimizer state, config, progress and the curve; the tensors go through a
+/// temporary file so a crash mid-write never destroys the previous checkpoint.
+fn save_checkpoint(
+    dir: &Path,
+    cfg: &RnnConfig,
+    p: &Params,
+    opt: &AdamW,
+    state: &TrainState,
+) -> Result<()> {
     let tmp = dir.join(".checkpoint.tmp");
     save_dir(&tmp, cfg, &p.tensors())?;
+    opt.save(&tmp.join(OPTIMIZER_FILE))?;
     std::fs::rename(tmp.join(WEIGHTS_FILE), dir.join(WEIGHTS_FILE))?;
+    std::fs::rename(tmp.join(OPTIMIZER_FILE), dir.join(OPTIMIZER_FILE))?;
     std::fs::rename(tmp.join(CONFIG_FILE), dir.join(CONFIG_FILE))?;
     std::fs::remove_dir_all(&tmp)?;
     write_json(&dir.join(STATE_FILE), state)?;
