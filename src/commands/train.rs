@@ -54,6 +54,10 @@ pub struct TrainArgs {
     pub eval_every: u64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// From this many training bytes on, also keep the mean of the weights at every evaluation
+    /// (stochastic weight averaging): evaluated alongside, written as a model to OUT/average.
+    #[arg(long, value_parser = super::parse_size)]
+    pub average_from: Option<u64>,
 }
 
 struct Observer {
@@ -76,12 +80,14 @@ impl llmzip::train::TrainObserver for Observer {
         if !self.quiet {
             self.bar.suspend(|| {
                 eprintln!(
-                    "{:>9.2} MB  {:>7.0} s  validation {:.4} bpc  training {}",
+                    "{:>9.2} MB  {:>7.0} s  validation {:.4} bpc  training {}{}",
                     p.bytes_seen as f64 / 1e6,
                     p.seconds,
                     p.valid_bpc,
                     p.train_bpc
-                        .map_or("-".to_string(), |t| format!("{t:.4} bpc"))
+                        .map_or("-".to_string(), |t| format!("{t:.4} bpc")),
+                    p.average_bpc
+                        .map_or(String::new(), |a| format!("  average {a:.4} bpc"))
                 )
             });
         }
@@ -115,6 +121,7 @@ pub fn run(args: TrainArgs, device: llmzip::Device, workers: usize, quiet: bool)
         eval_every: args.eval_every,
         seed: args.seed,
         workers,
+        average_from: args.average_from,
         ..Default::default()
     };
     let bar = progress::bar(Some(args.bytes), "training", quiet);

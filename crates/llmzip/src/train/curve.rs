@@ -18,20 +18,31 @@ pub struct CurvePoint {
     pub valid_bpc: f64,
     /// Mean training loss since the previous point (none for the first).
     pub train_bpc: Option<f64>,
+    /// Validation bits per byte of the running mean of checkpoints, once a run keeps one.
+    #[serde(default)]
+    pub average_bpc: Option<f64>,
 }
 
-/// Writes the curve as CSV (`bytes_seen,seconds,valid_bpc,train_bpc`).
+/// Writes the curve as CSV (`bytes_seen,seconds,valid_bpc,train_bpc`, and `average_bpc` when
+/// the run keeps a mean of its checkpoints).
 pub fn write_csv(path: &Path, curve: &[CurvePoint]) -> Result<()> {
-    let mut s = String::from("bytes_seen,seconds,valid_bpc,train_bpc\n");
+    let averaged = curve.iter().any(|p| p.average_bpc.is_some());
+    let mut s = String::from("bytes_seen,seconds,valid_bpc,train_bpc");
+    s.push_str(if averaged { ",average_bpc\n" } else { "\n" });
+    let opt = |v: Option<f64>| v.map_or(String::new(), |t| format!("{t:.4}"));
     for p in curve {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{},{:.1},{:.4},{}",
             p.bytes_seen,
             p.seconds,
             p.valid_bpc,
-            p.train_bpc.map_or(String::new(), |t| format!("{t:.4}"))
+            opt(p.train_bpc)
         );
+        if averaged {
+            let _ = write!(s, ",{}", opt(p.average_bpc));
+        }
+        s.push('\n');
     }
     std::fs::write(path, s)?;
     Ok(())

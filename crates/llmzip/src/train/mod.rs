@@ -54,6 +54,10 @@ pub struct TrainOptions {
     /// should run single-threaded: the matrices are too small for candle to split well.
     #[serde(default = "one")]
     pub workers: usize,
+    /// From this many bytes seen on, keep the mean of the weights at every checkpoint (stochastic
+    /// weight averaging), evaluate it with them and write it as a model to `OUT/average/`.
+    #[serde(default)]
+    pub average_from: Option<u64>,
 }
 
 fn one() -> usize {
@@ -75,6 +79,7 @@ impl Default for TrainOptions {
             eval_bytes: 256 << 10,
             seed: 1,
             workers: 1,
+            average_from: None,
         }
     }
 }
@@ -93,6 +98,9 @@ pub struct TrainState {
     pub eval_seconds: f64,
     /// Validation points so far.
     pub curve: Vec<CurvePoint>,
+    /// Checkpoints in the running mean of `OUT/average/` (see [`TrainOptions::average_from`]).
+    #[serde(default)]
+    pub averaged: u64,
 }
 
 impl TrainState {
@@ -103,6 +111,8 @@ impl TrainState {
 }
 
 const STATE_FILE: &str = "train_state.json";
+/// The directory, inside a run's output, of the mean of its checkpoints' weights.
+pub const AVERAGE_DIR: &str = "average";
 const OPTIONS_FILE: &str = "train_options.json";
 
 struct Params {
@@ -116,6 +126,29 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_tensor())
             .expect("parameter exists")
+    }
+
+    fn from_tensors(names: &[String], tensors: &HashMap<String, Tensor>) -> Result<Params> {
+        Ok(Params {
+            vars: names
+                .iter()
+                .map(|n| -> Result<_> {
+                    let t = tensors
+                        .get(n)
+                        .ok_or_else(|| Error::Model(format!("checkpoint lacks '{n}'")))?;
+                    Ok((n.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?))
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Folds `p` into this running mean of `n - 1` weight sets, making it the mean of `n`.
+    fn fold_into_mean(&self, p: &Params, n: u64) -> Result<()> {
+        for ((_, mean), (_, w)) in self.vars.iter().zip(&p.vars) {
+            let m = mean.as_tensor();
+            mean.set(&(m + ((w.as_tensor() - m)? / n as f64)?)?)?;
+        }
+        Ok(())
     }
 
     fn tensors(&self) -> HashMap<String, Tensor> {
@@ -377,16 +410,20 @@ pub fn train(
     };
     let mut names: Vec<String> = cfg.tensor_shapes().into_iter().map(|(n, _)| n).collect();
     names.sort();
-    let params = Params {
-        vars: names
-            .iter()
-            .map(|n| -> Result<_> {
-                let t = tensors
-                    .get(n)
-                    .ok_or_else(|| Error::Model(format!("checkpoint lacks '{n}'")))?;
-                Ok((n.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?))
-            })
-            .collect::<Result<_>>()?,
+    let params = Params::from_tensors(&names, &tensors)?;
+    // The running mean of checkpoints, when the run keeps one and has started it.
+    let mut average = if state.averaged > 0 {
+        let path = out_dir.join(AVERAGE_DIR).join(WEIGHTS_FILE);
+        let saved = candle_core::safetensors::load(&path, device).map_err(|e| {
+            Error::Model(format!(
+                "the checkpoint averages {} weight sets, but {} cannot be read: {e}",
+                state.averaged,
+                path.display()
+            ))
+        })?;
+        Some(Params::from_tensors(&names, &saved)?)
+    } else {
+        None
     };
     let mut opt = AdamW::new(&params.vars, opts.weight_decay)?;
     if resume {
@@ -421,6 +458,7 @@ pub fn train(
             seconds: 0.0,
             valid_bpc: bpc,
             train_bpc: None,
+            average_bpc: None,
         };
         observer.evaluated(&point);
         state.curve.push(point);
@@ -482,6 +520,19 @@ pub fn train(
             next_eval += opts.eval_every;
             let eval_start = Instant::now();
             let valid_bpc = evaluate(&params, opts, corpus, device)?;
+            let mut average_bpc = None;
+            if opts
+                .average_from
+                .is_some_and(|from| state.bytes_seen >= from)
+            {
+                state.averaged += 1;
+                match &average {
+                    Some(mean) => mean.fold_into_mean(&params, state.averaged)?,
+                    None => average = Some(Params::from_tensors(&names, &params.tensors())?),
+                }
+                let mean = average.as_ref().expect("just made");
+                average_bpc = Some(evaluate(mean, opts, corpus, device)?);
+            }
             state.eval_seconds += eval_start.elapsed().as_secs_f64();
             state.seconds = seconds_before + started.elapsed().as_secs_f64();
             let train_bpc = Some(recent.iter().sum::<f64>() / recent.len().max(1) as f64);
@@ -491,13 +542,14 @@ pub fn train(
                 seconds: state.seconds,
                 valid_bpc,
                 train_bpc,
+                average_bpc,
             };
             observer.evaluated(&point);
             state.curve.push(point);
-            save_checkpoint(out_dir, cfg, &params, &opt, &state)?;
+            save_checkpoint(out_dir, cfg, &params, average.as_ref(), &opt, &state)?;
         }
     }
-    save_checkpoint(out_dir, cfg, &params, &opt, &state)?;
+    save_checkpoint(out_dir, cfg, &params, average.as_ref(), &opt, &state)?;
     Ok(state)
 }
 
@@ -505,18 +557,28 @@ fn random_start(rng: &mut SplitMix64, len: usize, t: usize) -> usize {
     1 + (rng.next_u64() as usize) % (len - t - 1)
 }
 
-/// Writes weights, optimizer state, config, progress and the curve; the tensors go through a
-/// temporary file so a crash mid-write never destroys the previous checkpoint.
+/// Writes weights, optimizer state, the running mean, config, progress and the curve; the
+/// tensors go through a temporary file so a crash mid-write never destroys the previous
+/// checkpoint.
 fn save_checkpoint(
     dir: &Path,
     cfg: &RnnConfig,
     p: &Params,
+    average: Option<&Params>,
     opt: &AdamW,
     state: &TrainState,
 ) -> Result<()> {
     let tmp = dir.join(".checkpoint.tmp");
     save_dir(&tmp, cfg, &p.tensors())?;
     opt.save(&tmp.join(OPTIMIZER_FILE))?;
+    if let Some(mean) = average {
+        let tmp_avg = tmp.join(AVERAGE_DIR);
+        save_dir(&tmp_avg, cfg, &mean.tensors())?;
+        let avg_dir = dir.join(AVERAGE_DIR);
+        std::fs::create_dir_all(&avg_dir)?;
+        std::fs::rename(tmp_avg.join(WEIGHTS_FILE), avg_dir.join(WEIGHTS_FILE))?;
+        std::fs::rename(tmp_avg.join(CONFIG_FILE), avg_dir.join(CONFIG_FILE))?;
+    }
     std::fs::rename(tmp.join(WEIGHTS_FILE), dir.join(WEIGHTS_FILE))?;
     std::fs::rename(tmp.join(OPTIMIZER_FILE), dir.join(OPTIMIZER_FILE))?;
     std::fs::rename(tmp.join(CONFIG_FILE), dir.join(CONFIG_FILE))?;
@@ -610,6 +672,71 @@ mod tests {
             (last2 - last).abs() < 0.05 * last,
             "1 worker {last}, 2 workers {last2}"
         );
+    }
+
+    #[test]
+    fn the_average_is_the_mean_of_the_checkpoints_across_a_resume() {
+        let text: Vec<u8> = b"one two three, two three one; "
+            .iter()
+            .cycle()
+            .take(20_000)
+            .copied()
+            .collect();
+        let corpus = Corpus::from_parts(text.clone(), text[..3000].to_vec());
+        let step = 4 * 16 * 5;
+        let opts = TrainOptions {
+            model: RnnConfig::new(Cell::Gru, 4, 8, 1),
+            batch: 4,
+            seq_len: 16,
+            eval_every: step,
+            eval_bytes: 500,
+            average_from: Some(2 * step),
+            ..Default::default()
+        };
+        struct Quiet;
+        impl crate::Observer for Quiet {}
+        impl TrainObserver for Quiet {}
+        let out = tempfile::tempdir().unwrap();
+        let weights = |dir: &Path| -> Vec<f32> {
+            let t = candle_core::safetensors::load(dir.join(WEIGHTS_FILE), &Device::Cpu).unwrap();
+            let mut names: Vec<_> = t.keys().cloned().collect();
+            names.sort();
+            names
+                .iter()
+                .flat_map(|n| t[n].flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        // Checkpoints at 1, 2, 3 and 4 steps of `step` bytes, run as two sessions; the mean
+        // starts at the second.
+        let mut seen = Vec::new();
+        for (budget, resume) in [(2 * step, false), (3 * step, true), (4 * step, true)] {
+            let o = TrainOptions {
+                train_bytes: budget,
+                ..opts.clone()
+            };
+            let state = train(
+                &corpus,
+                &o,
+                out.path(),
+                resume,
+                crate::Device::Cpu,
+                &mut Quiet,
+            )
+            .unwrap();
+            seen.push(weights(out.path()));
+            assert_eq!(state.averaged, budget / step - 1);
+            let p = state.curve.last().unwrap();
+            assert!(p.average_bpc.is_some_and(|a| a.is_finite()), "{p:?}");
+        }
+        let mean = weights(&out.path().join(AVERAGE_DIR));
+        for (i, m) in mean.iter().enumerate() {
+            let want = (seen[0][i] + seen[1][i] + seen[2][i]) / 3.0;
+            assert!((m - want).abs() < 1e-5, "{i}: {m} vs {want}");
+        }
+        // The mean is a model directory the codec can load, and the curve records it.
+        crate::models::Rnn::from_dir(&out.path().join(AVERAGE_DIR), &Device::Cpu).unwrap();
+        let csv = std::fs::read_to_string(out.path().join("curve.csv")).unwrap();
+        assert!(csv.starts_with("bytes_seen,seconds,valid_bpc,train_bpc,average_bpc\n"));
     }
 
     #[test]
