@@ -72,6 +72,16 @@ impl llmzip::Observer for Observer {
 }
 
 impl llmzip::train::TrainObserver for Observer {
+    fn resumed(&mut self, moments_restored: bool) {
+        if !self.quiet && !moments_restored {
+            self.bar.suspend(|| {
+                eprintln!(
+                    "the checkpoint has no optimizer moments (optimizer.safetensors): resuming \
+                     with zero moments, the learning rate re-warmed over the first steps"
+                )
+            });
+        }
+    }
     fn trained(&mut self, state: &TrainState, loss_bpc: f64) {
         self.bar.set_position(state.bytes_seen);
         self.bar.set_message(format!("loss {loss_bpc:.3} bpc"));
@@ -137,7 +147,7 @@ pub fn run(args: TrainArgs, device: llmzip::Device, workers: usize, quiet: bool)
     .with_context(|| format!("training into {} failed", args.out.display()))?;
     observer.bar.finish_and_clear();
     if !quiet {
-        let last = state.curve.last().map_or(f64::NAN, |p| p.valid_bpc);
+        let last = state.curve.last();
         eprintln!(
             "trained {} bytes in {:.0} s ({:.0} s of it validating); {:.0} B/s of training; \
              validation {:.4} bpc; model in {}",
@@ -145,9 +155,16 @@ pub fn run(args: TrainArgs, device: llmzip::Device, workers: usize, quiet: bool)
             state.seconds,
             state.eval_seconds,
             state.bytes_per_second(),
-            last,
+            last.map_or(f64::NAN, |p| p.valid_bpc),
             args.out.display()
         );
+        if let Some(a) = last.and_then(|p| p.average_bpc) {
+            eprintln!(
+                "the mean of the last {} checkpoints: validation {a:.4} bpc; model in {}",
+                state.averaged,
+                args.out.join(train::AVERAGE_DIR).display()
+            );
+        }
     }
     Ok(())
 }

@@ -67,6 +67,12 @@ impl AdamW {
         })
     }
 
+    /// Whether any step was taken (a state worth saving: zero moments saved as if learned would
+    /// skip the re-warm-up at the next resume).
+    pub(super) fn has_state(&self) -> bool {
+        self.step_t > 0
+    }
+
     /// Restores the moments saved in `dir`. Without a saved state (a checkpoint from before the
     /// moments were saved), keeps zero moments and re-warms the rate instead; returns whether
     /// moments were found.
@@ -81,26 +87,33 @@ impl AdamW {
             return Ok(true);
         };
         let saved = candle_core::safetensors::load(&path, &device)?;
-        let get = |key: String| -> Result<&Tensor> {
-            saved
-                .get(&key)
-                .ok_or_else(|| Error::Model(format!("{} lacks '{key}'", path.display())))
+        let what_to_do = "delete it to resume with zero moments (the rate then re-warms)";
+        let bad = |what: String| Error::Model(format!("{}: {what}; {what_to_do}", path.display()));
+        let get = |key: &str| -> Result<&Tensor> {
+            saved.get(key).ok_or_else(|| bad(format!("no '{key}'")))
         };
-        let step = get("step".into())?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let step = step.first().copied().unwrap_or(-1.0);
-        if !(step >= 0.0 && step.fract() == 0.0 && step < 1e15) {
-            return Err(Error::Model(format!(
-                "{} has an invalid step count",
-                path.display()
-            )));
-        }
+        let count = |key: &str| -> Result<u64> {
+            let v = match saved.get(key) {
+                // Files written before the re-warm-up was saved have no such entry.
+                None if key == "rewarm_left" => return Ok(0),
+                _ => get(key)?
+                    .to_dtype(DType::F64)?
+                    .flatten_all()?
+                    .to_vec1::<f64>()?,
+            };
+            match v.first() {
+                Some(&x) if x >= 0.0 && x.fract() == 0.0 && x < 1e15 => Ok(x as u64),
+                _ => Err(bad(format!("an invalid '{key}'"))),
+            }
+        };
+        let step = count("step")?;
+        let rewarm_left = count("rewarm_left")?.min(Self::REWARM_STEPS);
         for slot in &self.slots {
             for (key, moment) in [("m", &slot.m), ("v", &slot.v)] {
-                let t = get(format!("{key}.{}", slot.name))?;
+                let t = get(&format!("{key}.{}", slot.name))?;
                 if t.shape() != slot.var.shape() {
-                    return Err(Error::Model(format!(
-                        "{}: '{key}.{}' has shape {:?}, the weight {:?}",
-                        path.display(),
+                    return Err(bad(format!(
+                        "'{key}.{}' has shape {:?}, the weight {:?}",
                         slot.name,
                         t.dims(),
                         slot.var.dims()
@@ -109,12 +122,12 @@ impl AdamW {
                 moment.set(&t.to_dtype(slot.var.dtype())?)?;
             }
         }
-        self.step_t = step as u64;
-        self.rewarm_left = 0;
+        self.step_t = step;
+        self.rewarm_left = rewarm_left;
         Ok(true)
     }
 
-    /// Writes the moments and step count to `path`.
+    /// Writes the moments, the step count and what is left of a re-warm-up to `path`.
     pub(super) fn save(&self, path: &Path) -> Result<()> {
         let mut out: HashMap<String, Tensor> = HashMap::new();
         for slot in &self.slots {
@@ -126,7 +139,9 @@ impl AdamW {
             .first()
             .map(|s| s.var.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
-        out.insert("step".into(), Tensor::new(&[self.step_t as f64], &device)?);
+        for (key, value) in [("step", self.step_t), ("rewarm_left", self.rewarm_left)] {
+            out.insert(key.into(), Tensor::new(&[value as f64], &device)?);
+        }
         candle_core::safetensors::save(&out, path)?;
         Ok(())
     }
@@ -268,6 +283,24 @@ mod tests {
     }
 
     #[test]
+    fn a_re_warm_up_cut_by_a_checkpoint_goes_on_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = vars(5);
+        let mut opt = AdamW::new(&w, 0.0).unwrap();
+        assert!(!opt.has_state());
+        assert!(!opt.restore(dir.path()).unwrap());
+        for k in 0..10 {
+            opt.step(&grads(&w, k), 1.0).unwrap();
+        }
+        assert!(opt.has_state());
+        opt.save(&dir.path().join(OPTIMIZER_FILE)).unwrap();
+        let mut again = AdamW::new(&w, 0.0).unwrap();
+        assert!(again.restore(dir.path()).unwrap());
+        assert_eq!(again.rewarm_left, AdamW::REWARM_STEPS - 10);
+        assert_eq!(again.step_t, 10);
+    }
+
+    #[test]
     fn a_mismatched_state_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let w = vars(1);
@@ -284,5 +317,6 @@ mod tests {
             .restore(dir.path())
             .expect_err("refused");
         assert!(err.to_string().contains("shape"), "{err}");
+        assert!(err.to_string().contains("delete it"), "{err}");
     }
 }

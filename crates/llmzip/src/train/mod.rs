@@ -128,15 +128,22 @@ impl Params {
             .expect("parameter exists")
     }
 
-    fn from_tensors(names: &[String], tensors: &HashMap<String, Tensor>) -> Result<Params> {
+    /// New variables holding copies of `tensors` (never sharing storage with them: a mean made
+    /// from the live weights must not move with them). `from` names the source in errors.
+    fn from_tensors(
+        names: &[String],
+        tensors: &HashMap<String, Tensor>,
+        from: &dyn std::fmt::Display,
+    ) -> Result<Params> {
         Ok(Params {
             vars: names
                 .iter()
                 .map(|n| -> Result<_> {
                     let t = tensors
                         .get(n)
-                        .ok_or_else(|| Error::Model(format!("checkpoint lacks '{n}'")))?;
-                    Ok((n.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?))
+                        .ok_or_else(|| Error::Model(format!("{from} lacks '{n}'")))?;
+                    let copy = t.to_dtype(DType::F32)?.copy()?;
+                    Ok((n.clone(), Var::from_tensor(&copy)?))
                 })
                 .collect::<Result<_>>()?,
         })
@@ -379,6 +386,10 @@ pub trait TrainObserver: Observer {
 
     /// After every evaluation on the validation text.
     fn evaluated(&mut self, _point: &CurvePoint) {}
+
+    /// On `--resume`: whether the optimizer's moments were restored (if not, the checkpoint had
+    /// none, and the learning rate re-warms over a few hundred steps).
+    fn resumed(&mut self, _moments_restored: bool) {}
 }
 
 /// Trains a model into `out_dir`, checkpointing there as it goes. With `resume`, continues from
@@ -410,24 +421,29 @@ pub fn train(
     };
     let mut names: Vec<String> = cfg.tensor_shapes().into_iter().map(|(n, _)| n).collect();
     names.sort();
-    let params = Params::from_tensors(&names, &tensors)?;
-    // The running mean of checkpoints, when the run keeps one and has started it.
-    let mut average = if state.averaged > 0 {
+    let params = Params::from_tensors(&names, &tensors, &"the checkpoint")?;
+    // The running mean of checkpoints, when this run keeps one and has started it. Resumed
+    // without `--average-from`, a saved mean is left as it is (neither read nor rewritten); with
+    // it, the saved mean continues, whatever start point it had.
+    let mut average = if opts.average_from.is_some() && state.averaged > 0 {
         let path = out_dir.join(AVERAGE_DIR).join(WEIGHTS_FILE);
         let saved = candle_core::safetensors::load(&path, device).map_err(|e| {
             Error::Model(format!(
-                "the checkpoint averages {} weight sets, but {} cannot be read: {e}",
+                "the checkpoint's mean of {} weight sets, {}, cannot be read ({e}); copy the \
+                 run's {AVERAGE_DIR}/ directory along with the checkpoint, or set \
+                 \"averaged\": 0 in {STATE_FILE} to start the mean again",
                 state.averaged,
                 path.display()
             ))
         })?;
-        Some(Params::from_tensors(&names, &saved)?)
+        Some(Params::from_tensors(&names, &saved, &path.display())?)
     } else {
         None
     };
     let mut opt = AdamW::new(&params.vars, opts.weight_decay)?;
     if resume {
-        opt.restore(out_dir)?;
+        let restored = opt.restore(out_dir)?;
+        observer.resumed(restored);
     }
     std::fs::create_dir_all(out_dir)?;
     write_json(&out_dir.join(OPTIONS_FILE), opts)?;
@@ -528,7 +544,10 @@ pub fn train(
                 state.averaged += 1;
                 match &average {
                     Some(mean) => mean.fold_into_mean(&params, state.averaged)?,
-                    None => average = Some(Params::from_tensors(&names, &params.tensors())?),
+                    None => {
+                        let first = Params::from_tensors(&names, &params.tensors(), &"weights")?;
+                        average = Some(first);
+                    }
                 }
                 let mean = average.as_ref().expect("just made");
                 average_bpc = Some(evaluate(mean, opts, corpus, device)?);
@@ -557,9 +576,10 @@ fn random_start(rng: &mut SplitMix64, len: usize, t: usize) -> usize {
     1 + (rng.next_u64() as usize) % (len - t - 1)
 }
 
-/// Writes weights, optimizer state, the running mean, config, progress and the curve; the
-/// tensors go through a temporary file so a crash mid-write never destroys the previous
-/// checkpoint.
+/// Writes weights, optimizer state, the running mean, config, progress and the curve. Each file
+/// is written aside and renamed into place, the progress (`train_state.json`) last, so a crash
+/// mid-write never leaves a file half written; one between two renames leaves tensors a
+/// checkpoint ahead of the progress, which a resume then trains over again.
 fn save_checkpoint(
     dir: &Path,
     cfg: &RnnConfig,
@@ -570,20 +590,29 @@ fn save_checkpoint(
 ) -> Result<()> {
     let tmp = dir.join(".checkpoint.tmp");
     save_dir(&tmp, cfg, &p.tensors())?;
-    opt.save(&tmp.join(OPTIMIZER_FILE))?;
+    let has_moments = opt.has_state();
+    if has_moments {
+        opt.save(&tmp.join(OPTIMIZER_FILE))?;
+    }
+    let tmp_avg = tmp.join(AVERAGE_DIR);
     if let Some(mean) = average {
-        let tmp_avg = tmp.join(AVERAGE_DIR);
         save_dir(&tmp_avg, cfg, &mean.tensors())?;
+    }
+    write_json(&tmp.join(STATE_FILE), state)?;
+    // Everything is written; now the renames.
+    if average.is_some() {
         let avg_dir = dir.join(AVERAGE_DIR);
         std::fs::create_dir_all(&avg_dir)?;
         std::fs::rename(tmp_avg.join(WEIGHTS_FILE), avg_dir.join(WEIGHTS_FILE))?;
         std::fs::rename(tmp_avg.join(CONFIG_FILE), avg_dir.join(CONFIG_FILE))?;
     }
     std::fs::rename(tmp.join(WEIGHTS_FILE), dir.join(WEIGHTS_FILE))?;
-    std::fs::rename(tmp.join(OPTIMIZER_FILE), dir.join(OPTIMIZER_FILE))?;
+    if has_moments {
+        std::fs::rename(tmp.join(OPTIMIZER_FILE), dir.join(OPTIMIZER_FILE))?;
+    }
     std::fs::rename(tmp.join(CONFIG_FILE), dir.join(CONFIG_FILE))?;
+    std::fs::rename(tmp.join(STATE_FILE), dir.join(STATE_FILE))?;
     std::fs::remove_dir_all(&tmp)?;
-    write_json(&dir.join(STATE_FILE), state)?;
     write_csv(&dir.join("curve.csv"), &state.curve)?;
     write_svg(&dir.join("curve.svg"), &state.curve)?;
     Ok(())
@@ -706,10 +735,7 @@ mod tests {
                 .flat_map(|n| t[n].flatten_all().unwrap().to_vec1::<f32>().unwrap())
                 .collect()
         };
-        // Checkpoints at 1, 2, 3 and 4 steps of `step` bytes, run as two sessions; the mean
-        // starts at the second.
-        let mut seen = Vec::new();
-        for (budget, resume) in [(2 * step, false), (3 * step, true), (4 * step, true)] {
+        let run = |budget: u64, resume: bool| {
             let o = TrainOptions {
                 train_bytes: budget,
                 ..opts.clone()
@@ -723,15 +749,27 @@ mod tests {
                 &mut Quiet,
             )
             .unwrap();
-            seen.push(weights(out.path()));
             assert_eq!(state.averaged, budget / step - 1);
-            let p = state.curve.last().unwrap();
-            assert!(p.average_bpc.is_some_and(|a| a.is_finite()), "{p:?}");
-        }
-        let mean = weights(&out.path().join(AVERAGE_DIR));
-        for (i, m) in mean.iter().enumerate() {
-            let want = (seen[0][i] + seen[1][i] + seen[2][i]) / 3.0;
-            assert!((m - want).abs() < 1e-5, "{i}: {m} vs {want}");
+            let p = *state.curve.last().unwrap();
+            let mean = weights(&out.path().join(AVERAGE_DIR));
+            (p, weights(out.path()), mean)
+        };
+        // Checkpoints at 1, 2 and 3 steps of `step` bytes in one session: the mean starts at
+        // the second and takes the third in. Regression: the mean made in a session shared its
+        // storage with the weights and moved with them, so it was the last weights.
+        let (p3, w3, mean3) = run(3 * step, false);
+        assert_ne!(mean3, w3);
+        assert_ne!(p3.average_bpc, Some(p3.valid_bpc), "{p3:?}");
+        // One more checkpoint after a resume: the mean of three.
+        let (p4, w4, mean4) = run(4 * step, true);
+        assert!(p4.average_bpc.is_some_and(|a| a.is_finite()), "{p4:?}");
+        for i in 0..mean4.len() {
+            let want = (2.0 * mean3[i] + w4[i]) / 3.0;
+            assert!(
+                (mean4[i] - want).abs() < 1e-5,
+                "{i}: {} vs {want}",
+                mean4[i]
+            );
         }
         // The mean is a model directory the codec can load, and the curve records it.
         crate::models::Rnn::from_dir(&out.path().join(AVERAGE_DIR), &Device::Cpu).unwrap();
