@@ -315,9 +315,6 @@ mod tests {
         );
     }
 
-    /// The maximum in lanes gives the softmax of the maximum taken left to right, bit for bit
-    /// (zeros of either sign and NaN included), and the copies compiled for this CPU give the
-    /// plain functions' bits; the lane sum stays a softmax, and its bits are pinned.
     /// The dispatched gate loop (the AVX2 build where the CPU has it) gives the bits of the
     /// baseline build, for both sets of functions, over the whole range the gates see.
     #[test]
@@ -343,6 +340,9 @@ mod tests {
         }
     }
 
+    /// The maximum in lanes gives the softmax of the maximum taken left to right, bit for bit
+    /// (zeros of either sign and NaN included), and the copies compiled for this CPU give the
+    /// plain functions' bits; the lane sum stays a softmax, and its bits are pinned.
     #[test]
     fn softmax_in_lanes_and_compiled_copies() {
         fn sequential(row: &mut [f32]) {

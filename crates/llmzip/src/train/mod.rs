@@ -634,6 +634,11 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> Result<T> {
 mod tests {
     use super::*;
 
+    /// An observer that reports nothing.
+    struct Quiet;
+    impl crate::Observer for Quiet {}
+    impl TrainObserver for Quiet {}
+
     #[test]
     fn learning_rate_warms_up_and_decays() {
         assert!(learning_rate(1.0, 0.0) < learning_rate(1.0, 0.02));
@@ -656,9 +661,6 @@ mod tests {
             eval_bytes: 2000,
             ..Default::default()
         };
-        struct Quiet;
-        impl crate::Observer for Quiet {}
-        impl TrainObserver for Quiet {}
         let state = train(
             &corpus,
             &opts,
@@ -722,9 +724,6 @@ mod tests {
             average_from: Some(2 * step),
             ..Default::default()
         };
-        struct Quiet;
-        impl crate::Observer for Quiet {}
-        impl TrainObserver for Quiet {}
         let out = tempfile::tempdir().unwrap();
         let weights = |dir: &Path| -> Vec<f32> {
             let t = candle_core::safetensors::load(dir.join(WEIGHTS_FILE), &Device::Cpu).unwrap();
@@ -801,9 +800,6 @@ mod tests {
             eval_bytes: 500,
             ..Default::default()
         };
-        struct Quiet;
-        impl crate::Observer for Quiet {}
-        impl TrainObserver for Quiet {}
         let run = |corpus: &Corpus| {
             let out = tempfile::tempdir().unwrap();
             let state = train(
