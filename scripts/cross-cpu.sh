@@ -57,7 +57,7 @@ for a in "$g"/*.llmz; do
   name="$(basename "$a")"
   if [ $quick = 1 ]; then
     case "$name" in
-      tiny-*|empty.llmz|stored.bin.llmz|gru3-cm5.txt.llmz|fast1.txt.llmz|fast-blocks.bin.llmz|weights-segments.gguf.llmz) ;;
+      tiny-*|empty.llmz|stored.bin.llmz|gru4-cm5.txt.llmz|fast1.txt.llmz|fast-blocks.bin.llmz|weights-segments.gguf.llmz) ;;
       *) continue ;;
     esac
   fi

@@ -2,7 +2,7 @@
 # GPU benchmark, run ON the GPU machine (which has the NVIDIA driver, CUDA 13 libraries and
 # PyTorch, but no Rust and no registry), from the pieces scripts/gpu-pack.sh made here:
 #
-#   scripts/gpu-bench.sh [--models gru3-cm5,gru,smollm2:f32,smollm2:q4_1] [--bytes N]
+#   scripts/gpu-bench.sh [--models gru4-cm5,gru,smollm2:f32,smollm2:q4_1] [--bytes N]
 #                        [--check-bytes N] [--limit SECONDS]
 #
 # For each model (`name` or `name:weights`) on data/large/kernel-docs.txt (10 MiB, or its first
@@ -20,7 +20,7 @@
 # results.json (all bench rows, for `llmzip bench --include`), table.md, log.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-models="gru3-cm5,gru,smollm2:f32,smollm2:q4_1"
+models="gru4-cm5,gru,smollm2:f32,smollm2:q4_1"
 bytes=""
 check_bytes=$((1 << 20))
 limit=240

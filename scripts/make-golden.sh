@@ -33,6 +33,7 @@ make gru-cm4.txt -m gru-cm4 --window 64 --min-segment 200
 make gru2.txt -m gru2
 make gru2-cm5.txt -m gru2-cm5 --window 64 --min-segment 200
 make gru3-cm5.txt -m gru3-cm5 --window 64 --min-segment 200
+make gru4-cm5.txt -m gru4-cm5 --window 64 --min-segment 200
 make fast1.txt -m fast1 --block-size 2K
 # The default level with a block that is not text: coded by fast1 (block kind 2) between two text
 # blocks coded by the default model.

@@ -2,7 +2,7 @@
 # Where the cycles go: a flat `perf` profile (self time per function) of `llmzip compress` and
 # `decompress` with one model on one file, with the functions grouped into the pipeline's parts.
 #
-#   scripts/profile.sh [MODEL] [FILE] [THREADS]     # default: gru3-cm5, data/test/alice29.txt, 1
+#   scripts/profile.sh [MODEL] [FILE] [THREADS]     # default: gru4-cm5, data/test/alice29.txt, 1
 #
 # Prints one table per direction: the share of samples per part of the pipeline (the GRU's
 # matrix products and activations, the context mixing's parts, the coder, memory, thread
@@ -10,7 +10,7 @@
 # target/release/llmzip (LLMZIP_BIN=path profiles another build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${1:-gru3-cm5}"
+model="${1:-gru4-cm5}"
 file="${2:-data/test/alice29.txt}"
 threads="${3:-1}"
 command -v perf >/dev/null || { apt-get install -y -q linux-perf >&2; }

@@ -74,7 +74,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   echo
   echo "Rows named \`level-N\` are level N's model and schedule (\`llmzip compress -N\`); a row"
   echo "named by a model is that model at its own schedule: \`fast1\` is level 1 (and levels 2-3,"
-  echo "which differ only in block size, on files under 1 MiB), \`gru3-cm5\` level 6, \`smollm2-cm2\`"
+  echo "which differ only in block size, on files under 1 MiB), \`gru4-cm5\` level 6, \`smollm2-cm2\`"
   echo "level 9. From \`llmzip models\`:"
   echo
   echo '```text'

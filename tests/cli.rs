@@ -472,7 +472,7 @@ fn crafted_claims_fail_fast_with_the_default_model() {
         let err = crafted_fails_fast(&archive, &[], 20);
         assert!(err.contains("corrupt"), "{err}");
     }
-    // The default model's memory does not grow with the block (gru3-cm5's tables and match
+    // The default model's memory does not grow with the block (gru4-cm5's tables and match
     // history are of fixed size), so the 64 MiB claim fits the default limit and reaches the
     // same early stop.
     let err = crafted_fails_fast(&claim, &[], 20);
@@ -585,7 +585,7 @@ fn levels_pick_documented_models_and_the_help_lists_them() {
         ("--fast", "fast1"),
         ("-3", "fast1"),
         ("--level", "fast1"),
-        ("-4", "gru3-cm5"),
+        ("-4", "gru4-cm5"),
     ] {
         let mut args = vec![flag];
         if flag == "--level" {
@@ -611,7 +611,7 @@ fn levels_pick_documented_models_and_the_help_lists_them() {
         "--fast",
         "--best",
         "-9 (--best): smollm2-cm2",
-        "-6 (default): gru3-cm5",
+        "-6 (default): gru4-cm5",
     ] {
         assert!(help.contains(needle), "{needle}: {help}");
     }
@@ -644,7 +644,7 @@ fn models_lists_the_catalogue() {
     for needle in [
         "-1 (--fast)",
         "fast1",
-        "gru3-cm5",
+        "gru4-cm5",
         "smollm2-cm2",
         "built in",
         "gru-cm4",
@@ -709,7 +709,7 @@ fn concatenated_archives_decode_to_the_concatenation() {
         "{info}"
     );
     assert!(
-        info.contains("fast1") && info.contains("gru3-cm5"),
+        info.contains("fast1") && info.contains("gru4-cm5"),
         "{info}"
     );
 
@@ -890,7 +890,7 @@ fn binary_input_goes_to_the_fast_model_unless_a_model_is_named() {
     );
     std::fs::rename(dir.path().join("b.bin.llmz"), dir.path().join("fast.llmz")).unwrap();
     ok(&run(
-        &["compress", "-q", "-m", "gru3-cm5", "b.bin"],
+        &["compress", "-q", "-m", "gru4-cm5", "b.bin"],
         dir.path(),
     ));
     let info = stdout_of(&run(&["info", "b.bin.llmz"], dir.path()));

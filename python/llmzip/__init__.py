@@ -6,7 +6,7 @@ One call each way::
     archive = llmzip.compress(b"some text" * 100)            # level 6, the default
     assert llmzip.decompress(archive) == b"some text" * 100
     llmzip.compress(data, level=1)                            # fast: no neural network
-    llmzip.compress(data, model="gru3-cm5", members=1 << 20)  # independent 1 MiB members
+    llmzip.compress(data, model="gru4-cm5", members=1 << 20)  # independent 1 MiB members
 
 Files, like ``gzip.open``::
 

@@ -17,7 +17,7 @@ pub struct CompressArgs {
     pub files: FileArgs,
     #[command(flatten)]
     pub level: LevelArgs,
-    /// Model, for experts (instead of a level): a name from `llmzip models` (e.g. gru3-cm5,
+    /// Model, for experts (instead of a level): a name from `llmzip models` (e.g. gru4-cm5,
     /// smollm2-cm2, fast1), a model installed in a directory of LLMZIP_MODELS, a GGUF file, a
     /// model directory (GPT-2 or llama in Hugging Face layout, or one written by `llmzip
     /// train`; add -cm5 to mix it with the file's own statistics), a Hugging Face id, or

@@ -136,7 +136,7 @@ pub struct ScheduleArgs {
     #[arg(long, help_heading = "Schedule")]
     pub segments: Option<u64>,
     /// Split a block further only while each segment keeps this many tokens
-    /// [default: 4K for gru3-cm5 and the other -cm versions, 8K for plain gru, 1K for transformers].
+    /// [default: 4K for gru4-cm5 and the other -cm versions, 8K for plain gru, 1K for transformers].
     #[arg(long, value_parser = parse_size, help_heading = "Schedule")]
     pub min_segment: Option<u64>,
     /// Context window of transformer models in tokens; when full, the model restarts from the

@@ -80,6 +80,13 @@ pub const CATALOGUE: &[Entry] = &[
         current: true,
     },
     Entry {
+        name: "gru3-cm5",
+        aliases: &[],
+        purpose: "the third embedded GRU with mixing version 5 (the default before gru4-cm5)",
+        source: Source::BuiltIn,
+        current: false,
+    },
+    Entry {
         name: "gru2-cm5",
         aliases: &[],
         purpose: "the second embedded GRU with mixing version 5 (the default before gru3-cm5)",
@@ -118,6 +125,14 @@ pub const CATALOGUE: &[Entry] = &[
         name: "gru-cm",
         aliases: &[],
         purpose: "mixing version 1; the first default",
+        source: Source::BuiltIn,
+        current: false,
+    },
+    Entry {
+        name: "gru4",
+        aliases: &[],
+        purpose:
+            "the fourth embedded GRU alone (trained on to 256 MiB, checkpoints averaged), no mixing",
         source: Source::BuiltIn,
         current: false,
     },

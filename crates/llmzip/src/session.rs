@@ -64,7 +64,7 @@ impl Device {
     }
 }
 
-/// A model to compress with, as `-m` takes it: a catalogue name or alias (`gru3-cm5`, `best`),
+/// A model to compress with, as `-m` takes it: a catalogue name or alias (`gru4-cm5`, `best`),
 /// a model installed in a [`Registry`] directory, a Hugging Face id (`owner/name`), a path to
 /// a GGUF file or a model directory, or `tensors` for the weight-file codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl From<&std::path::Path> for ModelSpec {
 }
 
 /// What to compress with, and how to decode. `Options::default()` is level 6 (the embedded
-/// default model, `gru3-cm5`) on the CPU, as `llmzip compress` uses; set what differs with the
+/// default model, `gru4-cm5`) on the CPU, as `llmzip compress` uses; set what differs with the
 /// builder methods:
 ///
 /// ```

@@ -403,7 +403,7 @@ fn fast_blocks(archive: &[u8]) -> Vec<u64> {
 fn binary_blocks_follow_the_level_in_every_api() {
     let binary: Vec<u8> = (0u32..3000).flat_map(|i| (i * 7).to_le_bytes()).collect();
     let level = Options::default();
-    let named = Options::default().model("gru3-cm5");
+    let named = Options::default().model("gru4-cm5");
     let mut streamed = Encoder::new(Vec::new(), &level).unwrap();
     streamed.write_all(&binary).unwrap();
     let streamed = streamed.finish().unwrap();

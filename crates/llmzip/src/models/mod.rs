@@ -248,15 +248,16 @@ pub(crate) fn check_step(inputs: &[u32], rows: usize) -> Result<()> {
 
 /// Names accepted by `-m` besides paths, the current ones first (`crate::catalogue` describes
 /// each; its tests check that every name here is catalogued). `fast1` is context mixing alone,
-/// coded bit by bit ([`fast`]). `gru`, `gru2` and `gru3` are the embedded GRUs (each trained on
-/// further than the one before; `gru3` computes with portable activations). `NAME-cmN` wraps a
+/// coded bit by bit ([`fast`]). `gru`, `gru2`, `gru3` and `gru4` are the embedded GRUs (each
+/// trained on further than the one before; `gru3` and `gru4` compute with portable activations,
+/// and `gru4` is the mean of its run's last checkpoints). `NAME-cmN` wraps a
 /// byte-level model in bitwise context-mixing version N ([`BitMixed`], [`MixingVersion`]);
 /// every version works over every GRU (`gru2-cm4`) and over a directory path. Over a token
 /// model (SmolLM2, GPT-2, a llama) `NAME-cm` is the adaptive bias head and `NAME-cm2` that with
 /// token match models ([`TokenMixed`]). The list names the usual combinations.
 pub const BUILTIN_MODELS: &[&str] = &[
     fast::NAME,
-    "gru3-cm5",
+    "gru4-cm5",
     "smollm2-cm2",
     "gru",
     "gru-cm",
@@ -267,6 +268,8 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "gru2",
     "gru2-cm5",
     "gru3",
+    "gru3-cm5",
+    "gru4",
     "smollm2",
     "smollm2-cm",
     "gemma3-cm2",
@@ -275,10 +278,10 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "distilgpt2",
 ];
 
-/// The model used when none is given: the third embedded GRU (portable activations) with
-/// bitwise context mixing, version 5 (`gru2-cm5`, `gru-cm4` and `gru-cm` were the defaults
-/// before; their archives keep decoding by name).
-pub const DEFAULT_MODEL: &str = "gru3-cm5";
+/// The model used when none is given: the fourth embedded GRU (portable activations) with
+/// bitwise context mixing, version 5 (`gru3-cm5`, `gru2-cm5`, `gru-cm4` and `gru-cm` were the
+/// defaults before; their archives keep decoding by name).
+pub const DEFAULT_MODEL: &str = "gru4-cm5";
 
 /// The wrappers a model name's suffix asks for: `NAME-cmN` is mixing version N over a byte
 /// model ([`BitMixed`]); over a token model (SmolLM2, GPT-2, a llama) `-cm` is the adaptive bias
@@ -474,7 +477,7 @@ pub fn loads_by_name(name: &str, registry: &Registry) -> bool {
         || wrapper_for(name).is_some_and(|(base, _)| loads_by_name(base, registry))
 }
 
-/// True if `name` is a GRU compiled into the binary, under any mixing wrappers (`gru3-cm5`).
+/// True if `name` is a GRU compiled into the binary, under any mixing wrappers (`gru4-cm5`).
 pub(crate) fn is_embedded_byte_model(name: &str) -> bool {
     Rnn::embedded_names().any(|n| n == name)
         || wrapper_for(name).is_some_and(|(base, _)| is_embedded_byte_model(base))
@@ -509,13 +512,13 @@ mod tests {
         let none = Registry::with_dirs([]);
         for name in [
             "gru", "gru2", "gru3", "gru-cm", "gru-cm4", "gru-cm5", "gru2-cm4", "gru2-cm2",
-            "gru3-cm5",
+            "gru3-cm5", "gru4", "gru4-cm5",
         ] {
             assert!(loads_by_name(name, &none), "{name}");
             let model = load(name, &Device::Cpu, None, &Registry::default()).unwrap();
             assert_eq!(model.info().name, name);
         }
-        for name in ["mymodel", "mymodel-cm4", "gru4-cm5", "gru2-cm9", "-cm4"] {
+        for name in ["mymodel", "mymodel-cm4", "gru5-cm5", "gru2-cm9", "-cm4"] {
             assert!(!loads_by_name(name, &none), "{name}");
         }
     }

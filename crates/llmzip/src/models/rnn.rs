@@ -425,7 +425,7 @@ impl CpuWeights {
 
 /// The GRUs compiled into the binary, by name: config and weights. A retrained GRU comes under
 /// a new name (its fingerprint differs), so that archives of the older one keep decoding.
-const EMBEDDED: [(&str, &[u8], &[u8]); 3] = [
+const EMBEDDED: [(&str, &[u8], &[u8]); 4] = [
     (
         "gru",
         include_bytes!("../../models/gru/config.json"),
@@ -441,6 +441,11 @@ const EMBEDDED: [(&str, &[u8], &[u8]); 3] = [
         include_bytes!("../../models/gru3/config.json"),
         include_bytes!("../../models/gru3/model.safetensors"),
     ),
+    (
+        "gru4",
+        include_bytes!("../../models/gru4/config.json"),
+        include_bytes!("../../models/gru4/model.safetensors"),
+    ),
 ];
 
 impl Rnn {
@@ -454,7 +459,7 @@ impl Rnn {
         EMBEDDED.iter().map(|(n, ..)| *n)
     }
 
-    /// A GRU compiled into the binary, by name (`gru`, `gru2`, `gru3`); `None` for other names.
+    /// A GRU compiled into the binary, by name (`gru`, `gru2`, `gru3`, `gru4`); `None` for other names.
     pub fn builtin(name: &str, device: &Device) -> Option<Result<Rnn>> {
         let (name, config, weights) = EMBEDDED.iter().find(|(n, ..)| *n == name)?;
         Some(Rnn::from_bytes(name, config, weights, device))
@@ -749,7 +754,7 @@ mod tests {
         };
         type Loader = Box<dyn Fn() -> Rnn>;
         let mut cases: Vec<(String, Loader, Vec<u32>)> = Vec::new();
-        for name in ["gru", "gru3"] {
+        for name in ["gru", "gru3", "gru4"] {
             cases.push((
                 name.into(),
                 Box::new(move || Rnn::builtin(name, &Device::Cpu).unwrap().unwrap()),
@@ -880,8 +885,13 @@ mod tests {
         let activations: Vec<Activations> = models.iter().map(|m| m.config.activations).collect();
         assert_eq!(
             activations,
-            [Activations::Libm, Activations::Libm, Activations::Portable]
+            [
+                Activations::Libm,
+                Activations::Libm,
+                Activations::Portable,
+                Activations::Portable
+            ]
         );
-        assert!(Rnn::builtin("gru4", &Device::Cpu).is_none());
+        assert!(Rnn::builtin("gru5", &Device::Cpu).is_none());
     }
 }
