@@ -21,7 +21,9 @@ for kind in text window binary; do
   esac
   "$bin" decompress -q -c "$f" > "$tmp/$kind"
   cp -n "$f" "$s/$old-$kind.llmz"
-  "$bin" compress -q -m "$new" "${flags[@]}" -c "$tmp/$kind" > "$tmp/$kind.llmz"
+  # By level, not -m: a named model turns off the routing of binary data to fast blocks, which
+  # the binary seed exists to reach. The default level uses the new default model.
+  "$bin" compress -q "${flags[@]}" -c "$tmp/$kind" > "$tmp/$kind.llmz"
   "$bin" decompress -q -c "$tmp/$kind.llmz" | cmp - "$tmp/$kind"
   mv "$tmp/$kind.llmz" "$f"
   echo "$f: $old -> $new ($(stat -c %s "$f") bytes; the old one kept as $s/$old-$kind.llmz)" >&2

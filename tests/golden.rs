@@ -12,7 +12,7 @@ fn golden_archives_of_the_embedded_models_decode() {
     // empty, stored, gru-cm, gru, a window slide, several blocks, gru-cm2 with slides, gru-cm3,
     // gru-cm4 with slides, gru2, gru2-cm5 with slides, gru3-cm5 and gru4-cm5 with slides, the tensor
     // codec's safetensors and GGUF archives and a fine-tune against its base (versions 1 and
-    // 2), a version-2 chunk of two rANS segments, and the nine of the tiny test models.
+    // 2), a version-2 chunk of two rANS segments, and the tiny test models' archives.
     assert!(checked >= 35, "only {checked} golden archives found");
 }
 
