@@ -10,9 +10,9 @@ use common::*;
 fn golden_archives_of_the_embedded_models_decode() {
     let checked = check_golden(|name| !name.starts_with("smollm2") && !name.starts_with("gemma3"));
     // empty, stored, gru-cm, gru, a window slide, several blocks, gru-cm2 with slides, gru-cm3,
-    // gru-cm4 with slides, gru2, gru2-cm5 with slides, gru3-cm5 and gru4-cm5 with slides, the tensor
-    // codec's safetensors and GGUF archives and a fine-tune against its base (versions 1 and
-    // 2), a version-2 chunk of two rANS segments, and the tiny test models' archives.
+    // gru-cm4 with slides, gru2, gru2-cm5 with slides, gru3-cm5 and gru4-cm5 with slides, the
+    // tensor codec's safetensors and GGUF archives and a fine-tune against its base (versions 1
+    // and 2), a version-2 chunk of two rANS segments, and the tiny test models' archives.
     assert!(checked >= 35, "only {checked} golden archives found");
 }
 

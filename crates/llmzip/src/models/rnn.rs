@@ -459,7 +459,8 @@ impl Rnn {
         EMBEDDED.iter().map(|(n, ..)| *n)
     }
 
-    /// A GRU compiled into the binary, by name (`gru`, `gru2`, `gru3`, `gru4`); `None` for other names.
+    /// A GRU compiled into the binary, by name (`gru`, `gru2`, `gru3`, `gru4`); `None` for other
+    /// names.
     pub fn builtin(name: &str, device: &Device) -> Option<Result<Rnn>> {
         let (name, config, weights) = EMBEDDED.iter().find(|(n, ..)| *n == name)?;
         Some(Rnn::from_bytes(name, config, weights, device))
