@@ -133,7 +133,12 @@ PY
     echo
     echo "$probe_table"
   fi
-  # The weight-file section, kept from its own script (scripts/weights-bench.sh).
+  # The frontier and weight-file sections, kept from their own scripts (scripts/frontier.sh,
+  # scripts/weights-bench.sh).
+  if [ -f "$out/frontier/section.md" ]; then
+    echo
+    cat "$out/frontier/section.md"
+  fi
   if [ -f "$out/weights/section.md" ]; then
     echo
     cat "$out/weights/section.md"
