@@ -5,18 +5,21 @@
 # section of docs/benchmarks.md (and docs/bench/frontier/section.md, which
 # scripts/update-benchmarks.sh keeps).
 #
-#   scripts/frontier.sh [RUNS] [FILES...]     # default: 3 runs, alice29 and llmzip's own code
+#   scripts/frontier.sh [RUNS [FILES...]]     # default: 3 runs, alice29 and llmzip's own code
 #
+# PAQ8PX=BINARY names another paq8px (an empty PAQ8PX leaves it out).
 # The code file is llmzip's own sources (five files of crates/llmzip/src, about 120 KB): code that
 # is in no training data. Run nothing else meanwhile: the speeds are compared inside the run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs="${1:-3}"; [ $# -gt 0 ] && shift
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [RUNS [FILES...]] (RUNS is a count, not '$runs')" >&2; exit 2; }
+files=()
+for f in "$@"; do files+=("$(realpath "$f")"); done
+cd "$(dirname "$0")/.."
 [ -f data/test/alice29.txt ] || scripts/fetch-data.sh
 cargo build --release -q
 bin=target/release/llmzip
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-files=("$@")
 if [ ${#files[@]} = 0 ]; then
   cat crates/llmzip/src/{session,members,stream}.rs crates/llmzip/src/codec/mod.rs \
     crates/llmzip/src/format/mod.rs > "$work/code.rs"
@@ -24,7 +27,9 @@ if [ ${#files[@]} = 0 ]; then
 fi
 variants=()
 for level in 4 5 6 7 8; do variants+=("level-$level=$bin,-$level"); done
-paq=""; [ -x target/paq8px/paq8px ] && paq=target/paq8px/paq8px
+if [ -n "${PAQ8PX+set}" ]; then paq="$PAQ8PX"
+elif [ -x target/paq8px/paq8px ]; then paq=target/paq8px/paq8px
+else paq=""; fi
 table=$(PAQ8PX="$paq" scripts/speed-table.sh --runs "$runs" "${variants[@]}" -- "${files[@]}")
 section=$(
   echo "<!-- frontier: begin (scripts/frontier.sh writes this section) -->"
@@ -37,13 +42,16 @@ section=$(
   echo "and compared. \"× xz -9e\" is this row's compression time over xz -9e's on the same file in"
   if [ -n "$paq" ]; then
     echo "the same run, and \"paq8px time ÷ this\" how many times faster than paq8px -9 it is"
-    echo "($("$paq" 2>&1 | grep -m1 -o 'paq8px v[0-9]*'), built by \`scripts/paq8px.sh\`): ratios that travel between"
-    echo "machines where KB/s do not."
+    echo "($("$paq" 2>&1 | grep -m1 -o 'paq8px v[0-9]*'), built by \`scripts/paq8px.sh\`). Both yardsticks run on one thread."
   else
-    echo "the same run: a ratio that travels between machines where KB/s do not (paq8px was not built"
-    echo "for this run: \`scripts/paq8px.sh\`)."
+    echo "the same run (it runs on one thread; paq8px was not built for this run: \`scripts/paq8px.sh\`)."
   fi
-  echo "code.rs is llmzip's own sources (about 120 KB), code in no training data."
+  echo "Such ratios depend less on the machine than KB/s do, but a slowed machine moves them too:"
+  echo "compare rows of one run."
+  for f in "${files[@]}"; do
+    [ "$(basename "$f")" = code.rs ] && [ "$f" = "$work/code.rs" ] &&
+      echo "code.rs ($(stat -c %s "$f") bytes) is five of llmzip's own source files, Rust that is in no training data (the corpus holds other Rust)."
+  done
   echo
   echo "$table"
   echo "<!-- frontier: end -->"
